@@ -1,0 +1,330 @@
+"""Typed configuration: a TOML file, overridden by command-line flags.
+
+Every key is validated at start-up; a bad value raises :class:`ConfigError` whose
+message names the key, e.g. ``server.port: expected an integer from 1 to 65535, got 'x'``.
+
+Example ``/etc/videostation/config.toml``::
+
+    [station]
+    name = "Front door"
+    public_url = "https://door.example.net"
+
+    [server]
+    host = "0.0.0.0"
+    port = 443
+    cert = "/etc/letsencrypt/live/door.example.net/fullchain.pem"
+    key = "/etc/letsencrypt/live/door.example.net/privkey.pem"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/videostation/config.toml")
+
+
+def default_state_dir() -> Path:
+    """The state dir when nothing is configured: systemd's, else the user's data dir."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "videostation"
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    name: str = "Video Station"
+    """Shown on the kiosk screen and to callers."""
+    public_url: str = ""
+    """Base URL of every guest link and QR code, e.g. ``https://door.example.net``.
+    Empty: derived from the listening address (fine on a laptop, useless for phones)."""
+    room_id: str = "station"
+    """ID of the station's own room: joining it rings the station."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    """Address to listen on; ``0.0.0.0`` or ``::`` for every interface."""
+    port: int = 8080
+    """TCP port."""
+    cert: str = ""
+    """PEM certificate chain; with ``key``, the service serves HTTPS."""
+    key: str = ""
+    """PEM private key of ``cert``."""
+    state_dir: str = ""
+    """Where the database, secrets and kiosk key live. Empty: the default state dir."""
+    max_body_bytes: int = 64 * 1024
+    """Largest accepted request body; larger ones get 413."""
+    trusted_origins: list[str] = field(default_factory=list)
+    """Extra origins allowed to make state-changing requests (the service's own is always)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    session_ttl_seconds: int = 30 * 24 * 3600
+    """Lifetime of a user's login session."""
+    guest_link_ttl_seconds: int = 7 * 24 * 3600
+    """Default lifetime of a guest link."""
+    guest_session_ttl_seconds: int = 12 * 3600
+    """Lifetime of the session a guest link is exchanged for."""
+    login_attempts: int = 5
+    """Failed logins allowed per client within ``login_window_seconds``."""
+    login_window_seconds: int = 300
+    """Window of the login rate limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    source: str = "auto"
+    """``auto`` | ``picamera2`` | ``v4l2`` | ``test`` (moving test pattern)."""
+    device: str = "/dev/video0"
+    """V4L2 device for ``v4l2``."""
+    width: int = 1280
+    """Capture and encode width in pixels."""
+    height: int = 720
+    """Capture and encode height in pixels."""
+    fps: int = 30
+    """Frames per second."""
+    bitrate: int = 1_500_000
+    """Target video bitrate in bit/s."""
+    rotation: int = 0
+    """Rotate the picture by 0, 90, 180 or 270 degrees."""
+
+
+@dataclass(frozen=True, slots=True)
+class MicrophoneConfig:
+    source: str = "auto"
+    """``auto`` | ``pulse`` (PipeWire/PulseAudio) | ``alsa`` | ``test`` (test tone)."""
+    device: str = ""
+    """Pulse source name (default: the echo-cancelled default source) or ALSA device."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    ring_timeout_seconds: int = 45
+    """An unanswered ring becomes a missed call after this long."""
+    auto_answer: bool = False
+    """Answer calls from logged-in users (never guests) without a touch."""
+    auto_answer_delay_seconds: int = 5
+    """Countdown shown on the kiosk before an auto-answer."""
+    max_remote_participants: int = 4
+    """Mesh limit: remote participants in one room; one more is told the room is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class IceConfig:
+    stun_urls: list[str] = field(default_factory=list)
+    """STUN servers, e.g. ``["stun:stun.example.net:3478"]``."""
+    turn_urls: list[str] = field(default_factory=list)
+    """TURN servers, e.g. ``["turn:turn.example.net:3478?transport=udp"]``."""
+    turn_username: str = ""
+    """Static TURN user name (with ``turn_credential``)."""
+    turn_credential: str = ""
+    """Static TURN password."""
+    turn_secret: str = ""
+    """coturn ``static-auth-secret``: when set, short-lived TURN credentials are minted."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    button_pin: int = 0
+    """BCM pin of the answer button (to ground; internal pull-up). 0: no button."""
+    ring_led_pin: int = 0
+    """BCM pin of the ring LED (blinks while ringing). 0: none."""
+    live_led_pin: int = 0
+    """BCM pin of the camera-live LED (on while camera/mic are sent). 0: none."""
+    long_press_seconds: float = 1.5
+    """Holding the button this long declines a ring or hangs up."""
+    bounce_seconds: float = 0.05
+    """Debounce time of the button."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenConfig:
+    idle_blank_seconds: int = 300
+    """Blank the display after this long idle; 0 never blanks."""
+    power_command: str = "wlopm"
+    """Program that switches the display (wlr-output-power-management); empty: none."""
+    output: str = "*"
+    """Display output name for the power command."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    station: StationConfig = field(default_factory=StationConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    call: CallConfig = field(default_factory=CallConfig)
+    ice: IceConfig = field(default_factory=IceConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.server.state_dir) if self.server.state_dir else default_state_dir()
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.server.cert and self.server.key)
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` or, failing that, the URL of the listening address."""
+        if self.station.public_url:
+            return self.station.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.server.port}"
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "camera.source": ("auto", "picamera2", "v4l2", "test"),
+    "microphone.source": ("auto", "pulse", "alsa", "test"),
+}
+_RANGES: dict[str, tuple[float, float]] = {
+    "server.port": (1, 65535),
+    "server.max_body_bytes": (1024, 16 * 1024 * 1024),
+    "camera.width": (16, 4096),
+    "camera.height": (16, 4096),
+    "camera.fps": (1, 120),
+    "camera.bitrate": (50_000, 50_000_000),
+    "call.ring_timeout_seconds": (1, 3600),
+    "call.auto_answer_delay_seconds": (0, 120),
+    "call.max_remote_participants": (1, 16),
+    "gpio.button_pin": (0, 63),
+    "gpio.ring_led_pin": (0, 63),
+    "gpio.live_led_pin": (0, 63),
+    "gpio.long_press_seconds": (0.1, 30),
+    "gpio.bounce_seconds": (0, 5),
+    "auth.session_ttl_seconds": (60, 10 * 365 * 24 * 3600),
+    "auth.guest_link_ttl_seconds": (60, 10 * 365 * 24 * 3600),
+    "auth.guest_session_ttl_seconds": (60, 365 * 24 * 3600),
+    "auth.login_attempts": (1, 1000),
+    "auth.login_window_seconds": (1, 24 * 3600),
+    "screen.idle_blank_seconds": (0, 7 * 24 * 3600),
+}
+
+
+def _describe(tp: Any) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    return "a list of strings"
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against the field type ``tp``; raise ConfigError naming ``key``."""
+    ok: bool
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # list[str]
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+    if key in _RANGES:
+        low, high = _RANGES[key]
+        if not low <= value <= high:
+            raise ConfigError(f"{key}: expected a value from {low:g} to {high:g}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[key])}, got {value!r}")
+    return value
+
+
+def _section(name: str, cls: type[Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a table, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(f"{name}.{key}", hints[key], value)
+    return cls(**values)
+
+
+def from_mapping(data: dict[str, Any]) -> Config:
+    """Build a validated :class:`Config` from a parsed TOML document."""
+    hints = typing.get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for name, raw in data.items():
+        if name not in hints:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(sorted(hints))})")
+        sections[name] = _section(name, hints[name], raw)
+    config = Config(**sections)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    """Cross-field checks."""
+    url = config.station.public_url
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"station.public_url: expected an http:// or https:// URL, got {url!r}")
+    if bool(config.server.cert) != bool(config.server.key):
+        raise ConfigError("server.cert: cert and key must be given together")
+    if config.camera.rotation not in (0, 90, 180, 270):
+        raise ConfigError(
+            f"camera.rotation: expected 0, 90, 180 or 270, got {config.camera.rotation!r}"
+        )
+    room = config.station.room_id
+    if not room or len(room) > 64 or not all(c.isalnum() or c in "-_" for c in room):
+        raise ConfigError(f"station.room_id: expected 1-64 letters, digits, - or _, got {room!r}")
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read ``path`` (the default path if None; a missing default file is fine),
+    apply ``overrides`` like ``{"server.port": 9000}`` and validate."""
+    data: dict[str, Any] = {}
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config: file not found: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"config: cannot read {path} (permission denied)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        table = data.setdefault(section, {})
+        if isinstance(table, dict):
+            table[key] = value
+    return from_mapping(data)
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
