@@ -183,6 +183,18 @@ class Config:
         """``public_url`` or, failing that, the URL of the listening address."""
         if self.station.public_url:
             return self.station.public_url.rstrip("/")
+        return self.local_url
+
+    @property
+    def kiosk_base_url(self) -> str:
+        """Where the station's own screen loads the page: the listening address, except
+        under TLS, where the certificate names the public host (Ansible maps that name to
+        this machine in /etc/hosts)."""
+        return self.base_url if self.tls else self.local_url
+
+    @property
+    def local_url(self) -> str:
+        """The URL of the listening address as seen from this machine."""
         host = self.server.host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding
             host = "127.0.0.1"
@@ -327,4 +339,3 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
 
 def as_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
-

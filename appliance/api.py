@@ -1,0 +1,303 @@
+"""REST handlers under /api/ (documented in appliance/openapi.py and the README)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, errors, qr
+from .auth import IssuedLink
+from .http import (
+    clear_session_cookie,
+    field,
+    json_body,
+    require,
+    session_of,
+    set_session_cookie,
+)
+from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
+from .openapi import openapi_document
+
+routes = web.RouteTableDef()
+MAX_LABEL = 60
+MAX_ROOM_NAME = 60
+MAX_GUEST_TTL = 365 * 24 * 3600
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+# -- auth ------------------------------------------------------------------------------
+
+
+@routes.post("/api/auth/login")
+async def login(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    password = field(data, "password", str)
+    auth = request.app[AUTH]
+    config = request.app[CONFIG]
+    try:
+        # scrypt takes tens of milliseconds: keep it off the event loop.
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: auth.check_password(password, client=_client(request))
+        )
+    except errors.WrongPassword:
+        request.app[METRICS].inc("logins_total", result="failed")
+        raise
+    request.app[METRICS].inc("logins_total", result="ok")
+    from .auth import Session
+
+    ttl = config.auth.session_ttl_seconds
+    token = auth.issue_session(Session("user", None, "user"), ttl=ttl)
+    response = web.json_response({"role": "user", "room": None})
+    set_session_cookie(request, response, token, max_age=ttl)
+    return response
+
+
+@routes.post("/api/auth/logout")
+async def logout(request: web.Request) -> web.Response:
+    response = web.json_response({"ok": True})
+    clear_session_cookie(request, response)
+    return response
+
+
+@routes.get("/api/auth/me")
+async def me(request: web.Request) -> web.Response:
+    session = session_of(request)
+    body: dict[str, Any] = {"role": session.role, "room": session.room}
+    if session.role == "guest":
+        body["label"] = session.label
+    return web.json_response(body)
+
+
+@routes.post("/api/auth/guest")
+async def guest(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    token = field(data, "guest_token", str)
+    auth = request.app[AUTH]
+    session = auth.redeem_guest_token(token)
+    ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
+    link = request.app[STORE].get_guest_link(session.subject)
+    ttl = max(60, min(ttl, int(link.expires_at - time.time()) + 3600))
+    response = web.json_response({"role": "guest", "room": session.room, "label": session.label})
+    set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
+    return response
+
+
+@routes.post("/api/auth/kiosk")
+async def kiosk(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    key = field(data, "key", str)
+    auth = request.app[AUTH]
+    auth.limiter.check(_client(request))
+    try:
+        session = auth.kiosk_session(key)
+    except errors.InvalidToken:
+        auth.limiter.failed(_client(request))
+        raise
+    ttl = 10 * 365 * 24 * 3600  # the screen on the wall stays logged in
+    response = web.json_response({"role": "kiosk", "room": session.room})
+    set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
+    return response
+
+
+# -- station and rooms -----------------------------------------------------------------
+
+
+@routes.get("/api/station")
+async def station_info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return web.json_response(
+        {"name": config.station.name, "room_id": config.station.room_id, "version": __version__}
+    )
+
+
+def _room_json(request: web.Request, room_id: str) -> dict[str, Any]:
+    room = request.app[STORE].get_room(room_id)
+    body = room.to_json()
+    body["participants"] = len(request.app[ROOMS].remotes(room_id))
+    return body
+
+
+@routes.get("/api/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    require(request, "user")
+    rooms = [_room_json(request, r.id) for r in request.app[STORE].list_rooms()]
+    return web.json_response({"rooms": rooms})
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24].strip("-")
+    return f"{slug or 'room'}-{secrets.token_hex(3)}"
+
+
+@routes.post("/api/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    require(request, "user")
+    data = await json_body(request)
+    name = " ".join(str(field(data, "name", str)).split())
+    if not name or len(name) > MAX_ROOM_NAME:
+        raise errors.ValidationError(f"'name' must have 1 to {MAX_ROOM_NAME} characters.")
+    room = request.app[STORE].create_room(_slug(name), name)
+    return web.json_response(_room_json(request, room.id), status=201)
+
+
+@routes.get(r"/api/rooms/{room_id}")
+async def get_room(request: web.Request) -> web.Response:
+    room_id = request.match_info["room_id"]
+    session = require(request, "user", "guest", "kiosk")
+    if not session.may_enter(room_id):
+        raise errors.Forbidden("You may only see your own room.")
+    return web.json_response(_room_json(request, room_id))
+
+
+@routes.delete(r"/api/rooms/{room_id}")
+async def delete_room(request: web.Request) -> web.Response:
+    require(request, "user")
+    room_id = request.match_info["room_id"]
+    store = request.app[STORE]
+    if store.get_room(room_id).is_station:
+        raise errors.StationRoomProtected()
+    store.delete_room(room_id)
+    await request.app[HUB].close_room(room_id)
+    return web.json_response({"deleted": room_id})
+
+
+# -- guest links -----------------------------------------------------------------------
+
+
+def _link_response(request: web.Request, issued: IssuedLink) -> dict[str, Any]:
+    base = request.app[CONFIG].base_url
+    url = f"{base}/#/room/{issued.link.room_id}?guest_token={issued.token}"
+    return {
+        "guest_url": url,
+        "guest_qr_code": qr.png_data_url(url),
+        "guest_token": issued.token,
+        "expires_at": issued.link.expires_at,
+        "jti": issued.link.jti,
+        "label": issued.link.label,
+        "max_uses": issued.link.max_uses,
+    }
+
+
+async def _make_link(request: web.Request, room_id: str) -> web.Response:
+    request.app[STORE].get_room(room_id)
+    data = await json_body(request, optional=True)
+    config = request.app[CONFIG]
+    ttl = field(
+        data, "ttl_seconds", int, required=False, default=config.auth.guest_link_ttl_seconds
+    )
+    if not 60 <= ttl <= MAX_GUEST_TTL:
+        raise errors.ValidationError(f"'ttl_seconds' must be from 60 to {MAX_GUEST_TTL}.")
+    max_uses = field(data, "max_uses", int, required=False)
+    if max_uses is not None and not 1 <= max_uses <= 10_000:
+        raise errors.ValidationError("'max_uses' must be from 1 to 10000.")
+    label = " ".join(str(field(data, "label", str, required=False, default="")).split())
+    if len(label) > MAX_LABEL:
+        raise errors.ValidationError(f"'label' may have at most {MAX_LABEL} characters.")
+    issued = request.app[AUTH].make_guest_link(room_id, ttl=ttl, label=label, max_uses=max_uses)
+    request.app[METRICS].inc("guest_links_created_total")
+    return web.json_response(_link_response(request, issued), status=201)
+
+
+@routes.post(r"/api/rooms/{room_id}/generate-guest-link")
+@routes.post(r"/api/rooms/{room_id}/generate-guest-link/")
+async def generate_guest_link(request: web.Request) -> web.Response:
+    require(request, "user")
+    return await _make_link(request, request.match_info["room_id"])
+
+
+@routes.post("/api/kiosk/guest-link")
+async def kiosk_guest_link(request: web.Request) -> web.Response:
+    session = require(request, "kiosk")
+    assert session.room is not None
+    return await _make_link(request, session.room)
+
+
+@routes.get(r"/api/rooms/{room_id}/guest-links")
+async def list_guest_links(request: web.Request) -> web.Response:
+    require(request, "user")
+    room_id = request.match_info["room_id"]
+    store = request.app[STORE]
+    store.get_room(room_id)
+    return web.json_response(
+        {"guest_links": [link.to_json() for link in store.list_guest_links(room_id)]}
+    )
+
+
+@routes.delete(r"/api/rooms/{room_id}/guest-links/{jti}")
+async def revoke_guest_link(request: web.Request) -> web.Response:
+    require(request, "user")
+    room_id, jti = request.match_info["room_id"], request.match_info["jti"]
+    request.app[STORE].get_room(room_id)
+    link = request.app[STORE].revoke_guest_link(room_id, jti)
+    await request.app[HUB].close_guest(jti)
+    return web.json_response(link.to_json())
+
+
+# -- calls -----------------------------------------------------------------------------
+
+
+@routes.get("/api/calls")
+async def call_log(request: web.Request) -> web.Response:
+    require(request, "user", "kiosk")
+    station = request.app[STATION]
+    calls = [c.to_json() for c in request.app[STORE].list_calls()]
+    return web.json_response({"current": station.describe(), "calls": calls})
+
+
+# -- health, metrics, OpenAPI ----------------------------------------------------------
+
+
+def _device(status: str, source: str) -> str:
+    """Devices are closed while idle; then say which source a call would use."""
+    return f"off (source: {source})" if status == "off" else status
+
+
+@routes.get("/api/health/")
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    media = app[MEDIA].status()
+    database = "ok" if app[STORE].healthy() else "error"
+    hardware: dict[str, Any] = app[HARDWARE]
+    body: dict[str, Any] = {
+        "status": "ok" if database == "ok" else "degraded",
+        "version": __version__,
+        "uptime_seconds": round(app[METRICS].uptime, 3),
+        "camera": _device(media.get("camera", "unknown"), app[CONFIG].camera.source),
+        "microphone": _device(media.get("microphone", "unknown"), app[CONFIG].microphone.source),
+        "database": database,
+        **hardware,
+        "call": app[STATION].state,
+        "password_set": app[AUTH].password_set,
+    }
+    return web.json_response(body, status=200 if database == "ok" else 503)
+
+
+@routes.get("/api/metrics/")
+@routes.get("/api/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    require(request, "user")
+    return web.Response(
+        text=request.app[METRICS].render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[CONFIG].base_url))
+
+
+@routes.route("*", "/api/{tail:.*}")
+async def api_not_found(request: web.Request) -> web.Response:
+    raise errors.NotFound(f"No API endpoint {request.method} {request.path}.")

@@ -1,0 +1,273 @@
+"""The application factory and the serve loop.
+
+``create_app(config)`` wires everything; every resource is a ``cleanup_ctx``
+generator (set up, yield, tear down), so SIGTERM from systemd closes peers, sockets
+and the database in order. ``serve(config)`` listens, then tells systemd READY=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from . import api
+from .auth import Auth
+from .call import Station
+from .config import Config
+from .http import error_middleware, security_middleware, static_handler, web_root
+from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
+from .media import StationMedia
+from .metrics import Metrics
+from .rooms import Rooms
+from .signaling import Hub
+from .store import Store
+from .systemd import Notifier, run_watchdog
+
+log = logging.getLogger(__name__)
+NOTIFIER = web.AppKey("notifier", Notifier)
+PIN_FACTORY = web.AppKey("pin_factory", object)
+
+
+def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Application:
+    """Build the service. ``pin_factory``: a gpiozero pin factory (MockFactory in tests)."""
+    app = web.Application(
+        middlewares=[error_middleware, security_middleware],
+        client_max_size=config.server.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app[HARDWARE] = {}
+    app[NOTIFIER] = Notifier()
+    if pin_factory is not None:
+        app[PIN_FACTORY] = pin_factory
+    _describe_metrics(app[METRICS])
+    app.cleanup_ctx.extend([_state_ctx, _call_ctx, _hardware_ctx, _systemd_ctx])
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_routes(api.routes)
+    app.router.add_get("/ws/", _ws)
+    app.router.add_get("/ws", _ws)
+    serve_static = static_handler(web_root())
+    app.router.add_get("/", serve_static)
+    app.router.add_get("/{path:.*}", serve_static)
+    return app
+
+
+def _describe_metrics(metrics: Metrics) -> None:
+    metrics.describe("signaling_messages_total", "Signaling messages received, by type")
+    metrics.describe("signaling_errors_total", "Signaling messages refused, by error code")
+    metrics.describe("websocket_connections_total", "WebSocket connections opened")
+    metrics.describe("http_errors_total", "HTTP requests answered with an error, by code")
+    metrics.describe("logins_total", "Login attempts, by result")
+    metrics.describe("guest_links_created_total", "Guest links made")
+
+
+async def _ws(request: web.Request) -> web.StreamResponse:
+    response: web.StreamResponse = await request.app[HUB].handle(request)
+    return response
+
+
+async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    state_dir = config.state_path
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(state_dir / "station.db")
+    store.ensure_station_room(config.station.room_id, config.station.name)
+    app[STORE] = store
+    app[AUTH] = Auth(
+        store,
+        state_dir,
+        station_room=config.station.room_id,
+        login_attempts=config.auth.login_attempts,
+        login_window=config.auth.login_window_seconds,
+    )
+    app[ROOMS] = Rooms(max_remotes=config.call.max_remote_participants)
+    metrics = app[METRICS]
+    rooms = app[ROOMS]
+    metrics.gauge("peers", "Peers connected to signaling", lambda: float(rooms.count()))
+    metrics.gauge(
+        "rooms_active", "Rooms with someone in them", lambda: float(len(rooms.room_ids()))
+    )
+    metrics.gauge("rooms", "Rooms in the database", lambda: float(len(store.list_rooms())))
+    yield
+    store.close()
+
+
+async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
+    from aiortc import RTCIceServer
+
+    from .media.peer import StationPeers
+    from .turn import ice_servers
+
+    config = app[CONFIG]
+    media = StationMedia(config.camera, config.microphone)
+    app[MEDIA] = media
+    hub_ref: list[Hub] = []
+
+    async def send(peer_id: str, payload: dict[str, Any]) -> None:
+        await hub_ref[0].from_station(peer_id, payload)
+
+    station_ref: list[Station] = []
+    servers = [RTCIceServer(**s) for s in ice_servers(config.ice)]
+    peers = StationPeers(
+        media,
+        ice_servers=servers,
+        send=send,
+        on_closed=lambda peer_id: station_ref[0].media_changed(),
+    )
+    station = Station(
+        room=config.station.room_id,
+        rooms=app[ROOMS],
+        store=app[STORE],
+        media=peers,
+        ring_timeout=config.call.ring_timeout_seconds,
+        auto_answer=config.call.auto_answer,
+        auto_answer_delay=config.call.auto_answer_delay_seconds,
+    )
+    station_ref.append(station)
+    app[STATION] = station
+    hub = Hub(
+        config=config, store=app[STORE], rooms=app[ROOMS], station=station, metrics=app[METRICS]
+    )
+    hub_ref.append(hub)
+    app[HUB] = hub
+    metrics = app[METRICS]
+    metrics.gauge(
+        "call_live",
+        "1 while the station's camera and microphone are sent",
+        lambda: float(station.live),
+    )
+    metrics.gauge(
+        "calls_answered",
+        "Calls answered (call log)",
+        lambda: float(app[STORE].count_calls().get("answered", 0)),
+    )
+    metrics.gauge(
+        "calls_missed",
+        "Calls missed (call log)",
+        lambda: float(app[STORE].count_calls().get("missed", 0)),
+    )
+    metrics.gauge(
+        "calls_declined",
+        "Calls declined (call log)",
+        lambda: float(app[STORE].count_calls().get("declined", 0)),
+    )
+    for name in media.counters():
+        metrics.gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
+    yield
+    await station.close()
+    await peers.close_all()
+    await media.close()
+
+
+def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
+    return lambda: float(media.counters().get(name, 0))
+
+
+async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
+    from .gpio import StationControls
+    from .screen import ScreenPower
+
+    config = app[CONFIG]
+    station = app[STATION]
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(coro: Any) -> None:
+        task = loop.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    controls = StationControls(
+        config.gpio,
+        loop=loop,
+        on_press=lambda: spawn(station.button_pressed()),
+        on_long_press=lambda: spawn(station.button_held()),
+        pin_factory=app.get(PIN_FACTORY),
+    )
+    screen = ScreenPower(config.screen)
+    app[HARDWARE]["gpio"] = controls.describe()
+    app[HARDWARE]["screen"] = screen.describe()
+
+    def follow(call: dict[str, Any]) -> None:
+        controls.set_ringing(call["state"] == "ringing")
+        controls.set_live(bool(call["live"]))
+        busy = call["state"] != "idle"
+        screen.hold(busy)
+        spawn(screen.wake() if call["state"] == "ringing" else screen.activity())
+
+    station.observers.append(follow)
+    yield
+    station.observers.remove(follow)
+    for task in list(tasks):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    controls.close()
+    await screen.close()
+
+
+async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
+    notifier = app[NOTIFIER]
+    station = app[STATION]
+
+    def status(call: dict[str, Any]) -> None:
+        notifier.status(station.status_line())
+
+    station.observers.append(status)
+    watchdog = asyncio.create_task(run_watchdog(notifier), name="watchdog")
+    yield
+    notifier.stopping()
+    watchdog.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watchdog
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.server.cert, config.server.key)
+    return context
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT: listen, notify READY=1, then shut down cleanly."""
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        config.server.host,
+        config.server.port,
+        ssl_context=ssl_context(config),
+        reuse_address=True,
+    )
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = app[NOTIFIER]
+    notifier.ready()
+    notifier.status(app[STATION].status_line())
+    log.info("listening on %s (station %r)", config.base_url, config.station.name)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        notifier.stopping()
+        await runner.cleanup()

@@ -1,0 +1,319 @@
+"""Who may do what: the master password, sessions, guest links and the kiosk key.
+
+Three roles (see DESIGN.md "Security model"):
+
+- ``user`` knows the master password (stored as a scrypt hash);
+- ``guest`` holds a room-scoped JWT from a guest link and trades it for a guest
+  session limited to that room;
+- ``kiosk`` is the station's own screen, holding the key in ``kiosk.key``.
+
+Sessions are HS256 JWTs in an HttpOnly cookie. Changing the password bumps a
+session epoch, which logs every user out everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jwt
+
+from .errors import (
+    GuestLinkRevoked,
+    GuestLinkUsedUp,
+    InvalidToken,
+    NotAuthenticated,
+    PasswordNotSet,
+    TokenExpired,
+    TokenNotYetValid,
+    TooManyAttempts,
+    WrongPassword,
+    WrongRoom,
+)
+from .store import GuestLink, Store
+
+Role = Literal["user", "guest", "kiosk"]
+ALGORITHM = "HS256"
+GUEST_AUDIENCE = "vs:guest"
+SESSION_AUDIENCE = "vs:session"
+LEEWAY_SECONDS = 5
+SESSION_COOKIE = "vs_session"
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+def write_secret_file(path: Path, nbytes: int = 32) -> str:
+    """Return the secret in ``path``, creating it (mode 0600) on first use."""
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    os.chmod(path, 0o600)
+    return value
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
+    )
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=32,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed, base64.b64decode(digest))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    role: Role
+    """user, guest or kiosk."""
+    room: str | None
+    """The only room a guest may enter; the station room for the kiosk; None for users."""
+    subject: str
+    """Who: "user", "kiosk" or the guest link's jti."""
+    label: str = ""
+    """For guests: who the link was made for."""
+
+    def may_enter(self, room_id: str) -> bool:
+        return self.role == "user" or self.room == room_id
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    token: str
+    link: GuestLink
+
+
+class LoginLimiter:
+    """At most ``attempts`` failed logins per client within ``window`` seconds."""
+
+    def __init__(self, *, attempts: int, window: float) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def check(self, client: str) -> None:
+        now = time.monotonic()
+        failures = self._recent(client, now)
+        if len(failures) >= self.attempts:
+            retry = max(1, int(failures[0] + self.window - now) + 1)
+            raise TooManyAttempts(retry, f"Too many failed logins; try again in {retry} s.")
+
+    def failed(self, client: str) -> None:
+        self._recent(client, time.monotonic()).append(time.monotonic())
+        if len(self._failures) > 10_000:  # bound memory under a spray from many addresses
+            for key in list(self._failures)[:5000]:
+                del self._failures[key]
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+class Auth:
+    """Issues and checks every credential of the station.
+
+    Example::
+
+        auth = Auth(store, state_dir, station_room="station")
+        auth.set_password("correct horse")
+        cookie = auth.login("correct horse", client="192.0.2.1", ttl=3600)
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        state_dir: Path,
+        *,
+        station_room: str,
+        login_attempts: int = 5,
+        login_window: float = 300,
+    ) -> None:
+        self.store = store
+        self.station_room = station_room
+        self._secret = write_secret_file(state_dir / "secret.key", 48)
+        self.kiosk_key = write_secret_file(state_dir / "kiosk.key", 32)
+        self.limiter = LoginLimiter(attempts=login_attempts, window=login_window)
+
+    # -- password ---------------------------------------------------------------------
+
+    def set_password(self, password: str) -> None:
+        if len(password) < 8:
+            raise ValueError("The master password must have at least 8 characters.")
+        self.store.set_setting("password_hash", hash_password(password))
+        epoch = int(self.store.get_setting("session_epoch") or 0) + 1
+        self.store.set_setting("session_epoch", str(epoch))
+
+    @property
+    def password_set(self) -> bool:
+        return self.store.get_setting("password_hash") is not None
+
+    def check_password(self, password: str, *, client: str) -> None:
+        self.limiter.check(client)
+        stored = self.store.get_setting("password_hash")
+        if stored is None:
+            raise PasswordNotSet()
+        if not verify_password(password, stored):
+            self.limiter.failed(client)
+            raise WrongPassword()
+        self.limiter.succeeded(client)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def _epoch(self) -> int:
+        return int(self.store.get_setting("session_epoch") or 0)
+
+    def issue_session(self, session: Session, *, ttl: int) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": session.subject,
+            "role": session.role,
+            "room": session.room,
+            "label": session.label,
+            "aud": SESSION_AUDIENCE,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        if session.role == "user":
+            claims["epoch"] = self._epoch()
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def read_session(self, token: str | None) -> Session:
+        if not token:
+            raise NotAuthenticated()
+        claims = self._decode(token, SESSION_AUDIENCE)
+        role = claims.get("role")
+        if role not in ("user", "guest", "kiosk"):
+            raise InvalidToken("Unknown role in session.")
+        if role == "user" and claims.get("epoch") != self._epoch():
+            raise NotAuthenticated("Your session has ended; log in again.")
+        if role == "guest":
+            link = self.store_link(str(claims["sub"]))
+            if link is None or link.revoked:
+                raise GuestLinkRevoked()
+        room = claims.get("room")
+        return Session(
+            role,
+            room if isinstance(room, str) else None,
+            str(claims["sub"]),
+            str(claims.get("label") or ""),
+        )
+
+    def store_link(self, jti: str) -> GuestLink | None:
+        try:
+            return self.store.get_guest_link(jti)
+        except LookupError:
+            return None
+
+    def kiosk_session(self, key: str) -> Session:
+        if not isinstance(key, str) or not hmac.compare_digest(key, self.kiosk_key):
+            raise InvalidToken("Wrong kiosk key.")
+        return Session("kiosk", self.station_room, "kiosk")
+
+    # -- guest links ------------------------------------------------------------------
+
+    def make_guest_link(
+        self, room_id: str, *, ttl: int, label: str = "", max_uses: int | None = None
+    ) -> IssuedLink:
+        # Short claims keep the link, and so its QR code, small enough to scan from a
+        # phone at arm's length.
+        now = int(time.time())
+        jti = secrets.token_urlsafe(12)
+        claims = {
+            "sub": "guest",
+            "role": "guest",
+            "room": room_id,
+            "aud": GUEST_AUDIENCE,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": jti,
+        }
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        link = self.store.add_guest_link(
+            jti=jti,
+            room_id=room_id,
+            label=label,
+            created_at=now,
+            expires_at=now + ttl,
+            max_uses=max_uses,
+        )
+        return IssuedLink(token, link)
+
+    def redeem_guest_token(self, token: str, *, room_id: str | None = None) -> Session:
+        """Check a guest token and count one use; return the guest's session."""
+        claims = self._decode(token, GUEST_AUDIENCE)
+        if claims.get("role") != "guest" or not isinstance(claims.get("room"), str):
+            raise InvalidToken("Not a guest token.")
+        if room_id is not None and claims["room"] != room_id:
+            raise WrongRoom()
+        jti = str(claims["jti"])
+        link = self.store_link(jti)
+        if link is None or link.room_id != claims["room"]:
+            raise InvalidToken("Unknown guest link.")
+        if link.revoked:
+            raise GuestLinkRevoked()
+        used = self.store.use_guest_link(jti)
+        if used is None:
+            raise (
+                GuestLinkRevoked() if self.store.get_guest_link(jti).revoked else GuestLinkUsedUp()
+            )
+        return Session("guest", used.room_id, jti, used.label)
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        if not isinstance(token, str) or len(token) > 4096:
+            raise InvalidToken()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "jti", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenExpired() from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenNotYetValid() from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"Invalid token ({type(exc).__name__}).") from exc
+        return claims

@@ -1,0 +1,360 @@
+"""The station's call state machine: idle → ringing → in call → idle.
+
+It decides when the station's camera and microphone are sent (only in a call),
+which browsers connect to which, and what goes into the call log. Hardware (LEDs,
+screen power, systemd status) follows it through ``observers``: each is called with
+the call object after every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from .errors import CallStateError, Forbidden
+from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+State = Literal["idle", "ringing", "in-call"]
+Ended = Literal["hangup", "declined", "missed", "cancelled"]
+Observer = Callable[[dict[str, Any]], None]
+
+
+class MediaPeers(Protocol):
+    """The station's media peer (appliance.media.peer.StationPeers)."""
+
+    async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None: ...
+    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None: ...
+    async def close(self, peer_id: str) -> None: ...
+    async def close_all(self) -> None: ...
+
+    @property
+    def live(self) -> bool: ...
+
+
+class Station:
+    """One station, one call at a time, in the room ``room``.
+
+    Example::
+
+        station = Station(room="station", rooms=rooms, store=store, media=peers)
+        await station.remote_joined(peer)      # rings
+        await station.local_action("answer")   # the button or the kiosk
+    """
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        rooms: Rooms,
+        store: Store,
+        media: MediaPeers,
+        ring_timeout: float = 45,
+        auto_answer: bool = False,
+        auto_answer_delay: float = 5,
+    ) -> None:
+        self.room = room
+        self.rooms = rooms
+        self.store = store
+        self.media = media
+        self.ring_timeout = ring_timeout
+        self.auto_answer = auto_answer
+        self.auto_answer_delay = auto_answer_delay
+        self.state: State = "idle"
+        self.callers: list[Peer] = []
+        self.in_call: list[Peer] = []
+        self.since = time.time()
+        self.ring_timeout_at: float | None = None
+        self.auto_answer_at: float | None = None
+        self.ended: Ended | None = None
+        self.observers: list[Observer] = []
+        self._call_id: int | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._auto: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- views ------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.media.live
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "callers": [{"id": p.id, "name": p.name} for p in self.callers],
+            "in_call": [{"id": p.id, "name": p.name} for p in self.in_call],
+            "live": self.live,
+            "since": self.since,
+            "ring_timeout_at": self.ring_timeout_at,
+            "auto_answer_at": self.auto_answer_at,
+            "ended": self.ended,
+        }
+
+    def status_line(self) -> str:
+        """For systemd's STATUS=: "idle", "ringing: Grandma", "in call with 2"."""
+        if self.state == "ringing":
+            return "ringing: " + ", ".join(p.name for p in self.callers)
+        if self.state == "in-call":
+            return f"in call with {len(self.in_call)}"
+        return "idle"
+
+    async def _changed(self) -> None:
+        call = self.describe()
+        await self.rooms.broadcast(self.room, {"type": "call-state", "call": call})
+        for observer in list(self.observers):
+            try:
+                observer(call)
+            except Exception:
+                log.exception("call observer failed")
+
+    def media_changed(self) -> None:
+        """The media peer dropped a connection by itself (ICE failed): tell everyone.
+        Scheduled, not awaited, because the media peer may call this while we hold the lock."""
+        task = asyncio.get_running_loop().create_task(self._changed_locked())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _changed_locked(self) -> None:
+        async with self._lock:
+            await self._changed()
+
+    # -- events from the room ---------------------------------------------------------
+
+    async def remote_joined(self, peer: Peer) -> None:
+        async with self._lock:
+            await self._ring(peer)
+
+    async def remote_left(self, peer: Peer) -> None:
+        async with self._lock:
+            if peer in self.callers:
+                self.callers.remove(peer)
+                if not self.callers:
+                    await self._end("cancelled", outcome="missed")
+                    return
+                await self._changed()
+            elif peer in self.in_call:
+                await self._leave_call(peer, notify_self=False)
+
+    async def screen_joined(self, screen: Peer) -> None:
+        async with self._lock:
+            if self.state == "in-call":
+                await self._connect_screen(screen)
+
+    async def screen_left(self, screen: Peer) -> None:
+        async with self._lock:
+            await self.media.close(screen.id)
+            await self._changed()
+
+    async def signal(self, sender: Peer, payload: dict[str, Any]) -> None:
+        """A browser's signaling message for the station peer."""
+        if sender not in self.in_call and sender is not self.rooms.screen(self.room):
+            raise CallStateError("The station is not in a call with you.")
+        await self.media.handle_signal(sender.id, payload)
+
+    # -- actions ----------------------------------------------------------------------
+
+    async def action(self, sender: Peer, action: str) -> None:
+        """A `call` message from a browser in the station room."""
+        if sender.kind == "screen":
+            if action not in ("answer", "decline", "hangup"):
+                raise Forbidden("The kiosk answers, declines or hangs up.")
+            await self.local_action(action)
+            return
+        if sender.kind != "remote":
+            raise Forbidden()
+        async with self._lock:
+            if action == "ring":
+                if sender in self.callers or sender in self.in_call:
+                    raise CallStateError("You are already calling.")
+                await self._ring(sender)
+            elif action == "hangup":
+                if sender in self.callers:
+                    self.callers.remove(sender)
+                    if not self.callers:
+                        await self._end("cancelled", outcome="missed")
+                    else:
+                        await self._changed()
+                elif sender in self.in_call:
+                    await self._leave_call(sender, notify_self=True)
+                else:
+                    raise CallStateError("You are not in a call.")
+            else:
+                raise Forbidden("Only the station answers or declines.")
+
+    async def local_action(self, action: str) -> None:
+        """An action at the station itself: the kiosk's buttons or the GPIO button."""
+        async with self._lock:
+            if action == "answer":
+                if self.state != "ringing":
+                    raise CallStateError("Nothing to answer.")
+                await self._answer()
+            elif action == "decline":
+                if self.state != "ringing":
+                    raise CallStateError("Nothing to decline.")
+                await self._end("declined", outcome="declined")
+            elif action == "hangup":
+                if self.state == "ringing":
+                    await self._end("declined", outcome="declined")
+                elif self.state == "in-call":
+                    await self._end("hangup")
+                else:
+                    raise CallStateError("No call to hang up.")
+            else:
+                raise Forbidden("The station cannot do that.")
+
+    async def button_pressed(self) -> None:
+        """Short press: answer a ring, otherwise nothing."""
+        with contextlib.suppress(CallStateError):
+            await self.local_action("answer")
+
+    async def button_held(self) -> None:
+        """Long press: decline a ring or hang up a call."""
+        with contextlib.suppress(CallStateError):
+            await self.local_action("hangup")
+
+    # -- transitions (called with the lock held) --------------------------------------
+
+    async def _ring(self, peer: Peer) -> None:
+        if self.state == "in-call":
+            self.in_call.append(peer)
+            await self._changed()
+            await self._connect_remote(peer)
+            return
+        self.callers.append(peer)
+        if self.state == "idle":
+            self.state = "ringing"
+            self.since = time.time()
+            self.ended = None
+            self.ring_timeout_at = self.since + self.ring_timeout
+            self._call_id = self.store.call_started(self.room, peer.name)
+            self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
+            log.info("ringing", extra={"room_id": self.room, "peer_id": peer.id})
+        if self.auto_answer and peer.role == "user" and self._auto is None:
+            self.auto_answer_at = time.time() + self.auto_answer_delay
+            self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")
+        await self._changed()
+
+    async def _ring_timeout(self) -> None:
+        await asyncio.sleep(self.ring_timeout)
+        async with self._lock:
+            if self.state == "ringing":
+                self._timer = None
+                await self._end("missed", outcome="missed")
+
+    async def _auto_answer(self) -> None:
+        await asyncio.sleep(self.auto_answer_delay)
+        async with self._lock:
+            self._auto = None
+            if self.state == "ringing":
+                await self._answer()
+
+    def _cancel_timers(self) -> None:
+        current = asyncio.current_task()
+        for task in (self._timer, self._auto):
+            if task is not None and task is not current:
+                task.cancel()
+        self._timer = self._auto = None
+        self.ring_timeout_at = self.auto_answer_at = None
+
+    async def _answer(self) -> None:
+        self._cancel_timers()
+        self.state = "in-call"
+        self.since = time.time()
+        self.in_call, self.callers = self.callers, []
+        if self._call_id is not None:
+            self.store.call_answered(self._call_id)
+        log.info("answered", extra={"room_id": self.room})
+        screen = self.rooms.screen(self.room)
+        if screen is not None:
+            await self._connect_screen(screen, with_remotes=False)
+        for index, peer in enumerate(self.in_call):
+            await self._connect_remote(peer, others=self.in_call[:index])
+        await self._changed()
+
+    async def _connect_screen(self, screen: Peer, *, with_remotes: bool = True) -> None:
+        station = self._station_stub()
+        await screen.send(connect_message(screen, station, send=False))
+        await self.media.open(screen.id, audio=False)
+        if with_remotes:
+            for peer in self.in_call:
+                await screen.send(connect_message(screen, peer, send=False))
+                await peer.send(connect_message(peer, screen, send=True))
+        await self._changed()
+
+    async def _connect_remote(self, peer: Peer, *, others: list[Peer] | None = None) -> None:
+        """Connect a remote that enters the call to the station, the screen and the others."""
+        station = self._station_stub()
+        await peer.send(connect_message(peer, station, send=False))
+        screen = self.rooms.screen(self.room)
+        if screen is not None:
+            await peer.send(connect_message(peer, screen, send=True))
+            await screen.send(connect_message(screen, peer, send=False))
+        for other in others if others is not None else self.in_call:
+            if other is not peer:
+                await peer.send(connect_message(peer, other, send=True))
+                await other.send(connect_message(other, peer, send=True))
+        await self.media.open(peer.id, audio=True)
+
+    async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
+        self.in_call.remove(peer)
+        await self.media.close(peer.id)
+        screen = self.rooms.screen(self.room)
+        others = [*self.in_call, *([screen] if screen else [])]
+        for other in others:
+            await other.send({"type": "disconnect", "peer_id": peer.id})
+            if notify_self:
+                await peer.send({"type": "disconnect", "peer_id": other.id})
+        if notify_self:
+            await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+        if not self.in_call:
+            await self._end("hangup")
+        else:
+            await self._changed()
+
+    async def _end(self, why: Ended, *, outcome: str | None = None) -> None:
+        self._cancel_timers()
+        was_in_call = list(self.in_call)
+        screen = self.rooms.screen(self.room)
+        await self.media.close_all()
+        for peer in was_in_call:
+            await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+            for other in [*was_in_call, *([screen] if screen else [])]:
+                if other is not peer:
+                    await peer.send({"type": "disconnect", "peer_id": other.id})
+            if screen is not None:
+                await screen.send({"type": "disconnect", "peer_id": peer.id})
+        if screen is not None and self.state == "in-call":
+            await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+        if self._call_id is not None:
+            self.store.call_ended(self._call_id, outcome)
+            self._call_id = None
+        log.info("call ended: %s", why, extra={"room_id": self.room})
+        self.state = "idle"
+        self.callers = []
+        self.in_call = []
+        self.since = time.time()
+        self.ended = why
+        await self._changed()
+
+    def _station_stub(self) -> Peer:
+        return Peer(STATION_PEER_ID, self.room, "Station", "station", "station", _nowhere)
+
+    async def close(self) -> None:
+        """Shut down: end any call (logged), close every media peer."""
+        async with self._lock:
+            if self.state != "idle":
+                await self._end("hangup", outcome="missed" if self.state == "ringing" else None)
+            self._cancel_timers()
+            await self.media.close_all()
+
+
+async def _nowhere(message: dict[str, Any]) -> None:
+    """The station stub never receives through the room: its signals go to the media peer."""

@@ -1,0 +1,205 @@
+"""The ``videostation`` command: serve, set-password, guest-link, kiosk-url, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__, qr
+from .config import Config, load
+from .errors import ConfigError
+
+log = logging.getLogger("appliance")
+
+
+def _common(parser: argparse.ArgumentParser, *, address: bool = False) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="TOML config file (default: /etc/videostation/config.toml)",
+    )
+    parser.add_argument("--state-dir", metavar="DIR", help="state directory (database, keys)")
+    if address:
+        parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, help="TCP port (default 8080)")
+        parser.add_argument(
+            "--public-url",
+            metavar="URL",
+            help="base URL of guest links, e.g. https://door.example.net",
+        )
+        parser.add_argument("--cert", metavar="PEM", help="TLS certificate chain")
+        parser.add_argument("--key", metavar="PEM", help="TLS private key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videostation",
+        description="Video Station: a video-call appliance for a Raspberry Pi.",
+    )
+    parser.add_argument("--version", action="version", version=f"videostation {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the station service")
+    _common(serve, address=True)
+    serve.add_argument(
+        "--camera", choices=["auto", "picamera2", "v4l2", "test"], help="camera source"
+    )
+    serve.add_argument(
+        "--microphone", choices=["auto", "pulse", "alsa", "test"], help="microphone source"
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    pw = sub.add_parser("set-password", help="set the master password")
+    _common(pw)
+    pw.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the password from standard input instead of a prompt",
+    )
+
+    link = sub.add_parser("guest-link", help="make a guest link and print it with its QR code")
+    _common(link, address=True)
+    link.add_argument("room", nargs="?", help="room id (default: the station's room)")
+    link.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime (default from config)")
+    link.add_argument("--label", default="", help="who the link is for, e.g. Grandma")
+    link.add_argument("--max-uses", type=int, metavar="N", help="how often it may be used")
+    link.add_argument("--no-qr", action="store_true", help="print only the URL")
+
+    kiosk = sub.add_parser("kiosk-url", help="print the URL of the station's own screen")
+    _common(kiosk, address=True)
+
+    doctor = sub.add_parser("doctor", help="check the station and say what is wrong")
+    _common(doctor, address=True)
+    doctor.add_argument(
+        "--make-cert",
+        action="store_true",
+        help="make a self-signed TLS certificate in the state dir",
+    )
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {"server.state_dir": getattr(args, "state_dir", None)}
+    for flag, key in (
+        ("host", "server.host"),
+        ("port", "server.port"),
+        ("public_url", "station.public_url"),
+        ("cert", "server.cert"),
+        ("key", "server.key"),
+        ("camera", "camera.source"),
+        ("microphone", "microphone.source"),
+    ):
+        overrides[key] = getattr(args, flag, None)
+    return load(args.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"videostation: configuration error: {exc}", file=sys.stderr)
+        return 2
+    command = args.command.replace("-", "_")
+    handler = globals()[f"cmd_{command}"]
+    try:
+        return int(handler(config, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from .app import serve
+    from .systemd import setup_logging
+
+    setup_logging(level=getattr(logging, args.log_level))
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(
+            f"videostation: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _auth(config: Config) -> Any:
+    from .auth import Auth
+    from .store import Store
+
+    state = config.state_path
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(state / "station.db")
+    store.ensure_station_room(config.station.room_id, config.station.name)
+    return Auth(store, state, station_room=config.station.room_id)
+
+
+def cmd_set_password(config: Config, args: argparse.Namespace) -> int:
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New master password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            print("videostation: the passwords differ; nothing changed.", file=sys.stderr)
+            return 1
+    try:
+        _auth(config).set_password(password)
+    except ValueError as exc:
+        print(f"videostation: {exc}", file=sys.stderr)
+        return 1
+    print(f"Master password set in {config.state_path}. Every user session was logged out.")
+    return 0
+
+
+def cmd_guest_link(config: Config, args: argparse.Namespace) -> int:
+    auth = _auth(config)
+    room = args.room or config.station.room_id
+    try:
+        auth.store.get_room(room)
+    except LookupError:
+        print(
+            f"videostation: no room {room!r}. Rooms: "
+            + ", ".join(r.id for r in auth.store.list_rooms()),
+            file=sys.stderr,
+        )
+        return 1
+    ttl = args.ttl or config.auth.guest_link_ttl_seconds
+    if ttl < 60:
+        print("videostation: --ttl must be at least 60 seconds.", file=sys.stderr)
+        return 1
+    issued = auth.make_guest_link(room, ttl=ttl, label=args.label, max_uses=args.max_uses)
+    url = f"{config.base_url}/#/room/{room}?guest_token={issued.token}"
+    if not args.no_qr:
+        print(qr.terminal_text(url))
+    print(url)
+    return 0
+
+
+def kiosk_url(config: Config, key: str) -> str:
+    return f"{config.kiosk_base_url}/#/kiosk?key={key}"
+
+
+def cmd_kiosk_url(config: Config, args: argparse.Namespace) -> int:
+    print(kiosk_url(config, _auth(config).kiosk_key))
+    return 0
+
+
+def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(config, make_cert=args.make_cert)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

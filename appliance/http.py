@@ -1,0 +1,234 @@
+"""HTTP plumbing shared by every handler: JSON errors, security headers, the Origin
+check, session cookies, request bodies and the static PWA."""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import errors
+from .auth import SESSION_COOKIE, Session
+from .keys import AUTH, CONFIG, METRICS
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ]
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def json_error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(error_body(code, message), status=status, headers=headers or None)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    400: "bad_request",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as ``{"error": {"code", "message"}}`` with the right status."""
+    try:
+        return await handler(request)
+    except errors.VideoStationError as exc:
+        request.app[METRICS].inc("http_errors_total", code=exc.code)
+        headers: dict[str, str] = {}
+        if isinstance(exc, errors.TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
+        return json_error(exc.status, exc.code, exc.message, **headers)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api", "/ws")):
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        request.app[METRICS].inc("http_errors_total", code=code)
+        return json_error(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        request.app[METRICS].inc("http_errors_total", code="internal_error")
+        return json_error(500, "internal_error", "Something went wrong on the station.")
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Origin check on state-changing requests; security headers on every answer."""
+    if request.method not in SAFE_METHODS:
+        check_origin(request)
+    response = await handler(request)
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.path.startswith("/api"):
+        headers.setdefault("Cache-Control", "no-store")
+    if request.app[CONFIG].tls:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def allowed_origins(request: web.Request) -> set[str]:
+    config = request.app[CONFIG]
+    origins = {f"{request.scheme}://{request.host}", *config.server.trusted_origins}
+    public = urlsplit(config.base_url)
+    origins.add(f"{public.scheme}://{public.netloc}")
+    return origins
+
+
+def check_origin(request: web.Request) -> None:
+    """Refuse cross-site state changes. A request without Origin (curl, the CLI) passes:
+    browsers always send Origin on cross-origin POSTs and WebSocket upgrades."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in allowed_origins(request):
+        raise errors.OriginRejected(f"Requests from {origin[:100]} are not allowed.")
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+def session_of(request: web.Request) -> Session:
+    return request.app[AUTH].read_session(request.cookies.get(SESSION_COOKIE))
+
+
+def optional_session(request: web.Request) -> Session | None:
+    try:
+        return session_of(request)
+    except errors.AuthError:
+        return None
+
+
+def require(request: web.Request, *roles: str) -> Session:
+    session = session_of(request)
+    if session.role not in roles:
+        raise errors.Forbidden(f"This needs the {' or '.join(roles)} role.")
+    return session
+
+
+def set_session_cookie(
+    request: web.Request, response: web.Response, token: str, *, max_age: int
+) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[CONFIG].tls,
+        path="/",
+    )
+
+
+def clear_session_cookie(request: web.Request, response: web.Response) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/", samesite="Strict", secure=request.app[CONFIG].tls)
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object. Empty bodies are ``{}`` when ``optional``."""
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    if not raw.strip():
+        if optional:
+            return {}
+        raise errors.InvalidJSON("Send a JSON object.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise errors.InvalidJSON("The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise errors.ValidationError("The body must be a JSON object.")
+    return data
+
+
+def field(
+    data: dict[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None
+) -> Any:
+    """One typed field of a JSON body; bool is not accepted where int is asked."""
+    if name not in data or data[name] is None:
+        if required:
+            raise errors.ValidationError(f"'{name}' is required.")
+        return default
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise errors.ValidationError(f"'{name}' must be of type {kind.__name__}.")
+    return value
+
+
+# -- static files ----------------------------------------------------------------------
+
+
+def web_root() -> Path:
+    """The PWA's folder: inside the installed wheel, or web/ in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "web", here.parent / "web"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return here.parent / "web"
+
+
+def static_handler(root: Path) -> Handler:
+    root = root.resolve()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        rel = request.match_info.get("path", "") or "index.html"
+        try:
+            path = (root / rel).resolve()
+            path.relative_to(root)
+        except (ValueError, OSError):
+            raise web.HTTPNotFound() from None
+        if path.is_dir():
+            path = path / "index.html"
+        if not path.is_file() or path.suffix == ".py" or "__pycache__" in path.parts:
+            raise web.HTTPNotFound()
+        response = web.FileResponse(path)
+        ctype = mimetypes.guess_type(path.name)[0]
+        if path.suffix == ".webmanifest":
+            ctype = "application/manifest+json"
+        elif path.suffix in (".js", ".mjs"):
+            ctype = "text/javascript"
+        if ctype:
+            response.content_type = ctype
+        # The shell is small and changes with upgrades: always revalidate.
+        response.headers["Cache-Control"] = "no-cache"
+        if path.name == "sw.js":
+            response.headers["Service-Worker-Allowed"] = "/"
+        return response
+
+    return serve

@@ -1,0 +1,284 @@
+"""The station peer: sends the station's camera and microphone to each viewer.
+
+One ``RTCPeerConnection`` per viewer (each remote participant, and the kiosk screen
+for its local preview). The station only sends, and is always the offerer (the
+impolite side of perfect negotiation). It is transport-agnostic: ``send(peer_id,
+payload)`` carries the payload of a ``signal`` message to the browser, and the
+browser's ``signal`` payloads come back through :meth:`StationPeers.handle_signal`::
+
+    peers = StationPeers(media, ice_servers=[], send=hub_send, on_closed=call.peer_gone)
+    await peers.open("gA1", audio=True)    # send("gA1", {"description": offer, "session": 1})
+    await peers.handle_signal("gA1", {"description": {"type": "answer", "sdp": "..."}})
+    await peers.close_all()                         # hang-up: camera closes after the linger
+
+aiortc does not trickle: the offer carries the station's gathered candidates. The
+browser's candidates go to ``addIceCandidate`` (buffered until its answer is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from ..errors import MalformedMessage, UnknownPeer
+from .encoder import EncodedVideoTrack
+from .fanout import AudioFanoutTrack
+from .station import StationMedia
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+OnClosed = Callable[[str], Awaitable[None] | None]
+
+# Constrained baseline first (what every browser decodes in hardware), then
+# baseline, then VP8 for the rare peer without H.264.
+VIDEO_PREFERENCE = (("video/H264", "42e01f"), ("video/H264", "42001f"), ("video/VP8", None))
+
+
+def video_codec_preferences() -> list[Any]:
+    """aiortc codec capabilities in the station's order of preference, RTX included."""
+    available = RTCRtpSender.getCapabilities("video").codecs
+    chosen = []
+    for mime, profile in VIDEO_PREFERENCE:
+        for codec in available:
+            if codec.mimeType == mime and (
+                profile is None or codec.parameters.get("profile-level-id") == profile
+            ):
+                chosen.append(codec)
+    chosen += [c for c in available if c.mimeType == "video/rtx"]
+    return chosen
+
+
+def negotiated_codec(transceiver: Any) -> str:
+    """``"H264"`` or ``"VP8"``: the codec the transceiver's sender uses (after the answer)."""
+    # aiortc keeps the negotiated list, preferred first, in the transceiver; the
+    # sender sends with codecs[0].
+    codecs = getattr(transceiver, "_codecs", [])
+    if not codecs:
+        raise MalformedMessage("the answer has no video codec in common")
+    return str(codecs[0].mimeType.split("/", 1)[1]).upper()
+
+
+@dataclass(slots=True)
+class _Peer:
+    peer_id: str
+    pc: RTCPeerConnection
+    session: int
+    audio: bool
+    video: bool
+    video_track: EncodedVideoTrack | None = None
+    audio_track: AudioFanoutTrack | None = None
+    answered: bool = False
+    pending: list[dict[str, Any] | None] = field(default_factory=list)
+    codec: str | None = None
+
+
+class StationPeers:
+    """Every station peer connection of the current call, keyed by the viewer's peer id."""
+
+    def __init__(
+        self,
+        media: StationMedia,
+        *,
+        ice_servers: list[RTCIceServer],
+        send: Send,
+        on_closed: OnClosed | None = None,
+    ) -> None:
+        self._media = media
+        self._ice_servers = ice_servers
+        self._send = send
+        self._on_closed = on_closed
+        self._peers: dict[str, _Peer] = {}
+        self._sessions = 0
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    @property
+    def live(self) -> bool:
+        """True while any peer connection exists (camera and microphone are sent)."""
+        return bool(self._peers)
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._peers
+
+    async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
+        """Connect to ``peer_id``: build a send-only connection and send it an offer.
+
+        The screen gets ``audio=False`` (its preview needs no sound)."""
+        if peer_id in self._peers:
+            await self.close(peer_id)
+        self._sessions += 1
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
+        peer = _Peer(peer_id, pc, self._sessions, audio, video)
+        self._peers[peer_id] = peer  # registered before the first await
+        pc.on("connectionstatechange", lambda: self._state_changed(peer))
+        try:
+            if video:
+                peer.video_track = self._media.video_track()
+                transceiver = pc.addTransceiver(peer.video_track, direction="sendonly")
+                transceiver.setCodecPreferences(video_codec_preferences())
+                self._hook_keyframe_requests(transceiver.sender, peer.video_track)
+            if audio:
+                peer.audio_track = self._media.audio_track()
+                pc.addTransceiver(peer.audio_track, direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            offer = pc.localDescription
+            logger.info("peer %s: offer, session %d", peer_id, peer.session)
+            await self._send(
+                peer_id,
+                {"description": {"type": offer.type, "sdp": offer.sdp}, "session": peer.session},
+            )
+        except BaseException:
+            if self._peers.get(peer_id) is peer:
+                await self._discard(peer)
+            raise
+
+    @staticmethod
+    def _hook_keyframe_requests(sender: Any, track: EncodedVideoTrack) -> None:
+        """Route this peer's PLI/FIR to the shared encoder.
+
+        aiortc answers a PLI/FIR by calling ``sender._send_keyframe()``, which only
+        flags the sender's own encoder, unused for pre-encoded packets.
+        """
+        original = sender._send_keyframe
+
+        def send_keyframe() -> None:
+            original()
+            track.request_keyframe()
+
+        sender._send_keyframe = send_keyframe
+
+    def _state_changed(self, peer: _Peer) -> None:
+        state = peer.pc.connectionState
+        logger.info("peer %s: connection %s", peer.peer_id, state)
+        if state in ("failed", "closed") and self._peers.get(peer.peer_id) is peer:
+            task = asyncio.ensure_future(self._lost(peer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _lost(self, peer: _Peer) -> None:
+        if self._peers.get(peer.peer_id) is not peer:
+            return
+        await self._discard(peer)
+        if self._on_closed is not None:
+            result = self._on_closed(peer.peer_id)
+            if result is not None:
+                await result
+
+    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None:
+        """A ``signal`` from the browser: its ``description`` (answer), a ``candidate``
+        (an RTCIceCandidateInit, or null for end-of-candidates), or ``restart``."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise UnknownPeer(f"no station connection to peer {peer_id!r}")
+        if not isinstance(payload, dict):
+            raise MalformedMessage("signal payload must be an object")
+        if payload.get("restart") is True:
+            logger.info("peer %s: restart requested", peer_id)
+            await self.open(peer_id, audio=peer.audio, video=peer.video)
+        elif "description" in payload:
+            await self._answer(peer, payload["description"])
+        elif "candidate" in payload:
+            candidate = payload["candidate"]
+            if candidate is not None and not isinstance(candidate, dict):
+                raise MalformedMessage("candidate must be an RTCIceCandidateInit object or null")
+            if peer.answered:
+                await self._add_candidate(peer, candidate)
+            else:
+                peer.pending.append(candidate)
+        else:
+            raise MalformedMessage("signal needs one of description, candidate or restart")
+
+    async def _answer(self, peer: _Peer, description: Any) -> None:
+        if not isinstance(description, dict) or not isinstance(description.get("sdp"), str):
+            raise MalformedMessage("description must be an object with type and sdp")
+        if description.get("type") != "answer":
+            raise MalformedMessage(
+                f"the station only takes answers, got {description.get('type')!r}"
+            )
+        if peer.pc.signalingState != "have-local-offer":
+            raise MalformedMessage(f"unexpected answer in state {peer.pc.signalingState}")
+        try:
+            await peer.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=description["sdp"], type="answer")
+            )
+        except Exception as exc:  # aiortc raises ValueError, OperationError...
+            raise MalformedMessage(f"cannot use the answer: {exc}") from exc
+        peer.answered = True
+        for transceiver in peer.pc.getTransceivers():
+            if transceiver.kind == "video" and peer.video_track is not None:
+                peer.codec = negotiated_codec(transceiver)
+                peer.video_track.set_codec(peer.codec)
+        logger.info("peer %s: answered, video codec %s", peer.peer_id, peer.codec)
+        pending, peer.pending = peer.pending, []
+        for candidate in pending:
+            await self._add_candidate(peer, candidate)
+
+    async def _add_candidate(self, peer: _Peer, init: dict[str, Any] | None) -> None:
+        text = "" if init is None else init.get("candidate", "")
+        if not isinstance(text, str):
+            raise MalformedMessage("candidate.candidate must be a string")
+        if not text:
+            return  # end-of-candidates: aiortc needs nothing
+        assert init is not None
+        mid, index = init.get("sdpMid"), init.get("sdpMLineIndex")
+        if mid is None and index is None:
+            raise MalformedMessage("candidate needs sdpMid or sdpMLineIndex")
+        try:
+            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+        except (AssertionError, ValueError, IndexError) as exc:
+            raise MalformedMessage(f"cannot parse candidate {text!r}") from exc
+        candidate.sdpMid = mid if isinstance(mid, str) else None
+        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+        try:
+            await peer.pc.addIceCandidate(candidate)
+        except ValueError as exc:
+            raise MalformedMessage(f"candidate refused: {exc}") from exc
+
+    async def close(self, peer_id: str) -> None:
+        """End the connection to ``peer_id`` (nothing happens for an unknown id)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            await self._discard(peer)
+
+    async def _discard(self, peer: _Peer) -> None:
+        if self._peers.get(peer.peer_id) is peer:
+            del self._peers[peer.peer_id]
+        for track in (peer.video_track, peer.audio_track):
+            if track is not None:
+                track.stop()
+        await peer.pc.close()
+        logger.info("peer %s: closed, session %d", peer.peer_id, peer.session)
+
+    async def close_all(self) -> None:
+        """Hang-up: close every connection at once."""
+        await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
+
+    def stats(self) -> dict[str, Any]:
+        """Per peer: session, connection state, video codec, packets handed to the
+        sender and dropped (slow peer), audio frames; plus the media counters."""
+        return {
+            "peers": {
+                peer_id: {
+                    "session": peer.session,
+                    "state": peer.pc.connectionState,
+                    "codec": peer.codec,
+                    "video_packets": peer.video_track.sent if peer.video_track else 0,
+                    "video_dropped": peer.video_track.dropped if peer.video_track else 0,
+                    "audio_frames": peer.audio_track.sent if peer.audio_track else 0,
+                }
+                for peer_id, peer in self._peers.items()
+            },
+            "media": self._media.counters(),
+        }

@@ -1,0 +1,176 @@
+"""The signaling codec: JSON frames to typed messages and back (docs/signaling.md).
+
+Pure functions, no sockets: :func:`parse` turns a text frame into one of the
+message dataclasses or raises a :class:`~appliance.errors.SignalingError`;
+:func:`encode` turns an outgoing message (a plain dict with a ``type``) into text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
+
+VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+MAX_NAME_CHARS = 40
+CallAction = Literal["ring", "answer", "decline", "hangup"]
+CALL_ACTIONS: tuple[CallAction, ...] = ("ring", "answer", "decline", "hangup")
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    version: int
+    """Protocol version the client speaks."""
+    room: str
+    """Room to enter."""
+    name: str
+    """Display name (1-40 characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    to: str
+    """Peer id of the receiver."""
+    payload: dict[str, Any]
+    """Exactly one of {"description": ...}, {"candidate": ...}, {"restart": True}."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    action: CallAction
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    audio_muted: bool
+    video_muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+Message = Join | Signal | Call | Media | Leave | Ping
+
+
+def _str(data: dict[str, Any], key: str, *, max_len: int = 200) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise MalformedMessage(
+            f"'{key}' must be a non-empty string of at most {max_len} characters."
+        )
+    return value
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if not isinstance(value, bool):
+        raise MalformedMessage(f"'{key}' must be true or false.")
+    return value
+
+
+def _description(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedMessage("'description' must be an object.")
+    kind = value.get("type")
+    if kind not in ("offer", "answer", "pranswer", "rollback"):
+        raise MalformedMessage("'description.type' must be offer, answer, pranswer or rollback.")
+    sdp = value.get("sdp", "")
+    if not isinstance(sdp, str) or (kind != "rollback" and not sdp):
+        raise MalformedMessage("'description.sdp' must be a non-empty string.")
+    return {"type": kind, "sdp": sdp}
+
+
+def _candidate(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("candidate", ""), str):
+        raise MalformedMessage("'candidate' must be an RTCIceCandidateInit object or null.")
+    clean: dict[str, Any] = {"candidate": value.get("candidate", "")}
+    mid = value.get("sdpMid")
+    if mid is not None and not isinstance(mid, str):
+        raise MalformedMessage("'candidate.sdpMid' must be a string or null.")
+    index = value.get("sdpMLineIndex")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise MalformedMessage("'candidate.sdpMLineIndex' must be a non-negative integer or null.")
+    clean["sdpMid"] = mid
+    clean["sdpMLineIndex"] = index
+    return clean
+
+
+def parse(frame: str | bytes) -> Message:
+    """Parse one text frame. Raises MessageTooLarge, MalformedMessage or UnknownMessageType."""
+    if isinstance(frame, bytes):
+        raise MalformedMessage("Binary frames are not supported; send JSON text.")
+    if len(frame) > MAX_FRAME_BYTES:
+        raise MessageTooLarge(f"Messages may be at most {MAX_FRAME_BYTES} bytes.")
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage("The message is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise MalformedMessage("A message must be a JSON object.")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise MalformedMessage("A message needs a string 'type'.")
+    match kind:
+        case "join":
+            version = data.get("version")
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise MalformedMessage("'version' must be an integer.")
+            name = data.get("name", "")
+            if not isinstance(name, str) or len(name.strip()) > MAX_NAME_CHARS:
+                raise MalformedMessage(
+                    f"'name' must be a string of at most {MAX_NAME_CHARS} characters."
+                )
+            return Join(version, _str(data, "room", max_len=64), " ".join(name.split()))
+        case "signal":
+            to = _str(data, "to", max_len=64)
+            present = [k for k in ("description", "candidate", "restart") if k in data]
+            if len(present) != 1:
+                raise MalformedMessage(
+                    "'signal' needs exactly one of description, candidate, restart."
+                )
+            key = present[0]
+            if key == "description":
+                return Signal(to, {"description": _description(data["description"])})
+            if key == "candidate":
+                return Signal(to, {"candidate": _candidate(data["candidate"])})
+            if data["restart"] is not True:
+                raise MalformedMessage("'restart' must be true.")
+            return Signal(to, {"restart": True})
+        case "call":
+            action = data.get("action")
+            if action not in CALL_ACTIONS:
+                raise MalformedMessage(f"'action' must be one of {', '.join(CALL_ACTIONS)}.")
+            return Call(action)
+        case "media":
+            return Media(_bool(data, "audio"), _bool(data, "video"))
+        case "leave":
+            return Leave()
+        case "ping":
+            return Ping()
+    raise UnknownMessageType(f"Unknown message type {kind[:40]!r}.")
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Serialise an outgoing message (a dict with a 'type')."""
+    if "type" not in message:
+        raise ValueError("outgoing message without a type")
+    return json.dumps(message, separators=(",", ":"))
+
+
+def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref:
+        out["ref"] = ref
+    return out

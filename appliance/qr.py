@@ -1,0 +1,49 @@
+"""QR codes for guest links: a PNG data URL for pages, text blocks for the terminal.
+
+Error correction M and a four-module quiet zone, so a phone scans the code from a
+screen at arm's length.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import qrcode
+import qrcode.constants
+
+
+def _code(data: str, *, box_size: int, border: int = 4) -> qrcode.QRCode:
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size, border=border
+    )
+    code.add_data(data)
+    code.make(fit=True)
+    return code
+
+
+def png_bytes(data: str, *, box_size: int = 8) -> bytes:
+    image = _code(data, box_size=box_size).make_image(fill_color="black", back_color="white")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_data_url(data: str, *, box_size: int = 8) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(data, box_size=box_size)).decode()
+
+
+def terminal_text(data: str) -> str:
+    """The code drawn with Unicode half blocks (two modules per character row)."""
+    matrix = _code(data, box_size=1).get_matrix()
+    lines = []
+    for top, bottom in zip(matrix[0::2], [*matrix[1::2], [False] * len(matrix[0])], strict=True):
+        line = []
+        for upper, lower in zip(top, bottom, strict=True):
+            # Terminals are usually dark: draw the light modules (and the quiet zone) as
+            # blocks and leave the dark ones blank, so the code reads dark-on-light.
+            line.append(
+                {(True, True): " ", (True, False): "▄", (False, True): "▀"}.get((upper, lower), "█")
+            )
+        lines.append("".join(line))
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Who is in which room, and which peers connect to which (the mesh topology).
+
+Transport-free: a :class:`Peer` carries an async ``deliver`` callable that the
+WebSocket layer (or the station's media peer) provides.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import RoomFull, UnknownPeer
+
+log = logging.getLogger(__name__)
+
+Role = Literal["user", "guest", "kiosk", "station"]
+Kind = Literal["remote", "screen", "station"]
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+STATION_PEER_ID = "station"
+STATION_PARTICIPANT = "station"
+
+
+def new_peer_id() -> str:
+    return "p" + secrets.token_urlsafe(9)
+
+
+@dataclass(eq=False, slots=True)
+class Peer:
+    id: str
+    """Unique within the service."""
+    room: str
+    """The room this peer is in."""
+    name: str
+    """Display name."""
+    role: Role
+    """user, guest, kiosk or station."""
+    kind: Kind
+    """remote (phone/browser), screen (the kiosk display) or station (the service's camera)."""
+    deliver: Deliver
+    """Sends one message to this peer."""
+    audio_muted: bool = False
+    video_muted: bool = False
+    participant: str = ""
+    """Peers with the same participant id are shown as one tile."""
+
+    def __post_init__(self) -> None:
+        if not self.participant:
+            self.participant = STATION_PARTICIPANT if self.kind != "remote" else self.id
+
+    @property
+    def sends(self) -> list[str]:
+        return {"remote": ["audio", "video"], "screen": [], "station": ["audio", "video"]}[
+            self.kind
+        ]
+
+    @property
+    def receives(self) -> list[str]:
+        return {"remote": ["audio", "video"], "screen": ["audio", "video"], "station": []}[
+            self.kind
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "kind": self.kind,
+            "participant": self.participant,
+            "sends": self.sends,
+            "receives": self.receives,
+            "muted": {"audio": self.audio_muted, "video": self.video_muted},
+        }
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            await self.deliver(message)
+        except Exception:  # a dead socket must not break a broadcast
+            log.debug("delivery to peer failed", extra={"peer_id": self.id, "room_id": self.room})
+
+
+def connect_message(to: Peer, other: Peer, *, send: bool) -> dict[str, Any]:
+    """The `connect` that tells browser ``to`` to open a connection to ``other``.
+    The station peer is always impolite; between browsers the smaller id is polite."""
+    polite = True if other.kind == "station" else to.id < other.id
+    return {"type": "connect", "peer_id": other.id, "polite": polite, "send": send}
+
+
+@dataclass(slots=True)
+class Rooms:
+    """Live membership of every room (nothing here is persisted: a restart empties it)."""
+
+    max_remotes: int
+    _rooms: dict[str, dict[str, Peer]] = field(default_factory=dict)
+
+    def peers(self, room: str) -> list[Peer]:
+        return list(self._rooms.get(room, {}).values())
+
+    def remotes(self, room: str) -> list[Peer]:
+        return [p for p in self.peers(room) if p.kind == "remote"]
+
+    def screen(self, room: str) -> Peer | None:
+        return next((p for p in self.peers(room) if p.kind == "screen"), None)
+
+    def get(self, room: str, peer_id: str) -> Peer:
+        peer = self._rooms.get(room, {}).get(peer_id)
+        if peer is None:
+            raise UnknownPeer(f"No peer {peer_id!r} in this room.")
+        return peer
+
+    def add(self, peer: Peer) -> list[Peer]:
+        """Add ``peer``; return the peers already there. Raises RoomFull."""
+        members = self._rooms.setdefault(peer.room, {})
+        if peer.kind == "remote" and len(self.remotes(peer.room)) >= self.max_remotes:
+            if not members:
+                del self._rooms[peer.room]
+            raise RoomFull(f"This room is full ({self.max_remotes} participants). Try again later.")
+        others = list(members.values())
+        members[peer.id] = peer
+        return others
+
+    def remove(self, peer: Peer) -> bool:
+        members = self._rooms.get(peer.room)
+        if not members or members.get(peer.id) is not peer:
+            return False
+        del members[peer.id]
+        if not members:
+            del self._rooms[peer.room]
+        return True
+
+    def room_ids(self) -> list[str]:
+        return list(self._rooms)
+
+    def count(self) -> int:
+        return sum(len(m) for m in self._rooms.values())
+
+    async def broadcast(
+        self, room: str, message: dict[str, Any], *, exclude: Iterable[Peer] = ()
+    ) -> None:
+        skip = {p.id for p in exclude}
+        for peer in self.peers(room):
+            if peer.id not in skip and peer.kind != "station":
+                await peer.send(message)

@@ -1,0 +1,308 @@
+"""The WebSocket signaling hub at /ws/ (protocol: docs/signaling.md).
+
+Only transport lives here: upgrade checks, limits, the receive loop, and handing
+typed messages to the rooms and the station. A bad message gets an ``error``
+message back; nothing a client sends can stop the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from . import errors, protocol
+from .auth import Session
+from .call import Station
+from .config import Config
+from .http import check_origin, session_of
+from .metrics import Metrics
+from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message, new_peer_id
+from .store import Store
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 20.0
+MAX_WS_FRAME = 1024 * 1024
+RATE_PER_SECOND = 40.0
+RATE_BURST = 200.0
+FLOOD_CLOSE_AFTER = 100
+SEND_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class Connection:
+    """One open WebSocket and, once joined, its peer."""
+
+    ws: web.WebSocketResponse
+    session: Session
+    peer: Peer | None = None
+    tokens: float = RATE_BURST
+    refilled: float = field(default_factory=time.monotonic)
+    refused: int = 0
+
+    def allow(self) -> bool:
+        """Token bucket: RATE_PER_SECOND sustained, RATE_BURST at once."""
+        now = time.monotonic()
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.refilled) * RATE_PER_SECOND)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+
+
+class Hub:
+    """Every open signaling socket of the service.
+
+    Example (wired by ``create_app``)::
+
+        hub = Hub(config=config, store=store, rooms=rooms, station=station, metrics=metrics)
+        app.router.add_get("/ws/", hub.handle)
+    """
+
+    def __init__(
+        self, *, config: Config, store: Store, rooms: Rooms, station: Station, metrics: Metrics
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.rooms = rooms
+        self.station = station
+        self.metrics = metrics
+        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._strong: set[Connection] = set()
+
+    # -- the station peer's outgoing signals ------------------------------------------
+
+    async def from_station(self, peer_id: str, payload: dict[str, Any]) -> None:
+        try:
+            peer = self.rooms.get(self.station.room, peer_id)
+        except errors.UnknownPeer:
+            log.debug("station signal for a peer that left", extra={"peer_id": peer_id})
+            return
+        await peer.send({"type": "signal", "from": STATION_PEER_ID, **payload})
+
+    # -- the socket -------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        check_origin(request)
+        session = session_of(request)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME)
+        if not ws.can_prepare(request).ok:
+            raise errors.RequestError("This endpoint speaks WebSocket only.")
+        await ws.prepare(request)
+        conn = Connection(ws, session)
+        self._strong.add(conn)
+        self.metrics.inc("websocket_connections_total")
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._receive(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._refuse(
+                        conn, errors.MalformedMessage("Binary frames are not supported.")
+                    )
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if conn.refused >= FLOOD_CLOSE_AFTER:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+                    break
+        finally:
+            self._strong.discard(conn)
+            await self._depart(conn)
+        return ws
+
+    async def _refuse(
+        self, conn: Connection, exc: errors.VideoStationError, ref: str | None = None
+    ) -> None:
+        conn.refused += 1
+        self.metrics.inc("signaling_errors_total", code=exc.code)
+        with contextlib.suppress(Exception):
+            await conn.send(protocol.error(exc.code, exc.message, ref))
+
+    async def _receive(self, conn: Connection, frame: str) -> None:
+        if not conn.allow():
+            await self._refuse(conn, errors.RateLimited())
+            return
+        ref: str | None = None
+        try:
+            message = protocol.parse(frame)
+            ref = type(message).__name__.lower()
+            self.metrics.inc("signaling_messages_total", type=ref)
+            await self._dispatch(conn, message)
+        except errors.VideoStationError as exc:
+            await self._refuse(conn, exc, ref)
+        except Exception:
+            log.exception("signaling handler failed", extra=self._ids(conn))
+            await self._refuse(
+                conn, errors.VideoStationError("Something went wrong on the station."), ref
+            )
+        else:
+            conn.refused = 0
+
+    @staticmethod
+    def _ids(conn: Connection) -> dict[str, str]:
+        if conn.peer is None:
+            return {}
+        return {"peer_id": conn.peer.id, "room_id": conn.peer.room}
+
+    async def _dispatch(self, conn: Connection, message: protocol.Message) -> None:
+        match message:
+            case protocol.Ping():
+                await conn.send({"type": "pong"})
+            case protocol.Join():
+                await self._join(conn, message)
+            case protocol.Leave():
+                await conn.send({"type": "bye", "reason": "left"})
+                await conn.ws.close()
+            case _:
+                peer = conn.peer
+                if peer is None:
+                    raise errors.NotInRoom()
+                if isinstance(message, protocol.Signal):
+                    await self._signal(peer, message)
+                elif isinstance(message, protocol.Call):
+                    if peer.room != self.station.room:
+                        raise errors.CallStateError("This room has no station to call.")
+                    await self.station.action(peer, message.action)
+                elif isinstance(message, protocol.Media):
+                    peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
+                    await self.rooms.broadcast(
+                        peer.room, {"type": "peer-updated", "peer": peer.describe()}, exclude=[peer]
+                    )
+
+    async def _join(self, conn: Connection, join: protocol.Join) -> None:
+        if join.version != protocol.VERSION:
+            await conn.send(
+                protocol.error(
+                    "unsupported_version",
+                    f"This station speaks protocol version {protocol.VERSION}; reload the page.",
+                    "join",
+                )
+            )
+            await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
+            return
+        if conn.peer is not None:
+            raise errors.Conflict("Already in a room.")
+        session = conn.session
+        room = self.store.get_room(join.room)
+        if not session.may_enter(room.id):
+            raise errors.Forbidden("Your link is for another room.")
+        if session.role == "kiosk":
+            peer = Peer(
+                new_peer_id(), room.id, self.config.station.name, "kiosk", "screen", conn.send
+            )
+            old = self.rooms.screen(room.id)
+            if old is not None:
+                await self._evict(old, "replaced")
+        else:
+            name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
+            peer = Peer(new_peer_id(), room.id, name, session.role, "remote", conn.send)
+        try:
+            others = self.rooms.add(peer)
+        except errors.RoomFull as exc:
+            await conn.send(protocol.error(exc.code, exc.message, "join"))
+            await conn.send({"type": "bye", "reason": "room_full"})
+            await conn.ws.close()
+            return
+        conn.peer = peer
+        log.info("joined as %s", peer.kind, extra=self._ids(conn))
+        is_station = room.id == self.station.room
+        await conn.send(
+            {
+                "type": "welcome",
+                "version": protocol.VERSION,
+                "peer_id": peer.id,
+                "role": session.role,
+                "room": {"id": room.id, "name": room.name, "is_station": is_station},
+                "ice_servers": self.ice_servers(),
+                "peers": [p.describe() for p in others],
+                "call": self.station.describe() if is_station else None,
+                "station": {"name": self.config.station.name},
+            }
+        )
+        await self.rooms.broadcast(
+            room.id, {"type": "peer-joined", "peer": peer.describe()}, exclude=[peer]
+        )
+        if is_station:
+            if peer.kind == "screen":
+                await self.station.screen_joined(peer)
+            else:
+                await self.station.remote_joined(peer)
+        else:
+            for other in others:
+                await peer.send(connect_message(peer, other, send=True))
+                await other.send(connect_message(other, peer, send=True))
+
+    async def _signal(self, peer: Peer, signal: protocol.Signal) -> None:
+        if signal.to == STATION_PEER_ID and peer.room == self.station.room:
+            await self.station.signal(peer, signal.payload)
+            return
+        if signal.to == peer.id:
+            raise errors.UnknownPeer("You cannot signal yourself.")
+        target = self.rooms.get(peer.room, signal.to)
+        if "restart" in signal.payload:
+            raise errors.MalformedMessage("Only the station peer renegotiates on 'restart'.")
+        await target.send({"type": "signal", "from": peer.id, **signal.payload})
+
+    async def _depart(self, conn: Connection) -> None:
+        peer, conn.peer = conn.peer, None
+        if peer is None or not self.rooms.remove(peer):
+            return
+        log.info("left", extra={"peer_id": peer.id, "room_id": peer.room})
+        await self.rooms.broadcast(peer.room, {"type": "peer-left", "peer_id": peer.id})
+        if peer.room == self.station.room:
+            try:
+                if peer.kind == "screen":
+                    await self.station.screen_left(peer)
+                else:
+                    await self.station.remote_left(peer)
+            except Exception:
+                log.exception("station clean-up failed", extra={"peer_id": peer.id})
+
+    # -- server-initiated disconnects -------------------------------------------------
+
+    def _connection_of(self, peer: Peer) -> Connection | None:
+        return next((c for c in self._strong if c.peer is peer), None)
+
+    async def _evict(self, peer: Peer, reason: str) -> None:
+        conn = self._connection_of(peer)
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.send({"type": "bye", "reason": reason})
+        await self._depart(conn)
+        await conn.ws.close(code=WSCloseCode.GOING_AWAY)
+
+    async def close_room(self, room_id: str) -> None:
+        for peer in self.rooms.peers(room_id):
+            await self._evict(peer, "room_deleted")
+
+    async def close_guest(self, jti: str) -> None:
+        for conn in list(self._strong):
+            if conn.session.role == "guest" and conn.session.subject == jti and conn.peer:
+                await self._evict(conn.peer, "revoked")
+
+    async def close_all(self) -> None:
+        """On shutdown: say bye and close every socket."""
+        for conn in list(self._strong):
+            with contextlib.suppress(Exception):
+                await conn.send({"type": "bye", "reason": "shutdown"})
+            await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown")
+
+    # -- ICE --------------------------------------------------------------------------
+
+    def ice_servers(self) -> list[dict[str, Any]]:
+        from .turn import ice_servers
+
+        return ice_servers(self.config.ice)

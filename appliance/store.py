@@ -1,0 +1,370 @@
+"""SQLite state: rooms, guest links, call log, settings.
+
+One file in the state dir, WAL journal, ``synchronous=FULL`` so a committed write
+survives ``kill -9`` and power loss. The schema is versioned with
+``PRAGMA user_version``; each entry of ``MIGRATIONS`` moves it one version up.
+This module is the only one that speaks SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import GuestLinkNotFound, RoomNotFound
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        is_station INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE guest_links (
+        jti TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        label TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX guest_links_room ON guest_links(room_id);
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        answered_at REAL,
+        ended_at REAL,
+        outcome TEXT NOT NULL DEFAULT 'ringing'
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    """URL-safe identifier."""
+    name: str
+    """Human name."""
+    is_station: bool
+    """True for the station's own room (joining it rings the station)."""
+    created_at: float
+    """Unix time."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_station": self.is_station,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GuestLink:
+    jti: str
+    """The token's unique id."""
+    room_id: str
+    """The only room the link admits to."""
+    label: str
+    """Who the link is for, e.g. "Grandma"."""
+    created_at: float
+    """Unix time."""
+    expires_at: float
+    """Unix time after which the link no longer works."""
+    max_uses: int | None
+    """How many times it may be exchanged for a session; None: unlimited."""
+    uses: int
+    """How many times it has been."""
+    revoked: bool
+    """Revoked links never work again."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jti": self.jti,
+            "room_id": self.room_id,
+            "label": self.label,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "max_uses": self.max_uses,
+            "uses": self.uses,
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    id: int
+    room_id: str
+    caller: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float | None
+    outcome: str
+    """ringing | answered | missed | declined."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "room_id": self.room_id,
+            "caller": self.caller,
+            "started_at": self.started_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+        }
+
+
+class Store:
+    """The station's database. Calls are short and synchronous (SQLite on local
+    flash answers in well under a millisecond); one lock serialises writers.
+
+    Example::
+
+        store = Store(Path("/var/lib/videostation/station.db"))
+        room = store.create_room("kitchen", "Kitchen")
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;"
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def healthy(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- rooms ------------------------------------------------------------------------
+
+    @staticmethod
+    def _room(row: sqlite3.Row) -> Room:
+        return Room(row["id"], row["name"], bool(row["is_station"]), row["created_at"])
+
+    def ensure_station_room(self, room_id: str, name: str) -> Room:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rooms(id, name, is_station, created_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT(id) DO UPDATE SET is_station = 1",
+                (room_id, name, time.time()),
+            )
+            db.execute("UPDATE rooms SET is_station = 0 WHERE id != ?", (room_id,))
+        return self.get_room(room_id)
+
+    def create_room(self, room_id: str, name: str) -> Room:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rooms(id, name, is_station, created_at) VALUES (?, ?, 0, ?)",
+                (room_id, name, time.time()),
+            )
+        return self.get_room(room_id)
+
+    def get_room(self, room_id: str) -> Room:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM rooms WHERE id = ?", (room_id,)).fetchone()
+        if row is None:
+            raise RoomNotFound(f"No room {room_id!r}.")
+        return self._room(row)
+
+    def list_rooms(self) -> list[Room]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM rooms ORDER BY is_station DESC, created_at"
+            ).fetchall()
+        return [self._room(r) for r in rows]
+
+    def delete_room(self, room_id: str) -> None:
+        with self._tx() as db:
+            if db.execute("DELETE FROM rooms WHERE id = ?", (room_id,)).rowcount == 0:
+                raise RoomNotFound(f"No room {room_id!r}.")
+
+    # -- guest links ------------------------------------------------------------------
+
+    @staticmethod
+    def _link(row: sqlite3.Row) -> GuestLink:
+        return GuestLink(
+            row["jti"],
+            row["room_id"],
+            row["label"],
+            row["created_at"],
+            row["expires_at"],
+            row["max_uses"],
+            row["uses"],
+            bool(row["revoked"]),
+        )
+
+    def add_guest_link(
+        self,
+        *,
+        jti: str,
+        room_id: str,
+        label: str,
+        created_at: float,
+        expires_at: float,
+        max_uses: int | None,
+    ) -> GuestLink:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (jti, room_id, label, created_at, expires_at, max_uses),
+            )
+        return self.get_guest_link(jti)
+
+    def get_guest_link(self, jti: str) -> GuestLink:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM guest_links WHERE jti = ?", (jti,)).fetchone()
+        if row is None:
+            raise GuestLinkNotFound(f"No guest link {jti!r}.")
+        return self._link(row)
+
+    def list_guest_links(self, room_id: str) -> list[GuestLink]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM guest_links WHERE room_id = ? ORDER BY created_at", (room_id,)
+            ).fetchall()
+        return [self._link(r) for r in rows]
+
+    def revoke_guest_link(self, room_id: str, jti: str) -> GuestLink:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE guest_links SET revoked = 1 WHERE jti = ? AND room_id = ?", (jti, room_id)
+            )
+            if cur.rowcount == 0:
+                raise GuestLinkNotFound(f"No guest link {jti!r} in room {room_id!r}.")
+        return self.get_guest_link(jti)
+
+    def use_guest_link(self, jti: str) -> GuestLink | None:
+        """Count one use if the link is usable; None if it is revoked or used up.
+        Check and increment happen in one statement, so two phones racing for the
+        last use cannot both win."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE guest_links SET uses = uses + 1 WHERE jti = ? AND revoked = 0"
+                " AND (max_uses IS NULL OR uses < max_uses)",
+                (jti,),
+            )
+            used = cur.rowcount == 1
+        return self.get_guest_link(jti) if used else None
+
+    # -- call log ---------------------------------------------------------------------
+
+    def call_started(self, room_id: str, caller: str) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO calls(room_id, caller, started_at) VALUES (?, ?, ?)",
+                (room_id, caller, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def call_answered(self, call_id: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE calls SET answered_at = ?, outcome = 'answered' WHERE id = ?",
+                (time.time(), call_id),
+            )
+
+    def call_ended(self, call_id: int, outcome: str | None = None) -> None:
+        with self._tx() as db:
+            if outcome is None:
+                db.execute("UPDATE calls SET ended_at = ? WHERE id = ?", (time.time(), call_id))
+            else:
+                db.execute(
+                    "UPDATE calls SET ended_at = ?, outcome = ? WHERE id = ?",
+                    (time.time(), outcome, call_id),
+                )
+
+    def list_calls(self, limit: int = 50) -> list[CallRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM calls ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [
+            CallRecord(
+                r["id"],
+                r["room_id"],
+                r["caller"],
+                r["started_at"],
+                r["answered_at"],
+                r["ended_at"],
+                r["outcome"],
+            )
+            for r in rows
+        ]
+
+    def count_calls(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outcome, COUNT(*) AS n FROM calls GROUP BY outcome"
+            ).fetchall()
+        return {r["outcome"]: int(r["n"]) for r in rows}
+
+    # -- settings ---------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

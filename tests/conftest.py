@@ -1,0 +1,211 @@
+"""Shared fixtures: configs in temp state dirs, real aiohttp servers, clients per role,
+and a real `videostation serve` process for browser tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from appliance import config as config_mod
+from appliance.app import create_app
+from appliance.auth import Auth
+from appliance.keys import AUTH, STORE
+
+PASSWORD = "correct horse battery"
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SCRUBBED_PREFIXES = ("VIDEOSTATION_",)
+SCRUBBED = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "STATE_DIRECTORY",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "XDG_DATA_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not see the developer's systemd or station settings."""
+    for name in list(os.environ):
+        if name in SCRUBBED or name.startswith(SCRUBBED_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+
+
+def make_config(state_dir: Path, **sections: dict[str, Any]) -> config_mod.Config:
+    """A validated config with test media and a temp state dir; ``sections`` override."""
+    data: dict[str, dict[str, Any]] = {
+        "server": {"state_dir": str(state_dir)},
+        "camera": {"source": "test", "width": 320, "height": 240, "fps": 15},
+        "microphone": {"source": "test"},
+        "screen": {"power_command": ""},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return config_mod.from_mapping(data)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> config_mod.Config:
+    return make_config(tmp_path / "state")
+
+
+@dataclass
+class Station:
+    """A running service and a way to make clients of every role."""
+
+    app: web.Application
+    server: TestServer
+    make_client: Callable[..., Any]
+    clients: list[TestClient] = field(default_factory=list)
+
+    @property
+    def auth(self) -> Auth:
+        return self.app[AUTH]
+
+    async def client(self) -> TestClient:
+        client: TestClient = await self.make_client(self.server)
+        return client
+
+    async def user(self) -> TestClient:
+        client = await self.client()
+        resp = await client.post("/api/auth/login", json={"password": PASSWORD})
+        assert resp.status == 200, await resp.text()
+        return client
+
+    async def guest(self, room: str = "station", **link: Any) -> TestClient:
+        issued = self.auth.make_guest_link(room, ttl=link.pop("ttl", 3600), **link)
+        client = await self.client()
+        resp = await client.post("/api/auth/guest", json={"guest_token": issued.token})
+        assert resp.status == 200, await resp.text()
+        return client
+
+    async def kiosk(self) -> TestClient:
+        client = await self.client()
+        resp = await client.post("/api/auth/kiosk", json={"key": self.auth.kiosk_key})
+        assert resp.status == 200, await resp.text()
+        return client
+
+    def room(self, name: str = "Kitchen") -> str:
+        return self.app[STORE].create_room(name.lower(), name).id
+
+
+@pytest.fixture
+async def station(
+    config: config_mod.Config, aiohttp_client: Callable[..., Any]
+) -> AsyncIterator[Station]:
+    app = create_app(config)
+    server = TestServer(app)
+    await server.start_server()
+    app[AUTH].set_password(PASSWORD)
+    yield Station(app, server, aiohttp_client)
+    await server.close()
+
+
+# -- a real process ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> float:
+    """Poll /api/health/ until it answers; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"videostation exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/api/health/", timeout=2) as resp:
+                if json.load(resp)["status"] == "ok":
+                    return time.monotonic() - start
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not become healthy in {timeout} s")
+
+
+@dataclass
+class LiveStation:
+    """`videostation serve` in a subprocess on a free loopback port."""
+
+    base_url: str
+    port: int
+    state_dir: Path
+    password: str
+    kiosk_url: str
+    proc: subprocess.Popen[bytes]
+    startup_seconds: float
+    log_path: Path
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--state-dir", str(self.state_dir), "--port", str(self.port),
+                       input=input)
+
+    def guest_link(self, room: str = "station", label: str = "Guest") -> str:
+        out = self.cli("guest-link", room, "--label", label, "--no-qr")
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    cmd = [str(BIN / "videostation"), *args]
+    if "--config" not in args and args and args[0] != "--help":
+        cmd += ["--config", "/dev/null"]
+    return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def start_live(tmp: Path, *extra: str, password: str = PASSWORD) -> LiveStation:
+    state = tmp / "live-state"
+    port = free_port()
+    out = run_cli("set-password", "--stdin", "--state-dir", str(state), input=password + "\n")
+    assert out.returncode == 0, out.stderr
+    log_path = tmp / "videostation.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - handed to the process
+    proc = subprocess.Popen(
+        [str(BIN / "videostation"), "serve", "--config", "/dev/null", "--state-dir", str(state),
+         "--port", str(port), "--camera", "test", "--microphone", "test", *extra],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        took = wait_healthy(base, proc=proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(log_path.read_text()) from None
+    kiosk = run_cli("kiosk-url", "--state-dir", str(state), "--port", str(port))
+    return LiveStation(base, port, state, password, kiosk.stdout.strip(), proc, took, log_path)
+
+
+def stop_live(live: LiveStation) -> int:
+    live.proc.terminate()
+    try:
+        return live.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        live.proc.kill()
+        return live.proc.wait()
+
+
+@pytest.fixture
+def live_station(tmp_path: Path) -> Iterator[LiveStation]:
+    live = start_live(tmp_path)
+    yield live
+    stop_live(live)

@@ -1,0 +1,200 @@
+"""Encode once, send to many: the shared encoder and the per-peer tracks, no network."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from appliance.config import CameraConfig, MicrophoneConfig
+from appliance.errors import MediaError, SourceUnavailable
+from appliance.media.camera import TestPattern
+from appliance.media.encoder import EncodedVideoTrack, VideoFanout
+from appliance.media.fanout import AudioFanout
+from appliance.media.pattern import unavailable_frame
+from appliance.media.source import Resilient
+
+CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
+
+
+class CountingFeed:
+    """camera_feed stand-in that records when the camera is opened and closed."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.opened = 0
+        self.closed = 0
+        self.fail_after = fail_after
+
+    def __call__(self, cfg: CameraConfig) -> Resilient[av.VideoFrame]:
+        counter = self
+
+        class Source(TestPattern):
+            def __init__(self) -> None:
+                super().__init__(cfg.width, cfg.height, cfg.fps)
+                self.count = 0
+
+            async def read(self) -> av.VideoFrame:
+                self.count += 1
+                if counter.fail_after is not None and self.count > counter.fail_after:
+                    raise OSError("camera unplugged")
+                return await super().read()
+
+            def close(self) -> None:
+                counter.closed += 1
+
+        async def opener() -> Source:
+            if counter.fail_after is not None and counter.opened:
+                raise SourceUnavailable("still unplugged")
+            counter.opened += 1
+            return Source()
+
+        return Resilient(
+            opener,
+            placeholder=lambda: unavailable_frame(cfg.width, cfg.height),
+            period=1 / cfg.fps,
+            kind="camera",
+            backoff=(0.05, 0.1),
+        )
+
+
+async def next_packets(track: EncodedVideoTrack, n: int) -> list[av.Packet[Any]]:
+    return [await asyncio.wait_for(track.recv(), 5) for _ in range(n)]
+
+
+def decode(codec: str, packets: list[av.Packet[Any]]) -> list[av.VideoFrame]:
+    decoder = av.CodecContext.create("h264" if codec == "H264" else "libvpx", "r")
+    frames: list[av.VideoFrame] = []
+    for packet in packets:
+        frames += decoder.decode(av.Packet(bytes(packet)))  # type: ignore[arg-type]
+    return frames
+
+
+async def test_idle_until_first_track_and_closed_after_linger() -> None:
+    feed = CountingFeed()
+    video = VideoFanout(CAMERA, linger=0.3, feed=feed)
+    await asyncio.sleep(0.1)
+    assert not video.capturing and feed.opened == 0
+    track = video.track()
+    track.set_codec("H264")
+    await next_packets(track, 2)
+    assert video.capturing and feed.opened == 1
+    track.stop()
+    await asyncio.sleep(0.1)
+    assert video.capturing, "the camera lingers for a quick re-connect"
+    again = video.track()  # within the linger: same capture, no re-open
+    again.set_codec("H264")
+    await next_packets(again, 2)
+    assert feed.opened == 1
+    again.stop()
+    await asyncio.sleep(0.5)
+    assert not video.capturing and feed.closed == 1
+    with pytest.raises(MediaStreamError):
+        await again.recv()
+    await video.close()
+
+
+async def test_three_viewers_one_encode() -> None:
+    video = VideoFanout(CAMERA, linger=0.1)
+    tracks = [video.track() for _ in range(3)]
+    for track in tracks:
+        track.set_codec("H264")
+    first = [await next_packets(t, 1) for t in tracks]
+    assert all(p[0].is_keyframe for p in first), "every new viewer starts on a keyframe"
+    before = video.counters()
+    received = await asyncio.gather(*(next_packets(t, 15) for t in tracks))
+    after = video.counters()
+    captured = after["camera_frames"] - before["camera_frames"]
+    encoded = after["encoded_h264"] - before["encoded_h264"]
+    assert captured >= 14
+    assert abs(encoded - captured) <= 1, f"{encoded} encodes for {captured} frames"
+    # everybody got the very same packets
+    assert [bytes(p) for p in received[0]] == [bytes(p) for p in received[1]]
+    frames = decode("H264", first[0] + received[0])
+    assert frames and (frames[-1].width, frames[-1].height) == (320, 240)
+    await video.close()
+    assert all(t.readyState == "ended" for t in tracks)
+
+
+async def test_vp8_encoder_only_for_vp8_viewers() -> None:
+    video = VideoFanout(CAMERA, linger=0.1)
+    h264, vp8 = video.track(), video.track()
+    h264.set_codec("H264")
+    vp8.set_codec("vp8")
+    h_packets, v_packets = await asyncio.gather(next_packets(h264, 5), next_packets(vp8, 5))
+    assert video.implementations == {"H264": "libx264", "VP8": "libvpx"}
+    assert decode("VP8", v_packets)[-1].width == 320
+    assert decode("H264", h_packets)[-1].width == 320
+    vp8.stop()
+    await next_packets(h264, 3)
+    stopped_at = video.counters()["encoded_vp8"]
+    await next_packets(h264, 5)
+    assert video.counters()["encoded_vp8"] == stopped_at, "no VP8 viewer, no VP8 encoding"
+    with pytest.raises(MediaError):
+        video.track().set_codec("AV1")
+    await video.close()
+
+
+async def test_slow_viewer_drops_to_next_keyframe_without_slowing_others() -> None:
+    video = VideoFanout(CAMERA, linger=0.1)
+    fast, slow = video.track(), video.track()
+    fast.set_codec("H264")
+    slow.set_codec("H264")
+    keyframes = video.counters()["keyframes_h264"]
+    fast_packets = await next_packets(fast, 40)  # slow never reads meanwhile
+    assert len(fast_packets) == 40 and fast.dropped == 0
+    assert slow.dropped > 0, "the slow viewer's backlog was dropped"
+    assert video.counters()["keyframes_h264"] > keyframes, "and it asked for a keyframe"
+    resumed = await asyncio.wait_for(slow.recv(), 5)
+    assert resumed.is_keyframe, "after a drop the slow viewer restarts on a keyframe"
+    await video.close()
+
+
+async def test_keyframe_requests_are_served_and_coalesced() -> None:
+    video = VideoFanout(CAMERA, linger=0.1)
+    track = video.track()
+    track.set_codec("H264")
+    await next_packets(track, 12)  # past the first keyframe and the rate limit
+    base = video.counters()["keyframes_h264"]
+    for _ in range(5):
+        track.request_keyframe()  # a PLI storm
+    packets = await next_packets(track, 3)
+    assert any(p.is_keyframe for p in packets)
+    assert video.counters()["keyframes_h264"] == base + 1
+    await video.close()
+
+
+async def test_failing_camera_keeps_sending() -> None:
+    feed = CountingFeed(fail_after=5)
+    video = VideoFanout(CAMERA, linger=0.1, feed=feed)
+    track = video.track()
+    track.set_codec("H264")
+    packets = await next_packets(track, 20)
+    assert video.description.startswith("unavailable: ")
+    frames = decode("H264", packets)
+    assert len(frames) >= 15 and all(f.width == 320 for f in frames)
+    # the "camera unavailable" picture is uniform grey around the text
+    corner = frames[-1].to_ndarray()[:20, :20]
+    assert np.ptp(corner) < 10
+    await video.close()
+    assert feed.closed == 1
+
+
+async def test_audio_captured_once_for_every_listener() -> None:
+    audio = AudioFanout(MicrophoneConfig(source="test"), linger=0.1)
+    assert not audio.capturing
+    tracks = [audio.track() for _ in range(3)]
+    got = [[await asyncio.wait_for(t.recv(), 2) for _ in range(5)] for t in tracks]
+    assert audio.description.startswith("test-tone")
+    assert audio.frames < 12, "one capture, not one per listener"
+    assert got[0][0].pts == got[1][0].pts == got[2][0].pts, "the same frames for everybody"
+    pts = [f.pts for f in got[0]]
+    assert pts == sorted(pts) and pts[1] - pts[0] == 960
+    for track in tracks:
+        track.stop()
+    await asyncio.sleep(0.3)
+    assert not audio.capturing
+    await audio.close()

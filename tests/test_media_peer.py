@@ -1,0 +1,274 @@
+"""The station peer against real aiortc viewers over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import av
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from appliance.config import CameraConfig, MicrophoneConfig
+from appliance.errors import MalformedMessage, UnknownPeer
+from appliance.media import StationMedia, StationPeers
+from appliance.media.peer import negotiated_codec
+
+CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
+MICROPHONE = MicrophoneConfig(source="test")
+
+
+class Viewer:
+    """A browser stand-in: answers the station's offers on a receive-only connection."""
+
+    def __init__(self, peer_id: str, *, codecs: list[str] | None = None) -> None:
+        self.peer_id = peer_id
+        self.codecs = codecs
+        self.pc: RTCPeerConnection | None = None
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        self.sessions: list[int] = []
+        self.got_track = asyncio.Event()
+
+    def fresh(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection()
+        self.tracks = {}
+        pc.on("track", self._on_track)
+        if self.codecs is not None:  # a viewer that can decode only these
+            transceiver = pc.addTransceiver("video", direction="recvonly")
+            caps = RTCRtpReceiver.getCapabilities("video").codecs
+            transceiver.setCodecPreferences([c for c in caps if c.name in self.codecs])
+        return pc
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.tracks[track.kind] = track
+        self.got_track.set()
+
+    async def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.sessions and payload["session"] != self.sessions[-1] and self.pc is not None:
+            await self.pc.close()  # a new session: drop the old connection
+            self.pc = None
+        self.sessions.append(payload["session"])
+        self.pc = self.pc or self.fresh()
+        await self.pc.setRemoteDescription(RTCSessionDescription(**payload["description"]))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        local = self.pc.localDescription
+        return {"description": {"type": local.type, "sdp": local.sdp}}
+
+    async def close(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+
+
+class Hub:
+    """The in-memory transport: offers go to viewers, answers come back as signals."""
+
+    def __init__(self) -> None:
+        self.viewers: dict[str, Viewer] = {}
+        self.peers: StationPeers | None = None
+        self.offers: list[tuple[str, dict[str, Any]]] = []
+        self.closed: list[str] = []
+        self.auto = True
+        """Deliver offers and answers by itself (False: the test does it)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, peer_id: str, payload: dict[str, Any]) -> None:
+        self.offers.append((peer_id, payload))
+        if not self.auto:
+            return
+        task = asyncio.create_task(self._deliver(peer_id, payload))
+        self._tasks.add(task)
+
+    async def _deliver(self, peer_id: str, payload: dict[str, Any]) -> None:
+        answer = await self.viewers[peer_id].answer(payload)
+        assert self.peers is not None
+        await self.peers.handle_signal(peer_id, answer)
+
+    async def settle(self) -> None:
+        await asyncio.gather(*self._tasks)
+        self._tasks.clear()
+
+    def on_closed(self, peer_id: str) -> None:
+        self.closed.append(peer_id)
+
+
+@pytest.fixture
+async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
+    media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
+    hub = Hub()
+    peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
+    hub.peers = peers
+    yield media, peers, hub
+    await peers.close_all()
+    await asyncio.gather(*(v.close() for v in hub.viewers.values()))
+    await media.close()
+
+
+async def connect(hub: Hub, peers: StationPeers, viewer: Viewer, *, audio: bool = True) -> None:
+    hub.viewers[viewer.peer_id] = viewer
+    await peers.open(viewer.peer_id, audio=audio)
+    await hub.settle()
+
+
+async def first_frames(viewer: Viewer, n: int = 3) -> list[Any]:
+    await asyncio.wait_for(viewer.got_track.wait(), 10)
+    return [await asyncio.wait_for(viewer.tracks["video"].recv(), 10) for _ in range(n)]
+
+
+def station_transceivers(peers: StationPeers, peer_id: str) -> list[Any]:
+    return list(peers._peers[peer_id].pc.getTransceivers())
+
+
+async def test_three_viewers_decode_one_encoding(station: Any) -> None:
+    media, peers, hub = station
+    assert not peers.live and media.status()["camera"] == "off"
+    viewers = [Viewer(f"remote{i}") for i in range(3)]
+    for viewer in viewers:
+        await connect(hub, peers, viewer)
+    assert peers.live
+    assert [p["session"] for _, p in hub.offers] == [1, 2, 3]
+    for viewer in viewers:
+        frames = await first_frames(viewer)
+        assert all(isinstance(f, av.VideoFrame) for f in frames)
+        assert (frames[-1].width, frames[-1].height) == (320, 240)
+        sound = await asyncio.wait_for(viewer.tracks["audio"].recv(), 10)
+        assert isinstance(sound, av.AudioFrame) and sound.sample_rate == 48000
+    for viewer in viewers:
+        video = [t for t in station_transceivers(peers, viewer.peer_id) if t.kind == "video"]
+        assert negotiated_codec(video[0]) == "H264"
+        assert video[0]._codecs[0].parameters["profile-level-id"] == "42e01f"
+        assert viewer.pc is not None
+        received = [t for t in viewer.pc.getTransceivers() if t.kind == "video"]
+        assert received[0]._codecs[0].mimeType == "video/H264"
+    before = media.counters()
+    await asyncio.gather(*(first_frames(v, 15) for v in viewers))
+    after = media.counters()
+    captured = after["camera_frames"] - before["camera_frames"]
+    encoded = after["encoded_h264"] - before["encoded_h264"]
+    assert captured >= 10 and abs(encoded - captured) <= 2, (captured, encoded)
+    assert after["encoded_vp8"] == 0 and after["video_viewers"] == 3
+    stats = peers.stats()["peers"]
+    assert set(stats) == {"remote0", "remote1", "remote2"}
+    assert all(s["codec"] == "H264" and s["video_packets"] > 10 for s in stats.values())
+    assert media.status()["camera"] == "test-pattern 320x240@30"
+
+
+async def test_vp8_only_viewer_gets_vp8(station: Any) -> None:
+    media, peers, hub = station
+    modern, old = Viewer("modern"), Viewer("old", codecs=["VP8", "rtx"])
+    await connect(hub, peers, modern)
+    await connect(hub, peers, old, audio=False)
+    frames = await first_frames(old, 5)
+    assert (frames[-1].width, frames[-1].height) == (320, 240)
+    assert (await first_frames(modern, 2))[-1].width == 320
+    codecs = {pid: s["codec"] for pid, s in peers.stats()["peers"].items()}
+    assert codecs == {"modern": "H264", "old": "VP8"}
+    counters = media.counters()
+    assert counters["encoded_vp8"] > 0 and counters["encoded_h264"] > 0
+    assert "audio" not in old.tracks
+
+
+async def test_pli_from_a_viewer_makes_a_keyframe(station: Any) -> None:
+    media, peers, hub = station
+    viewer = Viewer("remote")
+    await connect(hub, peers, viewer)
+    await first_frames(viewer, 15)
+    base = media.counters()["keyframes_h264"]
+    assert viewer.pc is not None
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "video")
+    await receiver._send_rtcp_pli(sender._ssrc)  # a real RTCP PLI over the connection
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if media.counters()["keyframes_h264"] > base:
+            break
+    assert media.counters()["keyframes_h264"] == base + 1
+
+
+async def test_nothing_before_open_and_nothing_after_close_all(station: Any) -> None:
+    media, peers, hub = station
+    await asyncio.sleep(0.2)
+    assert not peers.live and not media.capturing
+    assert media.status() == {"camera": "off", "microphone": "off"}
+    assert media.counters()["camera_frames"] == 0
+    viewers = [Viewer("a"), Viewer("b")]
+    for viewer in viewers:
+        await connect(hub, peers, viewer)
+        await first_frames(viewer, 2)
+    senders = [t.sender for v in viewers for t in station_transceivers(peers, v.peer_id)]
+    await peers.close_all()
+    assert not peers.live and peers.stats()["peers"] == {}
+
+    async def sent() -> int:
+        total = 0
+        for sender in senders:
+            stats = await sender.getStats()
+            total += sum(s.packetsSent for s in stats.values() if s.type == "outbound-rtp")
+        return total
+
+    frozen = await sent()
+    await asyncio.sleep(0.3)
+    assert await sent() == frozen, "nothing is sent after hang-up"
+    await asyncio.sleep(0.5)  # the linger
+    assert not media.capturing
+    assert media.status() == {"camera": "off", "microphone": "off"}
+    assert hub.closed == [], "on_closed is for connections that end on their own"
+
+
+async def test_candidates_restart_and_errors(station: Any) -> None:
+    media, peers, hub = station
+    viewer = Viewer("remote")
+    hub.viewers["remote"] = viewer
+    hub.auto = False
+    with pytest.raises(UnknownPeer):
+        await peers.handle_signal("nobody", {"candidate": None})
+    await peers.open("remote", audio=True)
+    _, offer = hub.offers[-1]
+    answer = await viewer.answer(offer)
+    # the browser's candidates may arrive before its answer: buffered, then applied
+    assert viewer.pc is not None
+    lines = [x[2:] for x in viewer.pc.localDescription.sdp.splitlines() if x.startswith("a=cand")]
+    for line in lines:
+        await peers.handle_signal("remote", {"candidate": {"candidate": line, "sdpMid": "0"}})
+    await peers.handle_signal("remote", {"candidate": None})
+    assert len(peers._peers["remote"].pending) == len(lines) + 1
+    await peers.handle_signal("remote", answer)
+    assert peers._peers["remote"].pending == []
+    await first_frames(viewer, 2)
+    for bad in (
+        {},
+        {"description": "answer"},
+        {"description": {"type": "offer", "sdp": "v=0"}},
+        {"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host"},
+        {"candidate": {"candidate": "garbage", "sdpMid": "0"}},
+        {"candidate": {"candidate": lines[0]}},
+    ):
+        with pytest.raises(MalformedMessage):
+            await peers.handle_signal("remote", bad)
+    with pytest.raises(MalformedMessage):  # a second answer in the wrong state
+        await peers.handle_signal("remote", answer)
+    # restart: a new session and a new offer, answered on a fresh connection
+    viewer.got_track.clear()
+    hub.auto = True
+    await peers.handle_signal("remote", {"restart": True})
+    await hub.settle()
+    assert [p["session"] for _, p in hub.offers] == [1, 2]
+    assert viewer.sessions == [1, 2]
+    assert (await first_frames(viewer, 2))[-1].width == 320
+    assert peers.live and media.counters()["video_viewers"] == 1
+
+
+async def test_connection_that_ends_is_discarded_and_reported(station: Any) -> None:
+    media, peers, hub = station
+    screen = Viewer("screen")
+    await connect(hub, peers, screen, audio=False)
+    await first_frames(screen, 2)
+    assert media.counters()["audio_listeners"] == 0, "the screen peer gets no audio"
+    await peers._peers["screen"].pc.close()  # as when ICE fails
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        if not peers.live:
+            break
+    assert not peers.live and hub.closed == ["screen"]
+    await peers.close("screen")  # closing again is harmless

@@ -1,0 +1,106 @@
+// REST client for the Video Station service. DOM-free: plain fetch with the session
+// cookie (HttpOnly, so this code never sees it). Every failure is an ApiError.
+
+/**
+ * @typedef {{role: 'user'|'guest'|'kiosk', room: string|null}} Me
+ * @typedef {{id: string, name: string, is_station: boolean, created_at: number|string}} Room
+ * @typedef {{name: string, room_id: string, version: string}} Station
+ * @typedef {{
+ *   guest_url: string, guest_qr_code: string, guest_token: string,
+ *   expires_at: number, jti: string, label: string
+ * }} GuestLink
+ * @typedef {{
+ *   jti: string, label: string, created_at: number, expires_at: number,
+ *   max_uses: number|null, uses: number, revoked: boolean
+ * }} GuestLinkInfo
+ */
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status  HTTP status (0: the network failed)
+   * @param {string} code    the server's error code, e.g. "token_expired"
+   * @param {string} message readable text
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<any>}
+ */
+export async function request(method, path, body) {
+  /** @type {RequestInit} */
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' }, cache: 'no-store' };
+  if (body !== undefined) {
+    init.headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, 'network', 'The station cannot be reached. Check the network connection.');
+  }
+  /** @type {any} */
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = data && data.error ? data.error : {};
+    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText || 'Request failed');
+  }
+  return data;
+}
+
+/** @returns {Promise<Me|null>} the session, or null when not logged in */
+export async function me() {
+  try {
+    return await request('GET', '/api/auth/me');
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return null;
+    throw err;
+  }
+}
+
+/** @param {string} password */
+export const login = (password) => request('POST', '/api/auth/login', { password });
+export const logout = () => request('POST', '/api/auth/logout');
+/** @param {string} token @returns {Promise<{role: string, room: string, label?: string}>} */
+export const guestLogin = (token) => request('POST', '/api/auth/guest', { guest_token: token });
+/** @param {string} key @returns {Promise<{role: string, room: string}>} */
+export const kioskLogin = (key) => request('POST', '/api/auth/kiosk', { key });
+/** @returns {Promise<Station>} */
+export const station = () => request('GET', '/api/station');
+/** @returns {Promise<Room[]>} */
+export const listRooms = async () => (await request('GET', '/api/rooms')).rooms;
+/** @param {string} name @returns {Promise<Room>} */
+export const createRoom = (name) => request('POST', '/api/rooms', { name });
+/** @param {string} id @returns {Promise<Room>} */
+export const getRoom = (id) => request('GET', `/api/rooms/${encodeURIComponent(id)}`);
+/** @param {string} id */
+export const deleteRoom = (id) => request('DELETE', `/api/rooms/${encodeURIComponent(id)}`);
+/**
+ * @param {string} id
+ * @param {{ttl_seconds?: number, max_uses?: number, label?: string}} opts
+ * @returns {Promise<GuestLink>}
+ */
+export const makeGuestLink = (id, opts) => request('POST', `/api/rooms/${encodeURIComponent(id)}/generate-guest-link`, opts);
+/** @param {string} id @returns {Promise<GuestLinkInfo[]>} */
+export const listGuestLinks = async (id) => (await request('GET', `/api/rooms/${encodeURIComponent(id)}/guest-links`)).guest_links;
+/** @param {string} id @param {string} jti */
+export const revokeGuestLink = (id, jti) => request('DELETE', `/api/rooms/${encodeURIComponent(id)}/guest-links/${encodeURIComponent(jti)}`);
+/** @returns {Promise<GuestLink>} */
+export const kioskGuestLink = () => request('POST', '/api/kiosk/guest-link');

@@ -1,0 +1,86 @@
+// Entry point: the hash router. Routes:
+//   #/                      login, then the rooms list (users); guests go to their room
+//   #/room/<id>[?guest_token=<jwt>]   the call page
+//   #/kiosk[?key=<key>]     the station's own screen
+// Each view renders into #app and returns a cleanup function for when the route changes.
+
+import * as api from './api.js';
+import { renderError } from './views/error.js';
+import { renderHome } from './views/rooms.js';
+import { renderRoom } from './views/room.js';
+import { renderKiosk } from './views/kiosk.js';
+import { $, h, replace } from './dom.js';
+
+/**
+ * @typedef {{path: string, params: URLSearchParams}} Route
+ * @typedef {() => void} Cleanup
+ * @typedef {{root: HTMLElement, route: Route, navigate: (hash: string) => void,
+ *   clearHashParams: () => void, wsUrl: () => string}} Context
+ */
+
+/** @returns {Route} */
+export function parseHash(/** @type {string} */ hash) {
+  const raw = hash.replace(/^#/, '') || '/';
+  const q = raw.indexOf('?');
+  const path = (q >= 0 ? raw.slice(0, q) : raw) || '/';
+  const params = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '');
+  return { path: path.startsWith('/') ? path : `/${path}`, params };
+}
+
+const root = /** @type {HTMLElement} */ ($('#app'));
+/** @type {Cleanup|null} */
+let cleanup = null;
+let generation = 0;
+
+function wsUrl() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/ws/`;
+}
+
+async function render() {
+  const gen = ++generation;
+  if (cleanup) {
+    try { cleanup(); } catch (err) { console.error(err); }
+    cleanup = null;
+  }
+  const route = parseHash(location.hash);
+  /** @type {Context} */
+  const ctx = {
+    root,
+    route,
+    navigate: (hash) => { if (location.hash === hash) void render(); else location.hash = hash; },
+    // Secrets from the fragment (guest token, kiosk key) must not stay in the address bar.
+    clearHashParams: () => history.replaceState(null, '', `${location.pathname}${location.search}#${route.path}`),
+    wsUrl,
+  };
+  document.body.dataset.view = route.path.split('/')[1] || 'home';
+  replace(root, h('div', { class: 'center-screen' }, h('div', { class: 'spinner', role: 'status', 'aria-label': 'Loading' })));
+  try {
+    /** @type {Cleanup|void} */
+    let c = undefined;
+    const m = route.path.match(/^\/room\/([^/]+)\/?$/);
+    if (m) {
+      c = await renderRoom(ctx, decodeURIComponent(m[1]));
+    } else if (route.path === '/kiosk') {
+      c = await renderKiosk(ctx);
+    } else if (route.path === '/') {
+      c = await renderHome(ctx);
+    } else {
+      renderError(ctx, 'Page not found', 'There is nothing at this address.', [{ label: 'Home', href: '#/' }]);
+    }
+    if (gen !== generation) { c?.(); return; }
+    cleanup = c || null;
+  } catch (err) {
+    if (gen !== generation) return;
+    console.error(err);
+    const message = err instanceof api.ApiError ? err.message : 'Something went wrong. Please reload the page.';
+    renderError(ctx, 'Something went wrong', message, [{ label: 'Reload', onclick: () => location.reload() }]);
+  }
+}
+
+window.addEventListener('hashchange', () => { void render(); });
+void render();
+
+if ('serviceWorker' in navigator && (location.protocol === 'https:' || location.hostname === 'localhost' || location.hostname === '127.0.0.1')) {
+  navigator.serviceWorker.register('sw.js').catch((err) => console.warn('service worker:', err));
+}

@@ -1,0 +1,642 @@
+// Video Station signaling client and peer-connection manager (docs/signaling.md).
+//
+// This module never touches the DOM or the page's location: the UI passes in the
+// WebSocket URL and a local MediaStream, and learns about everything through the
+// documented on<event> callbacks of SignalingClient (the same split as Galène's
+// protocol.js / galene.js).
+//
+//   const client = new SignalingClient(wsUrl);
+//   client.onwelcome = (msg) => ...;
+//   client.ontrack = (peerId, participantId, stream) => video.srcObject = stream;
+//   client.setLocalStream(await navigator.mediaDevices.getUserMedia({audio: true, video: true}));
+//   client.join('station', 'Grandma');
+
+export const PROTOCOL_VERSION = 1;
+
+/** The id of the service's own camera/microphone peer (aiortc, always impolite). */
+export const STATION_PEER = 'station';
+
+/** WebSocket.OPEN, spelled out so that a WebSocket stand-in can be injected. */
+const OPEN = 1;
+
+/**
+ * @typedef {{audio: boolean, video: boolean}} Muted
+ * @typedef {{
+ *   id: string, name: string, role: string, kind: string, participant: string,
+ *   sends?: string[], receives?: string[], muted?: Muted
+ * }} PeerInfo
+ * @typedef {{id: string, name?: string}} CallMember
+ * @typedef {{
+ *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
+ *   live: boolean, since?: number|null, ring_timeout_at?: number|null,
+ *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|null
+ * }} CallInfo
+ * @typedef {{
+ *   type: 'welcome', version: number, peer_id: string, role: string,
+ *   room: {id: string, name: string, is_station: boolean},
+ *   ice_servers?: RTCIceServer[], peers?: PeerInfo[], call: CallInfo|null,
+ *   station?: {name: string}
+ * }} WelcomeMessage
+ * @typedef {'connecting'|'connected'|'reconnecting'|'closed'} Status
+ * @typedef {{
+ *   peerId: string, participant: string, connectionState: string,
+ *   framesDecoded: number, framesReceived: number, bytesReceived: number,
+ *   audioBytesReceived: number, framesSent: number, bytesSent: number
+ * }} PeerStats
+ * @typedef {{
+ *   WebSocket?: typeof WebSocket,
+ *   RTCPeerConnection?: typeof RTCPeerConnection,
+ *   pingInterval?: number, backoffMin?: number, backoffMax?: number,
+ *   stationAnswerTimeout?: number
+ * }} ClientOptions
+ */
+
+/** Join errors after which reconnecting cannot help. */
+const FATAL_JOIN_ERRORS = new Set(['unsupported_version', 'forbidden', 'room_not_found', 'room_full', 'already_joined']);
+/** `bye` reasons after which the client stays closed ("shutdown" is retried: the service restarts). */
+const FINAL_BYE = new Set(['room_deleted', 'room_full', 'replaced', 'left']);
+
+/**
+ * One RTCPeerConnection to one peer, negotiated with perfect negotiation
+ * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example).
+ */
+export class PeerLink {
+  /**
+   * @param {SignalingClient} client
+   * @param {string} peerId
+   * @param {{polite: boolean, send: boolean, session?: number|null}} opts
+   */
+  constructor(client, peerId, { polite, send, session = null }) {
+    this.client = client;
+    this.id = peerId;
+    this.polite = polite;
+    this.send = send;
+    /** The station's `session` this connection belongs to (station peer only). */
+    this.session = session;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.isSettingRemoteDescription = false;
+    this.closed = false;
+    /** @type {RTCIceCandidateInit[]} candidates that arrived before a remote description */
+    this.pendingCandidates = [];
+    /** @type {MediaStream|null} */
+    this.remoteStream = null;
+    this.lastRestart = 0;
+    const Impl = client.options.RTCPeerConnection || RTCPeerConnection;
+    this.pc = new Impl({ iceServers: client.iceServers });
+    this.pc.onnegotiationneeded = () => { void this.negotiate(); };
+    this.pc.onicecandidate = ({ candidate }) => {
+      // aiortc takes the whole candidate list inside the answer (see answerStation).
+      if (this.id === STATION_PEER) return;
+      client.sendRaw({ type: 'signal', to: this.id, candidate: candidate ? candidate.toJSON() : null });
+    };
+    this.pc.ontrack = (ev) => {
+      const tracks = this.remoteStream ? this.remoteStream.getTracks().filter((t) => t.id !== ev.track.id) : [];
+      // A new MediaStream object each time, so UIs can simply reassign srcObject.
+      this.remoteStream = new MediaStream([...tracks, ev.track]);
+      ev.track.addEventListener('ended', () => {
+        if (this.remoteStream) this.remoteStream.removeTrack(ev.track);
+      });
+      client.emitTrack(this);
+    };
+    this.pc.oniceconnectionstatechange = () => {
+      if (this.pc.iceConnectionState === 'failed') this.restart();
+    };
+    this.pc.onconnectionstatechange = () => {
+      client.onpeerstate?.(this.id, this.pc.connectionState);
+      if (this.pc.connectionState === 'failed') this.restart();
+    };
+    /** @type {Map<string, RTCRtpSender>} our senders, by track kind */
+    this.senders = new Map();
+    if (send && client.localStream) {
+      for (const track of client.localStream.getTracks()) {
+        this.senders.set(track.kind, this.pc.addTrack(track, client.localStream));
+      }
+    }
+  }
+
+  get participant() {
+    return this.client.participantOf(this.id);
+  }
+
+  async negotiate() {
+    if (this.closed || this.id === STATION_PEER) return; // the station always offers
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      if (this.pc.localDescription) {
+        this.client.sendRaw({ type: 'signal', to: this.id, description: this.pc.localDescription.toJSON() });
+      }
+    } catch (err) {
+      this.client.reportError('negotiation', `offer to ${this.id} failed: ${errorText(err)}`);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /** @param {RTCSessionDescriptionInit} description */
+  async onDescription(description) {
+    const pc = this.pc;
+    const readyForOffer = !this.makingOffer &&
+      (pc.signalingState === 'stable' || this.isSettingRemoteDescription);
+    const offerCollision = description.type === 'offer' && !readyForOffer;
+    this.ignoreOffer = !this.polite && offerCollision;
+    if (this.ignoreOffer) return;
+    this.isSettingRemoteDescription = description.type === 'answer';
+    try {
+      await pc.setRemoteDescription(description); // implicit rollback when polite
+    } finally {
+      this.isSettingRemoteDescription = false;
+    }
+    await this.flushCandidates();
+    if (description.type === 'offer') {
+      await pc.setLocalDescription();
+      if (this.id === STATION_PEER) await this.waitForGathering();
+      if (this.closed || !pc.localDescription) return;
+      this.client.sendRaw({ type: 'signal', to: this.id, description: pc.localDescription.toJSON() });
+    }
+  }
+
+  /** @param {RTCIceCandidateInit|null} candidate */
+  async onCandidate(candidate) {
+    if (!this.pc.remoteDescription) {
+      if (candidate) this.pendingCandidates.push(candidate);
+      return;
+    }
+    try {
+      await this.pc.addIceCandidate(candidate ?? undefined);
+    } catch (err) {
+      if (!this.ignoreOffer) throw err;
+    }
+  }
+
+  async flushCandidates() {
+    const queued = this.pendingCandidates.splice(0);
+    for (const c of queued) {
+      try {
+        await this.pc.addIceCandidate(c);
+      } catch (err) {
+        this.client.reportError('candidate', `bad candidate from ${this.id}: ${errorText(err)}`);
+      }
+    }
+  }
+
+  /** Resolves once ICE gathering is complete (or after a timeout). */
+  waitForGathering() {
+    const pc = this.pc;
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        pc.removeEventListener('icegatheringstatechange', check);
+        clearTimeout(timer);
+        resolve(undefined);
+      };
+      const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+      const timer = setTimeout(done, this.client.options.stationAnswerTimeout ?? 3000);
+      pc.addEventListener('icegatheringstatechange', check);
+    });
+  }
+
+  /** ICE restart after a failure; at most one every 5 s. */
+  restart() {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now - this.lastRestart < 5000) return;
+    this.lastRestart = now;
+    if (this.id === STATION_PEER) {
+      this.client.sendRaw({ type: 'signal', to: STATION_PEER, restart: true });
+    } else {
+      this.pc.restartIce();
+    }
+  }
+
+  /** Replaces (or adds) the local tracks sent on this connection. */
+  async setLocalStream(/** @type {MediaStream|null} */ stream) {
+    if (!this.send || this.closed) return;
+    const tracks = stream ? stream.getTracks() : [];
+    for (const kind of ['audio', 'video']) {
+      const track = tracks.find((t) => t.kind === kind) || null;
+      const sender = this.senders.get(kind);
+      if (sender) {
+        await sender.replaceTrack(track);
+      } else if (track && stream) {
+        this.senders.set(kind, this.pc.addTrack(track, stream)); // fires negotiationneeded
+      }
+    }
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.pc.onnegotiationneeded = null;
+    this.pc.onicecandidate = null;
+    this.pc.ontrack = null;
+    this.pc.oniceconnectionstatechange = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+  }
+}
+
+/**
+ * The signaling client. One instance per page that is in a room.
+ *
+ * Callbacks (all optional; assign functions to them):
+ * - `onwelcome(msg)`: joined (also after every reconnect); `msg` is the `welcome` message.
+ * - `onpeerjoined(peer)`, `onpeerupdated(peer)`: a peer object arrived / changed its `muted`.
+ * - `onpeerleft(peerId, peer)`: a peer left the room (`peer` is the last known object, if any).
+ * - `oncallstate(call)`: the station's call object (from `welcome` and `call-state`).
+ * - `ontrack(peerId, participantId, stream)`: a remote track arrived; `stream` is a new
+ *   MediaStream holding every track of that connection so far.
+ * - `onpeerclosed(peerId, participantId)`: the connection to a peer was closed.
+ * - `onpeerstate(peerId, connectionState)`: RTCPeerConnection.connectionState changed.
+ * - `onerror(code, message, ref)`: an `error` from the server, or a local failure.
+ * - `onbye(reason)`: the server is about to close the socket.
+ * - `onstatus(status, detail)`: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+ *   `detail` is the retry delay in ms for 'reconnecting', the reason for 'closed'.
+ */
+export class SignalingClient {
+  /**
+   * @param {string} url  the WebSocket URL, e.g. "wss://station.local/ws/"
+   * @param {ClientOptions} [options]
+   */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = options;
+    /** @type {WebSocket|null} */
+    this.ws = null;
+    /** @type {Status} */
+    this.status = 'closed';
+    /** @type {string|null} */
+    this.peerId = null;
+    /** @type {string|null} */
+    this.role = null;
+    /** @type {{room: string, name: string}|null} */
+    this.joinArgs = null;
+    /** @type {RTCIceServer[]} */
+    this.iceServers = [];
+    /** @type {Map<string, PeerInfo>} everyone in the room, by peer id */
+    this.roster = new Map();
+    /** @type {Map<string, PeerLink>} open peer connections, by peer id */
+    this.peers = new Map();
+    /** @type {CallInfo|null} the station's call object (null outside the station room) */
+    this.callState = null;
+    /** @type {MediaStream|null} */
+    this.localStream = null;
+    /** @type {Muted} */
+    this.muted = { audio: false, video: false };
+    this.attempt = 0;
+    this.closing = false;
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.retryTimer = null;
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this.pingTimer = null;
+    this.lastHeard = 0;
+
+    /** @type {((msg: WelcomeMessage) => void)|null} */ this.onwelcome = null;
+    /** @type {((peer: PeerInfo) => void)|null} */ this.onpeerjoined = null;
+    /** @type {((peerId: string, peer: PeerInfo|undefined) => void)|null} */ this.onpeerleft = null;
+    /** @type {((peer: PeerInfo) => void)|null} */ this.onpeerupdated = null;
+    /** @type {((call: CallInfo|null) => void)|null} */ this.oncallstate = null;
+    /** @type {((peerId: string, participantId: string, stream: MediaStream) => void)|null} */ this.ontrack = null;
+    /** @type {((peerId: string, participantId: string) => void)|null} */ this.onpeerclosed = null;
+    /** @type {((peerId: string, state: string) => void)|null} */ this.onpeerstate = null;
+    /** @type {((code: string, message: string, ref: string|null) => void)|null} */ this.onerror = null;
+    /** @type {((reason: string) => void)|null} */ this.onbye = null;
+    /** @type {((status: Status, detail?: number|string) => void)|null} */ this.onstatus = null;
+  }
+
+  /**
+   * Connects (if needed) and joins `room` as `name`; rejoins by itself after a reconnect.
+   * @param {string} room
+   * @param {string} [name]
+   */
+  join(room, name = '') {
+    this.joinArgs = { room, name };
+    this.closing = false;
+    if (this.ws && this.ws.readyState === OPEN) {
+      this.sendJoin();
+    } else if (!this.ws) {
+      this.connect();
+    }
+  }
+
+  /** @param {'ring'|'answer'|'decline'|'hangup'} action */
+  call(action) {
+    this.sendRaw({ type: 'call', action });
+  }
+
+  /**
+   * Mutes/unmutes the local tracks and tells the others (`media`).
+   * @param {boolean} audio  true: audio muted
+   * @param {boolean} video  true: video muted
+   */
+  setMuted(audio, video) {
+    this.muted = { audio, video };
+    this.applyMuted();
+    this.sendRaw({ type: 'media', audio, video });
+  }
+
+  /**
+   * Sets the camera/microphone stream sent to peers (`send: true`): replaces the
+   * tracks on existing senders, adds them where there are none yet.
+   * @param {MediaStream|null} stream
+   */
+  async setLocalStream(stream) {
+    this.localStream = stream;
+    this.applyMuted();
+    await Promise.all([...this.peers.values()].map((p) => p.setLocalStream(stream)));
+  }
+
+  /** Leaves the room and closes everything; no reconnect afterwards. */
+  close() {
+    this.closing = true;
+    if (this.ws && this.ws.readyState === OPEN && this.peerId) this.sendRaw({ type: 'leave' });
+    this.teardown();
+    this.setStatus('closed', 'left');
+  }
+
+  /**
+   * Receive statistics per open connection (inbound video `framesDecoded` etc.).
+   * @returns {Promise<Record<string, PeerStats>>}
+   */
+  async stats() {
+    /** @type {Record<string, PeerStats>} */
+    const out = {};
+    await Promise.all([...this.peers.values()].map(async (link) => {
+      const s = {
+        peerId: link.id, participant: link.participant, connectionState: link.pc.connectionState,
+        framesDecoded: 0, framesReceived: 0, bytesReceived: 0, audioBytesReceived: 0, framesSent: 0, bytesSent: 0,
+      };
+      const report = await link.pc.getStats();
+      report.forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video') {
+          s.framesDecoded += r.framesDecoded || 0;
+          s.framesReceived += r.framesReceived || 0;
+          s.bytesReceived += r.bytesReceived || 0;
+        } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+          s.audioBytesReceived += r.bytesReceived || 0;
+        } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
+          s.framesSent += r.framesSent || 0;
+          s.bytesSent += r.bytesSent || 0;
+        }
+      });
+      out[link.id] = s;
+    }));
+    return out;
+  }
+
+  /** @param {string} peerId */
+  participantOf(peerId) {
+    const p = this.roster.get(peerId);
+    if (p && p.participant) return p.participant;
+    return peerId;
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  connect() {
+    const Impl = this.options.WebSocket || WebSocket;
+    this.setStatus(this.attempt ? 'reconnecting' : 'connecting');
+    const ws = new Impl(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      this.startPing();
+      this.sendJoin();
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      let msg;
+      try {
+        msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '');
+      } catch {
+        this.reportError('bad_frame', 'unparsable frame from the server');
+        return;
+      }
+      this.dispatch(msg).catch((err) => this.reportError('internal', errorText(err)));
+    };
+    ws.onclose = () => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.stopPing();
+      this.dropPeers();
+      this.peerId = null;
+      if (this.closing) {
+        this.setStatus('closed', 'closed');
+        return;
+      }
+      this.scheduleReconnect();
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  scheduleReconnect() {
+    const min = this.options.backoffMin ?? 500;
+    const max = this.options.backoffMax ?? 15000;
+    const delay = Math.min(max, min * 2 ** this.attempt) * (0.75 + Math.random() * 0.5);
+    this.attempt += 1;
+    this.setStatus('reconnecting', Math.round(delay));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closing) this.connect();
+    }, delay);
+  }
+
+  sendJoin() {
+    if (!this.joinArgs) return;
+    this.sendRaw({ type: 'join', version: PROTOCOL_VERSION, room: this.joinArgs.room, name: this.joinArgs.name });
+  }
+
+  startPing() {
+    this.stopPing();
+    const every = this.options.pingInterval ?? 15000;
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > every * 2.5) {
+        // The socket looks dead (e.g. Wi-Fi dropped without a FIN): start over.
+        this.ws?.close();
+        return;
+      }
+      this.sendRaw({ type: 'ping' });
+    }, every);
+  }
+
+  stopPing() {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
+  teardown() {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.stopPing();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000);
+    this.dropPeers();
+    this.peerId = null;
+  }
+
+  dropPeers() {
+    for (const id of [...this.peers.keys()]) this.closePeer(id);
+  }
+
+  /** @param {Record<string, unknown>} msg */
+  sendRaw(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return false;
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /**
+   * @param {Status} status
+   * @param {number|string} [detail]
+   */
+  setStatus(status, detail) {
+    this.status = status;
+    this.onstatus?.(status, detail);
+  }
+
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {string|null} [ref]
+   */
+  reportError(code, message, ref = null) {
+    this.onerror?.(code, message, ref);
+  }
+
+  applyMuted() {
+    if (!this.localStream) return;
+    for (const t of this.localStream.getAudioTracks()) t.enabled = !this.muted.audio;
+    for (const t of this.localStream.getVideoTracks()) t.enabled = !this.muted.video;
+  }
+
+  /** @param {PeerLink} link */
+  emitTrack(link) {
+    if (link.remoteStream) this.ontrack?.(link.id, link.participant, link.remoteStream);
+  }
+
+  /**
+   * @param {string} peerId
+   * @param {{polite: boolean, send: boolean, session?: number|null}} opts
+   */
+  openPeer(peerId, opts) {
+    this.closePeer(peerId);
+    const link = new PeerLink(this, peerId, opts);
+    this.peers.set(peerId, link);
+    return link;
+  }
+
+  /** @param {string} peerId */
+  closePeer(peerId) {
+    const link = this.peers.get(peerId);
+    if (!link) return;
+    this.peers.delete(peerId);
+    link.close();
+    this.onpeerclosed?.(peerId, link.participant);
+  }
+
+  /** @param {any} msg */
+  async dispatch(msg) {
+    switch (msg.type) {
+      case 'welcome': {
+        this.attempt = 0;
+        this.peerId = msg.peer_id;
+        this.role = msg.role;
+        this.iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+        this.roster = new Map((msg.peers || []).map((/** @type {PeerInfo} */ p) => [p.id, p]));
+        this.callState = msg.call ?? null;
+        this.setStatus('connected');
+        if (this.muted.audio || this.muted.video) {
+          this.sendRaw({ type: 'media', audio: this.muted.audio, video: this.muted.video });
+        }
+        this.onwelcome?.(msg);
+        this.oncallstate?.(this.callState);
+        break;
+      }
+      case 'peer-joined':
+        this.roster.set(msg.peer.id, msg.peer);
+        this.onpeerjoined?.(msg.peer);
+        break;
+      case 'peer-updated':
+        this.roster.set(msg.peer.id, msg.peer);
+        this.onpeerupdated?.(msg.peer);
+        break;
+      case 'peer-left': {
+        const peer = this.roster.get(msg.peer_id);
+        this.closePeer(msg.peer_id);
+        this.roster.delete(msg.peer_id);
+        this.onpeerleft?.(msg.peer_id, peer);
+        break;
+      }
+      case 'connect':
+        this.openPeer(msg.peer_id, { polite: !!msg.polite, send: !!msg.send });
+        break;
+      case 'disconnect':
+        this.closePeer(msg.peer_id);
+        break;
+      case 'signal':
+        await this.onSignal(msg);
+        break;
+      case 'call-state':
+        this.callState = msg.call ?? null;
+        this.oncallstate?.(this.callState);
+        break;
+      case 'error':
+        if (msg.ref === 'join' && FATAL_JOIN_ERRORS.has(msg.code)) this.closing = true;
+        this.reportError(msg.code, msg.message || msg.code, msg.ref ?? null);
+        if (this.closing) this.teardown();
+        if (this.closing) this.setStatus('closed', msg.code);
+        break;
+      case 'bye':
+        if (FINAL_BYE.has(msg.reason)) this.closing = true;
+        this.onbye?.(msg.reason);
+        break;
+      case 'pong':
+        break;
+      default:
+        // Newer servers may add messages; ignoring them keeps old pages working.
+        break;
+    }
+  }
+
+  /** @param {any} msg */
+  async onSignal(msg) {
+    const from = msg.from;
+    if (typeof from !== 'string') return;
+    let link = this.peers.get(from);
+    const session = typeof msg.session === 'number' ? msg.session : null;
+    if (from === STATION_PEER && session !== null && link && link.session !== null && link.session !== session) {
+      // The station restarted its side: answer the new offer on a fresh connection.
+      link = this.openPeer(from, { polite: true, send: false, session });
+    }
+    if (!link) {
+      if (!msg.description || msg.description.type !== 'offer') return; // stale candidate
+      // An offer before `connect` (should not happen): derive the roles ourselves.
+      const isStation = from === STATION_PEER;
+      link = this.openPeer(from, {
+        polite: isStation || (this.peerId !== null && this.peerId < from),
+        send: !isStation && this.role !== 'kiosk',
+        session,
+      });
+    }
+    if (link.session === null && session !== null) link.session = session;
+    try {
+      if (msg.description) {
+        await link.onDescription(msg.description);
+      } else if ('candidate' in msg) {
+        await link.onCandidate(msg.candidate);
+      }
+    } catch (err) {
+      this.reportError('negotiation', `signal from ${from}: ${errorText(err)}`);
+    }
+  }
+}
+
+/** @param {unknown} err */
+function errorText(err) {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

@@ -1,0 +1,122 @@
+// The local video as a floating 4:3 window: drag it with a finger or the mouse,
+// resize it from the corner handle (the ratio stays 4:3), and it never leaves its
+// container nor covers the controls bar (the bottom `reserve` pixels).
+
+const RATIO = 3 / 4;
+
+/**
+ * @param {HTMLElement} box       the floating element (absolutely positioned)
+ * @param {HTMLElement} container the area it moves in
+ * @param {{handle: HTMLElement, reserveBottom?: () => number, minWidth?: number}} opts
+ * @returns {() => void} detaches the listeners
+ */
+export function makeFloating(box, container, { handle, reserveBottom = () => 0, minWidth = 96 }) {
+  let x = 0;
+  let y = 0;
+  let w = 0;
+  let placed = false;
+
+  function bounds() {
+    const r = container.getBoundingClientRect();
+    return { width: r.width, height: Math.max(0, r.height - reserveBottom()) };
+  }
+
+  function clampAndApply() {
+    const b = bounds();
+    const margin = 8;
+    const maxW = Math.max(minWidth, Math.min(b.width * 0.6, (b.height - 2 * margin) / RATIO, 640));
+    w = Math.min(Math.max(w, minWidth), maxW);
+    const hgt = w * RATIO;
+    x = Math.min(Math.max(x, margin), Math.max(margin, b.width - w - margin));
+    y = Math.min(Math.max(y, margin), Math.max(margin, b.height - hgt - margin));
+    box.style.width = `${Math.round(w)}px`;
+    box.style.height = `${Math.round(hgt)}px`;
+    box.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
+    box.classList.toggle('on-right', x + w / 2 > b.width / 2);
+  }
+
+  function place() {
+    const b = bounds();
+    if (!b.width) return;
+    if (!placed) {
+      // Top-right corner, about a quarter of the width (smaller on phones held upright).
+      w = Math.max(minWidth, Math.min(b.width * (b.width < 600 ? 0.32 : 0.22), 320));
+      x = b.width - w - 12;
+      y = 12;
+      placed = true;
+    }
+    clampAndApply();
+  }
+
+  /**
+   * @param {PointerEvent} down
+   * @param {(dx: number, dy: number, start: {x: number, y: number, w: number}) => void} move
+   */
+  function track(down, move) {
+    down.preventDefault();
+    down.stopPropagation();
+    const target = /** @type {Element} */ (down.currentTarget);
+    target.setPointerCapture(down.pointerId);
+    const start = { x, y, w };
+    box.classList.add('dragging');
+    /** @param {PointerEvent} ev */
+    const onMove = (ev) => {
+      if (ev.pointerId !== down.pointerId) return;
+      move(ev.clientX - down.clientX, ev.clientY - down.clientY, start);
+      clampAndApply();
+    };
+    /** @param {PointerEvent} ev */
+    const onUp = (ev) => {
+      if (ev.pointerId !== down.pointerId) return;
+      box.classList.remove('dragging');
+      target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
+      target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
+      target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
+    };
+    target.addEventListener('pointermove', /** @type {EventListener} */ (onMove));
+    target.addEventListener('pointerup', /** @type {EventListener} */ (onUp));
+    target.addEventListener('pointercancel', /** @type {EventListener} */ (onUp));
+  }
+
+  /** @param {PointerEvent} ev */
+  const onDragStart = (ev) => {
+    if (ev.button !== 0 || ev.target === handle) return;
+    track(ev, (dx, dy, s) => { x = s.x + dx; y = s.y + dy; });
+  };
+  /** @param {PointerEvent} ev */
+  const onResizeStart = (ev) => {
+    if (ev.button !== 0) return;
+    // The handle sits at the bottom-left when the box is on the right half, so dragging
+    // it outward grows the box in both cases; the opposite corner stays put.
+    const onRight = x + w / 2 > bounds().width / 2;
+    track(ev, (dx, dy, s) => {
+      const grow = Math.max(onRight ? -dx : dx, dy / RATIO);
+      w = s.w + grow;
+      if (onRight) x = s.x + s.w - Math.min(Math.max(w, minWidth), 640);
+    });
+  };
+  /** @param {KeyboardEvent} ev */
+  const onKey = (ev) => {
+    const step = ev.shiftKey ? 40 : 10;
+    const moves = /** @type {Record<string, [number, number]>} */ ({ ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] });
+    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; }
+    else if (ev.key === '+' || ev.key === '=') w += step;
+    else if (ev.key === '-') w -= step;
+    else return;
+    ev.preventDefault();
+    clampAndApply();
+  };
+
+  box.addEventListener('pointerdown', onDragStart);
+  handle.addEventListener('pointerdown', onResizeStart);
+  box.addEventListener('keydown', onKey);
+  const ro = new ResizeObserver(() => place());
+  ro.observe(container);
+  place();
+  return () => {
+    ro.disconnect();
+    box.removeEventListener('pointerdown', onDragStart);
+    handle.removeEventListener('pointerdown', onResizeStart);
+    box.removeEventListener('keydown', onKey);
+  };
+}

@@ -1,0 +1,116 @@
+// Remote participant tiles: one tile per participant (the station peer and the
+// screen peer share one), holding a <video> that plays that participant's media.
+import { h } from '../dom.js';
+
+export class TileGrid {
+  /**
+   * @param {HTMLElement} el the grid container
+   * @param {{muted?: boolean}} [opts]
+   */
+  constructor(el, opts = {}) {
+    this.el = el;
+    this.opts = opts;
+    /** @type {Map<string, {tile: HTMLElement, video: HTMLVideoElement, label: HTMLElement, badges: HTMLElement, streams: Map<string, MediaStream>}>} */
+    this.tiles = new Map();
+  }
+
+  /**
+   * @param {string} participant
+   * @param {string} name
+   */
+  ensure(participant, name) {
+    let t = this.tiles.get(participant);
+    if (!t) {
+      const video = h('video', { autoplay: true, playsinline: true });
+      video.muted = !!this.opts.muted;
+      const label = h('span', { class: 'tile-name', text: name });
+      const badges = h('span', { class: 'tile-badges' });
+      const tile = h('div', { class: 'tile waiting', 'data-participant': participant },
+        video, h('div', { class: 'tile-placeholder', 'aria-hidden': 'true', text: initials(name) }), h('div', { class: 'tile-label' }, label, badges));
+      t = { tile, video, label, badges, streams: new Map() };
+      this.tiles.set(participant, t);
+      this.el.append(tile);
+      this.layout();
+    } else if (name) {
+      t.label.textContent = name;
+    }
+    return t;
+  }
+
+  /**
+   * A peer connection of `participant` delivered `stream`.
+   * @param {string} participant
+   * @param {string} peerId
+   * @param {MediaStream} stream
+   * @param {string} name
+   */
+  setStream(participant, peerId, stream, name) {
+    const t = this.ensure(participant, name);
+    t.streams.set(peerId, stream);
+    this.attach(t);
+  }
+
+  /**
+   * @param {string} participant
+   * @param {string} peerId
+   */
+  dropStream(participant, peerId) {
+    const t = this.tiles.get(participant);
+    if (!t) return;
+    t.streams.delete(peerId);
+    this.attach(t);
+  }
+
+  /** @param {{video: HTMLVideoElement, tile: HTMLElement, streams: Map<string, MediaStream>}} t */
+  attach(t) {
+    // A participant may arrive over two connections (the station: its camera peer
+    // and its screen peer, which sends nothing). Play every track in one element.
+    const tracks = [...t.streams.values()].flatMap((s) => s.getTracks());
+    const hasVideo = tracks.some((tr) => tr.kind === 'video');
+    const current = /** @type {MediaStream|null} */ (t.video.srcObject);
+    const same = current && current.getTracks().length === tracks.length && tracks.every((tr) => current.getTracks().includes(tr));
+    if (!same) {
+      t.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+      if (tracks.length) t.video.play().catch(() => undefined);
+    }
+    t.tile.classList.toggle('waiting', !hasVideo);
+  }
+
+  /**
+   * @param {string} participant
+   * @param {{audio?: boolean, video?: boolean}} muted
+   */
+  setMuted(participant, muted) {
+    const t = this.tiles.get(participant);
+    if (!t) return;
+    t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: 'Microphone off', text: 'mic off' })] : []));
+    t.tile.classList.toggle('video-muted', !!muted.video);
+  }
+
+  /** @param {string} participant */
+  remove(participant) {
+    const t = this.tiles.get(participant);
+    if (!t) return;
+    t.video.srcObject = null;
+    t.tile.remove();
+    this.tiles.delete(participant);
+    this.layout();
+  }
+
+  clear() {
+    for (const p of [...this.tiles.keys()]) this.remove(p);
+  }
+
+  layout() {
+    const n = this.tiles.size;
+    this.el.dataset.count = String(n);
+    const cols = n <= 1 ? 1 : n <= 4 ? 2 : 3;
+    this.el.style.setProperty('--cols', String(cols));
+  }
+}
+
+/** @param {string} name */
+export function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  return (parts.length ? parts.slice(0, 2).map((p) => p[0]).join('') : '?').toUpperCase();
+}
