@@ -84,6 +84,8 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.method not in SAFE_METHODS:
         check_origin(request)
     response = await handler(request)
+    if response.prepared:  # a WebSocket: its headers went out with the upgrade
+        return response
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")

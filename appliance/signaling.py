@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +32,10 @@ RATE_PER_SECOND = 40.0
 RATE_BURST = 200.0
 FLOOD_CLOSE_AFTER = 100
 SEND_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 2.0
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class Connection:
     """One open WebSocket and, once joined, its peer."""
 
@@ -79,8 +79,7 @@ class Hub:
         self.rooms = rooms
         self.station = station
         self.metrics = metrics
-        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._strong: set[Connection] = set()
+        self.connections: set[Connection] = set()
 
     # -- the station peer's outgoing signals ------------------------------------------
 
@@ -97,12 +96,14 @@ class Hub:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         check_origin(request)
         session = session_of(request)
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME)
+        ws = web.WebSocketResponse(
+            heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME, timeout=CLOSE_TIMEOUT
+        )
         if not ws.can_prepare(request).ok:
             raise errors.RequestError("This endpoint speaks WebSocket only.")
         await ws.prepare(request)
         conn = Connection(ws, session)
-        self._strong.add(conn)
+        self.connections.add(conn)
         self.metrics.inc("websocket_connections_total")
         try:
             async for msg in ws:
@@ -118,7 +119,7 @@ class Hub:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
                     break
         finally:
-            self._strong.discard(conn)
+            self.connections.discard(conn)
             await self._depart(conn)
         return ws
 
@@ -163,6 +164,7 @@ class Hub:
             case protocol.Join():
                 await self._join(conn, message)
             case protocol.Leave():
+                await self._depart(conn)
                 await conn.send({"type": "bye", "reason": "left"})
                 await conn.ws.close()
             case _:
@@ -273,7 +275,7 @@ class Hub:
     # -- server-initiated disconnects -------------------------------------------------
 
     def _connection_of(self, peer: Peer) -> Connection | None:
-        return next((c for c in self._strong if c.peer is peer), None)
+        return next((c for c in self.connections if c.peer is peer), None)
 
     async def _evict(self, peer: Peer, reason: str) -> None:
         conn = self._connection_of(peer)
@@ -289,16 +291,19 @@ class Hub:
             await self._evict(peer, "room_deleted")
 
     async def close_guest(self, jti: str) -> None:
-        for conn in list(self._strong):
+        for conn in list(self.connections):
             if conn.session.role == "guest" and conn.session.subject == jti and conn.peer:
                 await self._evict(conn.peer, "revoked")
 
     async def close_all(self) -> None:
-        """On shutdown: say bye and close every socket."""
-        for conn in list(self._strong):
+        """On shutdown: say bye and close every socket, all at once."""
+
+        async def close(conn: Connection) -> None:
             with contextlib.suppress(Exception):
                 await conn.send({"type": "bye", "reason": "shutdown"})
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown")
+
+        await asyncio.gather(*(close(c) for c in list(self.connections)), return_exceptions=True)
 
     # -- ICE --------------------------------------------------------------------------
 

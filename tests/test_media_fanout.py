@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import av
-import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
@@ -69,7 +68,7 @@ def decode(codec: str, packets: list[av.Packet[Any]]) -> list[av.VideoFrame]:
     decoder = av.CodecContext.create("h264" if codec == "H264" else "libvpx", "r")
     frames: list[av.VideoFrame] = []
     for packet in packets:
-        frames += decoder.decode(av.Packet(bytes(packet)))  # type: ignore[arg-type]
+        frames += decoder.decode(av.Packet(bytes(packet)))
     return frames
 
 
@@ -77,14 +76,16 @@ async def test_idle_until_first_track_and_closed_after_linger() -> None:
     feed = CountingFeed()
     video = VideoFanout(CAMERA, linger=0.3, feed=feed)
     await asyncio.sleep(0.1)
-    assert not video.capturing and feed.opened == 0
+    states = [(video.capturing, feed.opened)]
     track = video.track()
     track.set_codec("H264")
     await next_packets(track, 2)
-    assert video.capturing and feed.opened == 1
+    states.append((video.capturing, feed.opened))
     track.stop()
     await asyncio.sleep(0.1)
-    assert video.capturing, "the camera lingers for a quick re-connect"
+    states.append((video.capturing, feed.opened))
+    # idle: closed; first viewer: opened once; it lingers for a quick re-connect
+    assert states == [(False, 0), (True, 1), (True, 1)]
     again = video.track()  # within the linger: same capture, no re-open
     again.set_codec("H264")
     await next_packets(again, 2)
@@ -177,8 +178,8 @@ async def test_failing_camera_keeps_sending() -> None:
     frames = decode("H264", packets)
     assert len(frames) >= 15 and all(f.width == 320 for f in frames)
     # the "camera unavailable" picture is uniform grey around the text
-    corner = frames[-1].to_ndarray()[:20, :20]
-    assert np.ptp(corner) < 10
+    corner = frames[-1].to_ndarray()[:20, :20].astype(int)
+    assert int(corner.max() - corner.min()) < 10
     await video.close()
     assert feed.closed == 1
 
@@ -191,7 +192,7 @@ async def test_audio_captured_once_for_every_listener() -> None:
     assert audio.description.startswith("test-tone")
     assert audio.frames < 12, "one capture, not one per listener"
     assert got[0][0].pts == got[1][0].pts == got[2][0].pts, "the same frames for everybody"
-    pts = [f.pts for f in got[0]]
+    pts = [f.pts or 0 for f in got[0]]
     assert pts == sorted(pts) and pts[1] - pts[0] == 960
     for track in tracks:
         track.stop()

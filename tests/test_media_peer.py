@@ -37,7 +37,9 @@ class Viewer:
         pc.on("track", self._on_track)
         if self.codecs is not None:  # a viewer that can decode only these
             transceiver = pc.addTransceiver("video", direction="recvonly")
-            caps = RTCRtpReceiver.getCapabilities("video").codecs
+            capabilities = RTCRtpReceiver.getCapabilities("video")
+            assert capabilities is not None
+            caps = capabilities.codecs
             transceiver.setCodecPreferences([c for c in caps if c.name in self.codecs])
         return pc
 

@@ -18,7 +18,7 @@ from appliance.errors import MediaError, SourceUnavailable
 from appliance.media import camera as camera_mod
 from appliance.media.camera import TestPattern, camera_feed, open_camera, probe_camera, rotate
 from appliance.media.microphone import TestTone, open_microphone, probe_microphone
-from appliance.media.pattern import PatternPainter, planes, unavailable_frame
+from appliance.media.pattern import PatternPainter, planes, unavailable_frame, yuv_array
 from appliance.media.source import Resilient
 
 NO_DEVICE = "/dev/video-does-not-exist"
@@ -31,7 +31,7 @@ def no_picamera2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray:
-    return planes(frame.to_ndarray(), frame.width, frame.height)[0]
+    return planes(yuv_array(frame), frame.width, frame.height)[0]
 
 
 # --- test pattern -------------------------------------------------------------------
@@ -201,7 +201,7 @@ async def test_picamera2_source(fake_picamera2: type[FakePicamera2]) -> None:
     assert cam.config["main"] == {"size": (320, 240), "format": "YUV420"}
     frame = await source.read()
     assert (frame.width, frame.height) == (320, 240)
-    y, u, v = planes(frame.to_ndarray(), 320, 240)
+    y, u, v = planes(yuv_array(frame), 320, 240)
     assert y[0, 0] == 250 and y[100, 100] == 100 and u[5, 5] == 90 and v[5, 5] == 160
     source.close()
     source.close()

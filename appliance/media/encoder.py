@@ -53,6 +53,10 @@ class VideoEncoder:
         problems: list[str] = []
         for name in candidates:
             try:
+                if name == "h264_v4l2m2m" and not serves_new_viewers(
+                    self._open(name, fps, bitrate)
+                ):
+                    raise ValueError("forced keyframes carry no SPS/PPS: late viewers cannot join")
                 self._context = self._open(name, fps, bitrate)
                 self.implementation = name
                 break
@@ -88,15 +92,7 @@ class VideoEncoder:
         elif name == "h264_v4l2m2m":
             ctx.options = {"num_capture_buffers": "16"}
         ctx.open()
-        if name == "h264_v4l2m2m":
-            self._check_hardware(ctx)
         return ctx
-
-    def _check_hardware(self, ctx: VideoCodecContext) -> None:
-        """The m2m encoder exists in many FFmpeg builds but works only on a Pi."""
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        frame.pts, frame.time_base = 0, TIME_BASE
-        ctx.encode(frame)
 
     def encode(self, frame: av.VideoFrame, *, keyframe: bool) -> list[av.Packet[Any]]:
         if (frame.width, frame.height) != (self.width, self.height) or frame.format.name != (
@@ -111,6 +107,35 @@ class VideoEncoder:
         for packet in packets:
             packet.time_base = TIME_BASE
         return packets
+
+
+def serves_new_viewers(ctx: VideoCodecContext) -> bool:
+    """Does this H.264 encoder put SPS/PPS in front of a keyframe forced mid-stream?
+
+    A viewer that joins late decodes from such a keyframe only. Hardware encoders
+    (``h264_v4l2m2m``) exist in many FFmpeg builds, fail to open without the Pi's
+    codec device, and on some kernels send the headers only once: then libx264 is used.
+    """
+    keyframes: list[bytes] = []
+    blank = av.VideoFrame(ctx.width, ctx.height, "yuv420p")
+    for index in range(30):
+        blank.pts, blank.time_base = index * 3000, TIME_BASE
+        blank.pict_type = (
+            av.video.frame.PictureType.I if index == 10 else (av.video.frame.PictureType.NONE)
+        )
+        keyframes += [bytes(p) for p in ctx.encode(blank) if p.is_keyframe]
+    later = keyframes[1:]
+    return bool(later) and all(has_sps(k) for k in later)
+
+
+def has_sps(data: bytes) -> bool:
+    """Does this Annex B H.264 buffer hold a sequence parameter set (NAL type 7)?"""
+    start = data.find(b"\x00\x00\x01")
+    while start != -1 and start + 3 < len(data):
+        if data[start + 3] & 0x1F == 7:
+            return True
+        start = data.find(b"\x00\x00\x01", start + 3)
+    return False
 
 
 class EncodedVideoTrack(MediaStreamTrack):

@@ -91,7 +91,7 @@ class Kiosk {
     this.preview = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     this.preview.muted = true;
     this.previewBox = h('div', { class: 'self-preview', 'data-testid': 'station-preview' }, this.preview);
-    this.live = h('div', { class: 'live', 'data-testid': 'live-indicator', role: 'status', hidden: true },
+    this.live = h('div', { class: 'live-indicator', 'data-testid': 'live-indicator', role: 'status', hidden: true },
       h('span', { class: 'dot', 'aria-hidden': 'true', text: '●' }), ' LIVE — camera and microphone on');
     this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), 'Hang up');
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },

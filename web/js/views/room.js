@@ -99,6 +99,8 @@ class CallPage {
     this.active = false;
     /** @type {(() => void)[]} */
     this.disposers = [];
+    /** @type {Promise<void>} resolves once the camera/microphone request is settled */
+    this.mediaReady = Promise.resolve();
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.toastTimer = null;
     this.destroyed = false;
@@ -129,26 +131,28 @@ class CallPage {
       localStorage.setItem(NAME_KEY, name);
       // Inside the click: browsers only allow full-screen from a user gesture.
       if (isMobile()) void enterFullscreen();
-      this.startCall(name);
+      void this.startCall(name);
     });
     replace(this.ctx.root, h('section', { class: 'center-screen lobby' }, form));
     if (!nameInput.value) nameInput.focus();
 
-    this.localStream = await getLocalMedia();
-    if (this.destroyed) { stopStream(this.localStream); return; }
-    if (this.localStream) {
-      preview.srcObject = this.localStream;
-      form.classList.add('has-video');
-      if (!this.localStream.getVideoTracks().length) mediaNote.textContent = 'No camera found: the others will only hear you.';
-    } else {
-      mediaNote.textContent = 'Camera and microphone are blocked or missing: you can still see and hear the others.';
-    }
+    this.mediaReady = getLocalMedia().then((stream) => {
+      if (this.destroyed) { stopStream(stream); return; }
+      this.localStream = stream;
+      if (stream) {
+        preview.srcObject = stream;
+        form.classList.add('has-video');
+        if (!stream.getVideoTracks().length) mediaNote.textContent = 'No camera found: the others will only hear you.';
+      } else {
+        mediaNote.textContent = 'Camera and microphone are blocked or missing: you can still see and hear the others.';
+      }
+    });
   }
 
   // ---- in call ----------------------------------------------------------
 
   /** @param {string} name */
-  startCall(name) {
+  async startCall(name) {
     this.name = name;
     const grid = h('div', { class: 'tiles', 'data-testid': 'remote-tiles' });
     this.tiles = new TileGrid(grid);
@@ -158,20 +162,14 @@ class CallPage {
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
-    localVideo.srcObject = this.localStream;
     const handle = h('div', { class: 'pip-handle', 'aria-hidden': 'true' });
     this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': 'Your video (drag to move, corner to resize)', 'data-testid': 'local-video' },
       localVideo, h('div', { class: 'pip-off', text: 'Camera off' }), handle);
-    this.pip.hidden = !this.localStream;
 
     this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Microphone', 'data-testid': 'toggle-mic' }, icon('mic'));
     this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Camera', 'data-testid': 'toggle-cam' }, icon('cam'));
     this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': 'Full screen', 'data-testid': 'toggle-fullscreen' }, icon('full'));
     this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': 'Hang up', 'data-testid': 'hangup' }, icon('hangup'));
-    const noAudio = !this.localStream || !this.localStream.getAudioTracks().length;
-    const noVideo = !this.localStream || !this.localStream.getVideoTracks().length;
-    this.micButton.disabled = noAudio;
-    this.camButton.disabled = noVideo;
     this.micButton.addEventListener('click', () => this.toggle('audio'));
     this.camButton.addEventListener('click', () => this.toggle('video'));
     this.fsButton.addEventListener('click', () => { void toggleFullscreen(); });
@@ -192,6 +190,15 @@ class CallPage {
     const controls = this.controls;
     this.disposers.push(makeFloating(this.pip, this.stage, { handle, reserveBottom: () => controls.getBoundingClientRect().height + 16 }));
     this.showState('connecting');
+    // The camera may still be starting (the permission prompt is open): wait for it,
+    // so the first offers already carry our tracks.
+    await this.mediaReady;
+    if (this.destroyed) return;
+    const stream = this.localStream;
+    localVideo.srcObject = stream;
+    this.pip.hidden = !stream || !stream.getVideoTracks().length;
+    this.micButton.disabled = !stream || !stream.getAudioTracks().length;
+    this.camButton.disabled = !stream || !stream.getVideoTracks().length;
     this.connect();
   }
 
@@ -285,7 +292,7 @@ class CallPage {
   showState(state, detail = '', live = false) {
     if (!this.stage || !this.statusCard) return;
     this.stage.dataset.state = state;
-    this.stage.classList.toggle('live', live);
+    this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
     /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, cancel?: boolean, pulse?: boolean}|null} */
     let card = null;

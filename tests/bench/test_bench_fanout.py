@@ -1,0 +1,187 @@
+"""CPU of the station process: shared encoder vs aiortc's one-encoder-per-peer.
+
+Run with ``pytest -m bench -s tests/bench/test_bench_fanout.py``. The viewers run in
+a child process (their decoding is not the station's cost); the station's CPU time
+is ``resource.getrusage(RUSAGE_SELF)`` over a fixed window at 1280x720@30.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import av
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.contrib.media import MediaRelay
+
+from appliance.config import CameraConfig, MicrophoneConfig
+from appliance.media import StationMedia, StationPeers
+from appliance.media.pattern import PatternPainter
+from appliance.media.peer import video_codec_preferences
+
+pytestmark = pytest.mark.bench
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+WINDOW = 5.0
+
+VIEWERS = r"""
+import asyncio, json, sys
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+async def main():
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    pcs, frames = {}, {}
+
+    async def consume(pid, track):
+        while True:
+            try:
+                await track.recv()
+            except Exception:
+                return
+            frames[pid] = frames.get(pid, 0) + 1
+
+    while line := await reader.readline():
+        msg = json.loads(line)
+        if msg["op"] == "offer":
+            pid = msg["id"]
+            pc = pcs[pid] = RTCPeerConnection()
+            pc.on("track", lambda t, pid=pid: asyncio.ensure_future(consume(pid, t)))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            out = {"id": pid, "sdp": pc.localDescription.sdp}
+        elif msg["op"] == "frames":
+            out = dict(frames)
+        else:
+            await asyncio.gather(*(pc.close() for pc in pcs.values()))
+            out = {}
+        print(json.dumps(out), flush=True)
+        if msg["op"] == "quit":
+            return
+
+asyncio.run(main())
+"""
+
+
+class ViewerProcess:
+    """Receiving peers in a child process, driven over stdin/stdout JSON lines."""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", VIEWERS,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def ask(self, msg: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+        reply: dict[str, Any] = json.loads(await self.proc.stdout.readline())
+        return reply
+
+    async def stop(self) -> None:
+        await self.ask({"op": "quit"})
+        await self.proc.wait()
+
+
+class PatternTrack(VideoStreamTrack):
+    """Raw test-pattern frames, the input of aiortc's per-peer encoders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.painter = PatternPainter(WIDTH, HEIGHT)
+        self.index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = self.painter.paint(self.index)
+        frame.pts, frame.time_base = pts, fractions.Fraction(time_base)
+        self.index += 1
+        return frame
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(viewers: ViewerProcess, ids: list[str]) -> tuple[float, int]:
+    await asyncio.sleep(1.5)  # connected, first keyframes out
+    before_frames = await viewers.ask({"op": "frames"})
+    before, started = cpu(), time.monotonic()
+    await asyncio.sleep(WINDOW)
+    used, elapsed = cpu() - before, time.monotonic() - started
+    after_frames = await viewers.ask({"op": "frames"})
+    received = min(after_frames.get(i, 0) - before_frames.get(i, 0) for i in ids)
+    return used / elapsed, round(received / elapsed)
+
+
+async def shared(n: int) -> tuple[float, int, dict[str, int]]:
+    viewers = ViewerProcess()
+    await viewers.start()
+    camera = CameraConfig(source="test", width=WIDTH, height=HEIGHT, fps=FPS)
+    media = StationMedia(camera, MicrophoneConfig(source="test"), linger=0.1)
+    peers: StationPeers
+
+    async def send(peer_id: str, payload: dict[str, Any]) -> None:
+        sdp = payload["description"]["sdp"]
+        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": sdp})
+        await peers.handle_signal(peer_id, {"description": {"type": "answer", **answer}})
+
+    peers = StationPeers(media, ice_servers=[], send=send)
+    ids = [f"v{i}" for i in range(n)]
+    for peer_id in ids:
+        await peers.open(peer_id, audio=False)
+    c0 = media.counters()
+    load, fps = await measure(viewers, ids)
+    c1 = media.counters()
+    await peers.close_all()
+    await media.close()
+    await viewers.stop()
+    return load, fps, {k: c1[k] - c0[k] for k in ("camera_frames", "encoded_h264")}
+
+
+async def per_peer(n: int) -> tuple[float, int]:
+    viewers = ViewerProcess()
+    await viewers.start()
+    relay, source = MediaRelay(), PatternTrack()
+    pcs: list[RTCPeerConnection] = []
+    ids = [f"v{i}" for i in range(n)]
+    for peer_id in ids:
+        pc = RTCPeerConnection()
+        pcs.append(pc)
+        transceiver = pc.addTransceiver(relay.subscribe(source), direction="sendonly")
+        transceiver.setCodecPreferences(video_codec_preferences())  # H.264 too
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": sdp})
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    load, fps = await measure(viewers, ids)
+    await asyncio.gather(*(pc.close() for pc in pcs))
+    await viewers.stop()
+    return load, fps
+
+
+async def test_bench_shared_encoder_vs_per_peer() -> None:
+    rows = []
+    for n in (1, 4):
+        load, fps, counts = await shared(n)
+        rows.append(("shared encoder", n, load, fps, counts))
+        base_load, base_fps = await per_peer(n)
+        rows.append(("aiortc per-peer", n, base_load, base_fps, {}))
+    print(f"\nstation CPU at {WIDTH}x{HEIGHT}@{FPS}, {WINDOW:.0f} s window")
+    print(f"{'mode':<16} {'viewers':>7} {'CPU (cores)':>11} {'fps/viewer':>10}  encoded/captured")
+    for mode, n, load, fps, counts in rows:
+        ratio = f"{counts['encoded_h264']}/{counts['camera_frames']}" if counts else "-"
+        print(f"{mode:<16} {n:>7} {load:>11.2f} {fps:>10}  {ratio}")
+    shared_1, shared_4 = rows[0][2], rows[2][2]
+    per_peer_4 = rows[3][2]
+    assert shared_4 < per_peer_4, "sharing the encoder must cost less with 4 viewers"
+    assert shared_4 < shared_1 * 2.5, "the shared encoder's cost must not grow with viewers"
