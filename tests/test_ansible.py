@@ -269,7 +269,11 @@ class Chroot:
             "HOME": "/root",
             "LANG": "C.UTF-8",
             "DEBIAN_FRONTEND": "noninteractive",
+            # pip brings its own CA bundle: point it at the system's.
+            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+            "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
         }
+        base.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
         return subprocess.run(
             ["chroot", str(self.root), *cmd],
             env={**base, **(env or {})},
@@ -325,6 +329,11 @@ def provisioned() -> Iterator[dict[str, object]]:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+        # Machines behind a TLS-inspecting proxy: the chroot trusts what the host trusts.
+        local_cas = Path("/usr/local/share/ca-certificates")
+        if local_cas.is_dir() and any(local_cas.iterdir()):
+            shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
+            chroot.run("update-ca-certificates")
         chroot.bind(Path("/proc"), "/proc")
         chroot.bind(Path("/sys"), "/sys")
         chroot.bind(Path("/dev"), "/dev")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fractions
 from typing import Any
 
 import av
@@ -12,7 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.errors import MediaError, SourceUnavailable
 from appliance.media.camera import TestPattern
-from appliance.media.encoder import EncodedVideoTrack, VideoFanout
+from appliance.media.encoder import EncodedVideoTrack, VideoFanout, has_sps, serves_new_viewers
 from appliance.media.fanout import AudioFanout
 from appliance.media.pattern import unavailable_frame
 from appliance.media.source import Resilient
@@ -199,3 +200,21 @@ async def test_audio_captured_once_for_every_listener() -> None:
     await asyncio.sleep(0.3)
     assert not audio.capturing
     await audio.close()
+
+
+def x264(*, global_header: bool) -> Any:
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 320, 240, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, 90000)
+    ctx.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    if global_header:  # headers once, out of band: what a bad hardware encoder does
+        ctx.flags |= av.codec.context.Flags.global_header
+    ctx.open()
+    return ctx
+
+
+def test_encoder_check_rejects_keyframes_without_headers() -> None:
+    """h264_v4l2m2m is used only when a forced keyframe lets a late viewer join."""
+    assert serves_new_viewers(x264(global_header=False))
+    assert not serves_new_viewers(x264(global_header=True))
+    assert has_sps(b"\x00\x00\x00\x01\x67\x42") and not has_sps(b"\x00\x00\x01\x65\x88")

@@ -1,0 +1,308 @@
+"""The PWA in real Chromium (Playwright) against a real `videostation serve`:
+rooms and guest links, the kiosk ↔ guest call end to end with decoded video on both
+sides, decline and no-answer, and broken guest links.
+
+Screenshots for the README land in docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "docs" / "screenshots"
+ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    _missing("playwright is not installed (pip install -e '.[test]')")
+if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    _missing(f"{CHROMIUM} not found (apt install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Pages:
+    """Opens pages in fresh contexts and collects their uncaught errors."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def open(self, url: str, **context: Any) -> Page:
+        ctx = self.browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context})
+        ctx.set_default_timeout(20_000)
+        self.contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{url}: {exc}"))
+        page.goto(url)
+        return page
+
+    def kiosk(self, url: str) -> Page:
+        return self.open(url, viewport={"width": 1280, "height": 720}, has_touch=True)
+
+    def phone(self, url: str) -> Page:
+        return self.open(url, viewport={"width": 412, "height": 860}, has_touch=True, is_mobile=True)
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.close()
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    p = Pages(browser)
+    yield p
+    p.close()
+    assert p.errors == [], "uncaught errors in the pages"
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def stats(page: Page) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = page.evaluate("() => window.videostation.client.stats()")
+    return result
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def frames_from(page: Page, pick: Callable[[str, dict[str, Any]], bool]) -> int:
+    return sum(int(s["framesDecoded"]) for pid, s in stats(page).items() if pick(pid, s))
+
+
+def assert_video_flows(page: Page, pick: Callable[[str, dict[str, Any]], bool], what: str) -> None:
+    """framesDecoded of the picked connections is positive and still increasing."""
+    first = wait_for(lambda: frames_from(page, pick), f"first decoded frames {what}", timeout=30)
+    wait_for(lambda: frames_from(page, pick) > first + 5, f"frames decoded {what} to keep increasing")
+
+
+def kiosk_state(kiosk: Page) -> str | None:
+    return kiosk.get_by_test_id("kiosk").get_attribute("data-state")
+
+
+def call_from_phone(pages: Pages, url: str, name: str) -> Page:
+    guest = pages.phone(url)
+    expect(guest.get_by_test_id("lobby")).to_be_visible()
+    assert "guest_token" not in guest.url, "the token must leave the address bar"
+    guest.locator("#name").fill(name)
+    guest.get_by_test_id("start-call").click()
+    return guest
+
+
+# -- rooms and guest links -----------------------------------------------------------
+
+
+def test_user_creates_room_makes_and_revokes_guest_link(live_station: Any, pages: Pages) -> None:
+    page = pages.open(live_station.base_url + "/")
+    page.locator("#password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-error")).to_contain_text("Wrong password")
+    page.locator("#password").fill(live_station.password)
+    page.get_by_role("button", name="Sign in").click()
+
+    rooms = page.get_by_test_id("room-list")
+    expect(rooms.locator("[data-room-id=station]")).to_be_visible()
+    page.get_by_label("New room name").fill("Kitchen")
+    page.get_by_role("button", name="Create room").click()
+    room = rooms.locator("li.room", has_text="Kitchen")
+    expect(room).to_be_visible()
+
+    room.get_by_role("button", name="Invite").click()
+    room.get_by_label("Label").fill("Uncle Bob")
+    room.get_by_role("button", name="Create link").click()
+    qr = room.get_by_test_id("guest-qr")
+    expect(qr).to_be_visible()
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0"), "the QR image must load (CSP img-src data:)"
+    url = room.get_by_test_id("guest-url").input_value()
+    assert "#/room/" in url and "guest_token=" in url
+    item = room.get_by_test_id("guest-links").locator("li", has_text="Uncle Bob")
+    expect(item.get_by_test_id("link-status")).to_have_text("active")
+    shot(page, "rooms")
+
+    item.get_by_role("button", name="Revoke").click()
+    expect(item.get_by_test_id("link-status")).to_have_text("revoked")
+
+    # The revoked link now gives a clear error page instead of the room.
+    guest = pages.phone(url)
+    expect(guest.get_by_test_id("error-page")).to_be_visible()
+    expect(guest.get_by_test_id("error-message")).to_contain_text("withdrawn")
+
+    delete = room.get_by_role("button", name="Delete")
+    delete.click()
+    room.get_by_role("button", name="Really delete?").click()
+    expect(rooms.locator("li.room", has_text="Kitchen")).to_have_count(0)
+
+
+# -- the call -------------------------------------------------------------------------
+
+
+def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(live_station: Any, pages: Pages) -> None:
+    kiosk = pages.kiosk(live_station.kiosk_url)
+    qr = kiosk.get_by_test_id("kiosk-qr")
+    expect(qr).to_be_visible()
+    assert "key=" not in kiosk.url, "the kiosk key must leave the address bar"
+    box = qr.bounding_box()
+    assert box and box["width"] >= 300 and box["height"] >= 300, box
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_hidden()
+    kiosk.wait_for_timeout(300)
+    shot(kiosk, "kiosk-idle")
+
+    guest = call_from_phone(pages, live_station.guest_link(label="Grandma"), "Grandma")
+    expect(guest.get_by_test_id("call-status-title")).to_contain_text("Calling")
+    expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
+    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Grandma")
+    answer = kiosk.get_by_test_id("kiosk-answer")
+    abox = answer.bounding_box()
+    assert abox and abox["height"] >= 48 and abox["width"] >= 48
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_hidden()
+    shot(kiosk, "kiosk-ringing")
+
+    answer.click()
+    expect(kiosk.get_by_test_id("kiosk-call")).to_be_visible()
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_visible()
+    expect(kiosk.get_by_test_id("live-indicator")).to_contain_text("LIVE")
+    expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
+
+    # The guest decodes the station camera; the kiosk decodes the guest's camera.
+    assert_video_flows(guest, lambda pid, s: pid == "station", "on the guest from the station")
+    assert_video_flows(kiosk, lambda pid, s: pid != "station", "on the kiosk from the guest")
+    # The kiosk shows the station camera as its own preview.
+    assert_video_flows(kiosk, lambda pid, s: pid == "station", "on the kiosk preview")
+    expect(kiosk.get_by_test_id("station-preview")).to_be_visible()
+    expect(guest.get_by_test_id("local-video")).to_be_visible()
+    kiosk.wait_for_timeout(500)
+    shot(kiosk, "kiosk-in-call")
+    shot(guest, "guest-in-call")
+
+    guest.get_by_test_id("hangup").click()
+    expect(guest.get_by_test_id("call-status-title")).to_have_text("Call ended")
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_hidden()
+    wait_for(lambda: stats(guest) == {}, "the guest to close its connections")
+    wait_for(lambda: stats(kiosk) == {}, "the kiosk to close its connections")
+
+    # Call again; this time the kiosk hangs up.
+    guest.get_by_test_id("call-again").click()
+    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Grandma")
+    kiosk.get_by_test_id("kiosk-answer").click()
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_visible()
+    assert_video_flows(guest, lambda pid, s: pid == "station", "on the guest after calling again")
+    kiosk.get_by_test_id("kiosk-hangup").click()
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    expect(kiosk.get_by_test_id("live-indicator")).to_be_hidden()
+    expect(guest.get_by_test_id("call-status-title")).to_have_text("Call ended")
+    wait_for(lambda: stats(guest) == {}, "the guest to close its connections")
+
+
+def test_kiosk_declines(live_station: Any, pages: Pages) -> None:
+    kiosk = pages.kiosk(live_station.kiosk_url)
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    guest = call_from_phone(pages, live_station.guest_link(label="Salesman"), "Salesman")
+    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Salesman")
+    kiosk.get_by_test_id("kiosk-decline").click()
+    expect(guest.get_by_test_id("call-status-title")).to_have_text("Declined")
+    expect(guest.get_by_test_id("call-again")).to_be_visible()
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    assert stats(guest) == {} and stats(kiosk) == {}, "no media before an answer"
+
+
+def test_unanswered_call_says_no_answer(tmp_path: Path, browser: Browser) -> None:
+    # The ring timeout is 45 s by default: run a second station with a 3 s one, through
+    # the helpers behind the live_station fixture.
+    from tests.conftest import start_live, stop_live
+    cfg = tmp_path / "short-ring.toml"
+    cfg.write_text("[call]\nring_timeout_seconds = 3\n\n[screen]\npower_command = \"\"\n")
+    live = start_live(tmp_path, "--config", str(cfg))
+    p = Pages(browser)
+    try:
+        kiosk = p.kiosk(live.kiosk_url)
+        expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        guest = call_from_phone(p, live.guest_link(label="Nobody home"), "Nobody home")
+        expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
+        expect(guest.get_by_test_id("call-status-title")).to_have_text("No answer", timeout=15_000)
+        expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        assert p.errors == []
+    finally:
+        p.close()
+        stop_live(live)
+
+
+# -- broken links ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"])
+def test_bad_guest_token_shows_an_error_page(live_station: Any, pages: Pages, token: str) -> None:
+    page = pages.phone(f"{live_station.base_url}/#/room/station?guest_token={token}")
+    expect(page.get_by_test_id("error-page")).to_be_visible()
+    expect(page.get_by_role("heading")).to_have_text("This invitation link cannot be used")
+    expect(page.get_by_test_id("error-message")).to_contain_text("new one")
+    assert "guest_token" not in page.url
+
+
+def test_expired_guest_link_shows_an_error_page(live_station: Any, pages: Pages) -> None:
+    import jwt
+
+    from appliance.auth import ALGORITHM, GUEST_AUDIENCE
+
+    # Links live at least a minute: sign one that expired an hour ago with the station's key.
+    secret = (Path(live_station.state_dir) / "secret.key").read_text().strip()
+    now = int(time.time())
+    claims = {"sub": "guest", "role": "guest", "room": "station", "aud": GUEST_AUDIENCE,
+              "iat": now - 7200, "exp": now - 3600, "jti": "expired-link"}
+    token = jwt.encode(claims, secret, algorithm=ALGORITHM)
+    page = pages.phone(f"{live_station.base_url}/#/room/station?guest_token={token}")
+    expect(page.get_by_test_id("error-page")).to_be_visible()
+    expect(page.get_by_test_id("error-message")).to_contain_text("expired")
+
+
+def test_kiosk_with_a_wrong_key_says_so(live_station: Any, pages: Pages) -> None:
+    page = pages.kiosk(f"{live_station.base_url}/#/kiosk?key=wrong")
+    expect(page.get_by_test_id("error-page")).to_be_visible()
+    expect(page.get_by_role("heading")).to_have_text("This screen is not paired")
