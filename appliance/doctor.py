@@ -111,7 +111,7 @@ def check_port(config: Config) -> Finding:
 def check_tls(config: Config) -> Finding:
     if not config.tls:
         return Finding(
-            True,
+            False,
             "TLS",
             "off: phones need HTTPS for their camera. Fix: set [server] "
             "cert and key (Let's Encrypt through Ansible) or run "
@@ -162,7 +162,7 @@ def check_screen(config: Config) -> Finding:
     if shutil.which(command):
         return Finding(True, "screen", f"{command} found: the screen wakes on ring")
     return Finding(
-        True,
+        False,
         "screen",
         f"{command} not found: the screen will not be blanked or "
         'woken; install it (apt install wlopm) or set [screen] power_command = ""',
@@ -176,8 +176,10 @@ def make_cert(config: Config) -> Finding:
 
     host = urlsplit(config.base_url).hostname or "localhost"
     state = config.state_path
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert, key = state / "tls-cert.pem", state / "tls-key.pem"
     san = f"IP:{host}" if host.replace(".", "").isdigit() or ":" in host else f"DNS:{host}"
+    old_umask = os.umask(0o077)  # the key is never readable by others, not even briefly
     try:
         subprocess.run(
             [
@@ -208,6 +210,8 @@ def make_cert(config: Config) -> Finding:
         return Finding(False, "make-cert", "openssl is not installed; apt install openssl")
     except subprocess.CalledProcessError as exc:
         return Finding(False, "make-cert", exc.stderr.decode(errors="replace").strip()[:300])
+    finally:
+        os.umask(old_umask)
     os.chmod(key, 0o600)
     return Finding(
         True, "make-cert", f'wrote {cert} and {key}; set [server] cert = "{cert}" and key = "{key}"'

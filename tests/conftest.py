@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -126,14 +127,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> float:
+def wait_healthy(url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
+                 cafile: Path | None = None) -> float:
     """Poll /api/health/ until it answers; return the seconds it took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"videostation exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url + "/api/health/", timeout=2) as resp:
+            context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+            with urllib.request.urlopen(url + "/api/health/", timeout=2, context=context) as resp:
                 if json.load(resp)["status"] == "ok":
                     return time.monotonic() - start
         except OSError:
@@ -173,7 +176,7 @@ def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = N
                           env=env)
 
 
-def start_live(tmp: Path, *extra: str, password: str = PASSWORD) -> LiveStation:
+def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = False) -> LiveStation:
     state = tmp / "live-state"
     port = free_port()
     out = run_cli("set-password", "--stdin", "--state-dir", str(state), input=password + "\n")
@@ -185,9 +188,10 @@ def start_live(tmp: Path, *extra: str, password: str = PASSWORD) -> LiveStation:
          "--port", str(port), "--camera", "test", "--microphone", "test", *extra],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+    cafile = state / "tls-cert.pem" if tls else None
     try:
-        took = wait_healthy(base, proc=proc)
+        took = wait_healthy(base, proc=proc, cafile=cafile)
     except Exception:
         proc.kill()
         raise RuntimeError(log_path.read_text()) from None

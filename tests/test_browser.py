@@ -76,7 +76,9 @@ class Pages:
         return self.open(url, viewport={"width": 1280, "height": 720}, has_touch=True)
 
     def phone(self, url: str) -> Page:
-        return self.open(url, viewport={"width": 412, "height": 860}, has_touch=True, is_mobile=True)
+        return self.open(
+            url, viewport={"width": 412, "height": 860}, has_touch=True, is_mobile=True
+        )
 
     def close(self) -> None:
         for ctx in self.contexts:
@@ -119,7 +121,9 @@ def frames_from(page: Page, pick: Callable[[str, dict[str, Any]], bool]) -> int:
 def assert_video_flows(page: Page, pick: Callable[[str, dict[str, Any]], bool], what: str) -> None:
     """framesDecoded of the picked connections is positive and still increasing."""
     first = wait_for(lambda: frames_from(page, pick), f"first decoded frames {what}", timeout=30)
-    wait_for(lambda: frames_from(page, pick) > first + 5, f"frames decoded {what} to keep increasing")
+    wait_for(
+        lambda: frames_from(page, pick) > first + 5, f"frames decoded {what} to keep increasing"
+    )
 
 
 def kiosk_state(kiosk: Page) -> str | None:
@@ -158,7 +162,9 @@ def test_user_creates_room_makes_and_revokes_guest_link(live_station: Any, pages
     room.get_by_role("button", name="Create link").click()
     qr = room.get_by_test_id("guest-qr")
     expect(qr).to_be_visible()
-    assert qr.evaluate("img => img.complete && img.naturalWidth > 0"), "the QR image must load (CSP img-src data:)"
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0"), (
+        "the QR image must load (CSP img-src data:)"
+    )
     url = room.get_by_test_id("guest-url").input_value()
     assert "#/room/" in url and "guest_token=" in url
     item = room.get_by_test_id("guest-links").locator("li", has_text="Uncle Bob")
@@ -182,7 +188,9 @@ def test_user_creates_room_makes_and_revokes_guest_link(live_station: Any, pages
 # -- the call -------------------------------------------------------------------------
 
 
-def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(live_station: Any, pages: Pages) -> None:
+def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
+    live_station: Any, pages: Pages
+) -> None:
     kiosk = pages.kiosk(live_station.kiosk_url)
     qr = kiosk.get_by_test_id("kiosk-qr")
     expect(qr).to_be_visible()
@@ -257,8 +265,9 @@ def test_unanswered_call_says_no_answer(tmp_path: Path, browser: Browser) -> Non
     # The ring timeout is 45 s by default: run a second station with a 3 s one, through
     # the helpers behind the live_station fixture.
     from tests.conftest import start_live, stop_live
+
     cfg = tmp_path / "short-ring.toml"
-    cfg.write_text("[call]\nring_timeout_seconds = 3\n\n[screen]\npower_command = \"\"\n")
+    cfg.write_text('[call]\nring_timeout_seconds = 3\n\n[screen]\npower_command = ""\n')
     live = start_live(tmp_path, "--config", str(cfg))
     p = Pages(browser)
     try:
@@ -294,8 +303,15 @@ def test_expired_guest_link_shows_an_error_page(live_station: Any, pages: Pages)
     # Links live at least a minute: sign one that expired an hour ago with the station's key.
     secret = (Path(live_station.state_dir) / "secret.key").read_text().strip()
     now = int(time.time())
-    claims = {"sub": "guest", "role": "guest", "room": "station", "aud": GUEST_AUDIENCE,
-              "iat": now - 7200, "exp": now - 3600, "jti": "expired-link"}
+    claims = {
+        "sub": "guest",
+        "role": "guest",
+        "room": "station",
+        "aud": GUEST_AUDIENCE,
+        "iat": now - 7200,
+        "exp": now - 3600,
+        "jti": "expired-link",
+    }
     token = jwt.encode(claims, secret, algorithm=ALGORITHM)
     page = pages.phone(f"{live_station.base_url}/#/room/station?guest_token={token}")
     expect(page.get_by_test_id("error-page")).to_be_visible()
@@ -306,3 +322,35 @@ def test_kiosk_with_a_wrong_key_says_so(live_station: Any, pages: Pages) -> None
     page = pages.kiosk(f"{live_station.base_url}/#/kiosk?key=wrong")
     expect(page.get_by_test_id("error-page")).to_be_visible()
     expect(page.get_by_role("heading")).to_have_text("This screen is not paired")
+
+
+def test_two_browsers_in_a_plain_room_see_each_other(live_station: Any, pages: Pages) -> None:
+    """A non-station room is a mesh of browsers: perfect negotiation both ways."""
+    user = pages.open(live_station.base_url + "/")
+    user.locator("#password").fill(live_station.password)
+    user.get_by_role("button", name="Sign in").click()
+    user.get_by_label("New room name").fill("Family")
+    user.get_by_role("button", name="Create room").click()
+    room = user.get_by_test_id("room-list").locator("li.room", has_text="Family")
+    room_id = room.get_attribute("data-room-id")
+    assert room_id
+    link = live_station.guest_link(room=room_id, label="Cousin")
+
+    room.get_by_role("link", name="Join").click()
+    user.locator("#name").fill("Host")
+    user.get_by_test_id("start-call").click()
+    expect(user.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
+
+    guest = call_from_phone(pages, link, "Cousin")
+    expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
+    assert_video_flows(user, lambda pid, s: True, "on the user from the guest")
+    assert_video_flows(guest, lambda pid, s: True, "on the guest from the user")
+    expect(user.locator(".tile")).to_have_count(1)
+
+    # Camera off on the guest side reaches the user as peer-updated.
+    guest.get_by_test_id("toggle-cam").click()
+    expect(guest.get_by_test_id("toggle-cam")).to_have_attribute("aria-pressed", "true")
+    expect(user.locator(".tile.video-muted")).to_have_count(1)
+
+    guest.get_by_test_id("hangup").click()
+    expect(user.locator(".tile")).to_have_count(0)

@@ -16,7 +16,9 @@ from PIL import Image
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 JS = sorted((WEB / "js").rglob("*.js"))
-IMPORT_RE = re.compile(r"""(?:^|\n)\s*(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)""")
+IMPORT_RE = re.compile(
+    r"""(?:^|\n)\s*(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)"""
+)
 
 
 def imports_of(path: Path) -> list[str]:
@@ -34,8 +36,12 @@ def test_there_is_an_app() -> None:
 def test_every_import_resolves_to_a_file(path: Path) -> None:
     specs = imports_of(path)
     for spec in specs:
-        assert spec.startswith(("./", "../")), f"{path.name}: {spec!r} is not a relative module (no bundler, no CDN)"
-        assert spec.endswith(".js"), f"{path.name}: {spec!r} needs its extension to load in a browser"
+        assert spec.startswith(("./", "../")), (
+            f"{path.name}: {spec!r} is not a relative module (no bundler, no CDN)"
+        )
+        assert spec.endswith(".js"), (
+            f"{path.name}: {spec!r} needs its extension to load in a browser"
+        )
         target = (path.parent / spec).resolve()
         assert target.is_file(), f"{path.name} imports missing {spec}"
         assert WEB in target.parents
@@ -58,8 +64,17 @@ def test_protocol_module_never_touches_the_dom() -> None:
     code = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
     for word in ("document", "window", "location", "localStorage", "navigator"):
         assert not re.search(rf"\b{word}\b", code), f"protocol.js uses {word}"
-    for name in ("onwelcome", "onpeerjoined", "onpeerleft", "onpeerupdated", "oncallstate", "ontrack",
-                 "onpeerclosed", "onerror", "onstatus"):
+    for name in (
+        "onwelcome",
+        "onpeerjoined",
+        "onpeerleft",
+        "onpeerupdated",
+        "oncallstate",
+        "ontrack",
+        "onpeerclosed",
+        "onerror",
+        "onstatus",
+    ):
         assert f"this.{name} = null" in code, f"protocol.js lacks the {name} callback"
 
 
@@ -98,12 +113,16 @@ def test_index_html_is_csp_clean_and_links_exist() -> None:
     assert scripts and all(a.get("src") and a.get("type") == "module" for a in scripts)
     for tag, attrs in page.tags:
         for name in attrs:
-            assert not name.startswith("on"), f"inline handler {name} on <{tag}>: blocked by the CSP"
+            assert not name.startswith("on"), (
+                f"inline handler {name} on <{tag}>: blocked by the CSP"
+            )
             assert name != "style", f"inline style on <{tag}>: blocked by style-src 'self'"
         assert tag != "style", "<style> element: blocked by style-src 'self'"
         ref = attrs.get("src") or (attrs.get("href") if tag == "link" else None)
         if ref:
-            assert not re.match(r"^(https?:)?//", ref), f"{ref}: no CDN, the appliance works offline"
+            assert not re.match(r"^(https?:)?//", ref), (
+                f"{ref}: no CDN, the appliance works offline"
+            )
             assert (WEB / ref.lstrip("/")).is_file(), f"index.html refers to missing {ref}"
     rels = {a.get("rel") for t, a in page.tags if t == "link"}
     assert {"manifest", "stylesheet"} <= rels
@@ -169,6 +188,9 @@ def test_typescript_check_is_clean(project: str) -> None:
         pytest.skip("npx (Node.js) not installed: JS type check skipped")
     proc = subprocess.run(
         [npx, "--yes", "-p", "typescript@5", "tsc", "-p", str(WEB / project)],
-        capture_output=True, text=True, timeout=240, cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=WEB,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,132 @@
+"""The `videostation` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import stat
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from appliance.auth import Auth
+from appliance.store import Store
+
+from .conftest import PASSWORD, run_cli, start_live, stop_live
+
+
+def test_help_lists_every_command() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("serve", "set-password", "guest-link", "kiosk-url", "doctor"):
+        assert command in out.stdout
+
+
+def test_set_password_from_stdin(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    short = run_cli("set-password", "--stdin", "--state-dir", str(state), input="short\n")
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    ok = run_cli("set-password", "--stdin", "--state-dir", str(state), input=PASSWORD + "\n")
+    assert ok.returncode == 0, ok.stderr
+    auth = Auth(Store(state / "station.db"), state, station_room="station")
+    auth.check_password(PASSWORD, client="test")  # raises if wrong
+    with pytest.raises(PermissionError):
+        auth.check_password("wrong password", client="test")
+    for name in ("secret.key", "kiosk.key"):
+        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+
+
+def test_guest_link_prints_a_working_link_and_qr(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    out = run_cli("guest-link", "--state-dir", str(state), "--label", "Grandma", "--ttl", "600",
+                  "--public-url", "https://door.example.net")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    url = lines[-1]
+    assert url.startswith("https://door.example.net/#/room/station?guest_token=ey")
+    assert len(lines) > 20 and "█" in lines[0]  # the QR code, drawn with blocks
+    auth = Auth(Store(state / "station.db"), state, station_room="station")
+    session = auth.redeem_guest_token(url.split("guest_token=")[1])
+    assert session.room == "station" and session.label == "Grandma"
+    bad = run_cli("guest-link", "nowhere", "--state-dir", str(state))
+    assert bad.returncode == 1 and "no room 'nowhere'" in bad.stderr
+
+
+def test_kiosk_url_carries_the_key_in_the_fragment(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    out = run_cli("kiosk-url", "--state-dir", str(state), "--port", "9000",
+                  "--public-url", "https://door.example.net")
+    assert out.returncode == 0
+    key = (state / "kiosk.key").read_text().strip()
+    # without TLS the screen talks to the local address, not the public name
+    assert out.stdout.strip() == f"http://127.0.0.1:9000/#/kiosk?key={key}"
+
+
+def test_a_bad_config_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[server]\nport = "eighty"\n')
+    out = run_cli("serve", "--config", str(cfg), "--state-dir", str(tmp_path / "s"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "videostation: configuration error: server.port: expected an integer, got 'eighty'"]
+    cfg.write_text("[camera]\nsource = 'webcam'\n")
+    out = run_cli("doctor", "--config", str(cfg))
+    assert out.returncode == 2 and "camera.source: expected one of" in out.stderr
+    cfg.write_text("[camera\n")
+    out = run_cli("kiosk-url", "--config", str(cfg))
+    assert out.returncode == 2 and "not valid TOML" in out.stderr
+    out = run_cli("kiosk-url", "--config", str(tmp_path / "missing.toml"))
+    assert out.returncode == 2 and "file not found" in out.stderr
+
+
+def test_doctor_says_what_is_wrong(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[camera]\nsource = "test"\n[microphone]\nsource = "test"\n'
+                   '[screen]\npower_command = ""\n[server]\nport = 18099\n')
+    before = run_cli("doctor", "--config", str(cfg), "--state-dir", str(state))
+    assert before.returncode == 1
+    assert "[FAIL] password" in before.stdout and "videostation set-password" in before.stdout
+    assert "[warn] TLS" in before.stdout and "HTTPS" in before.stdout
+    run_cli("set-password", "--stdin", "--config", str(cfg), "--state-dir", str(state),
+            input=PASSWORD + "\n")
+    after = run_cli("doctor", "--config", str(cfg), "--state-dir", str(state))
+    assert after.returncode == 0, after.stdout
+    assert "[ok  ] camera" in after.stdout and "[ok  ] microphone" in after.stdout
+    assert "All good." in after.stdout
+    (state / "kiosk.key").chmod(0o644)
+    loose = run_cli("doctor", "--config", str(cfg), "--state-dir", str(state))
+    assert loose.returncode == 1 and "chmod 600" in loose.stdout
+
+
+def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
+    state = tmp_path / "live-state"
+    made = run_cli("doctor", "--make-cert", "--state-dir", str(state),
+                   "--public-url", "https://localhost:8443")
+    assert "[ok  ] make-cert" in made.stdout, made.stdout
+    cert, key = state / "tls-cert.pem", state / "tls-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    live = start_live(tmp_path, "--cert", str(cert), "--key", str(key), tls=True)
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"{live.base_url}/api/health/", context=context) as resp:
+            assert json.load(resp)["status"] == "ok"
+            assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        request = urllib.request.Request(
+            f"{live.base_url}/api/auth/login", data=json.dumps({"password": PASSWORD}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, context=context) as resp:
+            cookie = resp.headers["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        assert stop_live(live) == 0
+
+
+def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    live = start_live(tmp_path)
+    # a figure for the notes; the benchmark in tests/bench compares it with a bare server
+    print(f"videostation serve answered /api/health/ after {live.startup_seconds:.2f} s")
+    assert stop_live(live) == 0
+    assert "shutting down" in live.log_path.read_text()
