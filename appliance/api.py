@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .auth import IssuedLink
+from .auth import IssuedLink, Session
 from .http import (
     clear_session_cookie,
     field,
@@ -51,8 +51,6 @@ async def login(request: web.Request) -> web.Response:
         request.app[METRICS].inc("logins_total", result="failed")
         raise
     request.app[METRICS].inc("logins_total", result="ok")
-    from .auth import Session
-
     ttl = config.auth.session_ttl_seconds
     token = auth.issue_session(Session("user", None, "user"), ttl=ttl)
     response = web.json_response({"role": "user", "room": None})

@@ -127,8 +127,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
-                 cafile: Path | None = None) -> float:
+def wait_healthy(
+    url: str,
+    *,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    cafile: Path | None = None,
+) -> float:
     """Poll /api/health/ until it answers; return the seconds it took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -158,8 +163,9 @@ class LiveStation:
     log_path: Path
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, "--state-dir", str(self.state_dir), "--port", str(self.port),
-                       input=input)
+        return run_cli(
+            *args, "--state-dir", str(self.state_dir), "--port", str(self.port), input=input
+        )
 
     def guest_link(self, room: str = "station", label: str = "Guest") -> str:
         out = self.cli("guest-link", room, "--label", label, "--no-qr")
@@ -167,13 +173,15 @@ class LiveStation:
         return out.stdout.strip().splitlines()[-1]
 
 
-def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     cmd = [str(BIN / "videostation"), *args]
     if "--config" not in args and args and args[0] != "--help":
         cmd += ["--config", "/dev/null"]
-    return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run(
+        cmd, input=input, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = False) -> LiveStation:
@@ -184,9 +192,23 @@ def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = Fal
     log_path = tmp / "videostation.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the process
     proc = subprocess.Popen(
-        [str(BIN / "videostation"), "serve", "--config", "/dev/null", "--state-dir", str(state),
-         "--port", str(port), "--camera", "test", "--microphone", "test", *extra],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "videostation"),
+            "serve",
+            "--config",
+            "/dev/null",
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+            "--camera",
+            "test",
+            "--microphone",
+            "test",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     cafile = state / "tls-cert.pem" if tls else None

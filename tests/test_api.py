@@ -51,36 +51,96 @@ async def assert_healthy(station: Station) -> None:
 
 # (method, path, body, {role: expected status})
 MATRIX: list[tuple[str, str, Any, dict[Role, int]]] = [
-    ("GET", "/api/rooms", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("POST", "/api/rooms", {"name": "Garden"},
-     {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("GET", "/api/rooms/kitchen", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 200, "kiosk": 403}),
-    ("GET", "/api/rooms/station", None,
-     {"anonymous": 401, "user": 200, "guest": 200, "other_guest": 403, "kiosk": 200}),
-    ("DELETE", "/api/rooms/kitchen", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("POST", "/api/rooms/kitchen/generate-guest-link", {"label": "Grandma"},
-     {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("POST", "/api/rooms/kitchen/generate-guest-link/", None,
-     {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("GET", "/api/rooms/kitchen/guest-links", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("POST", "/api/kiosk/guest-link", None,
-     {"anonymous": 401, "user": 403, "guest": 403, "other_guest": 403, "kiosk": 201}),
-    ("GET", "/api/calls", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 200}),
-    ("GET", "/api/metrics/", None,
-     {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403}),
-    ("GET", "/api/health/", None,
-     {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200}),
-    ("GET", "/api/auth/me", None,
-     {"anonymous": 401, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200}),
-    ("GET", "/api/station", None,
-     {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200}),
-    ("GET", "/api/openapi.json", None,
-     {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200}),
+    (
+        "GET",
+        "/api/rooms",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "POST",
+        "/api/rooms",
+        {"name": "Garden"},
+        {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "GET",
+        "/api/rooms/kitchen",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 200, "kiosk": 403},
+    ),
+    (
+        "GET",
+        "/api/rooms/station",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 200, "other_guest": 403, "kiosk": 200},
+    ),
+    (
+        "DELETE",
+        "/api/rooms/kitchen",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "POST",
+        "/api/rooms/kitchen/generate-guest-link",
+        {"label": "Grandma"},
+        {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "POST",
+        "/api/rooms/kitchen/generate-guest-link/",
+        None,
+        {"anonymous": 401, "user": 201, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "GET",
+        "/api/rooms/kitchen/guest-links",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "POST",
+        "/api/kiosk/guest-link",
+        None,
+        {"anonymous": 401, "user": 403, "guest": 403, "other_guest": 403, "kiosk": 201},
+    ),
+    (
+        "GET",
+        "/api/calls",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 200},
+    ),
+    (
+        "GET",
+        "/api/metrics/",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 403, "other_guest": 403, "kiosk": 403},
+    ),
+    (
+        "GET",
+        "/api/health/",
+        None,
+        {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200},
+    ),
+    (
+        "GET",
+        "/api/auth/me",
+        None,
+        {"anonymous": 401, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200},
+    ),
+    (
+        "GET",
+        "/api/station",
+        None,
+        {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200},
+    ),
+    (
+        "GET",
+        "/api/openapi.json",
+        None,
+        {"anonymous": 200, "user": 200, "guest": 200, "other_guest": 200, "kiosk": 200},
+    ),
 ]
 
 
@@ -108,7 +168,10 @@ async def test_every_endpoint_for_every_role(station: Station, role: Role) -> No
 async def test_me_names_the_role_and_room(station: Station) -> None:
     guest = await station.guest("station", label="Grandma")
     assert await (await guest.get("/api/auth/me")).json() == {
-        "role": "guest", "room": "station", "label": "Grandma"}
+        "role": "guest",
+        "room": "station",
+        "label": "Grandma",
+    }
     kiosk = await station.kiosk()
     assert (await (await kiosk.get("/api/auth/me")).json())["role"] == "kiosk"
 
@@ -164,8 +227,10 @@ async def test_guest_link_has_the_seed_shape_and_a_scannable_qr(station: Station
     from PIL import Image
 
     user = await station.user()
-    resp = await user.post("/api/rooms/station/generate-guest-link",
-                           json={"ttl_seconds": 3600, "max_uses": 3, "label": "Grandma"})
+    resp = await user.post(
+        "/api/rooms/station/generate-guest-link",
+        json={"ttl_seconds": 3600, "max_uses": 3, "label": "Grandma"},
+    )
     assert resp.status == 201
     body = await resp.json()
     assert {"guest_url", "guest_qr_code", "guest_token", "expires_at"} <= set(body)
@@ -174,13 +239,15 @@ async def test_guest_link_has_the_seed_shape_and_a_scannable_qr(station: Station
     assert abs(body["expires_at"] - (time.time() + 3600)) < 5
     prefix = "data:image/png;base64,"
     assert body["guest_qr_code"].startswith(prefix)
-    image = Image.open(BytesIO(base64.b64decode(body["guest_qr_code"][len(prefix):])))
+    image = Image.open(BytesIO(base64.b64decode(body["guest_qr_code"][len(prefix) :])))
     decoded = zxingcpp.read_barcodes(image)
     assert [d.text for d in decoded] == [body["guest_url"]]
     # a quiet zone: the outer 4 modules (8 px each) are white
     assert image.convert("L").getpixel((5, 5)) == 255
     links = (await (await user.get("/api/rooms/station/guest-links")).json())["guest_links"]
-    assert [(link["label"], link["max_uses"], link["uses"]) for link in links] == [("Grandma", 3, 0)]
+    assert [(link["label"], link["max_uses"], link["uses"]) for link in links] == [
+        ("Grandma", 3, 0)
+    ]
 
 
 async def test_guest_link_uses_public_url(tmp_path: Any, aiohttp_client: Any) -> None:
@@ -188,7 +255,9 @@ async def test_guest_link_uses_public_url(tmp_path: Any, aiohttp_client: Any) ->
 
     from .conftest import make_config
 
-    app = create_app(make_config(tmp_path / "s", station={"public_url": "https://door.example.net/"}))
+    app = create_app(
+        make_config(tmp_path / "s", station={"public_url": "https://door.example.net/"})
+    )
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
     await client.post("/api/auth/login", json={"password": PASSWORD})
@@ -199,8 +268,9 @@ async def test_guest_link_uses_public_url(tmp_path: Any, aiohttp_client: Any) ->
 # -- guest tokens ----------------------------------------------------------------------
 
 
-def forge(station: Station, claims: dict[str, Any], *, key: str | None = None,
-          alg: str = ALGORITHM) -> str:
+def forge(
+    station: Station, claims: dict[str, Any], *, key: str | None = None, alg: str = ALGORITHM
+) -> str:
     secret = key or station.auth._secret
     return jwt.encode(claims, secret, algorithm=alg)
 
@@ -242,11 +312,20 @@ async def test_a_valid_guest_token_gives_a_room_scoped_session(station: Station)
         ("garbage", 401, "invalid_token"),
     ],
 )
-async def test_bad_guest_tokens_are_refused(station: Station, case: str, status: int, code: str) -> None:
+async def test_bad_guest_tokens_are_refused(
+    station: Station, case: str, status: int, code: str
+) -> None:
     now = int(time.time())
     issued = station.auth.make_guest_link("station", ttl=600, max_uses=1)
-    good = {"sub": "guest", "role": "guest", "room": "station", "aud": GUEST_AUDIENCE,
-            "iat": now, "exp": now + 600, "jti": issued.link.jti}
+    good = {
+        "sub": "guest",
+        "role": "guest",
+        "room": "station",
+        "aud": GUEST_AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+        "jti": issued.link.jti,
+    }
     token: Any
     if case == "expired":
         token = forge(station, {**good, "iat": now - 700, "exp": now - 100})
@@ -329,7 +408,9 @@ async def test_bad_bodies_get_json_errors(
     station: Station, path: str, data: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:
     client = await station.client()
-    resp = await client.post(path, data=data, headers={"Content-Type": "application/json", **headers})
+    resp = await client.post(
+        path, data=data, headers={"Content-Type": "application/json", **headers}
+    )
     err = await error_of(resp, status)
     assert err["code"] == code
     await assert_healthy(station)
@@ -361,12 +442,15 @@ async def test_bad_user_input_on_rooms_and_links(station: Station) -> None:
 
 async def test_cross_origin_state_changes_are_refused(station: Station) -> None:
     client = await station.client()
-    resp = await client.post("/api/auth/login", json={"password": PASSWORD},
-                             headers={"Origin": "https://evil.example"})
+    resp = await client.post(
+        "/api/auth/login", json={"password": PASSWORD}, headers={"Origin": "https://evil.example"}
+    )
     err = await error_of(resp, 403)
     assert err["code"] == "origin_rejected"
     same = f"http://{client.host}:{client.port}"
-    resp = await client.post("/api/auth/login", json={"password": PASSWORD}, headers={"Origin": same})
+    resp = await client.post(
+        "/api/auth/login", json={"password": PASSWORD}, headers={"Origin": same}
+    )
     assert resp.status == 200
 
 
@@ -437,7 +521,9 @@ async def test_openapi_is_valid() -> None:
 # -- persistence -----------------------------------------------------------------------
 
 
-async def test_rooms_links_and_revocations_survive_a_restart(config: Any, aiohttp_client: Any) -> None:
+async def test_rooms_links_and_revocations_survive_a_restart(
+    config: Any, aiohttp_client: Any
+) -> None:
     from appliance.app import create_app
 
     app = create_app(config)
@@ -455,6 +541,8 @@ async def test_rooms_links_and_revocations_survive_a_restart(config: Any, aiohtt
     assert (await client2.post("/api/auth/login", json={"password": PASSWORD})).status == 200
     rooms = (await (await client2.get("/api/rooms")).json())["rooms"]
     assert room["id"] in [r["id"] for r in rooms]
-    assert (await client2.post("/api/auth/guest", json={"guest_token": kept["guest_token"]})).status == 200
+    assert (
+        await client2.post("/api/auth/guest", json={"guest_token": kept["guest_token"]})
+    ).status == 200
     resp = await client2.post("/api/auth/guest", json={"guest_token": gone["guest_token"]})
     assert resp.status == 403

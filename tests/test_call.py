@@ -30,6 +30,7 @@ class AiortcCaller:
         self.pc: RTCPeerConnection | None = None
         self.video: asyncio.Queue[Any] = asyncio.Queue()
         self.audio: asyncio.Queue[Any] = asyncio.Queue()
+        self.pumps: set[asyncio.Future[None]] = set()
 
     async def accept_station(self) -> dict[str, Any]:
         """Wait for connect + offer from the station peer, answer it."""
@@ -50,12 +51,15 @@ class AiortcCaller:
                         return
                     queue.put_nowait(frame)
 
-            asyncio.ensure_future(pump())
+            self.pumps.add(asyncio.ensure_future(pump()))
 
         await pc.setRemoteDescription(RTCSessionDescription(**offer["description"]))
         await pc.setLocalDescription(await pc.createAnswer())
-        await self.ws.send(type="signal", to="station",
-                           description={"type": "answer", "sdp": pc.localDescription.sdp})
+        await self.ws.send(
+            type="signal",
+            to="station",
+            description={"type": "answer", "sdp": pc.localDescription.sdp},
+        )
         return connect_msg
 
     async def frames(self, kind: str, count: int, timeout: float = 20) -> list[Any]:
@@ -165,8 +169,9 @@ async def test_decline_and_guest_cancel_and_missed(config: Any, aiohttp_client: 
 
 
 async def test_auto_answer_is_for_users_only(config: Any, aiohttp_client: Any) -> None:
-    app = create_app(make_config(config.state_path, call={
-        "auto_answer": True, "auto_answer_delay_seconds": 1}))
+    app = create_app(
+        make_config(config.state_path, call={"auto_answer": True, "auto_answer_delay_seconds": 1})
+    )
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
     station = Station(app, client.server, aiohttp_client)
@@ -215,11 +220,20 @@ async def test_fan_out_to_three_callers_encodes_once(station: Station) -> None:
 # -- GPIO ------------------------------------------------------------------------------
 
 
-async def test_the_button_answers_and_a_long_press_hangs_up(config: Any, aiohttp_client: Any) -> None:
+async def test_the_button_answers_and_a_long_press_hangs_up(
+    config: Any, aiohttp_client: Any
+) -> None:
     factory = MockFactory()
-    cfg = make_config(config.state_path, gpio={"button_pin": 17, "ring_led_pin": 27,
-                                               "live_led_pin": 22, "long_press_seconds": 0.3,
-                                               "bounce_seconds": 0})
+    cfg = make_config(
+        config.state_path,
+        gpio={
+            "button_pin": 17,
+            "ring_led_pin": 27,
+            "live_led_pin": 22,
+            "long_press_seconds": 0.3,
+            "bounce_seconds": 0,
+        },
+    )
     app = create_app(cfg, pin_factory=factory)
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
@@ -268,13 +282,29 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
     proc = subprocess.Popen(
-        [str(BIN / "videostation"), "serve", "--config", "/dev/null", "--state-dir", str(state),
-         "--port", str(port), "--camera", "test", "--microphone", "test"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "videostation"),
+            "serve",
+            "--config",
+            "/dev/null",
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+            "--camera",
+            "test",
+            "--microphone",
+            "test",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         seen: list[str] = []
-        while not ({"READY=1", "WATCHDOG=1"} <= set(seen) and any(s.startswith("STATUS=") for s in seen)):
+        while not (
+            {"READY=1", "WATCHDOG=1"} <= set(seen) and any(s.startswith("STATUS=") for s in seen)
+        ):
             seen += sock.recv(4096).decode().split("\n")
         wait_healthy(f"http://127.0.0.1:{port}")
         assert "STATUS=idle" in seen

@@ -40,8 +40,17 @@ def test_set_password_from_stdin(tmp_path: Path) -> None:
 
 def test_guest_link_prints_a_working_link_and_qr(tmp_path: Path) -> None:
     state = tmp_path / "s"
-    out = run_cli("guest-link", "--state-dir", str(state), "--label", "Grandma", "--ttl", "600",
-                  "--public-url", "https://door.example.net")
+    out = run_cli(
+        "guest-link",
+        "--state-dir",
+        str(state),
+        "--label",
+        "Grandma",
+        "--ttl",
+        "600",
+        "--public-url",
+        "https://door.example.net",
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     url = lines[-1]
@@ -56,8 +65,15 @@ def test_guest_link_prints_a_working_link_and_qr(tmp_path: Path) -> None:
 
 def test_kiosk_url_carries_the_key_in_the_fragment(tmp_path: Path) -> None:
     state = tmp_path / "s"
-    out = run_cli("kiosk-url", "--state-dir", str(state), "--port", "9000",
-                  "--public-url", "https://door.example.net")
+    out = run_cli(
+        "kiosk-url",
+        "--state-dir",
+        str(state),
+        "--port",
+        "9000",
+        "--public-url",
+        "https://door.example.net",
+    )
     assert out.returncode == 0
     key = (state / "kiosk.key").read_text().strip()
     # without TLS the screen talks to the local address, not the public name
@@ -70,7 +86,8 @@ def test_a_bad_config_stops_with_one_line_naming_the_key(tmp_path: Path) -> None
     out = run_cli("serve", "--config", str(cfg), "--state-dir", str(tmp_path / "s"))
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "videostation: configuration error: server.port: expected an integer, got 'eighty'"]
+        "videostation: configuration error: server.port: expected an integer, got 'eighty'"
+    ]
     cfg.write_text("[camera]\nsource = 'webcam'\n")
     out = run_cli("doctor", "--config", str(cfg))
     assert out.returncode == 2 and "camera.source: expected one of" in out.stderr
@@ -84,14 +101,23 @@ def test_a_bad_config_stops_with_one_line_naming_the_key(tmp_path: Path) -> None
 def test_doctor_says_what_is_wrong(tmp_path: Path) -> None:
     state = tmp_path / "s"
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[camera]\nsource = "test"\n[microphone]\nsource = "test"\n'
-                   '[screen]\npower_command = ""\n[server]\nport = 18099\n')
+    cfg.write_text(
+        '[camera]\nsource = "test"\n[microphone]\nsource = "test"\n'
+        '[screen]\npower_command = ""\n[server]\nport = 18099\n'
+    )
     before = run_cli("doctor", "--config", str(cfg), "--state-dir", str(state))
     assert before.returncode == 1
     assert "[FAIL] password" in before.stdout and "videostation set-password" in before.stdout
     assert "[warn] TLS" in before.stdout and "HTTPS" in before.stdout
-    run_cli("set-password", "--stdin", "--config", str(cfg), "--state-dir", str(state),
-            input=PASSWORD + "\n")
+    run_cli(
+        "set-password",
+        "--stdin",
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(state),
+        input=PASSWORD + "\n",
+    )
     after = run_cli("doctor", "--config", str(cfg), "--state-dir", str(state))
     assert after.returncode == 0, after.stdout
     assert "[ok  ] camera" in after.stdout and "[ok  ] microphone" in after.stdout
@@ -103,8 +129,9 @@ def test_doctor_says_what_is_wrong(tmp_path: Path) -> None:
 
 def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
     state = tmp_path / "live-state"
-    made = run_cli("doctor", "--make-cert", "--state-dir", str(state),
-                   "--public-url", "https://localhost:8443")
+    made = run_cli(
+        "doctor", "--make-cert", "--state-dir", str(state), "--public-url", "https://localhost:8443"
+    )
     assert "[ok  ] make-cert" in made.stdout, made.stdout
     cert, key = state / "tls-cert.pem", state / "tls-key.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -115,8 +142,11 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
             assert json.load(resp)["status"] == "ok"
             assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
         request = urllib.request.Request(
-            f"{live.base_url}/api/auth/login", data=json.dumps({"password": PASSWORD}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
+            f"{live.base_url}/api/auth/login",
+            data=json.dumps({"password": PASSWORD}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, context=context) as resp:
             cookie = resp.headers["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie

@@ -54,13 +54,23 @@ async def connect(client: TestClient, **headers: str) -> WS:
 
 
 def test_codec_parses_every_client_message() -> None:
-    assert protocol.parse('{"type":"join","version":1,"room":"r","name":" A  B "}') == protocol.Join(1, "r", "A B")
-    sig = protocol.parse('{"type":"signal","to":"p1","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}')
+    assert protocol.parse(
+        '{"type":"join","version":1,"room":"r","name":" A  B "}'
+    ) == protocol.Join(1, "r", "A B")
+    sig = protocol.parse(
+        '{"type":"signal","to":"p1","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}'
+    )
     assert isinstance(sig, protocol.Signal) and sig.payload["candidate"]["sdpMid"] == "0"
-    assert protocol.parse('{"type":"signal","to":"p1","candidate":null}') == protocol.Signal("p1", {"candidate": None})
-    assert protocol.parse('{"type":"signal","to":"station","restart":true}') == protocol.Signal("station", {"restart": True})
+    assert protocol.parse('{"type":"signal","to":"p1","candidate":null}') == protocol.Signal(
+        "p1", {"candidate": None}
+    )
+    assert protocol.parse('{"type":"signal","to":"station","restart":true}') == protocol.Signal(
+        "station", {"restart": True}
+    )
     assert protocol.parse('{"type":"call","action":"answer"}') == protocol.Call("answer")
-    assert protocol.parse('{"type":"media","audio":true,"video":false}') == protocol.Media(True, False)
+    assert protocol.parse('{"type":"media","audio":true,"video":false}') == protocol.Media(
+        True, False
+    )
     assert protocol.parse('{"type":"leave"}') == protocol.Leave()
     assert protocol.parse('{"type":"ping"}') == protocol.Ping()
 
@@ -79,9 +89,15 @@ def test_codec_parses_every_client_message() -> None:
         ('{"type":"signal","to":"p"}', MalformedMessage),
         ('{"type":"signal","to":"p","description":{"type":"offer"}}', MalformedMessage),
         ('{"type":"signal","to":"p","description":{"type":"bogus","sdp":"x"}}', MalformedMessage),
-        ('{"type":"signal","to":"p","description":{"type":"offer","sdp":"x"},"candidate":null}', MalformedMessage),
+        (
+            '{"type":"signal","to":"p","description":{"type":"offer","sdp":"x"},"candidate":null}',
+            MalformedMessage,
+        ),
         ('{"type":"signal","to":"p","candidate":{"candidate":1}}', MalformedMessage),
-        ('{"type":"signal","to":"p","candidate":{"candidate":"c","sdpMLineIndex":-1}}', MalformedMessage),
+        (
+            '{"type":"signal","to":"p","candidate":{"candidate":"c","sdpMLineIndex":-1}}',
+            MalformedMessage,
+        ),
         ('{"type":"signal","to":"p","restart":false}', MalformedMessage),
         ('{"type":"call","action":"explode"}', MalformedMessage),
         ('{"type":"media","audio":"yes","video":true}', MalformedMessage),
@@ -142,7 +158,11 @@ async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:
     await a.send(type="signal", to=b.peer_id, description=offer)
     got = await b.expect("signal")
     assert got == {"type": "signal", "from": a.peer_id, "description": offer}
-    cand = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
+    cand = {
+        "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    }
     await b.send(type="signal", to=a.peer_id, candidate=cand)
     assert (await a.expect("signal"))["candidate"] == cand
     # a peer in another room cannot be reached, and no one can be signalled by guessing
@@ -166,9 +186,15 @@ async def test_guests_only_enter_their_room(station: Station) -> None:
 
 async def test_the_upgrade_checks_session_and_origin(station: Station) -> None:
     anon = await station.client()
-    resp = await anon.get("/ws/", headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                                           "Sec-WebSocket-Version": "13",
-                                           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    resp = await anon.get(
+        "/ws/",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
     assert resp.status == 401
     user = await station.user()
     with pytest.raises(Exception) as info:
@@ -295,9 +321,14 @@ async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: An
     from appliance.keys import AUTH
     from tests.conftest import PASSWORD, make_config
 
-    cfg = make_config(config.state_path, ice={"stun_urls": ["stun:stun.example.net:3478"],
-                                              "turn_urls": ["turn:turn.example.net:3478"],
-                                              "turn_secret": "s3cret"})
+    cfg = make_config(
+        config.state_path,
+        ice={
+            "stun_urls": ["stun:stun.example.net:3478"],
+            "turn_urls": ["turn:turn.example.net:3478"],
+            "turn_secret": "s3cret",
+        },
+    )
     app = create_app(cfg)
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)

@@ -27,8 +27,9 @@ def test_a_new_database_is_at_the_latest_schema_in_wal_mode(tmp_path: Path) -> N
 def test_use_guest_link_counts_atomically(tmp_path: Path) -> None:
     store = Store(tmp_path / "station.db")
     store.ensure_station_room("station", "Station")
-    store.add_guest_link(jti="j", room_id="station", label="", created_at=0, expires_at=9e9,
-                         max_uses=2)
+    store.add_guest_link(
+        jti="j", room_id="station", label="", created_at=0, expires_at=9e9, max_uses=2
+    )
     assert store.use_guest_link("j") is not None
     assert store.use_guest_link("j") is not None
     assert store.use_guest_link("j") is None
@@ -36,8 +37,12 @@ def test_use_guest_link_counts_atomically(tmp_path: Path) -> None:
 
 
 def _post(url: str, body: dict[str, object], cookie: str = "") -> tuple[dict[str, object], str]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Cookie": cookie})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Cookie": cookie},
+    )
     with urllib.request.urlopen(request) as resp:
         return json.load(resp), resp.headers.get("Set-Cookie", "")
 
@@ -48,8 +53,11 @@ def test_nothing_committed_is_lost_on_kill_9(tmp_path: Path) -> None:
         _, cookie = _post(f"{live.base_url}/api/auth/login", {"password": PASSWORD})
         session = cookie.split(";")[0]
         room, _ = _post(f"{live.base_url}/api/rooms", {"name": "Porch"}, session)
-        link, _ = _post(f"{live.base_url}/api/rooms/{room['id']}/generate-guest-link",
-                        {"label": "Neighbour"}, session)
+        link, _ = _post(
+            f"{live.base_url}/api/rooms/{room['id']}/generate-guest-link",
+            {"label": "Neighbour"},
+            session,
+        )
     finally:
         live.proc.send_signal(signal.SIGKILL)
         live.proc.wait()
