@@ -48,7 +48,7 @@ lint: venv
 	$(BIN)/mypy
 
 typecheck-web:
-	cd web && npx --yes -p typescript@5 tsc -p tsconfig.json
+	cd web && npx --yes -p typescript@5 tsc -p tsconfig.json && npx --yes -p typescript@5 tsc -p tsconfig.sw.json
 
 # The whole test suite (browser and provisioning tests included).
 test: venv

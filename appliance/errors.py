@@ -87,6 +87,12 @@ class Conflict(VideoStationError):
     code = "conflict"
 
 
+class AlreadyJoined(Conflict):
+    """Already in a room: one room per connection."""
+
+    code = "already_joined"
+
+
 class StationRoomProtected(Conflict, PermissionError):
     """The station's own room cannot be deleted."""
 

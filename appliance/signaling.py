@@ -195,7 +195,7 @@ class Hub:
             await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return
         if conn.peer is not None:
-            raise errors.Conflict("Already in a room.")
+            raise errors.AlreadyJoined()
         session = conn.session
         room = self.store.get_room(join.room)
         if not session.may_enter(room.id):

@@ -239,6 +239,21 @@ def _copy_checkout(dest: Path) -> None:
     shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
 
 
+def _chroot_env() -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+        # pip brings its own CA bundle: point it at the system's.
+        "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+        "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+        "PIP_CACHE_DIR": "/var/cache/pip",
+    }
+    env.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
+    return env
+
+
 class Chroot:
     """A Debian root with /proc, /sys, /dev and the download caches mounted."""
 
@@ -264,16 +279,7 @@ class Chroot:
     def run(
         self, *cmd: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        base = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": "/root",
-            "LANG": "C.UTF-8",
-            "DEBIAN_FRONTEND": "noninteractive",
-            # pip brings its own CA bundle: point it at the system's.
-            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
-            "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
-        }
-        base.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
+        base = _chroot_env()
         return subprocess.run(
             ["chroot", str(self.root), *cmd],
             env={**base, **(env or {})},
@@ -558,3 +564,45 @@ def test_firstboot_applies_and_scrubs_the_boot_file(provisioned: dict[str, objec
         assert config_path.stat().st_gid == TEST_UID and config_path.stat().st_mode & 0o777 == 0o640
     finally:
         config_path.write_bytes(original)
+
+
+@pytest.mark.slow
+def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object]) -> None:
+    """The image's pi-gen stage, run as pi-gen runs it: 00-run.sh on the build
+    machine with ROOTFS_DIR, then 01-run-chroot.sh piped into bash in the chroot.
+    Pi-only packages stay off through VIDEOSTATION_IMAGE_VARS. Runs last: the stage
+    removes the source and the ansible venv from the root."""
+    import ansible
+
+    root = provisioned["root"]
+    assert isinstance(root, Path)
+    chroot = _chroot(provisioned)
+    stage = REPO / "image/stage-videostation/00-videostation"
+    (root / "boot/firmware/videostation.txt").unlink(missing_ok=True)
+    subprocess.run(
+        ["bash", "-e", str(stage / "00-run.sh")],
+        env={**os.environ, "ROOTFS_DIR": str(root)},
+        check=True,
+        timeout=300,
+    )
+    assert (root / "boot/firmware/videostation.txt").exists()
+    assert (root / "usr/src/videostation/ansible/site.yml").exists()
+    result = subprocess.run(
+        ["chroot", str(root), "/bin/bash", "-e", "-s"],
+        input=(stage / "01-run-chroot.sh").read_text(),
+        env={
+            **_chroot_env(),
+            "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
+            "VIDEOSTATION_IMAGE_VARS": "/usr/src/test-vars.yml",
+        },
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-20000:]
+    recap = RECAP.search(output)
+    assert recap and recap["failed"] == "0", output[-5000:]
+    assert not (root / "usr/src/videostation").exists()
+    assert not (root / "opt/videostation-ansible").exists()
+    chroot.run("/opt/videostation/venv/bin/videostation", "--help")

@@ -230,7 +230,7 @@ async def test_bad_messages_get_errors_and_the_hub_keeps_going(station: Station)
     await ws.send(type="signal", to="p-gone", description={"type": "offer", "sdp": "x"})
     assert (await ws.expect("error"))["code"] == "unknown_peer"
     await ws.send(type="join", version=1, room="station", name="again")
-    assert (await ws.expect("error"))["code"] == "conflict"
+    assert (await ws.expect("error"))["code"] == "already_joined"
     await ws.send(type="ping")
     assert (await ws.expect("pong"))["type"] == "pong"
     # the room still has its peer and the service is healthy
