@@ -301,7 +301,6 @@ def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
         env={
             "KEEP_ANSIBLE": "1",
             "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
-            "PIP_CACHE_DIR": "/var/cache/pip",
         },
         timeout=900,
         check=False,

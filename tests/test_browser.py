@@ -103,7 +103,7 @@ def stats(page: Page) -> dict[str, dict[str, Any]]:
     return result
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()

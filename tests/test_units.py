@@ -1,0 +1,364 @@
+"""systemd units and the kiosk session: verified by systemd itself, scored for
+hardening, and the kiosk launcher driven with stand-in compositor and browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SYSTEMD = REPO / "systemd"
+UNITS = ("videostation.service", "videostation-kiosk.service", "videostation-firstboot.service")
+KIOSK_SESSION = SYSTEMD / "kiosk-session"
+FAKE_MEDIA = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+SYSTEM_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is not installed")
+        pytest.skip(f"{tool} is not installed (apt-get install systemd)")
+    return path
+
+
+def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """A unit file as {section: [(key, value), ...]} (keys may repeat)."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, [])
+            continue
+        key, _, value = line.partition("=")
+        sections[current].append((key.strip(), value.strip()))
+    return sections
+
+
+def values(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def one(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> str:
+    found = values(unit, section, key)
+    assert len(found) == 1, f"{section}.{key}: {found}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root with the system's own units, ours in /etc/systemd/system and the
+    programs our units start at their real paths (so verify checks them)."""
+    _need("systemd-analyze")
+    root = tmp_path_factory.mktemp("root")
+    system = next((d for d in SYSTEM_UNIT_DIRS if (d / "sysinit.target").exists()), None)
+    if system is None:
+        pytest.skip("no systemd unit directory on this machine")
+    shutil.copytree(system, root / "usr/lib/systemd/system", symlinks=True)
+    etc = root / "etc/systemd/system"
+    etc.mkdir(parents=True)
+    for unit in UNITS:
+        shutil.copy(SYSTEMD / unit, etc / unit)
+    programs = {
+        "opt/videostation/venv/bin/videostation": None,
+        "usr/local/libexec/videostation/kiosk-session": KIOSK_SESSION,
+        "usr/local/libexec/videostation/firstboot": REPO / "image/firstboot/videostation-firstboot",
+    }
+    for target, source in programs.items():
+        path = root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if source is None:
+            path.write_text("#!/bin/sh\nexit 0\n")
+        else:
+            shutil.copy(source, path)
+        path.chmod(0o755)
+    return root
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_systemd_analyze_verify_is_clean(fake_root: Path, unit: str) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={fake_root}", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stdout + result.stderr
+
+
+def test_verify_notices_a_missing_program(fake_root: Path, tmp_path: Path) -> None:
+    """The verify test above would catch a wrong ExecStart path."""
+    broken = fake_root / "etc/systemd/system/videostation-broken.service"
+    text = (SYSTEMD / "videostation.service").read_text()
+    broken.write_text(text.replace("/venv/bin/videostation ", "/venv/bin/no-such-program "))
+    try:
+        result = subprocess.run(
+            ["systemd-analyze", "verify", f"--root={fake_root}", broken.name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        broken.unlink()
+    assert result.returncode != 0
+    assert "no-such-program" in result.stderr
+
+
+def test_service_security_exposure_is_at_most_2_5() -> None:
+    _need("systemd-analyze")
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(SYSTEMD / "videostation.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    match = re.search(r"Overall exposure level for videostation\.service:\s*([0-9.]+)", output)
+    assert match, output
+    score = float(match.group(1))
+    print(f"systemd-analyze security: {score}")
+    assert score <= 2.5, output
+
+
+def test_service_is_a_hardened_notify_service() -> None:
+    unit = parse_unit(SYSTEMD / "videostation.service")
+    assert one(unit, "Service", "Type") == "notify"
+    assert one(unit, "Service", "NotifyAccess") == "main"
+    assert one(unit, "Service", "Restart") == "on-failure"
+    assert int(one(unit, "Service", "WatchdogSec")) > 0
+    assert one(unit, "Service", "User") == "videostation"
+    groups = set(one(unit, "Service", "SupplementaryGroups").split())
+    assert {"video", "render", "audio", "gpio", "input"} <= groups
+    for key in ("StateDirectory", "ConfigurationDirectory", "RuntimeDirectory"):
+        assert one(unit, "Service", key) == "videostation"
+    assert one(unit, "Service", "DevicePolicy") == "closed"
+    allowed = " ".join(values(unit, "Service", "DeviceAllow"))
+    for device in ("video4linux", "media", "gpiochip", "alsa", "dma_heap"):
+        assert f"char-{device}" in allowed, device
+    assert one(unit, "Service", "ProtectSystem") == "strict"
+    assert values(unit, "Service", "SystemCallFilter")
+    exec_start = one(unit, "Service", "ExecStart").split()
+    assert exec_start[:2] == ["/opt/videostation/venv/bin/videostation", "serve"]
+    assert exec_start[2:] == ["--config", "/etc/videostation/config.toml"]
+    assert "multi-user.target" in one(unit, "Install", "WantedBy")
+
+
+def test_service_reaches_the_users_pipewire() -> None:
+    """The echo-cancelled microphone lives in the service user's lingering session."""
+    unit = parse_unit(SYSTEMD / "videostation.service")
+    env = values(unit, "Service", "Environment")
+    assert "XDG_RUNTIME_DIR=/run/user/870" in env
+    assert "user@870.service" in " ".join(values(unit, "Unit", "After"))
+    sysusers = (SYSTEMD / "sysusers.d/videostation.conf").read_text()
+    assert re.search(r"^u videostation 870 ", sysusers, re.MULTILINE)
+    tmpfiles = (SYSTEMD / "tmpfiles.d/videostation.conf").read_text()
+    assert "/var/lib/systemd/linger/videostation" in tmpfiles
+
+
+def test_kiosk_unit_owns_tty1() -> None:
+    unit = parse_unit(SYSTEMD / "videostation-kiosk.service")
+    assert one(unit, "Service", "PAMName") == "videostation-kiosk"
+    assert (SYSTEMD / "pam.d/videostation-kiosk").exists()
+    assert "pam_systemd.so" in (SYSTEMD / "pam.d/videostation-kiosk").read_text()
+    assert one(unit, "Service", "TTYPath") == "/dev/tty1"
+    assert "getty@tty1.service" in one(unit, "Unit", "Conflicts")
+    assert one(unit, "Service", "Restart") == "always"
+    # Same user as the service: the kiosk key in the state dir is 0600.
+    service = parse_unit(SYSTEMD / "videostation.service")
+    assert one(unit, "Service", "User") == one(service, "Service", "User")
+    assert one(unit, "Service", "ExecStart") == "/usr/local/libexec/videostation/kiosk-session"
+    assert "graphical.target" in one(unit, "Install", "WantedBy")
+
+
+def test_sysusers_and_tmpfiles_apply_to_a_root(tmp_path: Path) -> None:
+    _need("systemd-sysusers")
+    _need("systemd-tmpfiles")
+    (tmp_path / "etc").mkdir()
+    for name in ("passwd", "group", "shadow", "gshadow"):
+        (tmp_path / "etc" / name).write_text("")
+    # With --root, files are read from stdin ("-"): paths would be inside the root.
+    subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", "-"],
+        input=(SYSTEMD / "sysusers.d/videostation.conf").read_bytes(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    passwd = (tmp_path / "etc/passwd").read_text()
+    assert re.search(r"^videostation:x:870:870:", passwd, re.MULTILINE), passwd
+    group = (tmp_path / "etc/group").read_text()
+    assert re.search(r"^gpio:x:\d+:.*videostation", group, re.MULTILINE), group
+    result = subprocess.run(
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create", "-"],
+        input=(SYSTEMD / "tmpfiles.d/videostation.conf").read_bytes(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    state = tmp_path / "var/lib/videostation"
+    assert state.is_dir() and state.stat().st_mode & 0o777 == 0o750
+    assert state.stat().st_uid == 870 and state.stat().st_gid == 870
+    assert (tmp_path / "var/lib/systemd/linger/videostation").exists()
+
+
+# --- the kiosk session -----------------------------------------------------------------
+
+
+def _stub(directory: Path, name: str, body: str) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> Path:
+    """Stand-ins for the CLI, the compositors, wlr-randr and Chromium; each records
+    its arguments (one per line) in <name>.args."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = 'for a in "$@"; do printf "%s\\n" "$a"; done > "$0.args"\n'
+    _stub(
+        bin_dir,
+        "videostation",
+        record + 'echo "http://127.0.0.1:8080/#/kiosk?key=k3y"\n',
+    )
+    _stub(bin_dir, "cage", record + 'env > "$0.env"\n')
+    _stub(bin_dir, "labwc", record + 'env > "$0.env"\n')
+    _stub(bin_dir, "chromium", record)
+    _stub(
+        bin_dir,
+        "wlr-randr",
+        'if [ $# -eq 0 ]; then printf "HDMI-A-1 \\"Monitor\\"\\n  Enabled: yes\\n"; exit 0; fi\n'
+        'printf "%s\\n" "$*" >> "$0.args"\n',
+    )
+    return bin_dir
+
+
+def _kiosk(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    session = stubs.parent / "kiosk-session"
+    shutil.copy(KIOSK_SESSION, session)
+    base = {
+        "PATH": f"{stubs}:/usr/bin:/bin",
+        "VIDEOSTATION_BIN": str(stubs / "videostation"),
+        "XDG_RUNTIME_DIR": str(stubs.parent),
+    }
+    return subprocess.run(
+        [str(session), *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_kiosk_session_starts_cage_without_vt_switching(stubs: Path) -> None:
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage")
+    assert result.returncode == 0, result.stderr
+    args = (stubs / "cage.args").read_text().splitlines()
+    assert "-s" not in args  # no Ctrl+Alt+Fn out of the kiosk
+    assert args[-1] == "--inner" and args[-2].endswith("kiosk-session")
+    env = (stubs / "cage.env").read_text()
+    assert "KIOSK_URL=http://127.0.0.1:8080/#/kiosk?key=k3y" in env
+    cli = (stubs / "videostation.args").read_text().splitlines()
+    assert cli[:3] == ["kiosk-url", "--config", "/etc/videostation/config.toml"]
+
+
+def test_kiosk_session_starts_labwc_with_the_locked_down_config(stubs: Path) -> None:
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="labwc")
+    assert result.returncode == 0, result.stderr
+    args = (stubs / "labwc.args").read_text().splitlines()
+    assert args[:2] == ["-C", "/etc/xdg/videostation-labwc"]
+    assert args[2] == "-s" and args[3].endswith("kiosk-session --inner")
+
+
+def test_kiosk_shows_only_chromium_kiosk_on_the_kiosk_url(stubs: Path) -> None:
+    url = "http://127.0.0.1:8080/#/kiosk?key=k3y"
+    result = _kiosk(stubs, "--inner", KIOSK_URL=url, KIOSK_ROTATION="90")
+    assert result.returncode == 0, result.stderr
+    args = (stubs / "chromium.args").read_text().splitlines()
+    assert "--kiosk" in args
+    assert args[-1] == url
+    assert not [a for a in args if a.startswith(FAKE_MEDIA)]
+    assert "--autoplay-policy=no-user-gesture-required" in args
+    rotation = (stubs / "wlr-randr.args").read_text()
+    assert "--output HDMI-A-1 --transform 90" in rotation
+
+
+@pytest.mark.parametrize("flag", FAKE_MEDIA)
+def test_kiosk_refuses_the_fake_media_flags(stubs: Path, flag: str) -> None:
+    result = _kiosk(stubs, "--inner", KIOSK_URL="http://127.0.0.1:8080/", KIOSK_EXTRA_FLAGS=flag)
+    assert result.returncode == 2
+    assert "refusing" in result.stderr
+    assert not (stubs / "chromium.args").exists()
+
+
+def test_kiosk_waits_for_the_service_then_gives_up(stubs: Path) -> None:
+    failing = _stub(stubs, "videostation-down", "exit 1\n")
+    result = _kiosk(
+        stubs, KIOSK_COMPOSITOR="cage", VIDEOSTATION_BIN=str(failing), KIOSK_URL_TRIES="2"
+    )
+    assert result.returncode == 1
+    assert "is videostation.service running" in result.stderr
+    assert not (stubs / "cage.args").exists()
+
+
+def test_fake_media_flags_never_ship() -> None:
+    """Only the launcher's refusal list may name them."""
+    shipped = [SYSTEMD, REPO / "ansible", REPO / "image"]
+    for directory in shipped:
+        for path in directory.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path != KIOSK_SESSION:
+                text = path.read_text(errors="replace")
+                assert "use-fake-ui" not in text and "use-fake-device" not in text, path
+
+
+def test_chromium_policy_allows_media_and_autoplay_only_on_the_kiosk_page() -> None:
+    policy = json.loads((SYSTEMD / "chromium/videostation.json").read_text())
+    local = ["http://127.0.0.1:8080"]
+    assert policy["AutoplayAllowed"] is False
+    assert policy["AutoplayAllowlist"] == local
+    for kind in ("Audio", "Video"):
+        assert policy[f"{kind}CaptureAllowed"] is False
+        assert policy[f"{kind}CaptureAllowedUrls"] == local
+    assert policy["URLBlocklist"] == ["*"]
+    assert policy["URLAllowlist"] == local
+    assert policy["DeveloperToolsAvailability"] == 2
+
+
+def test_echo_cancel_drop_in_makes_webrtc_aec_the_default() -> None:
+    text = (SYSTEMD / "pipewire/60-videostation-echo-cancel.conf").read_text()
+    body = "\n".join(line.split("#")[0] for line in text.splitlines())
+    assert body.count("{") == body.count("}") and body.count("[") == body.count("]")
+    assert "name = libpipewire-module-echo-cancel" in body
+    assert "library.name = aec/libspa-aec-webrtc" in body
+    for props in ("source.props", "sink.props"):
+        block = body[body.index(props) : body.index("}", body.index(props))]
+        assert "priority.session" in block, props
+    assert 'node.name = "echo-cancel-source"' in body
+    defaults = (REPO / "ansible/roles/videostation/defaults/main.yml").read_text()
+    assert "videostation_microphone_device: echo-cancel-source" in defaults
+
+
+def test_labwc_config_has_no_way_out() -> None:
+    import xml.etree.ElementTree as ET
+
+    rc = ET.parse(SYSTEMD / "labwc/rc.xml").getroot()  # noqa: S314 - our own file
+    actions = {a.get("name") for a in rc.iter("action")}
+    assert actions <= {"Focus"}, actions
+    # Defining bindings stops labwc from loading its default ones (terminal, menu, exit).
+    assert rc.find("keyboard/keybind") is not None
+    assert rc.find("keyboard/default") is None and rc.find("mouse/default") is None
+    menu = ET.parse(SYSTEMD / "labwc/menu.xml").getroot()  # noqa: S314 - our own file
+    assert not list(menu.iter("item"))
