@@ -184,6 +184,25 @@ def run_cli(
     )
 
 
+def serve_command(state: Path, port: int, *extra: str) -> list[str]:
+    """`videostation serve` on loopback with the test pattern and tone."""
+    return [
+        str(BIN / "videostation"),
+        "serve",
+        "--config",
+        "/dev/null",
+        "--state-dir",
+        str(state),
+        "--port",
+        str(port),
+        "--camera",
+        "test",
+        "--microphone",
+        "test",
+        *extra,
+    ]
+
+
 def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = False) -> LiveStation:
     state = tmp / "live-state"
     port = free_port()
@@ -192,23 +211,7 @@ def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = Fal
     log_path = tmp / "videostation.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the process
     proc = subprocess.Popen(
-        [
-            str(BIN / "videostation"),
-            "serve",
-            "--config",
-            "/dev/null",
-            "--state-dir",
-            str(state),
-            "--port",
-            str(port),
-            "--camera",
-            "test",
-            "--microphone",
-            "test",
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        serve_command(state, port, *extra), stdout=log, stderr=subprocess.STDOUT
     )
     base = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     cafile = state / "tls-cert.pem" if tls else None

@@ -18,7 +18,7 @@ from gpiozero.pins.mock import MockFactory
 from appliance.app import create_app
 from appliance.keys import AUTH, MEDIA, STATION, STORE
 
-from .conftest import BIN, PASSWORD, Station, free_port, make_config, wait_healthy
+from .conftest import PASSWORD, Station, free_port, make_config, serve_command, wait_healthy
 from .test_signaling import WS, connect
 
 
@@ -282,20 +282,7 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
     proc = subprocess.Popen(
-        [
-            str(BIN / "videostation"),
-            "serve",
-            "--config",
-            "/dev/null",
-            "--state-dir",
-            str(state),
-            "--port",
-            str(port),
-            "--camera",
-            "test",
-            "--microphone",
-            "test",
-        ],
+        serve_command(state, port),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
