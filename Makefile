@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # System packages: Chromium for the browser tests, libsystemd for systemd-python,
 # debootstrap/shellcheck for the provisioning tests, ffmpeg libs come with PyAV wheels.
 APT_PACKAGES := chromium libsystemd-dev pkg-config debootstrap shellcheck fonts-dejavu-core \
-	systemd python3-venv
+	systemd python3-venv alsa-utils openssl
 
 deps:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

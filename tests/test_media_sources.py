@@ -112,13 +112,24 @@ async def test_picamera2_missing_fails_cleanly() -> None:
         await open_camera(CameraConfig(source="picamera2"))
 
 
-@pytest.mark.parametrize("kind", ["pulse", "alsa"])
-async def test_microphone_without_device_fails_cleanly(kind: str) -> None:
-    with pytest.raises(SourceUnavailable, match=kind):
+@pytest.fixture
+def no_sound_system(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pw-record, parec or arecord: whatever this machine has installed."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kind", "advice"),
+    [("pulse", "apt install pipewire-bin"), ("alsa", "apt install alsa-utils")],
+)
+async def test_microphone_without_device_fails_cleanly(
+    kind: str, advice: str, no_sound_system: None
+) -> None:
+    with pytest.raises(SourceUnavailable, match=f"{kind}: .*{advice}"):
         await open_microphone(MicrophoneConfig(source=kind, device="no-such-device"))
 
 
-async def test_auto_falls_back_to_test_sources() -> None:
+async def test_auto_falls_back_to_test_sources(no_sound_system: None) -> None:
     cam = await open_camera(CameraConfig(source="auto", device=NO_DEVICE, width=320, height=240))
     mic = await open_microphone(MicrophoneConfig(source="auto", device="no-such-device"))
     try:
@@ -130,14 +141,14 @@ async def test_auto_falls_back_to_test_sources() -> None:
         mic.close()
 
 
-def test_probes_explain_what_is_missing() -> None:
+def test_probes_explain_what_is_missing(no_sound_system: None) -> None:
     ok, text = probe_camera(CameraConfig(source="auto", device=NO_DEVICE))
     assert not ok and "no camera found" in text and "test pattern" in text
     assert "picamera2" in text
     ok, text = probe_camera(CameraConfig(source="test"))
     assert ok and "test pattern" in text
     ok, text = probe_microphone(MicrophoneConfig(source="alsa", device="no-such-device"))
-    assert not ok and "arecord -l" in text
+    assert not ok and "arecord not found: apt install alsa-utils" in text
     ok, text = probe_microphone(MicrophoneConfig(source="test"))
     assert ok
 

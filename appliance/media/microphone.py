@@ -1,4 +1,4 @@
-"""Microphone sources: test tone, PulseAudio/PipeWire, ALSA.
+"""Microphone sources: test tone, PipeWire/PulseAudio, ALSA.
 
 Every source yields 20 ms ``av.AudioFrame``s of signed 16-bit mono at 48 kHz with
 ``pts`` counted in samples (``time_base`` 1/48000), which is what aiortc's Opus
@@ -9,47 +9,59 @@ echo-cancelled default source on the appliance), then ALSA, then the test tone::
     await mic.start()
     frame = await mic.read()     # 960 samples, s16 mono, 48 kHz
     await mic.close()
+
+The devices are recorded by the sound system's own command-line tools, whose raw
+output :class:`~.pcm.PcmCapture` cuts into frames (PyAV's wheels cannot do it: they
+have no PulseAudio input, and their bundled alsa-lib finds no ALSA configuration):
+
+``pulse``
+    ``pw-record`` (Debian package ``pipewire-bin``), else ``parec``
+    (``pulseaudio-utils``). ``microphone.device`` names the source
+    (``pactl list sources short``); empty means the default source.
+``alsa``
+    ``arecord`` (``alsa-utils``). ``microphone.device`` is the ALSA device, e.g.
+    ``plughw:1,0`` (``arecord -l``); empty means ``default``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fractions
+import contextlib
 import logging
 import math
+import os
+import pwd
 import time
-from typing import Any
 
 import av
 import numpy as np
 
 from ..config import MicrophoneConfig
 from ..errors import SourceUnavailable
-from .source import DeviceReader, Pacer, Resilient, Source, open_container
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE, PcmCapture, audio_frame, silence
+from .source import Pacer, Resilient, Source
+
+__all__ = [
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "TIME_BASE",
+    "TestTone",
+    "audio_frame",
+    "capture_commands",
+    "microphone_feed",
+    "open_device",
+    "open_microphone",
+    "probe_microphone",
+    "silence",
+]
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48000
-FRAME_SAMPLES = 960  # 20 ms
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
-HINTS = {
-    "pulse": "is PipeWire/PulseAudio running for the service user? `pactl list sources short`",
-    "alsa": "check `arecord -l` and microphone.device (e.g. 'hw:1,0'), and the audio group",
-}
-
-
-def audio_frame(samples: np.ndarray[Any, np.dtype[np.int16]], pts: int) -> av.AudioFrame:
-    """A mono s16 48 kHz frame holding ``samples``."""
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = SAMPLE_RATE
-    frame.pts = pts
-    frame.time_base = TIME_BASE
-    return frame
-
-
-def silence(pts: int = 0) -> av.AudioFrame:
-    return audio_frame(np.zeros(FRAME_SAMPLES, dtype=np.int16), pts)
+PACKAGES = {"pw-record": "pipewire-bin", "parec": "pulseaudio-utils", "arecord": "alsa-utils"}
+"""The Debian package that brings each capture program."""
+LATENCY_MS = 20
+"""Ask the sound system for sound every 20 ms (one frame), not in 100+ ms bursts."""
 
 
 class TestTone:
@@ -78,47 +90,93 @@ class TestTone:
         return f"test-tone {self._frequency:g} Hz"
 
 
-class DeviceMicrophone:
-    """A PulseAudio (``pulse``) or ALSA (``alsa``) capture device through PyAV."""
+def capture_commands(kind: str, device: str) -> list[list[str]]:
+    """The programs that record ``kind`` (``pulse`` or ``alsa``), in the order tried;
+    each writes raw s16le mono 48 kHz to stdout."""
+    if kind == "pulse":
+        pw_record = ["pw-record", "--raw", "--rate", str(SAMPLE_RATE), "--channels", "1"]
+        pw_record += ["--format", "s16", "--latency", f"{LATENCY_MS}ms"]
+        parec = ["parec", "--raw", "--format=s16le", f"--rate={SAMPLE_RATE}", "--channels=1"]
+        parec += [f"--latency-msec={LATENCY_MS}"]
+        if device:
+            pw_record += ["--target", device]
+            parec += [f"--device={device}"]
+        return [[*pw_record, "-"], parec]  # pw-record: "-" is stdout
+    if kind == "alsa":
+        arecord = ["arecord", "-q", "-t", "raw", "-f", "S16_LE", "-r", str(SAMPLE_RATE)]
+        arecord += ["-c", "1", f"--period-time={LATENCY_MS * 1000}"]
+        return [[*arecord, "-D", device]] if device else [arecord]
+    raise SourceUnavailable(f"microphone.source: unknown source {kind!r}")
 
-    def __init__(self, reader: DeviceReader[av.AudioFrame], fmt: str, device: str) -> None:
-        self._reader = reader
-        self._fmt = fmt
-        self._device = device
-        self._samples = 0
 
-    @classmethod
-    async def open(cls, fmt: str, device: str) -> DeviceMicrophone:
-        device = device or "default"
-        options = {"sample_rate": str(SAMPLE_RATE), "channels": "1"}
-        container = await asyncio.to_thread(
-            open_container, device, fmt=fmt, options=options, what=fmt, hint=HINTS[fmt]
+async def open_device(kind: str, device: str) -> PcmCapture:
+    """Record from ``kind`` with the first of its programs that sends sound.
+
+    Raises :class:`SourceUnavailable` saying, for each program, what went wrong and
+    how to fix it.
+    """
+    name = f"{kind} {device or 'default'}"
+    missing: list[str] = []
+    problems: list[str] = []
+    for argv in capture_commands(kind, device):
+        program = argv[0]
+        try:
+            return await PcmCapture.start(argv, name=f"{name} ({program})")
+        except SourceUnavailable as exc:
+            advice = explain(kind, program, device, str(exc))
+            (missing if str(exc) == f"{program} not found" else problems).append(advice)
+            logger.debug("%s: %s", name, advice)
+    # a missing fallback program is beside the point when another one said why it failed
+    raise SourceUnavailable(f"{kind}: " + "; ".join(problems or missing))
+
+
+def explain(kind: str, program: str, device: str, problem: str) -> str:
+    """What is wrong and how to fix it, in plain words for the person setting up the
+    station, then ``problem`` (what :class:`PcmCapture` reported) as evidence."""
+    words = problem.lower()
+    user = _user()
+    package = PACKAGES.get(program, program)
+    if problem == f"{program} not found":
+        return f"{program} not found: apt install {package}"
+    if "unrecognized option" in words or "invalid option" in words:
+        return f"{program} is too old for our options: upgrade {package} ({problem})"
+    if kind == "pulse":
+        if any(s in words for s in ("host is down", "connection refused", "context_connect")):
+            runtime = os.environ.get("XDG_RUNTIME_DIR")
+            where = f"XDG_RUNTIME_DIR={runtime}" if runtime else "XDG_RUNTIME_DIR is not set"
+            return (
+                f"no PipeWire for user {user}: is the service's user session running "
+                f"(loginctl enable-linger {user}; {where})? ({problem})"
+            )
+        if "no such entity" in words or ("target" in words and "not found" in words):
+            return f"no source {device!r}: see `pactl list sources short` ({problem})"
+        if "sent no sound" in words:
+            which = f"source {device!r}" if device else "default source"
+            return f"no sound from the {which}: see `pactl list sources short` ({problem})"
+        return f"is PipeWire running for user {user}? see `pactl list sources short` ({problem})"
+    dev = device or "default"
+    if "busy" in words:
+        return (
+            f"ALSA device {dev!r} is busy, probably held by PipeWire: use "
+            f"microphone.source = 'pulse' ({problem})"
         )
-        resampler = av.AudioResampler(
-            format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME_SAMPLES
+    if "permission denied" in words:
+        return f"user {user} may not record: add it to the audio group ({problem})"
+    if "non available" in words:
+        return f"{dev!r} cannot record 48 kHz mono s16: use a 'plughw:' device ({problem})"
+    if any(s in words for s in ("unknown pcm", "no such file", "no such device", "find card")):
+        return (
+            f"no ALSA device {dev!r}: check `arecord -l` and microphone.device, "
+            f"e.g. 'plughw:1,0' ({problem})"
         )
+    return f"check `arecord -l`, microphone.device and the audio group ({problem})"
 
-        def convert(frame: av.AudioFrame) -> list[av.AudioFrame]:
-            frame.pts = None  # device clocks are not ours; we count samples
-            return list(resampler.resample(frame))
 
-        reader: DeviceReader[av.AudioFrame] = DeviceReader(
-            container, kind="audio", name=f"{fmt} {device}", convert=convert, depth=25
-        )
-        return cls(reader, fmt, device)
-
-    async def read(self) -> av.AudioFrame:
-        frame = await self._reader.read()
-        frame.pts = self._samples
-        frame.time_base = TIME_BASE
-        self._samples += frame.samples
-        return frame
-
-    def close(self) -> None:
-        self._reader.close()
-
-    def describe(self) -> str:
-        return f"{self._fmt} {self._device}"
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 async def open_microphone(cfg: MicrophoneConfig, kind: str | None = None) -> Source[av.AudioFrame]:
@@ -128,14 +186,14 @@ async def open_microphone(cfg: MicrophoneConfig, kind: str | None = None) -> Sou
     if kind == "auto":
         for candidate in ("pulse", "alsa"):
             try:
-                return await DeviceMicrophone.open(candidate, cfg.device)
+                return await open_device(candidate, cfg.device)
             except SourceUnavailable as exc:
                 logger.info("microphone auto: %s", exc)
         kind = "test"
     if kind == "test":
         return TestTone()
     if kind in ("pulse", "alsa"):
-        return await DeviceMicrophone.open(kind, cfg.device)
+        return await open_device(kind, cfg.device)
     raise SourceUnavailable(f"microphone.source: unknown source {kind!r}")
 
 
@@ -174,19 +232,21 @@ async def _probe(cfg: MicrophoneConfig, wait: float) -> tuple[bool, str]:
         return True, "test tone 440 Hz (microphone.source = 'test')"
     notes: list[str] = []
     for kind in ("pulse", "alsa") if cfg.source == "auto" else (cfg.source,):
+        started = time.monotonic()
         try:
-            source = await DeviceMicrophone.open(kind, cfg.device)
+            source = await open_device(kind, cfg.device)
         except SourceUnavailable as exc:
             notes.append(str(exc))
             continue
-        started = time.monotonic()
         try:
             frame = await asyncio.wait_for(source.read(), wait)
         except (SourceUnavailable, TimeoutError) as exc:
             notes.append(f"{source.describe()} opened but sent no sound: {exc or 'timeout'}")
             continue
         finally:
-            await asyncio.to_thread(source.close)
+            source.close()
+            with contextlib.suppress(TimeoutError):  # reaped before asyncio.run ends
+                await asyncio.wait_for(source.wait_closed(), 2.0)
         peak = int(np.abs(frame.to_ndarray()).max())
         took = time.monotonic() - started
         level = "silent (muted?)" if peak == 0 else f"peak {peak}/32767"

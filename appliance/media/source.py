@@ -2,7 +2,7 @@
 
 A *source* yields decoded frames, one ``await source.read()`` at a time, says what it
 is with ``describe()`` and releases its device with ``close()`` (safe to call twice).
-Devices that block (V4L2, ALSA, PulseAudio through PyAV) are read by a
+Devices that block (V4L2 through PyAV) are read by a
 :class:`DeviceReader` thread so the event loop never waits on hardware.
 
 :class:`Resilient` keeps a call up when a device fails: it hands out placeholder
