@@ -196,7 +196,7 @@ def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 def _base_tarball() -> Path:
     """A debootstrapped minbase Debian 12 with Python, cached across runs."""
     mirror = _mirror()
-    key = re.sub(r"[^A-Za-z0-9]+", "-", f"{SUITE}-{mirror}-{'-'.join(BASE_PACKAGES)}")
+    key = re.sub(r"[^A-Za-z0-9]+", "-", f"v2-{SUITE}-{mirror}-{'-'.join(BASE_PACKAGES)}")
     tarball = CACHE / f"{key}.tar.gz"
     if tarball.exists():
         return tarball
@@ -215,6 +215,8 @@ def _base_tarball() -> Path:
             capture_output=True,
             timeout=600,
         )
+        for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
         partial = Path(tmp) / "base.tar.gz"
         _run(["tar", "-C", str(root), "-czf", str(partial), "."], timeout=300)
         partial.rename(tarball)
@@ -252,6 +254,14 @@ def _chroot_env() -> dict[str, str]:
     }
     env.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
     return env
+
+
+def _mount_points() -> list[Path]:
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        field = line.split()[4]
+        points.append(Path(field.encode().decode("unicode_escape")))
+    return points
 
 
 class Chroot:
@@ -357,6 +367,10 @@ def provisioned() -> Iterator[dict[str, object]]:
                     "videostation_uid": TEST_UID,
                     "videostation_station_name": "Test station",
                     "videostation_public_url": "https://station.example.net",
+                    # TLS files (not there: the service is not started) make the kiosk
+                    # load the public URL, which the role maps to 127.0.0.1.
+                    "videostation_tls_cert": "/etc/videostation/tls/fullchain.pem",
+                    "videostation_tls_key": "/etc/videostation/tls/privkey.pem",
                     "videostation_button_pin": 17,
                     "videostation_display_rotation": 90,
                     "videostation_master_password": "correct horse battery staple",
@@ -385,7 +399,11 @@ def provisioned() -> Iterator[dict[str, object]]:
         }
     finally:
         chroot.unmount_all()
-        if not chroot.mounts:
+        # Never rm -rf through a bind mount (/dev, /proc of this machine).
+        mounted = [m for m in _mount_points() if m == workdir or workdir in m.parents]
+        if mounted:
+            print(f"left {workdir} in place: still mounted: {mounted}")
+        else:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -396,6 +414,7 @@ def _chroot(provisioned: dict[str, object]) -> Chroot:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the first one also builds the chroot
 def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> None:
     first = provisioned["first"]
     second = provisioned["second"]
@@ -408,12 +427,14 @@ def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_videostation_cli_runs_from_the_venv(provisioned: dict[str, object]) -> None:
     result = _chroot(provisioned).run("/opt/videostation/venv/bin/videostation", "--help")
     assert "serve" in result.stdout
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_config_is_rendered_and_valid(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)
@@ -437,6 +458,7 @@ def test_config_is_rendered_and_valid(provisioned: dict[str, object]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_coturn_secret_matches_the_station(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)
@@ -446,6 +468,7 @@ def test_coturn_secret_matches_the_station(provisioned: dict[str, object]) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_service_user_has_the_fixed_uid(provisioned: dict[str, object]) -> None:
     chroot = _chroot(provisioned)
     entry = chroot.run("getent", "passwd", "videostation").stdout.strip().split(":")
@@ -458,6 +481,7 @@ def test_service_user_has_the_fixed_uid(provisioned: dict[str, object]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_units_are_enabled(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)
@@ -476,6 +500,7 @@ def test_units_are_enabled(provisioned: dict[str, object]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_installed_units_verify_and_match_the_repository(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)
@@ -501,10 +526,23 @@ def test_installed_units_verify_and_match_the_repository(provisioned: dict[str, 
     ):
         assert (root / target).read_text() == (REPO / source).read_text(), target
     policy = json.loads((root / "etc/chromium/policies/managed/videostation.json").read_text())
-    assert policy == json.loads((REPO / "systemd/chromium/videostation.json").read_text())
+    shipped = (REPO / "systemd/chromium/videostation.json").read_text()
+    # Under TLS the kiosk page is the public URL: the policies follow it.
+    expected = shipped.replace("http://127.0.0.1:8080", "https://station.example.net")
+    assert policy == json.loads(expected)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_public_host_points_at_the_station_under_tls(provisioned: dict[str, object]) -> None:
+    root = provisioned["root"]
+    assert isinstance(root, Path)
+    hosts = (root / "etc/hosts").read_text().splitlines()
+    assert "127.0.0.1\tstation.example.net" in hosts
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_echo_cancel_module_is_available(provisioned: dict[str, object]) -> None:
     """The drop-in names the WebRTC AEC plugin: the package providing it is installed."""
     root = provisioned["root"]
@@ -514,6 +552,7 @@ def test_echo_cancel_module_is_available(provisioned: dict[str, object]) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_master_password_was_set_once(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)
@@ -529,6 +568,7 @@ def test_master_password_was_set_once(provisioned: dict[str, object]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_firstboot_applies_and_scrubs_the_boot_file(provisioned: dict[str, object]) -> None:
     """The image's first-boot step, run inside the provisioned root."""
     root = provisioned["root"]
@@ -566,6 +606,7 @@ def test_firstboot_applies_and_scrubs_the_boot_file(provisioned: dict[str, objec
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object]) -> None:
     """The image's pi-gen stage, run as pi-gen runs it: 00-run.sh on the build
     machine with ROOTFS_DIR, then 01-run-chroot.sh piped into bash in the chroot.

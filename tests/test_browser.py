@@ -248,6 +248,34 @@ def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
     expect(guest.get_by_test_id("call-status-title")).to_have_text("Call ended")
     wait_for(lambda: stats(guest) == {}, "the guest to close its connections")
 
+    # Chromium took the shared H.264 stream: the VP8 fallback encoder never ran.
+    metrics = station_metrics(live_station)
+    assert metrics["videostation_media_encoded_h264"] > 0, metrics
+    assert metrics["videostation_media_encoded_vp8"] == 0, metrics
+
+
+def station_metrics(live: Any) -> dict[str, float]:
+    import json
+    import urllib.request
+
+    login = urllib.request.Request(
+        f"{live.base_url}/api/auth/login",
+        data=json.dumps({"password": live.password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(login) as resp:
+        cookie = resp.headers["Set-Cookie"].split(";")[0]
+    request = urllib.request.Request(f"{live.base_url}/api/metrics/", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request) as resp:
+        text = resp.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
 
 def test_kiosk_declines(live_station: Any, pages: Pages) -> None:
     kiosk = pages.kiosk(live_station.kiosk_url)

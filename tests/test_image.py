@@ -209,7 +209,7 @@ def _config(station: dict[str, Path]) -> dict[str, dict[str, object]]:
 def test_firstboot_applies_the_settings_and_removes_the_secrets(station: dict[str, Path]) -> None:
     station["boot"].write_text(
         "# from Windows Notepad\r\n"
-        "STATION_NAME=Grandma's \"kitchen\" \\ door\r\n"
+        'STATION_NAME=Grandma\'s "kitchen" \\ door\r\n'
         "PUBLIC_URL='https://kitchen.example.net'\r\n"
         "HOSTNAME=kitchen\r\n"
         "PASSWORD = s3cret pass\r\n"
@@ -259,7 +259,7 @@ def test_firstboot_scrubs_the_secrets_even_when_the_password_fails(
 
 
 def test_firstboot_adds_missing_keys_and_sections(station: dict[str, Path]) -> None:
-    (station["root"] / "etc/videostation/config.toml").write_text('[server]\nport = 8080\n')
+    (station["root"] / "etc/videostation/config.toml").write_text("[server]\nport = 8080\n")
     station["boot"].write_text("STATION_NAME=Workshop\n")
     result = _firstboot(station)
     assert result.returncode == 0, result.stderr

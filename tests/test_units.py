@@ -264,10 +264,11 @@ def _kiosk(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
 
 
 def test_kiosk_session_starts_cage_without_vt_switching(stubs: Path) -> None:
-    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage")
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage", KIOSK_ROTATION="180")
     assert result.returncode == 0, result.stderr
     args = (stubs / "cage.args").read_text().splitlines()
     assert "-s" not in args  # no Ctrl+Alt+Fn out of the kiosk
+    assert args[: args.index("--")] == ["-d", "-r", "-r"]  # 180 degrees
     assert args[-1] == "--inner" and args[-2].endswith("kiosk-session")
     env = (stubs / "cage.env").read_text()
     assert "KIOSK_URL=http://127.0.0.1:8080/#/kiosk?key=k3y" in env
@@ -285,7 +286,7 @@ def test_kiosk_session_starts_labwc_with_the_locked_down_config(stubs: Path) -> 
 
 def test_kiosk_shows_only_chromium_kiosk_on_the_kiosk_url(stubs: Path) -> None:
     url = "http://127.0.0.1:8080/#/kiosk?key=k3y"
-    result = _kiosk(stubs, "--inner", KIOSK_URL=url, KIOSK_ROTATION="90")
+    result = _kiosk(stubs, "--inner", KIOSK_URL=url, KIOSK_ROTATION="90", KIOSK_COMPOSITOR="labwc")
     assert result.returncode == 0, result.stderr
     args = (stubs / "chromium.args").read_text().splitlines()
     assert "--kiosk" in args
