@@ -255,6 +255,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         reuse_address=True,
     )
     await site.start()
+    if config.tls and config.server.kiosk_port:
+        # The station's own screen, over loopback only: no certificate needed for it.
+        await web.TCPSite(runner, "127.0.0.1", config.server.kiosk_port).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -60,6 +60,10 @@ class ServerConfig:
     """PEM certificate chain; with ``key``, the service serves HTTPS."""
     key: str = ""
     """PEM private key of ``cert``."""
+    kiosk_port: int = 8081
+    """Under TLS, the service also serves plain HTTP on 127.0.0.1 at this port for the
+    station's own screen, which then needs no certificate for the public name (a
+    self-signed one would stop it). 0: none; the screen loads ``public_url``."""
     state_dir: str = ""
     """Where the database, secrets and kiosk key live. Empty: the default state dir."""
     max_body_bytes: int = 64 * 1024
@@ -187,10 +191,13 @@ class Config:
 
     @property
     def kiosk_base_url(self) -> str:
-        """Where the station's own screen loads the page: the listening address, except
-        under TLS, where the certificate names the public host (Ansible maps that name to
-        this machine in /etc/hosts)."""
-        return self.base_url if self.tls else self.local_url
+        """Where the station's own screen loads the page: the listening address, or
+        under TLS the loopback-only plain-HTTP listener (``server.kiosk_port``)."""
+        if not self.tls:
+            return self.local_url
+        if self.server.kiosk_port:
+            return f"http://127.0.0.1:{self.server.kiosk_port}"
+        return self.base_url
 
     @property
     def local_url(self) -> str:
@@ -210,6 +217,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "server.port": (1, 65535),
+    "server.kiosk_port": (0, 65535),
     "server.max_body_bytes": (1024, 16 * 1024 * 1024),
     "camera.width": (16, 4096),
     "camera.height": (16, 4096),

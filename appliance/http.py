@@ -95,7 +95,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.path.startswith("/api"):
         headers.setdefault("Cache-Control", "no-store")
-    if request.app[CONFIG].tls:
+    if request.secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
@@ -146,13 +146,13 @@ def set_session_cookie(
         max_age=max_age,
         httponly=True,
         samesite="Strict",
-        secure=request.app[CONFIG].tls,
+        secure=request.secure,
         path="/",
     )
 
 
 def clear_session_cookie(request: web.Request, response: web.Response) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/", samesite="Strict", secure=request.app[CONFIG].tls)
+    response.del_cookie(SESSION_COOKIE, path="/", samesite="Strict", secure=request.secure)
 
 
 # -- bodies ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from appliance.auth import Auth
 from appliance.store import Store
 
-from .conftest import PASSWORD, run_cli, start_live, stop_live
+from .conftest import PASSWORD, free_port, run_cli, start_live, stop_live
 
 
 def test_help_lists_every_command() -> None:
@@ -135,7 +135,12 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
     assert "[ok  ] make-cert" in made.stdout, made.stdout
     cert, key = state / "tls-cert.pem", state / "tls-key.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    live = start_live(tmp_path, "--cert", str(cert), "--key", str(key), tls=True)
+    kiosk_port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f"[server]\nkiosk_port = {kiosk_port}\n")
+    live = start_live(
+        tmp_path, "--cert", str(cert), "--key", str(key), "--config", str(config), tls=True
+    )
     try:
         context = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(f"{live.base_url}/api/health/", context=context) as resp:
@@ -150,6 +155,23 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, context=context) as resp:
             cookie = resp.headers["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        # The station's own screen uses a loopback-only plain-HTTP listener: Chromium on
+        # the Pi needs no certificate for the public name (a self-signed one would stop it).
+        kiosk_url = live.cli(
+            "kiosk-url", "--cert", str(cert), "--key", str(key), "--config", str(config)
+        ).stdout.strip()
+        key_value = (state / "kiosk.key").read_text().strip()
+        assert kiosk_url == f"http://127.0.0.1:{kiosk_port}/#/kiosk?key={key_value}"
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{kiosk_port}/api/auth/kiosk",
+            data=json.dumps({"key": key_value}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(login) as resp:
+            assert json.load(resp) == {"role": "kiosk", "room": "station"}
+            assert "Secure" not in resp.headers["Set-Cookie"]
+            assert "Strict-Transport-Security" not in resp.headers
     finally:
         assert stop_live(live) == 0
 
