@@ -102,8 +102,14 @@ def _candidate(value: Any) -> dict[str, Any] | None:
     index = value.get("sdpMLineIndex")
     if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
         raise MalformedMessage("'candidate.sdpMLineIndex' must be a non-negative integer or null.")
+    ufrag = value.get("usernameFragment")
+    if ufrag is not None and not isinstance(ufrag, str):
+        raise MalformedMessage("'candidate.usernameFragment' must be a string or null.")
     clean["sdpMid"] = mid
     clean["sdpMLineIndex"] = index
+    # The ICE generation a candidate belongs to: without it, a candidate gathered for an
+    # offer that was rolled back (glare) is applied to the next generation.
+    clean["usernameFragment"] = ufrag
     return clean
 
 

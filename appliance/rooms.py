@@ -83,8 +83,16 @@ class Peer:
 
 def connect_message(to: Peer, other: Peer, *, send: bool) -> dict[str, Any]:
     """The `connect` that tells browser ``to`` to open a connection to ``other``.
-    The station peer is always impolite; between browsers the smaller id is polite."""
-    polite = True if other.kind == "station" else to.id < other.id
+
+    The impolite side makes the first offer, so it must be the one with something to
+    send: the station peer is always impolite, the screen (receive-only) always polite,
+    and between two remotes the smaller id is polite."""
+    if other.kind == "station" or to.kind == "screen":
+        polite = True
+    elif other.kind == "screen":
+        polite = False
+    else:
+        polite = to.id < other.id
     return {"type": "connect", "peer_id": other.id, "polite": polite, "send": send}
 
 

@@ -120,7 +120,16 @@ def frames_from(page: Page, pick: Callable[[str, dict[str, Any]], bool]) -> int:
 
 def assert_video_flows(page: Page, pick: Callable[[str, dict[str, Any]], bool], what: str) -> None:
     """framesDecoded of the picked connections is positive and still increasing."""
-    first = wait_for(lambda: frames_from(page, pick), f"first decoded frames {what}", timeout=30)
+    try:
+        first = wait_for(
+            lambda: frames_from(page, pick), f"first decoded frames {what}", timeout=30
+        )
+    except AssertionError as exc:  # say what each connection was doing
+        states = page.evaluate(
+            "() => [...window.videostation.client.peers.values()].map(l => [l.id,"
+            " l.pc.signalingState, l.pc.iceConnectionState, l.pc.connectionState])"
+        )
+        raise AssertionError(f"{exc}; connections: {states}") from None
     wait_for(
         lambda: frames_from(page, pick) > first + 5, f"frames decoded {what} to keep increasing"
     )

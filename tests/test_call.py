@@ -95,8 +95,12 @@ async def test_guest_calls_kiosk_answers_media_flows_hangup(station: Station) ->
     connect_msg = await caller.accept_station()
     assert connect_msg["polite"] is True and connect_msg["send"] is False
     # the kiosk is told to connect to the station (its preview) and to the guest
-    kiosk_connects = {(await kiosk.expect("connect"))["peer_id"] for _ in range(2)}
-    assert kiosk_connects == {"station", guest.peer_id}
+    kiosk_connects = [await kiosk.expect("connect") for _ in range(2)]
+    assert {c["peer_id"] for c in kiosk_connects} == {"station", guest.peer_id}
+    # the screen has nothing to send: it is polite and waits for the caller's offer
+    assert all(c["polite"] and not c["send"] for c in kiosk_connects)
+    (to_screen,) = [m for m in guest.seen if m.get("peer_id") == kiosk.peer_id]
+    assert to_screen["type"] == "connect" and to_screen["polite"] is False and to_screen["send"]
     frames = await caller.frames("video", 5)
     assert (frames[-1].width, frames[-1].height) == (320, 240)
     audio = await caller.frames("audio", 5)

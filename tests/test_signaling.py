@@ -23,6 +23,7 @@ class WS:
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.peer_id = ""
+        self.seen: list[dict[str, Any]] = []
 
     async def send(self, **message: Any) -> None:
         await self.ws.send_str(json.dumps(message))
@@ -30,7 +31,9 @@ class WS:
     async def recv(self, timeout: float = 5) -> dict[str, Any]:
         msg = await asyncio.wait_for(self.ws.receive(), timeout)
         assert msg.type == WSMsgType.TEXT, msg
-        return dict(json.loads(msg.data))
+        message = dict(json.loads(msg.data))
+        self.seen.append(message)
+        return message
 
     async def expect(self, type_: str, timeout: float = 5, **match: Any) -> dict[str, Any]:
         """Read until a message of ``type_`` (matching ``match``) arrives."""
@@ -98,6 +101,10 @@ def test_codec_parses_every_client_message() -> None:
             '{"type":"signal","to":"p","candidate":{"candidate":"c","sdpMLineIndex":-1}}',
             MalformedMessage,
         ),
+        (
+            '{"type":"signal","to":"p","candidate":{"candidate":"c","usernameFragment":5}}',
+            MalformedMessage,
+        ),
         ('{"type":"signal","to":"p","restart":false}', MalformedMessage),
         ('{"type":"call","action":"explode"}', MalformedMessage),
         ('{"type":"media","audio":"yes","video":true}', MalformedMessage),
@@ -162,6 +169,7 @@ async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:
         "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
         "sdpMid": "0",
         "sdpMLineIndex": 0,
+        "usernameFragment": "abcd",
     }
     await b.send(type="signal", to=a.peer_id, candidate=cand)
     assert (await a.expect("signal"))["candidate"] == cand

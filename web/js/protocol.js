@@ -121,6 +121,11 @@ export class PeerLink {
 
   async negotiate() {
     if (this.closed || this.id === STATION_PEER) return; // the station always offers
+    // The first offer comes from the impolite side. Perfect negotiation would survive a
+    // glare here too, but the rolled-back first offer costs a round trip, and Chromium
+    // sometimes leaves the pair without a working ICE transport after it. Once the pair
+    // has negotiated, either side offers (and glare is handled as usual).
+    if (this.polite && !this.pc.remoteDescription) return;
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
@@ -278,6 +283,8 @@ export class SignalingClient {
     this.roster = new Map();
     /** @type {Map<string, PeerLink>} open peer connections, by peer id */
     this.peers = new Map();
+    /** Incoming messages are handled one after another along this chain. */
+    this.inbox = Promise.resolve();
     /** @type {CallInfo|null} the station's call object (null outside the station room) */
     this.callState = null;
     /** @type {MediaStream|null} */
@@ -415,7 +422,11 @@ export class SignalingClient {
         this.reportError('bad_frame', 'unparsable frame from the server');
         return;
       }
-      this.dispatch(msg).catch((err) => this.reportError('internal', errorText(err)));
+      // One message at a time, in order: an offer is answered (and its answer sent)
+      // before the candidates and descriptions behind it are looked at.
+      this.inbox = this.inbox
+        .then(() => this.dispatch(msg))
+        .catch((err) => this.reportError('internal', errorText(err)));
     };
     ws.onclose = () => {
       if (ws !== this.ws) return;
@@ -505,6 +516,7 @@ export class SignalingClient {
    * @param {string|null} [ref]
    */
   reportError(code, message, ref = null) {
+    console.warn("VSERR", code, message);
     this.onerror?.(code, message, ref);
   }
 
