@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from .errors import CallStateError, Forbidden
-from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message
+from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message, connect_to_station
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -280,8 +280,7 @@ class Station:
         await self._changed()
 
     async def _connect_screen(self, screen: Peer, *, with_remotes: bool = True) -> None:
-        station = self._station_stub()
-        await screen.send(connect_message(screen, station, send=False))
+        await screen.send(connect_to_station())
         await self.media.open(screen.id, audio=False)
         if with_remotes:
             for peer in self.in_call:
@@ -291,8 +290,7 @@ class Station:
 
     async def _connect_remote(self, peer: Peer, *, others: list[Peer] | None = None) -> None:
         """Connect a remote that enters the call to the station, the screen and the others."""
-        station = self._station_stub()
-        await peer.send(connect_message(peer, station, send=False))
+        await peer.send(connect_to_station())
         screen = self.rooms.screen(self.room)
         if screen is not None:
             await peer.send(connect_message(peer, screen, send=True))
@@ -344,9 +342,6 @@ class Station:
         self.ended = why
         await self._changed()
 
-    def _station_stub(self) -> Peer:
-        return Peer(STATION_PEER_ID, self.room, "Station", "station", "station", _nowhere)
-
     async def close(self) -> None:
         """Shut down: end any call (logged), close every media peer."""
         async with self._lock:
@@ -354,7 +349,3 @@ class Station:
                 await self._end("hangup", outcome="missed" if self.state == "ringing" else None)
             self._cancel_timers()
             await self.media.close_all()
-
-
-async def _nowhere(message: dict[str, Any]) -> None:
-    """The station stub never receives through the room: its signals go to the media peer."""

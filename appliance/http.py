@@ -123,13 +123,6 @@ def session_of(request: web.Request) -> Session:
     return request.app[AUTH].read_session(request.cookies.get(SESSION_COOKIE))
 
 
-def optional_session(request: web.Request) -> Session | None:
-    try:
-        return session_of(request)
-    except errors.AuthError:
-        return None
-
-
 def require(request: web.Request, *roles: str) -> Session:
     session = session_of(request)
     if session.role not in roles:

@@ -85,15 +85,20 @@ def connect_message(to: Peer, other: Peer, *, send: bool) -> dict[str, Any]:
     """The `connect` that tells browser ``to`` to open a connection to ``other``.
 
     The impolite side makes the first offer, so it must be the one with something to
-    send: the station peer is always impolite, the screen (receive-only) always polite,
-    and between two remotes the smaller id is polite."""
-    if other.kind == "station" or to.kind == "screen":
+    send: the screen (receive-only) is always polite, and between two remotes the
+    smaller id is polite. (For the station peer see :func:`connect_to_station`.)"""
+    if to.kind == "screen":
         polite = True
     elif other.kind == "screen":
         polite = False
     else:
         polite = to.id < other.id
     return {"type": "connect", "peer_id": other.id, "polite": polite, "send": send}
+
+
+def connect_to_station() -> dict[str, Any]:
+    """The `connect` for the station peer: it always offers (aiortc is impolite)."""
+    return {"type": "connect", "peer_id": STATION_PEER_ID, "polite": True, "send": False}
 
 
 @dataclass(slots=True)
