@@ -184,6 +184,8 @@ class Hub:
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
+        if conn.peer is not None:
+            raise errors.AlreadyJoined()
         if join.version != protocol.VERSION:
             await conn.send(
                 protocol.error(
@@ -194,8 +196,6 @@ class Hub:
             )
             await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return
-        if conn.peer is not None:
-            raise errors.AlreadyJoined()
         session = conn.session
         room = self.store.get_room(join.room)
         if not session.may_enter(room.id):
