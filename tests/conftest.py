@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -119,6 +120,38 @@ async def station(
 
 
 # -- a real process ------------------------------------------------------------------
+
+
+def http_json(
+    url: str,
+    body: Any = None,
+    *,
+    cookie: str = "",
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, Any, Any]:
+    """POST ``body`` as JSON (GET without one); returns status, parsed JSON (or text) and
+    headers. HTTP errors are returned, not raised."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if cookie:
+        headers["Cookie"] = cookie
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context) as resp:
+            status, raw, got = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as exc:
+        status, raw, got = exc.code, exc.read(), exc.headers
+    try:
+        return status, json.loads(raw), got
+    except ValueError:
+        return status, raw.decode(), got
+
+
+def login_cookie(base_url: str, password: str = PASSWORD, **kwargs: Any) -> str:
+    """The user's session cookie, as a Cookie header value."""
+    status, _, headers = http_json(f"{base_url}/api/auth/login", {"password": password}, **kwargs)
+    assert status == 200
+    return str(headers["Set-Cookie"]).split(";")[0]
 
 
 def free_port() -> int:

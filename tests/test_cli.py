@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 import stat
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from appliance.auth import Auth
 from appliance.store import Store
 
-from .conftest import PASSWORD, free_port, run_cli, start_live, stop_live
+from .conftest import PASSWORD, free_port, http_json, run_cli, start_live, stop_live
 
 
 def test_help_lists_every_command() -> None:
@@ -143,17 +141,12 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
     )
     try:
         context = ssl.create_default_context(cafile=str(cert))
-        with urllib.request.urlopen(f"{live.base_url}/api/health/", context=context) as resp:
-            assert json.load(resp)["status"] == "ok"
-            assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
-        request = urllib.request.Request(
-            f"{live.base_url}/api/auth/login",
-            data=json.dumps({"password": PASSWORD}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, context=context) as resp:
-            cookie = resp.headers["Set-Cookie"]
+        status, health, headers = http_json(f"{live.base_url}/api/health/", context=context)
+        assert status == 200 and health["status"] == "ok"
+        assert headers["Strict-Transport-Security"].startswith("max-age=")
+        login = {"password": PASSWORD}
+        _, _, headers = http_json(f"{live.base_url}/api/auth/login", login, context=context)
+        cookie = headers["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
         # The station's own screen uses a loopback-only plain-HTTP listener: Chromium on
         # the Pi needs no certificate for the public name (a self-signed one would stop it).
@@ -162,16 +155,12 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
         ).stdout.strip()
         key_value = (state / "kiosk.key").read_text().strip()
         assert kiosk_url == f"http://127.0.0.1:{kiosk_port}/#/kiosk?key={key_value}"
-        login = urllib.request.Request(
-            f"http://127.0.0.1:{kiosk_port}/api/auth/kiosk",
-            data=json.dumps({"key": key_value}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        _, body, headers = http_json(
+            f"http://127.0.0.1:{kiosk_port}/api/auth/kiosk", {"key": key_value}
         )
-        with urllib.request.urlopen(login) as resp:
-            assert json.load(resp) == {"role": "kiosk", "room": "station"}
-            assert "Secure" not in resp.headers["Set-Cookie"]
-            assert "Strict-Transport-Security" not in resp.headers
+        assert body == {"role": "kiosk", "room": "station"}
+        assert "Secure" not in headers["Set-Cookie"]
+        assert "Strict-Transport-Security" not in headers
     finally:
         assert stop_live(live) == 0
 

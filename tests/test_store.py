@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
-import urllib.request
 from pathlib import Path
 
 from appliance.store import MIGRATIONS, Store
 
-from .conftest import PASSWORD, start_live
+from .conftest import http_json, login_cookie, start_live
 
 
 def test_a_new_database_is_at_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -36,27 +34,15 @@ def test_use_guest_link_counts_atomically(tmp_path: Path) -> None:
     assert store.get_guest_link("j").uses == 2
 
 
-def _post(url: str, body: dict[str, object], cookie: str = "") -> tuple[dict[str, object], str]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Cookie": cookie},
-    )
-    with urllib.request.urlopen(request) as resp:
-        return json.load(resp), resp.headers.get("Set-Cookie", "")
-
-
 def test_nothing_committed_is_lost_on_kill_9(tmp_path: Path) -> None:
     live = start_live(tmp_path)
     try:
-        _, cookie = _post(f"{live.base_url}/api/auth/login", {"password": PASSWORD})
-        session = cookie.split(";")[0]
-        room, _ = _post(f"{live.base_url}/api/rooms", {"name": "Porch"}, session)
-        link, _ = _post(
+        session = login_cookie(live.base_url)
+        _, room, _ = http_json(f"{live.base_url}/api/rooms", {"name": "Porch"}, cookie=session)
+        _, link, _ = http_json(
             f"{live.base_url}/api/rooms/{room['id']}/generate-guest-link",
             {"label": "Neighbour"},
-            session,
+            cookie=session,
         )
     finally:
         live.proc.send_signal(signal.SIGKILL)
