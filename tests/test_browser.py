@@ -1,6 +1,7 @@
 """The PWA in real Chromium (Playwright) against a real `videostation serve`:
 rooms and guest links, the kiosk ↔ guest call end to end with decoded video on both
-sides, decline and no-answer, and broken guest links.
+sides, decline and no-answer, the call log (missed calls on the kiosk, recent calls on
+the rooms page), and broken guest links.
 
 Screenshots for the README land in docs/screenshots/.
 """
@@ -8,6 +9,7 @@ Screenshots for the README land in docs/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -148,6 +150,18 @@ def call_from_phone(pages: Pages, url: str, name: str) -> Page:
     return guest
 
 
+def sign_in(pages: Pages, live: Any) -> Page:
+    page = pages.open(live.base_url + "/")
+    page.locator("#password").fill(live.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("room-list")).to_be_visible()
+    return page
+
+
+def recent_call(page: Page, caller: str) -> Any:
+    return page.get_by_test_id("recent-calls").locator("li.call-item", has_text=caller)
+
+
 # -- rooms and guest links -----------------------------------------------------------
 
 
@@ -178,6 +192,7 @@ def test_user_creates_room_makes_and_revokes_guest_link(live_station: Any, pages
     assert "#/room/" in url and "guest_token=" in url
     item = room.get_by_test_id("guest-links").locator("li", has_text="Uncle Bob")
     expect(item.get_by_test_id("link-status")).to_have_text("active")
+    expect(page.get_by_test_id("recent-calls")).to_have_text("No calls yet.")
     shot(page, "rooms")
 
     item.get_by_role("button", name="Revoke").click()
@@ -208,6 +223,7 @@ def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
     assert box and box["width"] >= 300 and box["height"] >= 300, box
     assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
     expect(kiosk.get_by_test_id("live-indicator")).to_be_hidden()
+    expect(kiosk.get_by_test_id("missed-calls")).to_be_hidden()
     kiosk.wait_for_timeout(300)
     shot(kiosk, "kiosk-idle")
 
@@ -257,6 +273,13 @@ def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
     expect(guest.get_by_test_id("call-status-title")).to_have_text("Call ended")
     wait_for(lambda: stats(guest) == {}, "the guest to close its connections")
 
+    # Answered calls are not missed; the rooms page lists both with their length.
+    expect(kiosk.get_by_test_id("missed-calls")).to_be_hidden()
+    user = sign_in(pages, live_station)
+    expect(recent_call(user, "Grandma")).to_have_count(2)
+    for outcome in recent_call(user, "Grandma").get_by_test_id("call-outcome").all():
+        expect(outcome).to_have_text(re.compile(r"^Answered · \d+ (s|min)"))
+
     # Chromium took the shared H.264 stream: the VP8 fallback encoder never ran.
     metrics = station_metrics(live_station)
     assert metrics["videostation_media_encoded_h264"] > 0, metrics
@@ -264,20 +287,10 @@ def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
 
 
 def station_metrics(live: Any) -> dict[str, float]:
-    import json
-    import urllib.request
+    from tests.conftest import http_json, login_cookie
 
-    login = urllib.request.Request(
-        f"{live.base_url}/api/auth/login",
-        data=json.dumps({"password": live.password}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(login) as resp:
-        cookie = resp.headers["Set-Cookie"].split(";")[0]
-    request = urllib.request.Request(f"{live.base_url}/api/metrics/", headers={"Cookie": cookie})
-    with urllib.request.urlopen(request) as resp:
-        text = resp.read().decode()
+    cookie = login_cookie(live.base_url, live.password)
+    _, text, _ = http_json(f"{live.base_url}/api/metrics/", cookie=cookie)
     values = {}
     for line in text.splitlines():
         if line and not line.startswith("#") and "{" not in line:
@@ -297,6 +310,31 @@ def test_kiosk_declines(live_station: Any, pages: Pages) -> None:
     expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
     assert stats(guest) == {} and stats(kiosk) == {}, "no media before an answer"
 
+    # Whoever declined may not be who looks next: the idle screen lists the call.
+    missed = kiosk.get_by_test_id("missed-calls")
+    expect(missed).to_be_visible()
+    expect(missed.locator("li")).to_have_count(1)
+    expect(missed.locator("li")).to_have_text(re.compile(r"^Missed call from Salesman · \S"))
+    clear = kiosk.get_by_test_id("missed-clear")
+    cbox = clear.bounding_box()
+    assert cbox and cbox["height"] >= 48 and cbox["width"] >= 48, cbox
+    qbox = kiosk.get_by_test_id("kiosk-qr").bounding_box()
+    assert qbox and qbox["width"] >= 300 and qbox["height"] >= 300, qbox
+
+    user = sign_in(pages, live_station)
+    expect(recent_call(user, "Salesman").get_by_test_id("call-outcome")).to_have_text("Declined")
+
+    # A touch clears the list; after a reload only calls missed since then come back.
+    clear.click()
+    expect(missed).to_be_hidden()
+    kiosk.reload()
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    guest.get_by_test_id("call-again").click()
+    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Salesman")
+    kiosk.get_by_test_id("kiosk-decline").click()
+    expect(missed).to_be_visible()
+    expect(missed.locator("li")).to_have_count(1)
+
 
 def test_unanswered_call_says_no_answer(tmp_path: Path, browser: Browser) -> None:
     # The ring timeout is 45 s by default: run a second station with a 3 s one, through
@@ -314,6 +352,13 @@ def test_unanswered_call_says_no_answer(tmp_path: Path, browser: Browser) -> Non
         expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
         expect(guest.get_by_test_id("call-status-title")).to_have_text("No answer", timeout=15_000)
         expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        missed = kiosk.get_by_test_id("missed-calls")
+        expect(missed).to_contain_text("Missed call from Nobody home")
+        user = sign_in(p, live)
+        outcome = recent_call(user, "Nobody home").get_by_test_id("call-outcome")
+        expect(outcome).to_have_text("Missed")
+        kiosk.get_by_test_id("missed-clear").click()
+        expect(missed).to_be_hidden()
         assert p.errors == []
     finally:
         p.close()

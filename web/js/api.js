@@ -13,6 +13,14 @@
  *   jti: string, label: string, created_at: number, expires_at: number,
  *   max_uses: number|null, uses: number, revoked: boolean
  * }} GuestLinkInfo
+ * @typedef {{
+ *   id: number, room_id: string, caller: string, started_at: number,
+ *   answered_at: number|null, ended_at: number|null,
+ *   outcome: 'ringing'|'answered'|'missed'|'declined'
+ * }} CallRecord  one call to the station; times are unix seconds of the station's clock
+ * @typedef {{
+ *   current: import('./protocol.js').CallInfo, calls: CallRecord[]
+ * }} CallLog  the call going on now and the log, newest first
  */
 
 export class ApiError extends Error {
@@ -104,3 +112,5 @@ export const listGuestLinks = async (id) => (await request('GET', `/api/rooms/${
 export const revokeGuestLink = (id, jti) => request('DELETE', `/api/rooms/${encodeURIComponent(id)}/guest-links/${encodeURIComponent(jti)}`);
 /** @returns {Promise<GuestLink>} */
 export const kioskGuestLink = () => request('POST', '/api/kiosk/guest-link');
+/** @returns {Promise<CallLog>} the station's call log (users and the kiosk) */
+export const callLog = () => request('GET', '/api/calls');

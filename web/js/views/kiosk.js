@@ -2,9 +2,11 @@
 // (no getUserMedia): it shows the guest-link QR while idle, rings with the caller's
 // name and big Answer / Decline buttons, and during a call plays the remote
 // participants large, the station camera as a small preview, and a red LIVE
-// indicator exactly while the station's camera and microphone are on.
+// indicator exactly while the station's camera and microphone are on. Under the
+// station name it lists the calls nobody took since the screen was last in a call or
+// its list was cleared.
 import * as api from '../api.js';
-import { h, icon, replace } from '../dom.js';
+import { formatWhen, h, icon, replace } from '../dom.js';
 import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
 import { Ringtone } from '../ui/ringtone.js';
@@ -15,6 +17,40 @@ import { renderError } from './error.js';
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
  */
+
+/** localStorage: the start time (station clock) of the newest missed call cleared by a touch. */
+const MISSED_CLEARED_KEY = 'videostation.kiosk.missedClearedAt';
+/** How many missed calls the idle screen lists. */
+const MISSED_SHOWN = 3;
+
+/**
+ * The calls to show as missed, newest first: the unanswered and declined calls of the
+ * station's room since the last answered call (the screen was in a call then) and
+ * after `clearedAt`. Declined calls count: whoever declined may not be who reads the
+ * screen later.
+ * @param {api.CallRecord[]} calls  the log, newest first
+ * @param {string} roomId
+ * @param {number} clearedAt  unix seconds
+ * @returns {api.CallRecord[]}
+ */
+function missedCalls(calls, roomId, clearedAt) {
+  const missed = [];
+  for (const call of calls) {
+    if (call.room_id !== roomId) continue;
+    if (call.outcome === 'answered' || call.started_at <= clearedAt) break;
+    if (call.outcome === 'missed' || call.outcome === 'declined') missed.push(call);
+  }
+  return missed;
+}
+
+/** @returns {number} */
+function readClearedAt() {
+  try {
+    return Number(localStorage.getItem(MISSED_CLEARED_KEY)) || 0;
+  } catch {
+    return 0; // storage disabled: the list is cleared until the next reload only
+  }
+}
 
 /** @param {Context} ctx */
 export async function renderKiosk(ctx) {
@@ -64,15 +100,28 @@ class Kiosk {
     /** @type {WakeLockSentinel|null} */
     this.wakeLock = null;
     this.destroyed = false;
+    /** @type {api.CallRecord[]} the missed calls on screen, newest first */
+    this.missed = [];
+    /** Newest cleared call (see MISSED_CLEARED_KEY), also kept here in case storage fails. */
+    this.clearedAt = readClearedAt();
+    this.missedRequest = 0;
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
     this.qr = h('img', { class: 'kiosk-qr', alt: 'QR code: scan to call this station', 'data-testid': 'kiosk-qr' });
     this.qrBox = h('div', { class: 'qr-box loading' }, this.qr);
+    this.missedList = h('ul', { class: 'missed-list' });
+    this.missedMore = h('p', { class: 'missed-more muted', hidden: true });
+    this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, 'Clear');
+    // The whole panel clears on a touch; the button says so and serves the keyboard.
+    this.missedPanel = h('div', { class: 'missed', 'data-testid': 'missed-calls', 'aria-live': 'polite', hidden: true },
+      h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: 'Missed calls' }), this.clearButton),
+      this.missedList, this.missedMore);
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' },
         this.clock, this.date,
         h('h1', { class: 'station-name', text: station.name }),
+        this.missedPanel,
         h('p', { class: 'idle-hint' }, 'Scan the code with your phone camera to start a video call.')),
       this.qrBox);
 
@@ -104,6 +153,7 @@ class Kiosk {
     this.answerButton.addEventListener('click', () => this.client?.call('answer'));
     this.declineButton.addEventListener('click', () => this.client?.call('decline'));
     this.hangButton.addEventListener('click', () => this.client?.call('hangup'));
+    this.missedPanel.addEventListener('click', () => this.clearMissed());
 
     this.client = new SignalingClient(ctx.wsUrl());
     exposeClient(this.client);
@@ -164,6 +214,7 @@ class Kiosk {
       this.ringtone.stop();
     }
     if (state === 'idle') {
+      void this.refreshMissed();
       this.tiles.clear();
       this.preview.srcObject = null;
       this.previewBox.classList.remove('has-video');
@@ -187,7 +238,51 @@ class Kiosk {
     if (this.clock.textContent !== text) {
       this.clock.textContent = text;
       this.date.textContent = now.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+      if (this.missed.length) this.showMissed(); // "18:42" becomes "Mon 18:42" at midnight
     }
+  }
+
+  /** Reads the call log again (each time the call state returns to idle). */
+  async refreshMissed() {
+    const request = ++this.missedRequest;
+    let log;
+    try {
+      log = await api.callLog();
+    } catch (err) {
+      console.warn('call log:', err);
+      return;
+    }
+    if (this.destroyed || request !== this.missedRequest) return;
+    this.missed = missedCalls(log.calls, this.station.room_id, this.clearedAt);
+    this.showMissed();
+  }
+
+  showMissed() {
+    const shown = this.missed.slice(0, MISSED_SHOWN);
+    const more = this.missed.length - shown.length;
+    replace(this.missedList, shown.map((call) => h('li', { class: 'missed-item' },
+      icon('phone'),
+      h('span', { class: 'missed-caller', text: `Missed call from ${call.caller || 'someone'}` }),
+      h('span', { class: 'missed-time', text: ` · ${formatWhen(call.started_at)}` }))));
+    this.missedMore.hidden = more <= 0;
+    this.missedMore.textContent = `and ${more} earlier`;
+    this.missedPanel.hidden = shown.length === 0;
+    this.idle.classList.toggle('has-missed', shown.length > 0);
+  }
+
+  /** A touch on the list: the calls are seen. */
+  clearMissed() {
+    if (!this.missed.length) return;
+    // The station's clock, not this screen's: a skewed screen can neither hide new calls nor bring old ones back.
+    this.clearedAt = Math.max(this.clearedAt, this.missed[0].started_at);
+    try {
+      localStorage.setItem(MISSED_CLEARED_KEY, String(this.clearedAt));
+    } catch {
+      // Storage disabled: cleared until the next reload.
+    }
+    this.missedRequest++; // a log read already under way must not bring the list back
+    this.missed = [];
+    this.showMissed();
   }
 
   /** Fetches a fresh kiosk guest link and schedules the next one before this one expires. */

@@ -1,12 +1,18 @@
 // Home (#/): login when needed, then the rooms list for users: create and delete
-// rooms, make guest links (URL + QR + copy), list and revoke them.
+// rooms, make guest links (URL + QR + copy), list and revoke them; and the station's
+// recent calls.
 import * as api from '../api.js';
-import { formatTime, h, replace } from '../dom.js';
+import { formatDuration, formatTime, formatWhen, h, replace } from '../dom.js';
 import { renderLogin } from './login.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
  */
+
+/** How many calls "Recent calls" lists. */
+const RECENT_CALLS = 10;
+/** How often the open page reads the call log again, in ms. */
+const CALLS_REFRESH = 30_000;
 
 const TTL_CHOICES = [
   { label: '1 hour', seconds: 3600 },
@@ -33,6 +39,7 @@ export async function renderHome(ctx) {
 /**
  * @param {Context} ctx
  * @param {api.Station} station
+ * @returns {Promise<() => void>} stops refreshing the call log
  */
 async function renderRooms(ctx, station) {
   const list = h('ul', { class: 'room-list', 'data-testid': 'room-list' });
@@ -58,6 +65,8 @@ async function renderRooms(ctx, station) {
     ctx.navigate('#/');
   });
 
+  const calls = h('ul', { class: 'call-list', 'data-testid': 'recent-calls' });
+
   replace(ctx.root, h('div', { class: 'page' },
     h('header', { class: 'topbar' },
       h('div', { class: 'brand' }, h('img', { src: 'icons/icon-192.png', alt: '', width: 40, height: 40 }),
@@ -66,6 +75,7 @@ async function renderRooms(ctx, station) {
     h('main', { class: 'content' },
       h('section', { class: 'card' }, h('h2', { text: 'New room' }), createForm, formError),
       h('section', {}, h('h2', { class: 'section-title', text: 'Rooms' }), list),
+      h('section', {}, h('h2', { class: 'section-title', text: 'Recent calls' }), h('div', { class: 'card calls-card' }, calls)),
       h('p', { class: 'muted small footer-note', text: station.version ? `Video Station ${station.version}` : '' }))));
 
   async function refresh() {
@@ -73,7 +83,63 @@ async function renderRooms(ctx, station) {
     rooms.sort((a, b) => Number(b.is_station) - Number(a.is_station) || String(a.name).localeCompare(String(b.name)));
     replace(list, rooms.map((room) => roomItem(room, refresh)));
   }
-  await refresh();
+
+  let callsRequest = 0;
+  async function refreshCalls() {
+    const request = ++callsRequest;
+    try {
+      const log = await api.callLog();
+      if (request !== callsRequest) return;
+      const recent = log.calls.filter((c) => c.room_id === station.room_id).slice(0, RECENT_CALLS);
+      replace(calls, recent.length
+        ? recent.map((call, i) => callItem(call, i === 0 ? log.current : null))
+        : h('li', { class: 'muted small', text: 'No calls yet.' }));
+    } catch (err) {
+      if (request !== callsRequest) return;
+      replace(calls, h('li', { class: 'form-error', text: `The call log cannot be read: ${err instanceof Error ? err.message : err}` }));
+    }
+  }
+  const onVisible = () => { if (document.visibilityState === 'visible') void refreshCalls(); };
+  document.addEventListener('visibilitychange', onVisible);
+  const timer = setInterval(onVisible, CALLS_REFRESH);
+  const cleanup = () => {
+    callsRequest++;
+    clearInterval(timer);
+    document.removeEventListener('visibilitychange', onVisible);
+  };
+  try {
+    await Promise.all([refresh(), refreshCalls()]);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return cleanup;
+}
+
+/**
+ * One line of "Recent calls": who, when, and what became of it.
+ * @param {api.CallRecord} call
+ * @param {import('../protocol.js').CallInfo|null} current  the station's call now, for the newest line
+ */
+function callItem(call, current) {
+  /** @type {[string, string]} text, pill style */
+  let outcome;
+  if (call.outcome === 'answered' && call.answered_at != null) {
+    outcome = call.ended_at != null
+      ? [`Answered · ${formatDuration(call.ended_at - call.answered_at)}`, 'ok']
+      : ['In call now', 'ok'];
+  } else if (call.outcome === 'declined') {
+    outcome = ['Declined', 'off'];
+  } else if (call.outcome === 'ringing' && call.ended_at == null && current?.state === 'ringing') {
+    outcome = ['Ringing now', ''];
+  } else {
+    outcome = ['Missed', 'bad']; // also a ring the station never closed (it was switched off)
+  }
+  return h('li', { class: `call-item outcome-${call.outcome}`, 'data-call-id': call.id },
+    h('div', {},
+      h('strong', { class: 'call-caller', text: call.caller || 'Someone' }),
+      h('span', { class: 'muted small', text: ` · ${formatWhen(call.started_at)}` })),
+    h('span', { class: `pill ${outcome[1]}`, 'data-testid': 'call-outcome', text: outcome[0] }));
 }
 
 /**
