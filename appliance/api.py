@@ -298,4 +298,16 @@ async def openapi(request: web.Request) -> web.Response:
 
 @routes.route("*", "/api/{tail:.*}")
 async def api_not_found(request: web.Request) -> web.Response:
+    """Unknown API paths: 404; a known path with the wrong method: 405 with Allow."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource and resource.canonical.startswith(
+            "/api/"
+        ):
+            allowed |= (await resource.resolve(request))[1]
+    allowed.discard("*")
+    if allowed:
+        raise errors.MethodNotAllowed(
+            f"{request.path} takes {', '.join(sorted(allowed))}.", allow=sorted(allowed)
+        )
     raise errors.NotFound(f"No API endpoint {request.method} {request.path}.")

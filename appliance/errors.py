@@ -68,6 +68,17 @@ class NotFound(VideoStationError, LookupError):
     code = "not_found"
 
 
+class MethodNotAllowed(VideoStationError):
+    """This path does not take that method."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str | None = None, *, allow: list[str]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class RoomNotFound(NotFound):
     """No such room."""
 

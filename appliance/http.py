@@ -65,6 +65,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers: dict[str, str] = {}
         if isinstance(exc, errors.TooManyAttempts):
             headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, errors.MethodNotAllowed):
+            headers["Allow"] = ", ".join(exc.allow)
         return json_error(exc.status, exc.code, exc.message, **headers)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(("/api", "/ws")):

@@ -416,6 +416,16 @@ async def test_bad_bodies_get_json_errors(
     await assert_healthy(station)
 
 
+async def test_wrong_methods_get_405_with_allow(station: Station) -> None:
+    client = await station.client()
+    resp = await client.put("/api/rooms", json={})
+    err = await error_of(resp, 405)
+    assert err["code"] == "method_not_allowed"
+    assert resp.headers["Allow"] == "GET, HEAD, POST"
+    err = await error_of(await client.patch("/api/nothing/here"), 404)
+    assert err["code"] == "not_found"
+
+
 async def test_bad_user_input_on_rooms_and_links(station: Station) -> None:
     user = await station.user()
     cases = [
