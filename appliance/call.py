@@ -273,33 +273,52 @@ class Station:
             self.store.call_answered(self._call_id)
         log.info("answered", extra={"room_id": self.room})
         screen = self.rooms.screen(self.room)
+        viewers: list[tuple[str, bool]] = []  # (peer id, with audio)
         if screen is not None:
-            await self._connect_screen(screen, with_remotes=False)
+            await screen.send(connect_to_station())
+            viewers.append((screen.id, False))
         for index, peer in enumerate(self.in_call):
-            await self._connect_remote(peer, others=self.in_call[:index])
+            await self._send_connects(peer, others=self.in_call[:index])
+            viewers.append((peer.id, True))
+        # Every browser has its `connect` before its offer; the offers (each waits for
+        # ICE gathering) are made side by side, not one after another.
+        await self._open_media(viewers)
         await self._changed()
 
-    async def _connect_screen(self, screen: Peer, *, with_remotes: bool = True) -> None:
+    async def _open_media(self, viewers: list[tuple[str, bool]]) -> None:
+        results = await asyncio.gather(
+            *(self.media.open(peer_id, audio=audio) for peer_id, audio in viewers),
+            return_exceptions=True,
+        )
+        for (peer_id, _), result in zip(viewers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("station peer failed: %s", result, extra={"peer_id": peer_id})
+
+    async def _connect_screen(self, screen: Peer) -> None:
+        """A kiosk screen that (re)appears during a call: preview and every caller."""
         await screen.send(connect_to_station())
-        await self.media.open(screen.id, audio=False)
-        if with_remotes:
-            for peer in self.in_call:
-                await screen.send(connect_message(screen, peer, send=False))
-                await peer.send(connect_message(peer, screen, send=True))
+        for peer in self.in_call:
+            await screen.send(connect_message(screen, peer, send=False))
+            await peer.send(connect_message(peer, screen, send=True))
+        await self._open_media([(screen.id, False)])
         await self._changed()
 
-    async def _connect_remote(self, peer: Peer, *, others: list[Peer] | None = None) -> None:
-        """Connect a remote that enters the call to the station, the screen and the others."""
+    async def _connect_remote(self, peer: Peer) -> None:
+        """A remote that joins a call already running."""
+        await self._send_connects(peer, others=self.in_call)
+        await self._open_media([(peer.id, True)])
+
+    async def _send_connects(self, peer: Peer, *, others: list[Peer]) -> None:
+        """Tell ``peer`` to connect to the station, the screen and ``others`` (and them to it)."""
         await peer.send(connect_to_station())
         screen = self.rooms.screen(self.room)
         if screen is not None:
             await peer.send(connect_message(peer, screen, send=True))
             await screen.send(connect_message(screen, peer, send=False))
-        for other in others if others is not None else self.in_call:
+        for other in others:
             if other is not peer:
                 await peer.send(connect_message(peer, other, send=True))
                 await other.send(connect_message(other, peer, send=True))
-        await self.media.open(peer.id, audio=True)
 
     async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
         self.in_call.remove(peer)

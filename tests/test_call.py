@@ -306,3 +306,33 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
     finally:
         proc.kill()
         sock.close()
+
+
+async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
+    kiosk, first = await ringing_guest(station, "Grandma")
+    await kiosk.send(type="call", action="answer")
+    caller1 = AiortcCaller(first)
+    await caller1.accept_station()
+    await caller1.frames("video", 2)
+    second = await connect(await station.guest("station", label="Grandpa"))
+    await second.join("station", "Grandpa")
+    caller2 = AiortcCaller(second)
+    await caller2.accept_station()
+    assert (await caller2.frames("video", 3))[-1].width == 320
+    # the two callers are told to connect to each other (a mesh), one of them politely
+    to_first = await first.expect("connect", peer_id=second.peer_id)
+    to_second = [m for m in second.seen if m.get("peer_id") == first.peer_id]
+    assert to_second and to_second[0]["send"] and to_first["send"]
+    assert to_second[0]["polite"] != to_first["polite"]
+    state = station.app[STATION].describe()
+    assert [p["name"] for p in state["in_call"]] == ["Grandma", "Grandpa"]
+    assert station.app[STATION].status_line() == "in call with 2"
+    # one caller hanging up leaves the other in the call
+    await first.send(type="call", action="hangup")
+    for _ in range(50):
+        if len(station.app[STATION].in_call) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert station.app[STATION].state == "in-call" and station.app[STATION].live
+    await caller1.close()
+    await caller2.close()
