@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEV_STATE ?= $(CURDIR)/var
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test deps venv lint typecheck bench clean
+.PHONY: run test deps venv lint typecheck-web screenshots bench clean
 
 # System packages: Chromium for the browser tests, libsystemd for systemd-python,
 # debootstrap/shellcheck for the provisioning tests, ffmpeg libs come with PyAV wheels.
@@ -55,6 +55,10 @@ test: venv
 	$(BIN)/ruff check appliance tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Refresh the README's screenshots from the browser tests.
+screenshots: venv
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: venv
 	$(BIN)/python -m pytest -q -m bench tests/bench -s

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
+# Screenshots go to tests/.artifacts (ignored by git); `make screenshots` refreshes the
+# README's pictures in docs/screenshots.
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR") or REPO / "tests" / ".artifacts" / "screenshots")
 ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
