@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation"
@@ -48,7 +50,7 @@ def _tool(name: str) -> str:
         return str(found)
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (pip install ansible-core ansible-lint)")
+        skip_or_fail(f"{name} is not installed (pip install ansible-core ansible-lint)")
     return path
 
 

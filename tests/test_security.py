@@ -25,6 +25,18 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
+FIELDS = (
+    "version",
+    "room",
+    "name",
+    "to",
+    "description",
+    "candidate",
+    "restart",
+    "action",
+    "audio",
+    "video",
+)
 TYPES = st.sampled_from(["join", "signal", "call", "media", "leave", "ping", "x", ""])
 
 
@@ -33,21 +45,7 @@ def messages(draw: st.DrawFn) -> str:
     """Frames shaped like signaling messages, with every field possibly wrong."""
     body = draw(
         st.dictionaries(
-            st.sampled_from(
-                [
-                    "version",
-                    "room",
-                    "name",
-                    "to",
-                    "description",
-                    "candidate",
-                    "restart",
-                    "action",
-                    "audio",
-                    "video",
-                    "type",
-                ]
-            ),
+            st.sampled_from([*FIELDS, "type"]),
             JSON,
             max_size=5,
         )
@@ -95,18 +93,7 @@ def random_frames(count: int, seed: int = 7) -> list[str]:
         {"candidate": 5},
         [1, [2, [3]]],
     ]
-    keys = [
-        "version",
-        "room",
-        "name",
-        "to",
-        "description",
-        "candidate",
-        "restart",
-        "action",
-        "audio",
-        "video",
-    ]
+    keys = list(FIELDS)
     frames = []
     for _ in range(count):
         body = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}

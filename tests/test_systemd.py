@@ -19,6 +19,8 @@ import pytest
 import appliance.systemd as sd
 from appliance.systemd import HANDLER_NAME, Notifier, run_watchdog, setup_logging
 
+from .conftest import skip_or_fail
+
 SYSTEMD_VARS = (
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",
@@ -41,7 +43,7 @@ def sender(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "fallback":
         monkeypatch.setattr(sd, "_sd_notify", None)
     elif sd._sd_notify is None:
-        pytest.skip("systemd-python is not installed")
+        skip_or_fail("systemd-python is not installed")
     return str(request.param)
 
 
@@ -224,7 +226,7 @@ def test_under_systemd_logs_to_the_journal_with_fields(
     restore_root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if sd._journal_handler_class is None:
-        pytest.skip("systemd-python is not installed")
+        skip_or_fail("systemd-python is not installed")
     monkeypatch.setenv("INVOCATION_ID", uuid.uuid4().hex)
     setup_logging()
     (handler,) = ours(restore_root_logger)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMD = REPO / "systemd"
 UNITS = ("videostation.service", "videostation-kiosk.service", "videostation-firstboot.service")
@@ -64,7 +66,7 @@ def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("root")
     system = next((d for d in SYSTEM_UNIT_DIRS if (d / "sysinit.target").exists()), None)
     if system is None:
-        pytest.skip("no systemd unit directory on this machine")
+        skip_or_fail("no systemd unit directory on this machine")
     shutil.copytree(system, root / "usr/lib/systemd/system", symlinks=True)
     etc = root / "etc/systemd/system"
     etc.mkdir(parents=True)
