@@ -84,6 +84,16 @@ async def ringing_guest(station: Station, name: str = "Grandma") -> tuple[WS, WS
     return kiosk, guest
 
 
+async def answered_call(station: Station, name: str = "Grandma") -> tuple[WS, WS, AiortcCaller]:
+    """A guest rings, the kiosk answers, the guest's aiortc side decodes station video."""
+    kiosk, guest = await ringing_guest(station, name)
+    await kiosk.send(type="call", action="answer")
+    caller = AiortcCaller(guest)
+    await caller.accept_station()
+    await caller.frames("video", 2)
+    return kiosk, guest, caller
+
+
 async def test_guest_calls_kiosk_answers_media_flows_hangup(station: Station) -> None:
     app = station.app
     kiosk, guest = await ringing_guest(station)
@@ -309,11 +319,7 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
 
 
 async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
-    kiosk, first = await ringing_guest(station, "Grandma")
-    await kiosk.send(type="call", action="answer")
-    caller1 = AiortcCaller(first)
-    await caller1.accept_station()
-    await caller1.frames("video", 2)
+    _kiosk, first, caller1 = await answered_call(station, "Grandma")
     second = await connect(await station.guest("station", label="Grandpa"))
     await second.join("station", "Grandpa")
     caller2 = AiortcCaller(second)

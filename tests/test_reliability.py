@@ -10,16 +10,12 @@ from appliance import signaling
 from appliance.keys import MEDIA, STATION, STORE
 
 from .conftest import Station
-from .test_call import AiortcCaller, ringing_guest
+from .test_call import AiortcCaller, answered_call
 from .test_signaling import connect
 
 
 async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(station: Station) -> None:
-    kiosk, guest = await ringing_guest(station)
-    await kiosk.send(type="call", action="answer")
-    caller = AiortcCaller(guest)
-    await caller.accept_station()
-    await caller.frames("video", 3)
+    kiosk, guest, caller = await answered_call(station)
     assert station.app[STATION].live
     # the phone loses its network: the TCP connection just goes away
     transport = guest.ws._response.connection.transport
@@ -52,11 +48,7 @@ async def test_a_silent_socket_is_dropped_by_the_heartbeat(
 
 
 async def test_the_camera_is_released_after_the_call(station: Station) -> None:
-    kiosk, guest = await ringing_guest(station)
-    await kiosk.send(type="call", action="answer")
-    caller = AiortcCaller(guest)
-    await caller.accept_station()
-    await caller.frames("video", 2)
+    kiosk, _guest, caller = await answered_call(station)
     media = station.app[MEDIA]
     assert media.capturing
     await kiosk.send(type="call", action="hangup")
@@ -87,4 +79,3 @@ async def test_many_calls_in_a_row_leak_nothing(station: Station) -> None:
     assert station.app[STATION].media.stats()["peers"] == {}
     assert len(station.app[STATION].rooms.peers("station")) == 1  # only the kiosk
     assert [c.outcome for c in station.app[STORE].list_calls()] == ["answered"] * 5
-

@@ -40,3 +40,19 @@ export function renderLogin(ctx, stationName) {
     input.focus();
   });
 }
+
+/**
+ * The station's public info and the visitor's session, asking for the password first
+ * when there is no session.
+ * @param {{root: HTMLElement}} ctx
+ */
+export async function signIn(ctx) {
+  const station = await api.station().catch(() => ({ name: 'Video Station', room_id: 'station', version: '' }));
+  let who = await api.me();
+  if (!who) {
+    await renderLogin(ctx, station.name);
+    who = await api.me();
+    if (!who) throw new api.ApiError(401, 'unauthorized', 'The login did not stick: are cookies allowed?');
+  }
+  return { station, who };
+}

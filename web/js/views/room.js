@@ -9,7 +9,7 @@ import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui
 import { makeFloating } from '../ui/pip.js';
 import { TileGrid, initials } from '../ui/tiles.js';
 import { renderError } from './error.js';
-import { renderLogin } from './login.js';
+import { signIn } from './login.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
@@ -51,13 +51,7 @@ export async function renderRoom(ctx, roomId) {
     ctx.clearHashParams();
   }
 
-  const station = await api.station().catch(() => ({ name: 'Video Station', room_id: 'station', version: '' }));
-  let who = await api.me();
-  if (!who) {
-    await renderLogin(ctx, station.name);
-    who = await api.me();
-    if (!who) throw new api.ApiError(401, 'unauthorized', 'The login did not stick: are cookies allowed?');
-  }
+  const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
   if (who.role === 'guest' && who.room && who.room !== roomId) {
     renderError(ctx, 'Wrong room', 'Your invitation is for another room.',

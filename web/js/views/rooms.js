@@ -3,7 +3,7 @@
 // recent calls.
 import * as api from '../api.js';
 import { formatDuration, formatTime, formatWhen, h, replace } from '../dom.js';
-import { renderLogin } from './login.js';
+import { signIn } from './login.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
@@ -23,14 +23,8 @@ const TTL_CHOICES = [
 
 /** @param {Context} ctx */
 export async function renderHome(ctx) {
-  const station = await api.station().catch(() => ({ name: 'Video Station', room_id: 'station', version: '' }));
+  const { station, who } = await signIn(ctx);
   document.title = station.name;
-  let who = await api.me();
-  if (!who) {
-    await renderLogin(ctx, station.name);
-    who = await api.me();
-    if (!who) throw new api.ApiError(401, 'unauthorized', 'The login did not stick: are cookies allowed?');
-  }
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
   if (who.role === 'guest') { ctx.navigate(`#/room/${encodeURIComponent(who.room || station.room_id)}`); return; }
   return renderRooms(ctx, station);
