@@ -39,7 +39,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600 \
 	-o Dpkg::Use-Pty=0
 # Prints the packages of $(1) not installed yet.
-missing = $$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+missing = $$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || printf '%s ' $$p; done)
 
 deps:
 	@command -v apt-get >/dev/null || { echo "make: not a Debian system: install $(APT_RUN) yourself" >&2; exit 0; }; \

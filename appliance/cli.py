@@ -155,7 +155,7 @@ def cmd_set_password(config: Config, args: argparse.Namespace) -> int:
             return 1
     try:
         auth = _auth(config)
-        replaced = auth.password_set()
+        replaced = auth.password_set
         auth.set_password(password)
     except ValueError as exc:
         print(f"videostation: {exc}", file=sys.stderr)
