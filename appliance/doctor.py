@@ -3,8 +3,8 @@ words, what is wrong and how to fix it. Exit status 0 when all is well, 1 otherw
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -178,8 +178,7 @@ PI_PIECES: tuple[tuple[str, str, str, str], ...] = (
     (
         "picamera2",
         "module",
-        "apt install python3-picamera2 (Raspberry Pi OS; the venv needs "
-        "--system-site-packages)",
+        "apt install python3-picamera2 (Raspberry Pi OS; the venv needs --system-site-packages)",
         "the Pi camera is not used; V4L2 or the test pattern is",
     ),
     (
@@ -204,9 +203,7 @@ PI_PIECES: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _is_raspberry_pi_os() -> bool:
-    return os.path.exists("/etc/rpi-issue") or os.path.exists(
-        "/etc/apt/sources.list.d/raspi.list"
-    )
+    return os.path.exists("/etc/rpi-issue") or os.path.exists("/etc/apt/sources.list.d/raspi.list")
 
 
 def check_pi_pieces(machine: str | None = None) -> list[Finding]:

@@ -63,9 +63,7 @@ class ScreenPower:
                 self._unavailable = f"{config.power_command} not found"
                 # A development machine (no Wayland display) has no screen to switch:
                 # one INFO line. A kiosk with a display and no power tool gets a warning.
-                headless = not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get(
-                    "DISPLAY"
-                )
+                headless = not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY")
                 log.log(
                     logging.INFO if headless else logging.WARNING,
                     "screen power control disabled: %s (install it, e.g. `sudo apt install "

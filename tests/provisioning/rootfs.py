@@ -58,7 +58,7 @@ def unavailable(arch: str = HOST_ARCH) -> str | None:
     if arch != HOST_ARCH:
         qemu = {"arm64": "qemu-aarch64"}.get(arch, f"qemu-{arch}")
         if not Path(f"/usr/bin/{qemu}-static").exists() and not Path(f"/usr/bin/{qemu}").exists():
-            return f"{qemu}-static is not installed (apt-get install qemu-user-static binfmt-support)"
+            return f"{qemu}-static is missing (apt-get install qemu-user-static binfmt-support)"
         registered = Path("/proc/sys/fs/binfmt_misc") / qemu
         if not registered.exists():
             enable_binfmt(qemu)
@@ -191,6 +191,19 @@ class Chroot:
         )
 
 
+def _keep_debs(archives: Path, cache: Path) -> None:
+    """Link the .debs a root downloaded into the shared cache (atomically, by rename)."""
+    for deb in archives.glob("*.deb"):
+        if (cache / deb.name).exists():
+            continue
+        partial = cache / f".{deb.name}.{os.getpid()}"
+        try:
+            os.link(deb, partial)
+            partial.rename(cache / deb.name)
+        except OSError:
+            partial.unlink(missing_ok=True)
+
+
 def copy_checkout(dest: Path) -> None:
     ignore = shutil.ignore_patterns(
         ".git",
@@ -238,13 +251,21 @@ def debian_root(
         chroot.bind(Path("/dev"), "/dev")
         chroot.bind(Path("/dev/pts"), "/dev/pts")
         # Download caches shared by every root (.debs and wheels name their architecture).
-        caches = (("apt-archives", "/var/cache/apt/archives"), ("pip", "/var/cache/pip"))
-        for cache, target in caches:
-            (CACHE / cache / "partial").mkdir(parents=True, exist_ok=True)
-            chroot.bind(CACHE / cache, target)
+        # The .debs are hard-linked in and new ones linked back afterwards rather than
+        # bind-mounted: apt locks its archives directory, and other roots run apt too.
+        debs = CACHE / "apt-archives"
+        archives = root / "var/cache/apt/archives"
+        (archives / "partial").mkdir(parents=True, exist_ok=True)
+        debs.mkdir(parents=True, exist_ok=True)
+        for deb in debs.glob("*.deb"):
+            with contextlib.suppress(OSError):
+                os.link(deb, archives / deb.name)
+        (CACHE / "pip").mkdir(parents=True, exist_ok=True)
+        chroot.bind(CACHE / "pip", "/var/cache/pip")
         yield chroot
     finally:
         chroot.unmount_all()
+        _keep_debs(root / "var/cache/apt/archives", CACHE / "apt-archives")
         # Never rm -rf through a bind mount (/dev, /proc of this machine).
         mounted = [m for m in mount_points() if m == workdir or workdir in m.parents]
         if mounted:

@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from ..conftest import skip_or_fail
-from .rootfs import REPO, Chroot, copy_checkout, debian_root
+from .rootfs import REPO, Chroot, chroot_env, copy_checkout, debian_root
 
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation"
@@ -276,8 +275,12 @@ def test_doctor_names_each_missing_pi_piece(provisioned: dict[str, object]) -> N
         check=False,
     )
     lines = result.stdout.splitlines()
-    pieces = {"picamera2": "python3-picamera2", "lgpio": "python3-lgpio", "labwc": "labwc",
-              "wlopm": "wlopm"}
+    pieces = {
+        "picamera2": "python3-picamera2",
+        "lgpio": "python3-lgpio",
+        "labwc": "labwc",
+        "wlopm": "wlopm",
+    }
     for piece, package in pieces.items():
         found = [line for line in lines if line.split("]", 1)[-1].split()[:1] == [piece]]
         if provisioned["arch"] == "arm64":
@@ -373,7 +376,9 @@ def test_installed_units_verify_and_match_the_repository(provisioned: dict[str, 
             expected = expected.replace("870", str(TEST_UID))
         assert installed == expected, unit
         result = subprocess.run(
-            ["systemd-analyze", "verify", "--man=no", f"--root={root}", unit], capture_output=True, text=True
+            ["systemd-analyze", "verify", "--man=no", f"--root={root}", unit],
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
     for source, target in (
@@ -484,7 +489,7 @@ def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object
         ["chroot", str(root), "/bin/bash", "-e", "-s"],
         input=(stage / "01-run-chroot.sh").read_text(),
         env={
-            **_chroot_env(),
+            **chroot_env(),
             "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
             "VIDEOSTATION_IMAGE_VARS": "/usr/src/test-vars.yml",
         },
