@@ -11,7 +11,7 @@ TEST_CACHE ?= /var/cache/videostation-tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: run test test-fast deps deps-test venv venv-test lint typecheck-web screenshots bench \
+.PHONY: run test test-fast deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench \
 	clean clean-test-cache
 
 # --- System packages (Debian), always with --no-install-recommends ----------------------
@@ -71,12 +71,14 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.run-installed
 		ln -s /usr/lib/python3/dist-packages/systemd "$$site/systemd"; fi
 	@touch $@
 
-venv: deps $(VENV)/.run-installed
-venv-test: deps-test venv $(VENV)/.test-installed
+# `make venv`: the development venv (runtime and test tools); `make run` needs only venv-run.
+venv-run: deps $(VENV)/.run-installed
+venv-test: deps-test venv-run $(VENV)/.test-installed
+venv: venv-test
 
 # Runs the station on this machine: test-pattern camera, test tone, http://127.0.0.1:8080.
 # A headless server reachable from the LAN: make run HOST=0.0.0.0 PORT=8090
-run: venv
+run: venv-run
 	@mkdir -p $(DEV_STATE)
 	@test -s $(DEV_STATE)/.password-set || { \
 		echo "videostation" | $(BIN)/videostation set-password --stdin --state-dir $(DEV_STATE) >/dev/null && \
