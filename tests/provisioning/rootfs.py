@@ -179,10 +179,16 @@ class Chroot:
         return ["chroot", str(self.root), *cmd]
 
     def run(
-        self, *cmd: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+        self,
+        *cmd: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        check: bool = True,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(*cmd),
+            input=input,
             env={**chroot_env(), **(env or {})},
             capture_output=True,
             text=True,

@@ -84,6 +84,7 @@ def arm64_station() -> Iterator[Arm64Station]:
             "/dev/null",
             check=False,
             timeout=300,
+            input=PASSWORD + "\n",
         )
         assert out.returncode == 0, out.stderr
         port = _free_port()
