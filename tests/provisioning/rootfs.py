@@ -247,6 +247,10 @@ def debian_root(
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+        # debootstrap writes no /etc/hosts; every installed Debian has one naming localhost.
+        hosts = root / "etc/hosts"
+        if not hosts.exists():
+            hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
         # Machines behind a TLS-inspecting proxy: the chroot trusts what the host trusts.
         local_cas = Path("/usr/local/share/ca-certificates")
         if local_cas.is_dir() and any(local_cas.iterdir()):
