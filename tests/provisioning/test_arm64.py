@@ -147,7 +147,7 @@ def test_the_wheel_installs_and_serves_on_arm64(arm64_station: Arm64Station) -> 
     assert health is not None and health["status"] == "ok"
 
 
-async def _session_for(base: str) -> aiohttp.ClientSession:
+def _session_for(base: str) -> aiohttp.ClientSession:
     # Cookies of 127.0.0.1 (an IP address) need the unsafe jar.
     return aiohttp.ClientSession(
         base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Origin": base}
@@ -173,7 +173,7 @@ def _first_video_codec(sdp: str) -> str:
 async def test_a_call_to_the_arm64_station_decodes_h264(arm64_station: Arm64Station) -> None:
     base = arm64_station.base
     kiosk_key = (arm64_station.chroot.root / STATE.lstrip("/") / "kiosk.key").read_text().strip()
-    user, kiosk_http, guest_http = (await _session_for(base) for _ in range(3))
+    user, kiosk_http, guest_http = (_session_for(base) for _ in range(3))
     caller: AiortcCaller | None = None
     try:
         await _post(user, "/api/auth/login", {"password": PASSWORD})
