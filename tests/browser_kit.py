@@ -9,7 +9,9 @@ Playwright or Chromium is missing).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -179,3 +181,190 @@ def station_metrics(live: Any) -> dict[str, float]:
             name, value = line.split()
             values[name] = float(value)
     return values
+
+
+# -- looking inside a page --------------------------------------------------------------
+
+# Before any page script: record every RTCPeerConnection the page makes and every track
+# getUserMedia hands it, so a test can say what the page sent and what it still holds.
+INSTRUMENT = """
+(() => {
+  const pcs = [];
+  const tracks = [];
+  window.__pcs = pcs;
+  window.__gumTracks = tracks;
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) { super(...args); pcs.push(this); }
+  };
+  if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      const stream = await gum(constraints);
+      tracks.push(...stream.getTracks());
+      return stream;
+    };
+  }
+})();
+"""
+
+# Media elements that play sound right now: not paused, not muted, with a live audio track.
+AUDIBLE_ELEMENTS = """
+() => [...document.querySelectorAll('video, audio')].filter((el) => el.srcObject && !el.paused
+  && !el.muted && el.volume > 0
+  && el.srcObject.getAudioTracks().some((t) => t.readyState === 'live')).length
+"""
+
+
+def instrument(page: Page) -> None:
+    """A `setup` for :meth:`Pages.open`: see INSTRUMENT."""
+    page.add_init_script(INSTRUMENT)
+
+
+def peer_connections(page: Page) -> list[dict[str, Any]]:
+    """Every RTCPeerConnection the page made: its state and what it sends."""
+    result: list[dict[str, Any]] = page.evaluate(
+        """() => (window.__pcs || []).map((pc) => ({
+            signaling: pc.signalingState, connection: pc.connectionState,
+            local: pc.localDescription ? pc.localDescription.type : null,
+            sending: pc.getSenders().filter((s) => s.track).map((s) => s.track.kind),
+        }))"""
+    )
+    return result
+
+
+def local_tracks(page: Page) -> list[dict[str, str]]:
+    """Every track getUserMedia gave the page, with its readyState."""
+    result: list[dict[str, str]] = page.evaluate(
+        "() => (window.__gumTracks || []).map((t) => ({kind: t.kind, state: t.readyState}))"
+    )
+    return result
+
+
+def elements_showing_local_tracks(page: Page) -> int:
+    """Media elements whose srcObject still holds one of the page's own camera/mic tracks."""
+    count: int = page.evaluate(
+        """() => { const own = new Set(window.__gumTracks || []);
+            return [...document.querySelectorAll('video, audio')].filter((el) => el.srcObject
+              && el.srcObject.getTracks().some((t) => own.has(t))).length; }"""
+    )
+    return count
+
+
+class ForgedSocket:
+    """Routes a page's signaling WebSocket through Playwright to the real service, so a
+    test can also hand the page messages the service never sent (what a service that
+    relays anything would deliver). Install with ``setup=forged.install``."""
+
+    def __init__(self) -> None:
+        self.route: Any = None
+
+    def install(self, page: Page) -> None:
+        def handler(route: Any) -> None:
+            route.connect_to_server()  # everything else passes through unchanged
+            self.route = route
+
+        page.route_web_socket(re.compile(r"/ws/$"), handler)
+
+    def inject(self, message: dict[str, Any]) -> None:
+        assert self.route is not None, "the page has not opened its WebSocket"
+        self.route.send(json.dumps(message))
+
+
+def holds(check: Callable[[], Any], what: str, seconds: float = 4.0) -> None:
+    """``check`` stays true for ``seconds`` (polled): for things that must never happen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), what
+        time.sleep(0.2)
+    assert check(), what
+
+
+# -- an attacker with a guest link -------------------------------------------------------
+
+ATTACKER_JS = """
+(() => {
+  const a = {
+    msgs: [], pcs: {}, peerId: null,
+    async join(name) {
+      const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+      this.ws = new WebSocket(`${proto}://${location.host}/ws/`);
+      this.ws.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        this.msgs.push(m);
+        void this.got(m);
+      };
+      await new Promise((resolve) => { this.ws.onopen = resolve; });
+      this.ws.send(JSON.stringify({ type: 'join', version: 1, room: 'station', name }));
+      for (let i = 0; i < 100 && !this.peerId; i++) {
+        const w = this.msgs.find((m) => m.type === 'welcome');
+        if (w) this.peerId = w.peer_id;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return this.peerId;
+    },
+    /** An offer with camera and microphone to `to`, sent through the station. */
+    async offer(to) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      const pc = new RTCPeerConnection();
+      for (const t of stream.getTracks()) pc.addTrack(t, stream);
+      await pc.setLocalDescription();
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve(undefined);
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') resolve(undefined);
+        });
+        setTimeout(resolve, 3000);
+      });
+      this.pcs[to] = pc;
+      const description = pc.localDescription.toJSON();
+      this.ws.send(JSON.stringify({ type: 'signal', to, description }));
+      return description;
+    },
+    async got(m) {
+      const pc = m.type === 'signal' ? this.pcs[m.from] : null;
+      if (!pc) return;
+      try {
+        if (m.description && m.description.type === 'answer') {
+          await pc.setRemoteDescription(m.description);
+        } else if (m.candidate) {
+          await pc.addIceCandidate(m.candidate);
+        }
+      } catch (err) { this.msgs.push({ type: 'local-error', message: String(err) }); }
+    },
+  };
+  window.attacker = a;
+})();
+"""
+
+
+class Attacker:
+    """A guest of the station room who speaks the signaling protocol by hand from a real
+    Chromium page (its own camera and microphone are Chromium's fake devices)."""
+
+    def __init__(self, pages: Pages, guest_url: str, name: str = "Mallory") -> None:
+        self.page = pages.phone(guest_url)
+        self.page.get_by_test_id("lobby").wait_for()  # the guest session cookie is set
+        self.page.evaluate(ATTACKER_JS)
+        self.peer_id: str = self.page.evaluate("(name) => window.attacker.join(name)", name)
+        assert self.peer_id, "the attacker could not join"
+
+    def offer(self, to: str) -> dict[str, Any]:
+        """Sends an audio+video offer to peer ``to``; returns it (to forge relays with)."""
+        description: dict[str, Any] = self.page.evaluate("(to) => window.attacker.offer(to)", to)
+        return description
+
+    def messages(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.page.evaluate("() => window.attacker.msgs")
+        return result
+
+    def signals_from(self, peer_id: str) -> list[dict[str, Any]]:
+        return [
+            m for m in self.messages() if m.get("type") == "signal" and m.get("from") == peer_id
+        ]
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages() if m.get("type") == "error"]
+
+    def leave(self) -> None:
+        self.page.evaluate("() => window.attacker.ws.close()")
