@@ -42,14 +42,16 @@ async def login(request: web.Request) -> web.Response:
     password = field(data, "password", str)
     auth = request.app[AUTH]
     config = request.app[CONFIG]
-    try:
-        # scrypt takes tens of milliseconds: keep it off the event loop.
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: auth.check_password(password, client=_client(request))
-        )
-    except errors.WrongPassword:
+    if not auth.password_set:
+        raise errors.PasswordNotSet()
+    # Counted on the event loop before hashing: parallel requests cannot slip past.
+    ticket = auth.limiter.attempt(_client(request))
+    # scrypt takes tens of milliseconds: keep it off the event loop.
+    ok = await asyncio.get_running_loop().run_in_executor(None, auth.password_matches, password)
+    if not ok:
         request.app[METRICS].inc("logins_total", result="failed")
-        raise
+        raise errors.WrongPassword()
+    auth.limiter.succeeded(_client(request), ticket)
     request.app[METRICS].inc("logins_total", result="ok")
     ttl = config.auth.session_ttl_seconds
     token = auth.issue_session(Session("user", None, "user"), ttl=ttl)
@@ -93,12 +95,9 @@ async def kiosk(request: web.Request) -> web.Response:
     data = await json_body(request)
     key = field(data, "key", str)
     auth = request.app[AUTH]
-    auth.limiter.check(_client(request))
-    try:
-        session = auth.kiosk_session(key)
-    except errors.InvalidToken:
-        auth.limiter.failed(_client(request))
-        raise
+    ticket = auth.kiosk_limiter.attempt(_client(request))
+    session = auth.kiosk_session(key)
+    auth.kiosk_limiter.succeeded(_client(request), ticket)
     ttl = 10 * 365 * 24 * 3600  # the screen on the wall stays logged in
     response = web.json_response({"role": "kiosk", "room": session.room})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)

@@ -14,6 +14,7 @@ session epoch, which logs every user out everywhere.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -136,14 +137,30 @@ class LoginLimiter:
             retry = max(1, int(failures[0] + self.window - now) + 1)
             raise TooManyAttempts(retry, f"Too many failed logins; try again in {retry} s.")
 
-    def failed(self, client: str) -> None:
-        self._recent(client, time.monotonic()).append(time.monotonic())
+    def attempt(self, client: str) -> float:
+        """Count an attempt *before* checking the secret, so parallel requests cannot
+        all pass the check before the first failure is recorded. Returns a ticket for
+        :meth:`succeeded`. Raises TooManyAttempts."""
+        self.check(client)
+        ticket = time.monotonic()
+        self._recent(client, ticket).append(ticket)
         if len(self._failures) > 10_000:  # bound memory under a spray from many addresses
             for key in list(self._failures)[:5000]:
                 del self._failures[key]
+        return ticket
 
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+    def failed(self, client: str) -> None:
+        self.attempt(client)
+
+    def succeeded(self, client: str, ticket: float | None = None) -> None:
+        """The secret was right: forget this attempt (or all of the client's)."""
+        if ticket is None:
+            self._failures.pop(client, None)
+            return
+        failures = self._failures.get(client)
+        if failures is not None:
+            with contextlib.suppress(ValueError):
+                failures.remove(ticket)
 
 
 class Auth:
@@ -170,6 +187,9 @@ class Auth:
         self._secret = write_secret_file(state_dir / "secret.key", 48)
         self.kiosk_key = write_secret_file(state_dir / "kiosk.key", 32)
         self.limiter = LoginLimiter(attempts=login_attempts, window=login_window)
+        self.kiosk_limiter = LoginLimiter(attempts=login_attempts * 4, window=login_window)
+        """Wrong kiosk keys: apart from the password's, so a password guesser on the
+        station's own address cannot lock the screen out."""
 
     # -- password ---------------------------------------------------------------------
 
@@ -185,14 +205,21 @@ class Auth:
         return self.store.get_setting("password_hash") is not None
 
     def check_password(self, password: str, *, client: str) -> None:
-        self.limiter.check(client)
         stored = self.store.get_setting("password_hash")
         if stored is None:
             raise PasswordNotSet()
+        ticket = self.limiter.attempt(client)
         if not verify_password(password, stored):
-            self.limiter.failed(client)
             raise WrongPassword()
-        self.limiter.succeeded(client)
+        self.limiter.succeeded(client, ticket)
+
+    def password_matches(self, password: str) -> bool:
+        """The scrypt check alone (slow: run it off the event loop, after counting the
+        attempt with ``limiter.attempt``)."""
+        stored = self.store.get_setting("password_hash")
+        if stored is None:
+            raise PasswordNotSet()
+        return verify_password(password, stored)
 
     # -- sessions ---------------------------------------------------------------------
 

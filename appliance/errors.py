@@ -249,6 +249,12 @@ class UnknownPeer(SignalingError, LookupError):
     code = "unknown_peer"
 
 
+class NotConnected(SignalingError, PermissionError):
+    """Signaling between two peers the call has not connected (no ``connect`` sent)."""
+
+    code = "not_connected"
+
+
 class RoomFull(SignalingError):
     """The room is full."""
 

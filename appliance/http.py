@@ -16,6 +16,7 @@ from aiohttp import web
 from . import errors
 from .auth import SESSION_COOKIE, Session
 from .keys import AUTH, CONFIG, METRICS
+from .protocol import encodes_as_utf8
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -158,9 +159,15 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
     limit = request.app[CONFIG].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    # Read to the end: a body may arrive in several TCP segments.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    raw = b"".join(chunks)
     if not raw.strip():
         if optional:
             return {}
@@ -171,6 +178,8 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
         raise errors.InvalidJSON("The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise errors.ValidationError("The body must be a JSON object.")
+    if not encodes_as_utf8(data):
+        raise errors.ValidationError("Text must be valid Unicode (no lone surrogates).")
     return data
 
 

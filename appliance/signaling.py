@@ -22,7 +22,7 @@ from .call import Station
 from .config import Config
 from .http import check_origin, session_of
 from .metrics import Metrics
-from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message, new_peer_id
+from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class Hub:
         self.station = station
         self.metrics = metrics
         self.connections: set[Connection] = set()
+        station.evict = self._evict
 
     # -- the station peer's outgoing signals ------------------------------------------
 
@@ -176,7 +177,7 @@ class Hub:
                 elif isinstance(message, protocol.Call):
                     if peer.room != self.station.room:
                         raise errors.CallStateError("This room has no station to call.")
-                    await self.station.action(peer, message.action)
+                    await self.station.action(peer, message.action, message.peer)
                 elif isinstance(message, protocol.Media):
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
@@ -243,8 +244,7 @@ class Hub:
                 await self.station.remote_joined(peer)
         else:
             for other in others:
-                await peer.send(connect_message(peer, other, send=True))
-                await other.send(connect_message(other, peer, send=True))
+                await self.rooms.pair(peer, other)
 
     async def _signal(self, peer: Peer, signal: protocol.Signal) -> None:
         if signal.to == STATION_PEER_ID and peer.room == self.station.room:
@@ -255,6 +255,8 @@ class Hub:
         target = self.rooms.get(peer.room, signal.to)
         if "restart" in signal.payload:
             raise errors.MalformedMessage("Only the station peer renegotiates on 'restart'.")
+        if not self.rooms.paired(peer.id, target.id):
+            raise errors.NotConnected("You are not connected to that peer.")
         await target.send({"type": "signal", "from": peer.id, **signal.payload})
 
     async def _depart(self, conn: Connection) -> None:

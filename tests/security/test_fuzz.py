@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from appliance import protocol
 from appliance.errors import SignalingError
 
-from .conftest import PASSWORD, Station, http_json, login_cookie, start_live, stop_live
+from ..conftest import PASSWORD, Station, http_json, login_cookie, start_live, stop_live
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
