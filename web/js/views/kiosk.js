@@ -258,7 +258,12 @@ class Kiosk {
       this.banner.textContent = TEXT.reconnecting;
       this.connected = status === 'connected';
       // The connections are gone with the socket; so is any claim that the camera is on.
-      if (!this.connected) this.showLive();
+      // The call object is stale too: the next one comes with `welcome`.
+      if (!this.connected) {
+        this.call = null;
+        this.showKnocks([]);
+        this.showLive();
+      }
     };
     client.oncallstate = (call) => this.onCallState(call);
     client.ontrack = (peerId, participant, stream) => {
