@@ -260,22 +260,43 @@ def _device(status: str, source: str) -> str:
 @routes.get("/api/health/")
 @routes.get("/api/health")
 async def health(request: web.Request) -> web.Response:
+    """Anonymous callers learn only ``status`` and ``version`` (not whether someone is
+    calling); users and the kiosk get the details and the reasons for ``degraded``."""
     app = request.app
     media = app[MEDIA].status()
-    database = "ok" if app[STORE].healthy() else "error"
+    store = app[STORE]
+    reasons: list[str] = []
+    if not store.healthy():
+        reasons.append("database: cannot read")
+    elif (problem := store.write_problem()) is not None:
+        reasons.append(f"database: cannot write ({problem})")
+    for device in ("camera", "microphone"):
+        if media.get(device, "").startswith("unavailable"):
+            reasons.append(f"{device}: {media[device]}")
+    if app[STATION].store_errors:
+        reasons.append(f"call log: {app[STATION].store_errors} write(s) failed")
+    status = "degraded" if reasons else "ok"
+    code = 503 if reasons and reasons[0].startswith("database") else 200
+    try:
+        session: Session | None = session_of(request)
+    except errors.AuthError:
+        session = None
+    if session is None or session.role == "guest":
+        return web.json_response({"status": status, "version": __version__}, status=code)
     hardware: dict[str, Any] = app[HARDWARE]
     body: dict[str, Any] = {
-        "status": "ok" if database == "ok" else "degraded",
+        "status": status,
+        "reasons": reasons,
         "version": __version__,
         "uptime_seconds": round(app[METRICS].uptime, 3),
         "camera": _device(media.get("camera", "unknown"), app[CONFIG].camera.source),
         "microphone": _device(media.get("microphone", "unknown"), app[CONFIG].microphone.source),
-        "database": database,
+        "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
         **hardware,
         "call": app[STATION].state,
         "password_set": app[AUTH].password_set,
     }
-    return web.json_response(body, status=200 if database == "ok" else 503)
+    return web.json_response(body, status=code)
 
 
 @routes.get("/api/metrics/")

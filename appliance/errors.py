@@ -35,6 +35,12 @@ class ConfigError(VideoStationError, ValueError):
 # --- request validation ------------------------------------------------------------
 
 
+class StateDirUnusable(ConfigError):
+    """The state dir (database, keys) cannot be created or written."""
+
+    code = "state_dir_unusable"
+
+
 class RequestError(VideoStationError, ValueError):
     """The request is malformed."""
 

@@ -186,6 +186,34 @@ class Store:
             return False
         return True
 
+    def write_problem(self) -> str | None:
+        """Try a tiny write (rolled back): None if the database can write, else why not
+        (disk full, read-only card, locked)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO settings(key, value) VALUES ('health_probe', ?)",
+                        (str(time.time()),),
+                    )
+                finally:
+                    self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
+
+    def close_open_calls(self) -> int:
+        """At start-up: calls a crash left open are closed (ringing ones as missed)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE calls SET ended_at = ?,"
+                " outcome = CASE WHEN outcome = 'ringing' THEN 'missed' ELSE outcome END"
+                " WHERE ended_at IS NULL",
+                (time.time(),),
+            )
+            return int(cur.rowcount)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
