@@ -62,6 +62,13 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 async def logout(request: web.Request) -> web.Response:
+    try:
+        session: Session | None = session_of(request)
+    except errors.AuthError:
+        session = None
+    if session is not None:
+        request.app[AUTH].end_session(session)  # a copied cookie stops working too
+        await request.app[HUB].close_session(session.sid, "session_ended")
     response = web.json_response({"ok": True})
     clear_session_cookie(request, response)
     return response

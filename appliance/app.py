@@ -150,7 +150,12 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     station_ref.append(station)
     app[STATION] = station
     hub = Hub(
-        config=config, store=app[STORE], rooms=app[ROOMS], station=station, metrics=app[METRICS]
+        config=config,
+        store=app[STORE],
+        rooms=app[ROOMS],
+        station=station,
+        metrics=app[METRICS],
+        auth=app[AUTH],
     )
     hub_ref.append(hub)
     app[HUB] = hub
@@ -177,7 +182,16 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     for name in media.counters():
         metrics.gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
+    metrics.gauge(
+        "call_log_write_failures",
+        "Call-log writes that failed (the call went on)",
+        lambda: float(station.store_errors),
+    )
+    revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
+    revalidation.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await revalidation
     await station.close()
     await peers.close_all()
     await media.close()

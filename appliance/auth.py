@@ -105,6 +105,12 @@ class Session:
     """Who: "user", "kiosk" or the guest link's jti."""
     label: str = ""
     """For guests: who the link was made for."""
+    sid: str = ""
+    """The session's own id (its cookie's jti): one joined peer per session."""
+    expires_at: float = 0
+    """Unix time the cookie expires (0: not from a cookie)."""
+    epoch: int = 0
+    """For users: the password epoch the session was issued in."""
 
     def may_enter(self, room_id: str) -> bool:
         return self.role == "user" or self.room == room_id
@@ -249,19 +255,38 @@ class Auth:
         role = claims.get("role")
         if role not in ("user", "guest", "kiosk"):
             raise InvalidToken("Unknown role in session.")
-        if role == "user" and claims.get("epoch") != self._epoch():
-            raise NotAuthenticated("Your session has ended; log in again.")
-        if role == "guest":
-            link = self.store_link(str(claims["sub"]))
-            if link is None or link.revoked:
-                raise GuestLinkRevoked()
         room = claims.get("room")
-        return Session(
+        epoch = claims.get("epoch")
+        session = Session(
             role,
             room if isinstance(room, str) else None,
             str(claims["sub"]),
             str(claims.get("label") or ""),
+            sid=str(claims["jti"]),
+            expires_at=float(claims["exp"]),
+            epoch=epoch if isinstance(epoch, int) else 0,
         )
+        self.revalidate(session)
+        return session
+
+    def revalidate(self, session: Session) -> None:
+        """Raise if ``session`` no longer holds: logged out, expired, its guest link
+        revoked, or (for users) the password changed since. Checked at the upgrade, on
+        ``join`` and periodically for every open socket."""
+        if session.expires_at and session.expires_at + LEEWAY_SECONDS < time.time():
+            raise TokenExpired("Your session has expired.")
+        if session.sid and self.store.session_ended(session.sid):
+            raise NotAuthenticated("Your session has ended; log in again.")
+        if session.role == "user" and session.epoch != self._epoch():
+            raise NotAuthenticated("Your session has ended; log in again.")
+        if session.role == "guest":
+            link = self.store_link(session.subject)
+            if link is None or link.revoked:
+                raise GuestLinkRevoked()
+
+    def end_session(self, session: Session) -> None:
+        if session.sid:
+            self.store.end_session(session.sid, session.expires_at or time.time() + 86400)
 
     def store_link(self, jti: str) -> GuestLink | None:
         try:

@@ -145,6 +145,13 @@ class PasswordNotSet(AuthError):
     code = "password_not_set"
 
 
+class TooManySockets(VideoStationError):
+    """One session opened too many WebSockets."""
+
+    status = 429
+    code = "too_many_sockets"
+
+
 class TooManyAttempts(AuthError):
     """Too many failed logins; try again later."""
 

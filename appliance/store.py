@@ -53,6 +53,13 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: sessions ended on the server (logout) before their cookie expires
+    """
+    CREATE TABLE ended_sessions (
+        jti TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -381,6 +388,22 @@ class Store:
                 "SELECT outcome, COUNT(*) AS n FROM calls GROUP BY outcome"
             ).fetchall()
         return {r["outcome"]: int(r["n"]) for r in rows}
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def end_session(self, jti: str, expires_at: float) -> None:
+        """Logout: the session's cookie stops working now (expired rows are pruned)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM ended_sessions WHERE expires_at < ?", (time.time(),))
+            db.execute(
+                "INSERT OR REPLACE INTO ended_sessions(jti, expires_at) VALUES (?, ?)",
+                (jti, expires_at),
+            )
+
+    def session_ended(self, jti: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM ended_sessions WHERE jti = ?", (jti,)).fetchone()
+        return row is not None
 
     # -- settings ---------------------------------------------------------------------
 
