@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .auth import IssuedLink, Session
+from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http import (
     clear_session_cookie,
     field,
@@ -219,9 +219,50 @@ async def generate_guest_link(request: web.Request) -> web.Response:
 
 @routes.post("/api/kiosk/guest-link")
 async def kiosk_guest_link(request: web.Request) -> web.Response:
+    """The invitation on the kiosk's screen: a short code at ``/j/<code>`` that lives
+    minutes, is not among the household's links, and replaces the previous one."""
     session = require(request, "kiosk")
     assert session.room is not None
-    return await _make_link(request, session.room)
+    code, link = request.app[AUTH].make_kiosk_code(session.room)
+    base = request.app[CONFIG].base_url
+    url = f"{base}/j/{code}"
+    # Upper case keeps the whole URL in the QR's compact alphanumeric mode.
+    qr_url = f"{base.upper()}/J/{code}" if _alphanumeric(base.upper()) else url
+    request.app[METRICS].inc("kiosk_codes_created_total")
+    return web.json_response(
+        {
+            "guest_url": url,
+            "guest_qr_code": qr.png_data_url(qr_url),
+            "guest_token": code,
+            "expires_at": link.expires_at - KIOSK_SESSION_TTL,
+            "jti": link.jti,
+            "label": "",
+            "max_uses": None,
+        },
+        status=201,
+    )
+
+
+def _alphanumeric(text: str) -> bool:
+    return all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
+
+
+@routes.get(r"/j/{code}")
+@routes.get(r"/J/{code}")
+async def kiosk_code(request: web.Request) -> web.Response:
+    """Someone scanned the kiosk's QR: set a guest session cookie, go to the room."""
+    auth = request.app[AUTH]
+    code = request.match_info["code"][:32]
+    try:
+        session = auth.redeem_kiosk_code(code, client=_client(request))
+    except errors.TooManyAttempts:
+        raise
+    except errors.InvalidToken:
+        raise web.HTTPSeeOther("/#/") from None
+    ttl = KIOSK_SESSION_TTL
+    response = web.HTTPSeeOther(f"/#/room/{session.room}")
+    set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
+    raise response
 
 
 @routes.get(r"/api/rooms/{room_id}/guest-links")

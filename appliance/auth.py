@@ -49,6 +49,17 @@ SESSION_AUDIENCE = "vs:session"
 LEEWAY_SECONDS = 5
 SESSION_COOKIE = "vs_session"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""Kiosk invitation codes: no 0/O, 1/I/L; all in the QR's alphanumeric mode."""
+CODE_LENGTH = 10
+"""31**10 ≈ 2**49.5 codes; guessing is also rate-limited per address."""
+KIOSK_CODE_TTL = 600
+"""A code on the kiosk's screen works for ten minutes (the kiosk shows a new one
+before that)."""
+KIOSK_CODE_GRACE = 60
+"""An earlier code keeps working this long after a new one is made (mid-scan)."""
+KIOSK_SESSION_TTL = 4 * 3600
+"""A guest session from a kiosk code lasts this long."""
 
 
 def write_secret_file(path: Path, nbytes: int = 32) -> str:
@@ -196,6 +207,8 @@ class Auth:
         self.kiosk_limiter = LoginLimiter(attempts=login_attempts * 4, window=login_window)
         """Wrong kiosk keys: apart from the password's, so a password guesser on the
         station's own address cannot lock the screen out."""
+        self.code_limiter = LoginLimiter(attempts=20, window=login_window)
+        """Wrong kiosk invitation codes per address."""
 
     # -- password ---------------------------------------------------------------------
 
@@ -347,6 +360,35 @@ class Auth:
                 GuestLinkRevoked() if self.store.get_guest_link(jti).revoked else GuestLinkUsedUp()
             )
         return Session("guest", used.room_id, jti, used.label)
+
+    # -- kiosk invitation codes --------------------------------------------------------
+
+    def make_kiosk_code(self, room_id: str) -> tuple[str, GuestLink]:
+        """A short code for the kiosk's QR; earlier ones stop working after the grace."""
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        now = time.time()
+        link = self.store.add_kiosk_code(
+            jti="k" + secrets.token_urlsafe(12),
+            room_id=room_id,
+            code=code,
+            code_expires_at=now + KIOSK_CODE_TTL,
+            expires_at=now + KIOSK_CODE_TTL + KIOSK_SESSION_TTL,
+            grace=KIOSK_CODE_GRACE,
+        )
+        return code, link
+
+    def redeem_kiosk_code(self, code: str, *, client: str) -> Session:
+        """The guest session for a live kiosk code (case-insensitive). Failed guesses
+        are limited per address."""
+        ticket = self.code_limiter.attempt(client)
+        normal = code.strip().upper()
+        link = None
+        if len(normal) == CODE_LENGTH and all(c in CODE_ALPHABET for c in normal):
+            link = self.store.kiosk_code_link(normal)
+        if link is None:
+            raise InvalidToken("This code is not valid (any more).")
+        self.code_limiter.succeeded(client, ticket)
+        return Session("guest", link.room_id, link.jti, "")
 
     # -- tokens -----------------------------------------------------------------------
 

@@ -60,6 +60,12 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     );
     """,
+    # 3: the kiosk's short invitation codes ride on hidden guest links
+    """
+    ALTER TABLE guest_links ADD COLUMN kiosk_code TEXT;
+    ALTER TABLE guest_links ADD COLUMN code_expires_at REAL;
+    CREATE UNIQUE INDEX guest_links_kiosk_code ON guest_links(kiosk_code);
+    """,
 ]
 
 
@@ -311,9 +317,50 @@ class Store:
     def list_guest_links(self, room_id: str) -> list[GuestLink]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM guest_links WHERE room_id = ? ORDER BY created_at", (room_id,)
+                "SELECT * FROM guest_links WHERE room_id = ? AND kiosk_code IS NULL"
+                " ORDER BY created_at",
+                (room_id,),
             ).fetchall()
         return [self._link(r) for r in rows]
+
+    def add_kiosk_code(
+        self,
+        *,
+        jti: str,
+        room_id: str,
+        code: str,
+        code_expires_at: float,
+        expires_at: float,
+        grace: float,
+    ) -> GuestLink:
+        """A new kiosk invitation: earlier codes stop working ``grace`` seconds from now,
+        and kiosk links nobody can use any more are deleted (no pile-up per kiosk start)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM guest_links WHERE kiosk_code IS NOT NULL AND expires_at < ?", (now,)
+            )
+            db.execute(
+                "UPDATE guest_links SET code_expires_at = MIN(code_expires_at, ?)"
+                " WHERE kiosk_code IS NOT NULL AND room_id = ?",
+                (now + grace, room_id),
+            )
+            db.execute(
+                "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses,"
+                " kiosk_code, code_expires_at) VALUES (?, ?, '', ?, ?, NULL, ?, ?)",
+                (jti, room_id, now, expires_at, code, code_expires_at),
+            )
+        return self.get_guest_link(jti)
+
+    def kiosk_code_link(self, code: str) -> GuestLink | None:
+        """The live kiosk link for ``code`` (None: unknown, expired or revoked)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM guest_links WHERE kiosk_code = ? AND code_expires_at > ?"
+                " AND revoked = 0",
+                (code, time.time()),
+            ).fetchone()
+        return None if row is None else self._link(row)
 
     def revoke_guest_link(self, room_id: str, jti: str) -> GuestLink:
         with self._tx() as db:

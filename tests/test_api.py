@@ -382,7 +382,11 @@ async def test_kiosk_key_is_checked(station: Station) -> None:
 async def test_kiosk_guest_link_is_for_the_station_room(station: Station) -> None:
     kiosk = await station.kiosk()
     body = await (await kiosk.post("/api/kiosk/guest-link")).json()
-    assert "/#/room/station?guest_token=" in body["guest_url"]
+    assert "/j/" in body["guest_url"] and "guest_token" not in body["guest_url"]
+    phone = await station.client()
+    path = "/j/" + body["guest_url"].rsplit("/j/", 1)[1]
+    resp = await phone.get(path, allow_redirects=False)
+    assert resp.headers["Location"] == "/#/room/station"
 
 
 # -- bad input -------------------------------------------------------------------------
