@@ -51,6 +51,10 @@ except ImportError:  # pragma: no cover - depends on the machine
 if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
     _missing(f"{CHROMIUM} not found (apt install chromium)")
 
+# A shared 2-core CI box runs Chromium, the service and aiortc side by side: give
+# assertions on pages more than Playwright's default 5 s to come true.
+expect.set_options(timeout=15_000)
+
 
 @contextmanager
 def launch() -> Iterator[Browser]:
