@@ -496,7 +496,9 @@ class CallPage {
 
   hangup() {
     if (!this.client) return;
-    if (this.info.isStation && this.client.callState && this.client.callState.state !== 'idle' && this.active) {
+    // `active`: we rang (maybe so recently that the ringing state is still on its way)
+    // or are knocking or in the call; the hang-up follows the ring on the same socket.
+    if (this.info.isStation && this.active) {
       if (this.stage?.dataset.state === 'knocking') {
         this.active = false;
         this.showState('ended'); // the call-state that follows no longer names us
