@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,7 +22,15 @@ from . import api
 from .auth import Auth
 from .call import Station
 from .config import Config
-from .http import error_middleware, security_middleware, static_handler, web_root
+from .errors import StateDirUnusable
+from .http import (
+    KEEPALIVE_TIMEOUT_SECONDS,
+    StationRunner,
+    error_middleware,
+    security_middleware,
+    static_handler,
+    web_root,
+)
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
 from .metrics import Metrics
@@ -38,7 +47,7 @@ PIN_FACTORY = web.AppKey("pin_factory", object)
 def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Application:
     """Build the service. ``pin_factory``: a gpiozero pin factory (MockFactory in tests)."""
     app = web.Application(
-        middlewares=[error_middleware, security_middleware],
+        middlewares=[security_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
@@ -76,17 +85,25 @@ async def _ws(request: web.Request) -> web.StreamResponse:
 async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     state_dir = config.state_path
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(state_dir / "station.db")
-    store.ensure_station_room(config.station.room_id, config.station.name)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = Store(state_dir / "station.db")
+        store.ensure_station_room(config.station.room_id, config.station.name)
+        closed = store.close_open_calls()
+        app[AUTH] = Auth(
+            store,
+            state_dir,
+            station_room=config.station.room_id,
+            login_attempts=config.auth.login_attempts,
+            login_window=config.auth.login_window_seconds,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise StateDirUnusable(
+            f"the state dir {state_dir} is not usable ({exc}); it must be writable"
+        ) from exc
+    if closed:
+        log.info("closed %d call(s) left open by a crash", closed)
     app[STORE] = store
-    app[AUTH] = Auth(
-        store,
-        state_dir,
-        station_room=config.station.room_id,
-        login_attempts=config.auth.login_attempts,
-        login_window=config.auth.login_window_seconds,
-    )
     app[ROOMS] = Rooms(max_remotes=config.call.max_remote_participants)
     metrics = app[METRICS]
     rooms = app[ROOMS]
@@ -133,7 +150,12 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     station_ref.append(station)
     app[STATION] = station
     hub = Hub(
-        config=config, store=app[STORE], rooms=app[ROOMS], station=station, metrics=app[METRICS]
+        config=config,
+        store=app[STORE],
+        rooms=app[ROOMS],
+        station=station,
+        metrics=app[METRICS],
+        auth=app[AUTH],
     )
     hub_ref.append(hub)
     app[HUB] = hub
@@ -160,7 +182,16 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     for name in media.counters():
         metrics.gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
+    metrics.gauge(
+        "call_log_write_failures",
+        "Call-log writes that failed (the call went on)",
+        lambda: float(station.store_errors),
+    )
+    revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
+    revalidation.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await revalidation
     await station.close()
     await peers.close_all()
     await media.close()
@@ -245,7 +276,9 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT: listen, notify READY=1, then shut down cleanly."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = StationRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(
         runner,

@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 Send = Callable[[str, dict[str, Any]], Awaitable[None]]
 OnClosed = Callable[[str], Awaitable[None] | None]
 
+MAX_PENDING_CANDIDATES = 64
+"""Candidates a browser may send before its answer (a real browser sends a handful)."""
+MAX_CANDIDATE_CHARS = 1024
+
 # Constrained baseline first (what every browser decodes in hardware), then
 # baseline, then VP8 for the rare peer without H.264.
 VIDEO_PREFERENCE = (("video/H264", "42e01f"), ("video/H264", "42001f"), ("video/VP8", None))
@@ -103,6 +107,8 @@ class StationPeers:
         self._peers: dict[str, _Peer] = {}
         self._sessions = 0
         self._tasks: set[asyncio.Future[None]] = set()
+        self._epoch = 0
+        """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
 
     @property
     def live(self) -> bool:
@@ -115,9 +121,14 @@ class StationPeers:
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
         """Connect to ``peer_id``: build a send-only connection and send it an offer.
 
-        The screen gets ``audio=False`` (its preview needs no sound)."""
+        The screen gets ``audio=False`` (its preview needs no sound). If
+        :meth:`close_all` runs meanwhile (the call ended), nothing stays open."""
+        epoch = self._epoch
         if peer_id in self._peers:
             await self.close(peer_id)
+        if epoch != self._epoch:
+            logger.info("peer %s: not opened, the call ended", peer_id)
+            return
         self._sessions += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
         peer = _Peer(peer_id, pc, self._sessions, audio, video)
@@ -133,6 +144,10 @@ class StationPeers:
                 peer.audio_track = self._media.audio_track()
                 pc.addTransceiver(peer.audio_track, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
+            if epoch != self._epoch or self._peers.get(peer_id) is not peer:
+                logger.info("peer %s: offer dropped, the call ended", peer_id)
+                await self._discard(peer)
+                return
             offer = pc.localDescription
             logger.info("peer %s: offer, session %d", peer_id, peer.session)
             await self._send(
@@ -193,8 +208,16 @@ class StationPeers:
             candidate = payload["candidate"]
             if candidate is not None and not isinstance(candidate, dict):
                 raise MalformedMessage("candidate must be an RTCIceCandidateInit object or null")
+            if candidate is not None and len(str(candidate.get("candidate", ""))) > (
+                MAX_CANDIDATE_CHARS
+            ):
+                raise MalformedMessage(f"a candidate may have at most {MAX_CANDIDATE_CHARS} chars")
             if peer.answered:
                 await self._add_candidate(peer, candidate)
+            elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
+                raise MalformedMessage(
+                    f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
+                )
             else:
                 peer.pending.append(candidate)
         else:
@@ -262,7 +285,9 @@ class StationPeers:
         logger.info("peer %s: closed, session %d", peer.peer_id, peer.session)
 
     async def close_all(self) -> None:
-        """Hang-up: close every connection at once."""
+        """Hang-up: close every connection at once; an :meth:`open` still under way
+        closes its own connection instead of registering it."""
+        self._epoch += 1
         await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
 
     def stats(self) -> dict[str, Any]:
