@@ -4,64 +4,119 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEV_STATE ?= $(CURDIR)/var
+HOST ?= 127.0.0.1
+PORT ?= 8080
+# Where the slow tests keep debootstrapped roots and download caches (outside the clone).
+TEST_CACHE ?= /var/cache/videostation-tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
 
-.PHONY: run test deps venv lint typecheck-web screenshots bench clean
+.PHONY: run test test-fast deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench \
+	clean clean-test-cache
 
-# System packages: Chromium for the browser tests, libsystemd for systemd-python,
-# debootstrap/shellcheck for the provisioning tests, ffmpeg libs come with PyAV wheels.
-APT_PACKAGES := chromium libsystemd-dev pkg-config debootstrap shellcheck fonts-dejavu-core \
-	systemd python3-venv alsa-utils openssl
+# --- System packages (Debian), always with --no-install-recommends ----------------------
+# What `make run` needs: a venv and the tools the service calls (openssl for
+# `doctor --make-cert`, arecord for an ALSA microphone).
+APT_RUN := python3-venv openssl alsa-utils
+# What `make test` adds. Add yours on a line of its own (`APT_TEST += ...`) with a comment.
+APT_TEST := chromium fonts-dejavu-core systemd python3-systemd shellcheck
+APT_TEST += libatomic1                         # Playwright's bundled node driver
+APT_TEST += debootstrap                        # provisioning tests: Debian roots
+APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots under emulation
+APT_TEST += git                                # provisioning tests: clone the checkout
+NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
+
+# One line per step; a step's output is kept in a log and shown only if it fails,
+# then the step's error is the last thing printed.
+define step
+	@printf '%s\n' "$(1)"; log=$$(mktemp /tmp/videostation-make.XXXXXX); \
+	if ! ( $(2) ) >"$$log" 2>&1; then \
+		echo "make: failed: $(1) Its output (full log: $$log):" >&2; \
+		tail -n 40 "$$log" >&2; exit 1; \
+	fi; rm -f "$$log"
+endef
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600 \
+	-o Dpkg::Use-Pty=0
+# Prints the packages of $(1) not installed yet.
+missing = $$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || printf '%s ' $$p; done)
 
 deps:
-	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-		if [ -n "$$missing" ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		fi; \
-	elif command -v apt-get >/dev/null; then \
-		missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-		if [ -n "$$missing" ]; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	fi
+	@command -v apt-get >/dev/null || { echo "make: not a Debian system: install $(APT_RUN) yourself" >&2; exit 0; }; \
+	need="$(call missing,$(APT_RUN))"; [ -z "$$need" ] || { \
+	$(MAKE) --no-print-directory apt-install PKGS="$$need"; }
 
-$(BIN)/videostation: pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,systemd]'
-	touch $@
+deps-test: deps
+	@command -v apt-get >/dev/null || exit 0; \
+	node="$$(command -v npx >/dev/null || echo '$(NODE_PACKAGES)')"; \
+	need="$(call missing,$(APT_TEST) $$node)"; [ -z "$$need" ] || { \
+	$(MAKE) --no-print-directory apt-install PKGS="$$need"; }
 
-venv: deps $(BIN)/videostation
+.PHONY: apt-install
+apt-install:
+	$(call step,Installing system packages: $(PKGS)…,$(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(PKGS))
 
-# Runs the station on this machine: test-pattern camera, test tone, http://127.0.0.1:8080
-run: venv
+# The venv for running: the runtime dependencies only.
+$(VENV)/.run-installed: pyproject.toml
+	$(call step,Creating the virtualenv in $(VENV)…,test -x $(BIN)/python || $(PY) -m venv $(VENV))
+	$(call step,Installing the station into $(VENV)…,$(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e .)
+	@touch $@
+
+# The venv for testing adds the test toolchain, and Debian's python3-systemd seen
+# through the venv (no compiler needed: it is not built from source).
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.run-installed
+	$(call step,Installing the test tools into $(VENV)…,$(BIN)/pip install -q -e '.[test]')
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	if [ -d /usr/lib/python3/dist-packages/systemd ] && [ ! -e "$$site/systemd" ]; then \
+		ln -s /usr/lib/python3/dist-packages/systemd "$$site/systemd"; fi
+	@touch $@
+
+# `make venv`: the development venv (runtime and test tools); `make run` needs only venv-run.
+venv-run: deps $(VENV)/.run-installed
+venv-test: deps-test venv-run $(VENV)/.test-installed
+venv: venv-test
+
+# Runs the station on this machine: test-pattern camera, test tone, http://127.0.0.1:8080.
+# A headless server reachable from the LAN: make run HOST=0.0.0.0 PORT=8090
+run: venv-run
 	@mkdir -p $(DEV_STATE)
 	@test -s $(DEV_STATE)/.password-set || { \
-		echo "videostation" | $(BIN)/videostation set-password --stdin --state-dir $(DEV_STATE) && \
+		echo "videostation" | $(BIN)/videostation set-password --stdin --state-dir $(DEV_STATE) >/dev/null && \
 		touch $(DEV_STATE)/.password-set && \
 		echo "Development master password: videostation (change it: $(BIN)/videostation set-password --state-dir $(DEV_STATE))"; }
-	@$(BIN)/videostation kiosk-url --state-dir $(DEV_STATE) --config /dev/null | sed 's/^/Kiosk screen: /'
-	$(BIN)/videostation serve --state-dir $(DEV_STATE) --config /dev/null --camera test --microphone test
+	@$(BIN)/videostation kiosk-url --state-dir $(DEV_STATE) --config /dev/null --host $(HOST) --port $(PORT) | sed 's/^/Kiosk screen: /'
+	@echo "Serving on http://$(HOST):$(PORT) (Ctrl-C stops it)"
+	@exec $(BIN)/videostation serve --state-dir $(DEV_STATE) --config /dev/null --host $(HOST) --port $(PORT) --camera test --microphone test
 
-lint: venv
-	$(BIN)/ruff check appliance tests
-	$(BIN)/ruff format --check appliance tests
-	$(BIN)/mypy
+lint: venv-test
+	$(call step,ruff…,$(BIN)/ruff check appliance tests && $(BIN)/ruff format --check appliance tests)
+	$(call step,mypy…,$(BIN)/mypy)
 
-typecheck-web:
+typecheck-web: deps-test
 	cd web && npx --yes -p typescript@5 tsc -p tsconfig.json && npx --yes -p typescript@5 tsc -p tsconfig.sw.json
 
-# The whole test suite (browser and provisioning tests included).
-test: venv
-	$(BIN)/ruff check appliance tests
-	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+# The whole test suite, slow system tests included (CI runs this through .ci/run).
+test: venv-test
+	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
+	@echo "Running every test (about 25 minutes here, 10 once the caches under $(TEST_CACHE) are warm)…"
+	@$(BIN)/python -m pytest -q
+
+# Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
+test-fast: venv-test
+	@echo "Running the tests but the slow ones (about 5 minutes)…"
+	@$(BIN)/python -m pytest -q -m 'not slow and not bench'
 
 # Refresh the README's screenshots from the browser tests.
-screenshots: venv
+screenshots: venv-test
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
-bench: venv
+bench: venv-test
 	$(BIN)/python -m pytest -q -m bench tests/bench -s
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info var
+	rm -rf $(VENV) build dist *.egg-info var .pytest_cache .mypy_cache .ruff_cache
+
+# The slow tests' cache outside the clone (Debian roots, .debs, wheels): several GB.
+clean-test-cache:
+	rm -rf $(TEST_CACHE)

@@ -157,11 +157,16 @@ def cmd_set_password(config: Config, args: argparse.Namespace) -> int:
             print("videostation: the passwords differ; nothing changed.", file=sys.stderr)
             return 1
     try:
-        _auth(config).set_password(password)
+        auth = _auth(config)
+        replaced = auth.password_set
+        auth.set_password(password)
     except ValueError as exc:
         print(f"videostation: {exc}", file=sys.stderr)
         return 1
-    print(f"Master password set in {config.state_path}. Every user session was logged out.")
+    if replaced:
+        print(f"Master password changed in {config.state_path}. Every user session was logged out.")
+    else:
+        print(f"Master password set in {config.state_path}.")
     return 0
 
 

@@ -3,8 +3,10 @@ words, what is wrong and how to fix it. Exit status 0 when all is well, 1 otherw
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import platform
 import shutil
 import socket
 import ssl
@@ -170,6 +172,60 @@ def check_screen(config: Config) -> Finding:
     )
 
 
+# The pieces Raspberry Pi OS has and plain Debian (arm64 or not) does not: where each
+# comes from and what the station does without it.
+PI_PIECES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "picamera2",
+        "module",
+        "apt install python3-picamera2 (Raspberry Pi OS; the venv needs --system-site-packages)",
+        "the Pi camera is not used; V4L2 or the test pattern is",
+    ),
+    (
+        "lgpio",
+        "module",
+        "apt install python3-lgpio (Raspberry Pi OS) or pip install 'videostation[pi]'",
+        "GPIO falls back to gpiozero's other pin factories",
+    ),
+    (
+        "labwc",
+        "program",
+        "apt install labwc (Raspberry Pi OS), or run the kiosk under cage (apt install cage)",
+        "the kiosk needs another Wayland compositor",
+    ),
+    (
+        "wlopm",
+        "program",
+        "apt install wlopm (Raspberry Pi OS)",
+        "the display is never blanked or woken",
+    ),
+)
+
+
+def _is_raspberry_pi_os() -> bool:
+    return os.path.exists("/etc/rpi-issue") or os.path.exists("/etc/apt/sources.list.d/raspi.list")
+
+
+def check_pi_pieces(machine: str | None = None) -> list[Finding]:
+    """On the Pi's architecture, each Raspberry Pi OS piece that is missing and how to get
+    it (none of them is fatal: the station runs on plain Debian arm64 without them)."""
+    if (machine or platform.machine()) not in ("aarch64", "arm64", "armv7l"):
+        return []
+    where = "Raspberry Pi OS" if _is_raspberry_pi_os() else "plain Debian (not Raspberry Pi OS)"
+    out: list[Finding] = []
+    for name, kind, how, without in PI_PIECES:
+        if kind == "module":
+            found = importlib.util.find_spec(name) is not None
+        else:
+            found = shutil.which(name) is not None
+        if found:
+            out.append(Finding(True, name, "found"))
+        else:
+            detail = f"missing on {where}: {without}. Get it: {how}"
+            out.append(Finding(False, name, detail, warning=True))
+    return out
+
+
 def make_cert(config: Config) -> Finding:
     """A self-signed certificate for the public host name (phones will warn once)."""
     from urllib.parse import urlsplit
@@ -229,6 +285,7 @@ def run_doctor(config: Config, *, make_cert: bool = False) -> int:
     findings += check_media(config)
     findings.append(check_gpio(config))
     findings.append(check_screen(config))
+    findings += check_pi_pieces()
     width = max(len(f.what) for f in findings)
     problems = 0
     for f in findings:

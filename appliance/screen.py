@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 
 from .config import ScreenConfig
@@ -60,7 +61,11 @@ class ScreenPower:
             self._program = shutil.which(config.power_command)
             if self._program is None:
                 self._unavailable = f"{config.power_command} not found"
-                log.warning(
+                # A development machine (no Wayland display) has no screen to switch:
+                # one INFO line. A kiosk with a display and no power tool gets a warning.
+                headless = not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY")
+                log.log(
+                    logging.INFO if headless else logging.WARNING,
                     "screen power control disabled: %s (install it, e.g. `sudo apt install "
                     "wlopm`, or set screen.power_command)",
                     self._unavailable,

@@ -27,6 +27,10 @@ def test_set_password_from_stdin(tmp_path: Path) -> None:
     assert short.returncode == 1 and "at least 8" in short.stderr
     ok = run_cli("set-password", "--stdin", "--state-dir", str(state), input=PASSWORD + "\n")
     assert ok.returncode == 0, ok.stderr
+    # The first password logs nobody out; a change does, and says so.
+    assert "logged out" not in ok.stdout and "Master password set" in ok.stdout
+    again = run_cli("set-password", "--stdin", "--state-dir", str(state), input=PASSWORD + "\n")
+    assert again.returncode == 0 and "Every user session was logged out" in again.stdout
     auth = Auth(Store(state / "station.db"), state, station_room="station")
     auth.check_password(PASSWORD, client="test")  # raises if wrong
     with pytest.raises(PermissionError):

@@ -155,8 +155,9 @@ async def test_close_stops_the_idle_timer(wlopm: FakeWlopm) -> None:
 
 
 async def test_missing_command_warns_once_and_does_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # a kiosk with a display
     config = ScreenConfig(power_command=str(tmp_path / "no-such-wlopm"))
     screen = ScreenPower(config)
 
@@ -170,6 +171,21 @@ async def test_missing_command_warns_once_and_does_nothing(
     assert len(warnings) == 1
     assert "no-such-wlopm not found" in warnings[0].getMessage()
     assert screen.describe().startswith("unavailable:")
+
+
+async def test_missing_command_without_a_display_is_one_info_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A development machine with no display: no warning, one INFO line."""
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    caplog.set_level(logging.INFO, logger="appliance.screen")
+    screen = ScreenPower(ScreenConfig(power_command=str(tmp_path / "no-such-wlopm")))
+    await screen.wake()
+    await screen.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len([m for m in infos if "no-such-wlopm not found" in m]) == 1, infos
 
 
 async def test_no_command_configured(caplog: pytest.LogCaptureFixture) -> None:

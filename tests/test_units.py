@@ -91,7 +91,7 @@ def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("unit", UNITS)
 def test_systemd_analyze_verify_is_clean(fake_root: Path, unit: str) -> None:
     result = subprocess.run(
-        ["systemd-analyze", "verify", f"--root={fake_root}", unit],
+        ["systemd-analyze", "verify", "--man=no", f"--root={fake_root}", unit],
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,7 +106,7 @@ def test_verify_notices_a_missing_program(fake_root: Path, tmp_path: Path) -> No
     broken.write_text(text.replace("/venv/bin/videostation ", "/venv/bin/no-such-program "))
     try:
         result = subprocess.run(
-            ["systemd-analyze", "verify", f"--root={fake_root}", broken.name],
+            ["systemd-analyze", "verify", "--man=no", f"--root={fake_root}", broken.name],
             capture_output=True,
             text=True,
             timeout=60,

@@ -1,7 +1,7 @@
 """The Raspberry Pi OS image: pi-gen stage, first-boot step, shell scripts.
 
 The stage's chroot half (the Ansible role applied by ``image/apply-role``) runs for
-real in tests/test_ansible.py against a debootstrapped root; here the first-boot
+real in tests/provisioning/test_ansible.py against a debootstrapped root; here the first-boot
 script runs against a fake boot partition and a fake root, with a stand-in CLI.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "image"
 FIRSTBOOT = IMAGE / "firstboot/videostation-firstboot"
 STAGE = IMAGE / "stage-videostation"

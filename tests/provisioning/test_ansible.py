@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -25,15 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import skip_or_fail
+from ..conftest import skip_or_fail
+from .rootfs import REPO, Chroot, chroot_env, copy_checkout, debian_root
 
-REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation"
 BIN = Path(sys.executable).parent
-CACHE = Path(os.environ.get("VIDEOSTATION_TEST_CACHE", "/var/cache/videostation-tests"))
-SUITE = "bookworm"
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 TEST_UID = 870
 UNITS = ("videostation.service", "videostation-kiosk.service", "videostation-firstboot.service")
 TURN_SECRET = "turn-secret-for-tests"
@@ -165,143 +161,6 @@ def test_secrets_are_never_logged() -> None:
 # --- the role applied for real into a Debian 12 chroot -------------------------------
 
 
-def _mirror() -> str:
-    """The Debian mirror this machine's apt uses."""
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in sources:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        for match in re.finditer(r"^URIs:\s*(\S+)", text, re.MULTILINE):
-            if "security" not in match.group(1) and "/debian" in match.group(1):
-                return match.group(1)
-        one_line = r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\b"
-        for match in re.finditer(one_line, text, re.MULTILINE):
-            return match.group(1)
-    return "http://deb.debian.org/debian"
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (debootstrap, chroot, mount)"
-    for tool in ("debootstrap", "chroot", "mount", "umount"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    return None
-
-
-def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, text=True, **kwargs)  # type: ignore[call-overload, no-any-return]
-
-
-def _base_tarball() -> Path:
-    """A debootstrapped minbase Debian 12 with Python, cached across runs."""
-    mirror = _mirror()
-    key = re.sub(r"[^A-Za-z0-9]+", "-", f"v2-{SUITE}-{mirror}-{'-'.join(BASE_PACKAGES)}")
-    tarball = CACHE / f"{key}.tar.gz"
-    if tarball.exists():
-        return tarball
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        root = Path(tmp) / "root"
-        _run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                SUITE,
-                str(root),
-                mirror,
-            ],
-            capture_output=True,
-            timeout=600,
-        )
-        for deb in (root / "var/cache/apt/archives").glob("*.deb"):
-            deb.unlink()
-        partial = Path(tmp) / "base.tar.gz"
-        _run(["tar", "-C", str(root), "-czf", str(partial), "."], timeout=300)
-        partial.rename(tarball)
-    return tarball
-
-
-def _copy_checkout(dest: Path) -> None:
-    ignore = shutil.ignore_patterns(
-        ".git",
-        ".venv",
-        "var",
-        "__pycache__",
-        "*.egg-info",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        "node_modules",
-        ".artifacts",
-        "build",
-        "dist",
-    )
-    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
-
-
-def _chroot_env() -> dict[str, str]:
-    env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "DEBIAN_FRONTEND": "noninteractive",
-        # pip brings its own CA bundle: point it at the system's.
-        "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
-        "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
-        "PIP_CACHE_DIR": "/var/cache/pip",
-    }
-    env.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
-    return env
-
-
-def _mount_points() -> list[Path]:
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        field = line.split()[4]
-        points.append(Path(field.encode().decode("unicode_escape")))
-    return points
-
-
-class Chroot:
-    """A Debian root with /proc, /sys, /dev and the download caches mounted."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.mounts: list[Path] = []
-
-    def bind(self, source: Path, target: str, *, fstype: str | None = None) -> None:
-        where = self.root / target.lstrip("/")
-        where.mkdir(parents=True, exist_ok=True)
-        if fstype:
-            _run(["mount", "-t", fstype, fstype, str(where)])
-        else:
-            _run(["mount", "--bind", str(source), str(where)])
-        self.mounts.append(where)
-
-    def unmount_all(self) -> None:
-        for where in reversed(self.mounts):
-            if subprocess.run(["umount", str(where)], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", str(where)], capture_output=True)
-        self.mounts.clear()
-
-    def run(
-        self, *cmd: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        base = _chroot_env()
-        return subprocess.run(
-            ["chroot", str(self.root), *cmd],
-            env={**base, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=check,
-        )
-
-
 def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
     import ansible  # the controller's version, so the chroot runs the same ansible-core
 
@@ -314,7 +173,7 @@ def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
             "KEEP_ANSIBLE": "1",
             "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
         },
-        timeout=900,
+        timeout=2400,  # arm64 runs under emulation
         check=False,
     )
     elapsed = time.monotonic() - started
@@ -325,41 +184,16 @@ def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
     return output, {k: int(v) for k, v in match.groupdict().items()}, elapsed
 
 
-@pytest.fixture(scope="module")
-def provisioned() -> Iterator[dict[str, object]]:
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"provisioning test cannot run under CI: {reason}")
-        pytest.skip(reason)
+@pytest.fixture(scope="module", params=["amd64", "arm64"])
+def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """The role applied twice into a Debian 12 root: this machine's architecture, and
+    arm64 (the Pi's) under qemu-user-static, where Raspberry Pi OS only pieces are
+    skipped exactly as on any plain Debian."""
+    arch: str = request.param
     started = time.monotonic()
-    tarball = _base_tarball()
-    (CACHE / "work").mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=CACHE / "work"))
-    root = workdir / "root"
-    root.mkdir()
-    chroot = Chroot(root)
-    try:
-        _run(["tar", "-C", str(root), "-xzf", str(tarball)], timeout=300)
-        # Nothing starts services inside the chroot.
-        policy = root / "usr/sbin/policy-rc.d"
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-        shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-        # Machines behind a TLS-inspecting proxy: the chroot trusts what the host trusts.
-        local_cas = Path("/usr/local/share/ca-certificates")
-        if local_cas.is_dir() and any(local_cas.iterdir()):
-            shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
-            chroot.run("update-ca-certificates")
-        chroot.bind(Path("/proc"), "/proc")
-        chroot.bind(Path("/sys"), "/sys")
-        chroot.bind(Path("/dev"), "/dev")
-        chroot.bind(Path("/dev/pts"), "/dev/pts")
-        caches = (("apt-archives", "/var/cache/apt/archives"), ("pip", "/var/cache/pip"))
-        for cache, target in caches:
-            (CACHE / cache / "partial").mkdir(parents=True, exist_ok=True)
-            chroot.bind(CACHE / cache, target)
-        _copy_checkout(root / "usr/src/videostation")
+    with debian_root(arch=arch) as chroot:
+        root = chroot.root
+        copy_checkout(root / "usr/src/videostation")
         (root / "usr/src/test-vars.yml").write_text(
             yaml.safe_dump(
                 {
@@ -391,6 +225,7 @@ def provisioned() -> Iterator[dict[str, object]]:
             "second": second,
             "first_output": first_output,
             "second_output": second_output,
+            "arch": arch,
             "timings": {
                 "until_first_run": round(
                     time.monotonic() - started - first_seconds - second_seconds
@@ -399,14 +234,6 @@ def provisioned() -> Iterator[dict[str, object]]:
                 "second_run": round(second_seconds),
             },
         }
-    finally:
-        chroot.unmount_all()
-        # Never rm -rf through a bind mount (/dev, /proc of this machine).
-        mounted = [m for m in _mount_points() if m == workdir or workdir in m.parents]
-        if mounted:
-            print(f"left {workdir} in place: still mounted: {mounted}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _chroot(provisioned: dict[str, object]) -> Chroot:
@@ -416,7 +243,7 @@ def _chroot(provisioned: dict[str, object]) -> Chroot:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the first one also builds the chroot
+@pytest.mark.timeout(3600)  # the first one also builds the chroot (arm64: emulated)
 def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> None:
     first = provisioned["first"]
     second = provisioned["second"]
@@ -426,6 +253,42 @@ def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> 
     assert first["failed"] == 0 and first["changed"] > 0
     assert second["failed"] == 0
     assert second["changed"] == 0, str(provisioned["second_output"])[-8000:]
+    # Plain Debian: the role says what it skipped (Raspberry Pi OS only packages).
+    output = str(provisioned["first_output"])
+    assert "Skipped (videostation_pi is false)" in output, output[-8000:]
+    for piece in ("python3-picamera2", "python3-lgpio", "labwc", "wlopm"):
+        assert piece in output.split("Skipped (videostation_pi is false)")[1][:600], piece
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_doctor_names_each_missing_pi_piece(provisioned: dict[str, object]) -> None:
+    """On the Pi's architecture without Raspberry Pi OS: each missing piece and how to
+    get it. On x86 the Pi pieces are not looked for."""
+    result = _chroot(provisioned).run(
+        "/opt/videostation/venv/bin/videostation",
+        "doctor",
+        "--config",
+        "/etc/videostation/config.toml",
+        "--port",
+        "1",  # nothing listens there: the port check must not find another station
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    pieces = {
+        "picamera2": "python3-picamera2",
+        "lgpio": "python3-lgpio",
+        "labwc": "labwc",
+        "wlopm": "wlopm",
+    }
+    for piece, package in pieces.items():
+        found = [line for line in lines if line.split("]", 1)[-1].split()[:1] == [piece]]
+        if provisioned["arch"] == "arm64":
+            assert len(found) == 1, result.stdout
+            assert found[0].startswith("[warn]") and "plain Debian" in found[0], found[0]
+            assert f"apt install {package}" in found[0], found[0]
+        else:
+            assert not found, result.stdout
 
 
 @pytest.mark.slow
@@ -513,7 +376,9 @@ def test_installed_units_verify_and_match_the_repository(provisioned: dict[str, 
             expected = expected.replace("870", str(TEST_UID))
         assert installed == expected, unit
         result = subprocess.run(
-            ["systemd-analyze", "verify", f"--root={root}", unit], capture_output=True, text=True
+            ["systemd-analyze", "verify", "--man=no", f"--root={root}", unit],
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
     for source, target in (
@@ -624,7 +489,7 @@ def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object
         ["chroot", str(root), "/bin/bash", "-e", "-s"],
         input=(stage / "01-run-chroot.sh").read_text(),
         env={
-            **_chroot_env(),
+            **chroot_env(),
             "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
             "VIDEOSTATION_IMAGE_VARS": "/usr/src/test-vars.yml",
         },
