@@ -12,6 +12,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # debootstrap/shellcheck for the provisioning tests, ffmpeg libs come with PyAV wheels.
 APT_PACKAGES := chromium libsystemd-dev pkg-config debootstrap shellcheck fonts-dejavu-core \
 	systemd python3-venv alsa-utils openssl
+# VM tests (tests/vm): build and boot x86_64/arm64 images of the appliance.
+APT_PACKAGES += qemu-system-x86 qemu-system-arm qemu-utils qemu-user-static binfmt-support e2fsprogs
 
 deps:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
