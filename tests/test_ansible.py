@@ -302,7 +302,7 @@ class Chroot:
         )
 
 
-def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
+def _apply(chroot: Chroot, timeout: float = 900) -> tuple[str, dict[str, int], float]:
     import ansible  # the controller's version, so the chroot runs the same ansible-core
 
     started = time.monotonic()
@@ -314,7 +314,7 @@ def _apply(chroot: Chroot) -> tuple[str, dict[str, int], float]:
             "KEEP_ANSIBLE": "1",
             "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
         },
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
     elapsed = time.monotonic() - started

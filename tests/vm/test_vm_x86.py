@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -40,14 +41,14 @@ VENV = "/opt/videostation/venv/bin"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
-@pytest.fixture(scope="module")
-def vm() -> Iterator[VM]:
-    reason = vmimage.tools_missing(X86_64)
+def booted(arch: vmimage.Arch) -> Iterator[VM]:
+    """Build (or take from the cache) the image for ``arch`` and boot it once."""
+    reason = vmimage.tools_missing(arch)
     if reason:
         skip_or_fail(reason)
     started = time.monotonic()
-    img = vmimage.image(X86_64)
-    workdir = Path(tempfile.mkdtemp(prefix="vm-x86_64-"))
+    img = vmimage.image(arch)
+    workdir = Path(tempfile.mkdtemp(prefix=f"vm-{arch.name}-"))
     machine = VM(img, workdir)
     timings: dict[str, Any] = {"image_build_seconds": img.built_seconds}
     try:
@@ -58,9 +59,15 @@ def vm() -> Iterator[VM]:
         timings["boot_seconds"] = [round(s, 1) for s in machine.boot_seconds]
         timings["module_seconds"] = round(time.monotonic() - started, 1)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "x86_64-timings.json").write_text(json.dumps(timings, indent=2))
-        (ARTIFACTS / "x86_64-console.log").write_text(machine.console_tail(400_000))
-        print(f"VM x86_64 timings: {timings}")
+        (ARTIFACTS / f"{arch.name}-timings.json").write_text(json.dumps(timings, indent=2))
+        (ARTIFACTS / f"{arch.name}-console.log").write_text(machine.console_tail(400_000))
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(f"VM {arch.name} timings: {timings}")
+
+
+@pytest.fixture(scope="module")
+def vm() -> Iterator[VM]:
+    yield from booted(X86_64)
 
 
 def show(vm: VM, unit: str, *props: str) -> dict[str, str]:
@@ -185,7 +192,7 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
     png = vm.read_file(shot)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "x86_64-kiosk.png").write_bytes(png)
+    (ARTIFACTS / f"{vm.image.arch.name}-kiosk.png").write_bytes(png)
 
 
 def test_a_call_inside_the_vm_decodes_the_station_media(vm: VM) -> None:

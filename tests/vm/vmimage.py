@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,12 +36,15 @@ import yaml
 
 from ..conftest import free_port
 from ..test_ansible import (
+    BASE_PACKAGES,
     CACHE,
     REPO,
+    SUITE,
     Chroot,
     _apply,
     _base_tarball,
     _copy_checkout,
+    _mirror,
     _mount_points,
     _run,
 )
@@ -177,15 +181,42 @@ def _add_test_parts(root: Path, arch: Arch) -> None:
         f"HOSTNAME={FIRSTBOOT_HOSTNAME}\r\nPASSWORD={FIRSTBOOT_PASSWORD}\r\n",
     )
     (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
-    for stale in ("etc/machine-id", "var/lib/dbus/machine-id"):
-        (root / stale).unlink(missing_ok=True)
-    (root / "etc/machine-id").write_text("uninitialized\n")
+
+
+def _foreign_base_tarball(arch: Arch) -> Path:
+    """Like ``test_ansible._base_tarball`` for another architecture (through
+    qemu-user-static and binfmt_misc), cached the same way."""
+    mirror = _mirror()
+    name = f"v2-{SUITE}-{arch.debian}-{mirror}-{'-'.join(BASE_PACKAGES)}"
+    tarball = CACHE / (re.sub(r"[^A-Za-z0-9]+", "-", name) + ".tar.gz")
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        root = Path(tmp) / "root"
+        _run(
+            [
+                "debootstrap",
+                f"--arch={arch.debian}",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(root),
+                mirror,
+            ],
+            capture_output=True,
+            timeout=3600,
+        )
+        for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        partial = Path(tmp) / "base.tar.gz"
+        _run(["tar", "-C", str(root), "-czf", str(partial), "."], timeout=600)
+        partial.rename(tarball)
+    return tarball
 
 
 def _build(arch: Arch, target: Path) -> None:
-    if arch is not X86_64:
-        raise NotImplementedError("arm64 images: see tests/vm/README (work in progress)")
-    tarball = _base_tarball()
+    tarball = _base_tarball() if arch is X86_64 else _foreign_base_tarball(arch)
     (CACHE / "work").mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=CACHE / "work", prefix=f"{target.name}-"))
     root = workdir / "root"
@@ -220,11 +251,11 @@ def _build(arch: Arch, target: Path) -> None:
             "--no-install-recommends",
             arch.kernel_package,
             *TEST_PACKAGES,
-            timeout=1800,
+            timeout=3600,
         )
         _copy_checkout(root / "usr/src/videostation")
         (root / "usr/src/test-vars.yml").write_text(yaml.safe_dump(_test_vars()))
-        _apply(chroot)
+        _apply(chroot, timeout=900 if arch is X86_64 else 5400)
         chroot.run("apt-get", "clean")
         chroot.unmount_all()
         _add_test_parts(root, arch)
@@ -302,7 +333,11 @@ class VM:
             "-m", str(self.memory_mb),
             "-kernel", str(self.image.kernel),
             "-initrd", str(self.image.initrd),
-            "-append", f"root=LABEL=root rw console={arch.console} net.ifnames=0 quiet",
+            "-append", " ".join((
+                "root=LABEL=root rw", f"console={arch.console}", "net.ifnames=0",
+                # The image's /etc is complete: no locale/time zone prompts on the console.
+                "systemd.firstboot=off",
+            )),
             "-drive", f"file={self.overlay},format=qcow2,if=virtio",
             "-nic", f"user,model=virtio-net-pci,restrict=on,{forwards}",
             "-device", "virtio-gpu-pci",
