@@ -218,7 +218,11 @@ def test_a_call_inside_the_vm_decodes_the_station_media(vm: VM) -> None:
     # The microphone came through the service user's PipeWire (echo-cancel source).
     nodes = vm.check(f"{AS_USER} pw-cli ls Node", timeout=60)
     assert "echo-cancel-source" in nodes, nodes
-    assert "pw-record" in journal or "pulse" in journal, journal
+    # ... and the service recorded it, under its sandbox, while the call ran.
+    in_call = seen["health_in_call"]
+    assert in_call["call"] == "in-call", in_call
+    assert "pulse" in in_call["microphone"] and "echo-cancel-source" in in_call["microphone"]
+    assert in_call["camera"].startswith("test-pattern"), in_call  # no camera in the VM
     assert running(vm) and show(vm, UNIT, "NRestarts")["NRestarts"] == "0", journal
 
 

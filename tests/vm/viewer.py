@@ -30,7 +30,12 @@ async def expect(ws: Any, kind: str, timeout: float = 30, **match: Any) -> dict[
 async def main(password: str, kiosk_key: str, base: str) -> dict[str, Any]:
     origin = {"Origin": base}
     out: dict[str, Any] = {}
-    async with aiohttp.ClientSession(base) as user, aiohttp.ClientSession(base) as kiosk:
+    # unsafe=True: aiohttp keeps no cookies for IP addresses otherwise.
+    jars = aiohttp.CookieJar(unsafe=True), aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(base, cookie_jar=jars[0]) as user,
+        aiohttp.ClientSession(base, cookie_jar=jars[1]) as kiosk,
+    ):
         resp = await user.post("/api/auth/login", json={"password": password}, headers=origin)
         assert resp.status == 200, await resp.text()
         resp = await kiosk.post("/api/auth/kiosk", json={"key": kiosk_key}, headers=origin)
@@ -80,6 +85,9 @@ async def main(password: str, kiosk_key: str, base: str) -> dict[str, Any]:
         out["video_changes"] = bool((first != last).any())
         out["video_mean"] = float(last.mean())
         out["audio"] = {"sample_rate": audio.sample_rate, "samples": audio.samples}
+        # What the station captures while in the call (camera and microphone sources).
+        resp = await user.get("/api/health/")
+        out["health_in_call"] = await resp.json()
         await kws.send_json({"type": "call", "action": "hangup"})
         await pc.close()
         await ws.close()
