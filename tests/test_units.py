@@ -375,4 +375,5 @@ def test_firstboot_runs_once() -> None:
     conditions = values(unit, "Unit", "ConditionPathExists")
     assert "!/var/lib/videostation-firstboot/done" in conditions
     assert one(unit, "Service", "StateDirectory") == "videostation-firstboot"
-    assert one(unit, "Service", "ExecStartPost") == "/usr/bin/touch /var/lib/videostation-firstboot/done"
+    stamp = "/usr/bin/touch /var/lib/videostation-firstboot/done"
+    assert one(unit, "Service", "ExecStartPost") == stamp
