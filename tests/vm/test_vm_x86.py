@@ -37,7 +37,7 @@ KIOSK = "videostation-kiosk.service"
 AS_USER = "runuser -u videostation -- env XDG_RUNTIME_DIR=/run/user/870"
 VENV = "/opt/videostation/venv/bin"
 
-# The first test also builds the image when its inputs changed (cold: ~N min).
+# The first test also builds the image when its inputs changed (cold: 7-10 min here).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
