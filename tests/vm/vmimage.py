@@ -236,12 +236,15 @@ def _build(arch: Arch, target: Path) -> None:
         chroot.bind(Path("/sys"), "/sys")
         chroot.bind(Path("/dev"), "/dev")
         chroot.bind(Path("/dev/pts"), "/dev/pts")
-        for cache, where in (
-            ("apt-archives", "/var/cache/apt/archives"),
-            ("pip", "/var/cache/pip"),
-        ):
-            (CACHE / cache / "partial").mkdir(parents=True, exist_ok=True)
-            chroot.bind(CACHE / cache, where)
+        # apt locks its archive dir: a private one (hard links to the shared cache's
+        # .debs), so a build never waits on another test's chroot.
+        archives = workdir / "archives"
+        (archives / "partial").mkdir(parents=True)
+        for deb in (CACHE / "apt-archives").glob("*.deb"):
+            os.link(deb, archives / deb.name)
+        chroot.bind(archives, "/var/cache/apt/archives")
+        (CACHE / "pip").mkdir(parents=True, exist_ok=True)
+        chroot.bind(CACHE / "pip", "/var/cache/pip")
         chroot.run("apt-get", "update", "-qq", timeout=600)
         chroot.run(
             "apt-get",
