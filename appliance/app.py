@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sqlite3
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -273,6 +275,17 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+# Test-only hook, off unless the environment sets it (the VM tests do, in a drop-in):
+# SIGUSR2 then blocks the event loop, so the watchdog pings stop and systemd must
+# kill and restart the service. Without it, SIGUSR2 keeps its default (terminate).
+TEST_HOOKS_ENV = "VIDEOSTATION_TEST_HOOKS"
+
+
+def _block_event_loop() -> None:
+    log.warning("test hook: blocking the event loop (SIGUSR2)")
+    time.sleep(3600)
+
+
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT: listen, notify READY=1, then shut down cleanly."""
     app = create_app(config)
@@ -295,6 +308,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if os.environ.get(TEST_HOOKS_ENV) == "1":
+        loop.add_signal_handler(signal.SIGUSR2, _block_event_loop)
     notifier = app[NOTIFIER]
     notifier.ready()
     notifier.status(app[STATION].status_line())
