@@ -12,6 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # debootstrap/shellcheck for the provisioning tests, ffmpeg libs come with PyAV wheels.
 APT_PACKAGES := chromium libsystemd-dev pkg-config debootstrap shellcheck fonts-dejavu-core \
 	systemd python3-venv alsa-utils openssl
+APT_PACKAGES += coturn nftables iproute2  # network test bed (tests/net/, branch net)
 
 deps:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
