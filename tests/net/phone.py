@@ -143,5 +143,5 @@ def summary(
 
 if __name__ == "__main__":
     if os.environ.get("NET_PHONE_DEBUG"):
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        logging.basicConfig(level=logging.DEBUG if os.environ["NET_PHONE_DEBUG"] == "2" else logging.INFO, stream=sys.stderr)
     asyncio.run(run(sys.argv[1], sys.argv[2], float(sys.argv[3])))

@@ -73,6 +73,14 @@ class Testbed:
         ns(HOME_ROUTER, "ip", "route", "add", "default", "via", "198.18.0.1")
         ns(CARRIER, "ip", "route", "add", "default", "via", "198.18.1.1")
         ns(PUBLIC, "ip", "addr", "add", f"{TURN_ADDR}/32", "dev", "lo")
+        # private addresses vanish on the Internet instead of failing to send: coturn
+        # drops an allocation whose relay socket gets "network unreachable"
+        # (a veth whose other end answers nothing: this kernel has no dummy links)
+        sh("ip", "link", "add", "netdropa", "netns", PUBLIC, "type", "veth", "peer",
+           "netdropb", "netns", PUBLIC)  # fmt: skip
+        for end in ("netdropa", "netdropb"):
+            ns(PUBLIC, "ip", "link", "set", end, "up")
+        ns(PUBLIC, "ip", "route", "add", "default", "dev", "netdropa")
         for router in (HOME_ROUTER, PUBLIC, CARRIER):
             ns(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         # the home router: port-preserving NAT, the station's web port forwarded
