@@ -143,5 +143,6 @@ def summary(
 
 if __name__ == "__main__":
     if os.environ.get("NET_PHONE_DEBUG"):
-        logging.basicConfig(level=logging.DEBUG if os.environ["NET_PHONE_DEBUG"] == "2" else logging.INFO, stream=sys.stderr)
+        level = logging.DEBUG if os.environ["NET_PHONE_DEBUG"] == "2" else logging.INFO
+        logging.basicConfig(level=level, stream=sys.stderr)
     asyncio.run(run(sys.argv[1], sys.argv[2], float(sys.argv[3])))
