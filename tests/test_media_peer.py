@@ -315,7 +315,7 @@ async def frame_size(viewer: Viewer, size: tuple[int, int], *, within: float) ->
     """Does ``viewer`` decode frames of ``size`` before ``within`` seconds pass?"""
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
-        frame = await asyncio.wait_for(viewer.tracks["video"].recv(), 5)
+        frame = await asyncio.wait_for(viewer.tracks["video"].recv(), 10)
         if (frame.width, frame.height) == size:
             return True
     return False
@@ -329,7 +329,9 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
     hub = Hub()
     peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
     hub.peers = peers
-    weak, strong = Viewer("weak", own_remb=False), Viewer("strong")
+    # both estimates come from the test (an overloaded test machine makes aiortc's own
+    # receiver-side estimate fall, which would be a true weak link for the station)
+    weak, strong = Viewer("weak", own_remb=False), Viewer("strong", own_remb=False)
     try:
         for viewer in (weak, strong):
             await connect(hub, peers, viewer)
@@ -341,6 +343,7 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
         async def link_carries(bitrate: int) -> None:
             for _ in range(400):
                 await send_remb(weak, peers, bitrate)
+                await send_remb(strong, peers, 2_000_000)
                 await asyncio.sleep(0.05)
 
         await send_remb(weak, peers, 450_000)  # the estimate it started with
@@ -382,9 +385,9 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
 async def test_high_rung_bitrate_follows_the_weakest_viewer_on_it() -> None:
     cam = ADAPTIVE_CAMERA
     links = [ViewerLink(estimate=1_000_000), ViewerLink(estimate=600_000)]
-    assert high_bitrate(links, cfg=cam) == 510_000
+    assert high_bitrate(links, cfg=cam) == 446_000  # 85 % of 600 k, less the audio
     links[1].rung = "low"  # a viewer on the low rung no longer holds the others back
-    assert high_bitrate(links, cfg=cam) == 800_000
+    assert high_bitrate(links, cfg=cam) == 786_000  # 85 % of 1 M, less the audio
     assert high_bitrate([ViewerLink(estimate=100_000)], cfg=cam) == 400_000
 
 

@@ -40,7 +40,7 @@ from ..config import CameraConfig
 from ..errors import MediaError
 from .camera import camera_feed, output_size
 from .fanout import Fanout
-from .ratecontrol import Rung, RungPolicy, ViewerLink, high_bitrate
+from .ratecontrol import Rung, RungPolicy, ViewerLink, high_bitrate, low_bitrate
 from .source import Resilient
 
 logger = logging.getLogger(__name__)
@@ -264,6 +264,8 @@ class VideoFanout(Fanout):
         """When viewers move between rungs (tests shorten its timings)."""
         self.high_bitrate = cfg.bitrate
         """The high rung's bitrate now."""
+        self.low_bitrate = cfg.low_bitrate
+        """The low rung's bitrate now."""
         self._bitrate_at = 0.0
         self.rung_switches = 0
         """Viewers moved between rungs."""
@@ -314,6 +316,7 @@ class VideoFanout(Fanout):
         if now - self._bitrate_at >= BITRATE_INTERVAL:
             self._bitrate_at = now
             self.high_bitrate = high_bitrate([t.link for t in tracks], cfg=self._cfg)
+            self.low_bitrate = low_bitrate([t.link for t in tracks], cfg=self._cfg)
 
     def _size(self, rung: Rung) -> tuple[int, int]:
         width, height = output_size(self._cfg)
@@ -345,7 +348,7 @@ class VideoFanout(Fanout):
                 )
                 for key in wanted:
                     codec, rung = key
-                    bitrate = self.high_bitrate if rung == "high" else self._cfg.low_bitrate
+                    bitrate = self.high_bitrate if rung == "high" else self.low_bitrate
                     if key not in encoders:
                         width, height = self._size(rung)
                         encoders[key] = await asyncio.to_thread(
@@ -393,4 +396,5 @@ class VideoFanout(Fanout):
             "viewers_low": sum(t.rung == "low" for t in tracks),
             "rung_switches": self.rung_switches,
             "high_bitrate": self.high_bitrate,
+            "low_bitrate": self.low_bitrate,
         }

@@ -189,18 +189,45 @@ class RungPolicy:
 def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
     """The high rung's bitrate: what the weakest viewer on it carries, within bounds.
 
-    ``headroom`` leaves room for audio and retransmissions.
+    ``headroom`` leaves room for retransmissions; REMB covers the whole connection, so
+    the audio's share (:data:`AUDIO_SHARE`) is taken off too.
 
     >>> from appliance.config import CameraConfig
     >>> cam = CameraConfig(bitrate=1_500_000, min_bitrate=600_000)
     >>> high_bitrate([ViewerLink(estimate=1_000_000), ViewerLink()], cfg=cam)
-    850000
+    786000
     >>> high_bitrate([ViewerLink(estimate=300_000)], cfg=cam)
     600000
     >>> high_bitrate([], cfg=cam)
     1500000
     """
-    estimates = [link.estimate for link in links if link.rung == "high" and link.estimate]
+    return _follow(links, "high", floor=cfg.min_bitrate, ceiling=cfg.bitrate, headroom=headroom)
+
+
+def low_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
+    """The low rung's bitrate: ``camera.low_bitrate``, less when a viewer on it carries
+    less (down to a third of it), so a weak link is not kept full.
+
+    >>> from appliance.config import CameraConfig
+    >>> cam = CameraConfig(low_bitrate=300_000)
+    >>> low_bitrate([ViewerLink(rung="low", estimate=330_000)], cfg=cam)
+    216500
+    >>> low_bitrate([ViewerLink(rung="low", estimate=2_000_000)], cfg=cam)
+    300000
+    """
+    floor = cfg.low_bitrate // 3
+    return _follow(links, "low", floor=floor, ceiling=cfg.low_bitrate, headroom=headroom)
+
+
+AUDIO_SHARE = 64_000
+"""Opus at 48 kbit/s plus its packet headers, in bit/s."""
+
+
+def _follow(
+    links: list[ViewerLink], rung: Rung, *, floor: int, ceiling: int, headroom: float
+) -> int:
+    estimates = [link.estimate for link in links if link.rung == rung and link.estimate]
     if not estimates:
-        return cfg.bitrate
-    return int(max(cfg.min_bitrate, min(cfg.bitrate, min(estimates) * headroom)))
+        return ceiling
+    budget = min(estimates) * headroom - AUDIO_SHARE
+    return int(max(floor, min(ceiling, budget)))
