@@ -25,6 +25,7 @@ APT_TEST += debootstrap                        # provisioning tests: Debian root
 APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots under emulation
 APT_TEST += git                                # provisioning tests: clone the checkout
 APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs  # VM tests (tests/vm): boot the appliance
+APT_TEST += coturn nftables iproute2             # network test bed (tests/net)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
 
 # One line per step; a step's output is kept in a log and shown only if it fails,

@@ -16,7 +16,7 @@ import sqlite3
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,11 +35,14 @@ from .http import (
 )
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
-from .metrics import Metrics
+from .metrics import Labels, Metrics
 from .rooms import Rooms
 from .signaling import Hub
 from .store import Store
 from .systemd import Notifier, run_watchdog
+
+if TYPE_CHECKING:
+    from .media.peer import StationPeers
 
 log = logging.getLogger(__name__)
 NOTIFIER = web.AppKey("notifier", Notifier)
@@ -189,6 +192,9 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         "Call-log writes that failed (the call went on)",
         lambda: float(station.store_errors),
     )
+    # adaptive quality: one sample per viewer of the station camera
+    for name, field_name, help_text in VIEWER_GAUGES:
+        metrics.labelled_gauge(name, help_text, _viewer_reader(peers, field_name))
     revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
     revalidation.cancel()
@@ -201,6 +207,28 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
     return lambda: float(media.counters().get(name, 0))
+
+
+VIEWER_GAUGES = (
+    ("viewer_low_rung", "rung", "1 while the viewer gets the low rung (weak link), else 0"),
+    ("viewer_estimated_bitrate", "estimated_bitrate", "Viewer's REMB estimate, bit/s"),
+    ("viewer_loss_ratio", "loss", "Viewer's smoothed packet loss (0..1)"),
+    ("viewer_rtt_seconds", "rtt", "Round-trip time to the viewer, s"),
+)
+
+
+def _viewer_reader(peers: StationPeers, field_name: str) -> Callable[[], dict[Labels, float]]:
+    def read() -> dict[Labels, float]:
+        samples: dict[Labels, float] = {}
+        for peer_id, stats in peers.stats()["peers"].items():
+            value = stats.get(field_name)
+            if field_name == "rung" and value is not None:
+                value = float(value == "low")
+            if value is not None:
+                samples[(("peer", peer_id),)] = float(value)
+        return samples
+
+    return read
 
 
 async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -352,3 +352,28 @@ async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
     assert station.app[STATION].state == "in-call" and station.app[STATION].live
     await caller1.close()
     await caller2.close()
+
+
+async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None:
+    """/api/metrics/ has one sample per station viewer: rung, REMB estimate, loss, RTT."""
+    _kiosk, guest, caller = await answered_call(station)
+    user = await station.user()
+    peer = f'{{peer="{guest.peer_id}"}}'
+    text = ""
+    for _ in range(100):  # receiver reports and REMB arrive within a few seconds
+        text = await (await user.get("/api/metrics/")).text()
+        if f"videostation_viewer_rtt_seconds{peer}" in text and (
+            f"videostation_viewer_estimated_bitrate{peer}" in text
+        ):
+            break
+        await asyncio.sleep(0.1)
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("videostation_viewer_") and peer in line
+    }
+    assert samples[f"videostation_viewer_low_rung{peer}"] == 0
+    assert samples[f"videostation_viewer_loss_ratio{peer}"] == 0
+    assert 0 < samples[f"videostation_viewer_rtt_seconds{peer}"] < 1
+    assert samples[f"videostation_viewer_estimated_bitrate{peer}"] > 50_000
+    await caller.close()
