@@ -19,6 +19,7 @@ from .vmimage import ARM64, VM
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.vm,
     pytest.mark.timeout(7200),
     pytest.mark.skipif(
         os.environ.get("VIDEOSTATION_VM_ARM64") != "1",
