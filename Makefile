@@ -101,7 +101,7 @@ typecheck-web: deps-test
 # The whole test suite, slow system tests included (CI runs this through .ci/run).
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
-	@echo "Running every test (about 25 minutes here, 10 once the caches under $(TEST_CACHE) are warm)…"
+	@echo "Running every test (about 60 minutes here cold, 35–40 once the caches under $(TEST_CACHE) are warm)…"
 	@$(BIN)/python -m pytest -q
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
