@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .auth import IssuedLink, Session
+from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http import (
     clear_session_cookie,
     field,
@@ -42,14 +42,16 @@ async def login(request: web.Request) -> web.Response:
     password = field(data, "password", str)
     auth = request.app[AUTH]
     config = request.app[CONFIG]
-    try:
-        # scrypt takes tens of milliseconds: keep it off the event loop.
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: auth.check_password(password, client=_client(request))
-        )
-    except errors.WrongPassword:
+    if not auth.password_set:
+        raise errors.PasswordNotSet()
+    # Counted on the event loop before hashing: parallel requests cannot slip past.
+    ticket = auth.limiter.attempt(_client(request))
+    # scrypt takes tens of milliseconds: keep it off the event loop.
+    ok = await asyncio.get_running_loop().run_in_executor(None, auth.password_matches, password)
+    if not ok:
         request.app[METRICS].inc("logins_total", result="failed")
-        raise
+        raise errors.WrongPassword()
+    auth.limiter.succeeded(_client(request), ticket)
     request.app[METRICS].inc("logins_total", result="ok")
     ttl = config.auth.session_ttl_seconds
     token = auth.issue_session(Session("user", None, "user"), ttl=ttl)
@@ -60,6 +62,13 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 async def logout(request: web.Request) -> web.Response:
+    try:
+        session: Session | None = session_of(request)
+    except errors.AuthError:
+        session = None
+    if session is not None:
+        request.app[AUTH].end_session(session)  # a copied cookie stops working too
+        await request.app[HUB].close_session(session.sid, "session_ended")
     response = web.json_response({"ok": True})
     clear_session_cookie(request, response)
     return response
@@ -93,12 +102,9 @@ async def kiosk(request: web.Request) -> web.Response:
     data = await json_body(request)
     key = field(data, "key", str)
     auth = request.app[AUTH]
-    auth.limiter.check(_client(request))
-    try:
-        session = auth.kiosk_session(key)
-    except errors.InvalidToken:
-        auth.limiter.failed(_client(request))
-        raise
+    ticket = auth.kiosk_limiter.attempt(_client(request))
+    session = auth.kiosk_session(key)
+    auth.kiosk_limiter.succeeded(_client(request), ticket)
     ttl = 10 * 365 * 24 * 3600  # the screen on the wall stays logged in
     response = web.json_response({"role": "kiosk", "room": session.room})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
@@ -213,9 +219,50 @@ async def generate_guest_link(request: web.Request) -> web.Response:
 
 @routes.post("/api/kiosk/guest-link")
 async def kiosk_guest_link(request: web.Request) -> web.Response:
+    """The invitation on the kiosk's screen: a short code at ``/j/<code>`` that lives
+    minutes, is not among the household's links, and replaces the previous one."""
     session = require(request, "kiosk")
     assert session.room is not None
-    return await _make_link(request, session.room)
+    code, link = request.app[AUTH].make_kiosk_code(session.room)
+    base = request.app[CONFIG].base_url
+    url = f"{base}/j/{code}"
+    # Upper case keeps the whole URL in the QR's compact alphanumeric mode.
+    qr_url = f"{base.upper()}/J/{code}" if _alphanumeric(base.upper()) else url
+    request.app[METRICS].inc("kiosk_codes_created_total")
+    return web.json_response(
+        {
+            "guest_url": url,
+            "guest_qr_code": qr.png_data_url(qr_url),
+            "guest_token": code,
+            "expires_at": link.expires_at - KIOSK_SESSION_TTL,
+            "jti": link.jti,
+            "label": "",
+            "max_uses": None,
+        },
+        status=201,
+    )
+
+
+def _alphanumeric(text: str) -> bool:
+    return all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
+
+
+@routes.get(r"/j/{code}")
+@routes.get(r"/J/{code}")
+async def kiosk_code(request: web.Request) -> web.Response:
+    """Someone scanned the kiosk's QR: set a guest session cookie, go to the room."""
+    auth = request.app[AUTH]
+    code = request.match_info["code"][:32]
+    try:
+        session = auth.redeem_kiosk_code(code, client=_client(request))
+    except errors.TooManyAttempts:
+        raise
+    except errors.InvalidToken:
+        raise web.HTTPSeeOther("/#/") from None
+    ttl = KIOSK_SESSION_TTL
+    response = web.HTTPSeeOther(f"/#/room/{session.room}")
+    set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
+    raise response
 
 
 @routes.get(r"/api/rooms/{room_id}/guest-links")
@@ -261,22 +308,43 @@ def _device(status: str, source: str) -> str:
 @routes.get("/api/health/")
 @routes.get("/api/health")
 async def health(request: web.Request) -> web.Response:
+    """Anonymous callers learn only ``status`` and ``version`` (not whether someone is
+    calling); users and the kiosk get the details and the reasons for ``degraded``."""
     app = request.app
     media = app[MEDIA].status()
-    database = "ok" if app[STORE].healthy() else "error"
+    store = app[STORE]
+    reasons: list[str] = []
+    if not store.healthy():
+        reasons.append("database: cannot read")
+    elif (problem := store.write_problem()) is not None:
+        reasons.append(f"database: cannot write ({problem})")
+    for device in ("camera", "microphone"):
+        if media.get(device, "").startswith("unavailable"):
+            reasons.append(f"{device}: {media[device]}")
+    if app[STATION].store_errors:
+        reasons.append(f"call log: {app[STATION].store_errors} write(s) failed")
+    status = "degraded" if reasons else "ok"
+    code = 503 if reasons and reasons[0].startswith("database") else 200
+    try:
+        session: Session | None = session_of(request)
+    except errors.AuthError:
+        session = None
+    if session is None or session.role == "guest":
+        return web.json_response({"status": status, "version": __version__}, status=code)
     hardware: dict[str, Any] = app[HARDWARE]
     body: dict[str, Any] = {
-        "status": "ok" if database == "ok" else "degraded",
+        "status": status,
+        "reasons": reasons,
         "version": __version__,
         "uptime_seconds": round(app[METRICS].uptime, 3),
         "camera": _device(media.get("camera", "unknown"), app[CONFIG].camera.source),
         "microphone": _device(media.get("microphone", "unknown"), app[CONFIG].microphone.source),
-        "database": database,
+        "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
         **hardware,
         "call": app[STATION].state,
         "password_set": app[AUTH].password_set,
     }
-    return web.json_response(body, status=200 if database == "ok" else 503)
+    return web.json_response(body, status=code)
 
 
 @routes.get("/api/metrics/")

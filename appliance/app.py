@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sqlite3
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,14 +24,25 @@ from . import api
 from .auth import Auth
 from .call import Station
 from .config import Config
-from .http import error_middleware, security_middleware, static_handler, web_root
+from .errors import StateDirUnusable
+from .http import (
+    KEEPALIVE_TIMEOUT_SECONDS,
+    StationRunner,
+    error_middleware,
+    security_middleware,
+    static_handler,
+    web_root,
+)
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
-from .metrics import Metrics
+from .metrics import Labels, Metrics
 from .rooms import Rooms
 from .signaling import Hub
 from .store import Store
 from .systemd import Notifier, run_watchdog
+
+if TYPE_CHECKING:
+    from .media.peer import StationPeers
 
 log = logging.getLogger(__name__)
 NOTIFIER = web.AppKey("notifier", Notifier)
@@ -38,7 +52,7 @@ PIN_FACTORY = web.AppKey("pin_factory", object)
 def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Application:
     """Build the service. ``pin_factory``: a gpiozero pin factory (MockFactory in tests)."""
     app = web.Application(
-        middlewares=[error_middleware, security_middleware],
+        middlewares=[security_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
@@ -76,17 +90,25 @@ async def _ws(request: web.Request) -> web.StreamResponse:
 async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     state_dir = config.state_path
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(state_dir / "station.db")
-    store.ensure_station_room(config.station.room_id, config.station.name)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = Store(state_dir / "station.db")
+        store.ensure_station_room(config.station.room_id, config.station.name)
+        closed = store.close_open_calls()
+        app[AUTH] = Auth(
+            store,
+            state_dir,
+            station_room=config.station.room_id,
+            login_attempts=config.auth.login_attempts,
+            login_window=config.auth.login_window_seconds,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise StateDirUnusable(
+            f"the state dir {state_dir} is not usable ({exc}); it must be writable"
+        ) from exc
+    if closed:
+        log.info("closed %d call(s) left open by a crash", closed)
     app[STORE] = store
-    app[AUTH] = Auth(
-        store,
-        state_dir,
-        station_room=config.station.room_id,
-        login_attempts=config.auth.login_attempts,
-        login_window=config.auth.login_window_seconds,
-    )
     app[ROOMS] = Rooms(max_remotes=config.call.max_remote_participants)
     metrics = app[METRICS]
     rooms = app[ROOMS]
@@ -133,7 +155,12 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     station_ref.append(station)
     app[STATION] = station
     hub = Hub(
-        config=config, store=app[STORE], rooms=app[ROOMS], station=station, metrics=app[METRICS]
+        config=config,
+        store=app[STORE],
+        rooms=app[ROOMS],
+        station=station,
+        metrics=app[METRICS],
+        auth=app[AUTH],
     )
     hub_ref.append(hub)
     app[HUB] = hub
@@ -160,7 +187,19 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     for name in media.counters():
         metrics.gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
+    metrics.gauge(
+        "call_log_write_failures",
+        "Call-log writes that failed (the call went on)",
+        lambda: float(station.store_errors),
+    )
+    # adaptive quality: one sample per viewer of the station camera
+    for name, field_name, help_text in VIEWER_GAUGES:
+        metrics.labelled_gauge(name, help_text, _viewer_reader(peers, field_name))
+    revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
+    revalidation.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await revalidation
     await station.close()
     await peers.close_all()
     await media.close()
@@ -168,6 +207,28 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
     return lambda: float(media.counters().get(name, 0))
+
+
+VIEWER_GAUGES = (
+    ("viewer_low_rung", "rung", "1 while the viewer gets the low rung (weak link), else 0"),
+    ("viewer_estimated_bitrate", "estimated_bitrate", "Viewer's REMB estimate, bit/s"),
+    ("viewer_loss_ratio", "loss", "Viewer's smoothed packet loss (0..1)"),
+    ("viewer_rtt_seconds", "rtt", "Round-trip time to the viewer, s"),
+)
+
+
+def _viewer_reader(peers: StationPeers, field_name: str) -> Callable[[], dict[Labels, float]]:
+    def read() -> dict[Labels, float]:
+        samples: dict[Labels, float] = {}
+        for peer_id, stats in peers.stats()["peers"].items():
+            value = stats.get(field_name)
+            if field_name == "rung" and value is not None:
+                value = float(value == "low")
+            if value is not None:
+                samples[(("peer", peer_id),)] = float(value)
+        return samples
+
+    return read
 
 
 async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -242,10 +303,23 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+# Test-only hook, off unless the environment sets it (the VM tests do, in a drop-in):
+# SIGUSR2 then blocks the event loop, so the watchdog pings stop and systemd must
+# kill and restart the service. Without it, SIGUSR2 keeps its default (terminate).
+TEST_HOOKS_ENV = "VIDEOSTATION_TEST_HOOKS"
+
+
+def _block_event_loop() -> None:
+    log.warning("test hook: blocking the event loop (SIGUSR2)")
+    time.sleep(3600)
+
+
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT: listen, notify READY=1, then shut down cleanly."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = StationRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -262,6 +336,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if os.environ.get(TEST_HOOKS_ENV) == "1":
+        loop.add_signal_handler(signal.SIGUSR2, _block_event_loop)
     notifier = app[NOTIFIER]
     notifier.ready()
     notifier.status(app[STATION].status_line())

@@ -14,6 +14,7 @@ session epoch, which logs every user out everywhere.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -48,6 +49,17 @@ SESSION_AUDIENCE = "vs:session"
 LEEWAY_SECONDS = 5
 SESSION_COOKIE = "vs_session"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""Kiosk invitation codes: no 0/O, 1/I/L; all in the QR's alphanumeric mode."""
+CODE_LENGTH = 10
+"""31**10 ≈ 2**49.5 codes; guessing is also rate-limited per address."""
+KIOSK_CODE_TTL = 600
+"""A code on the kiosk's screen works for ten minutes (the kiosk shows a new one
+before that)."""
+KIOSK_CODE_GRACE = 60
+"""An earlier code keeps working this long after a new one is made (mid-scan)."""
+KIOSK_SESSION_TTL = 4 * 3600
+"""A guest session from a kiosk code lasts this long."""
 
 
 def write_secret_file(path: Path, nbytes: int = 32) -> str:
@@ -104,6 +116,12 @@ class Session:
     """Who: "user", "kiosk" or the guest link's jti."""
     label: str = ""
     """For guests: who the link was made for."""
+    sid: str = ""
+    """The session's own id (its cookie's jti): one joined peer per session."""
+    expires_at: float = 0
+    """Unix time the cookie expires (0: not from a cookie)."""
+    epoch: int = 0
+    """For users: the password epoch the session was issued in."""
 
     def may_enter(self, room_id: str) -> bool:
         return self.role == "user" or self.room == room_id
@@ -136,14 +154,30 @@ class LoginLimiter:
             retry = max(1, int(failures[0] + self.window - now) + 1)
             raise TooManyAttempts(retry, f"Too many failed logins; try again in {retry} s.")
 
-    def failed(self, client: str) -> None:
-        self._recent(client, time.monotonic()).append(time.monotonic())
+    def attempt(self, client: str) -> float:
+        """Count an attempt *before* checking the secret, so parallel requests cannot
+        all pass the check before the first failure is recorded. Returns a ticket for
+        :meth:`succeeded`. Raises TooManyAttempts."""
+        self.check(client)
+        ticket = time.monotonic()
+        self._recent(client, ticket).append(ticket)
         if len(self._failures) > 10_000:  # bound memory under a spray from many addresses
             for key in list(self._failures)[:5000]:
                 del self._failures[key]
+        return ticket
 
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+    def failed(self, client: str) -> None:
+        self.attempt(client)
+
+    def succeeded(self, client: str, ticket: float | None = None) -> None:
+        """The secret was right: forget this attempt (or all of the client's)."""
+        if ticket is None:
+            self._failures.pop(client, None)
+            return
+        failures = self._failures.get(client)
+        if failures is not None:
+            with contextlib.suppress(ValueError):
+                failures.remove(ticket)
 
 
 class Auth:
@@ -170,6 +204,11 @@ class Auth:
         self._secret = write_secret_file(state_dir / "secret.key", 48)
         self.kiosk_key = write_secret_file(state_dir / "kiosk.key", 32)
         self.limiter = LoginLimiter(attempts=login_attempts, window=login_window)
+        self.kiosk_limiter = LoginLimiter(attempts=login_attempts * 4, window=login_window)
+        """Wrong kiosk keys: apart from the password's, so a password guesser on the
+        station's own address cannot lock the screen out."""
+        self.code_limiter = LoginLimiter(attempts=20, window=login_window)
+        """Wrong kiosk invitation codes per address."""
 
     # -- password ---------------------------------------------------------------------
 
@@ -185,14 +224,21 @@ class Auth:
         return self.store.get_setting("password_hash") is not None
 
     def check_password(self, password: str, *, client: str) -> None:
-        self.limiter.check(client)
         stored = self.store.get_setting("password_hash")
         if stored is None:
             raise PasswordNotSet()
+        ticket = self.limiter.attempt(client)
         if not verify_password(password, stored):
-            self.limiter.failed(client)
             raise WrongPassword()
-        self.limiter.succeeded(client)
+        self.limiter.succeeded(client, ticket)
+
+    def password_matches(self, password: str) -> bool:
+        """The scrypt check alone (slow: run it off the event loop, after counting the
+        attempt with ``limiter.attempt``)."""
+        stored = self.store.get_setting("password_hash")
+        if stored is None:
+            raise PasswordNotSet()
+        return verify_password(password, stored)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -222,19 +268,38 @@ class Auth:
         role = claims.get("role")
         if role not in ("user", "guest", "kiosk"):
             raise InvalidToken("Unknown role in session.")
-        if role == "user" and claims.get("epoch") != self._epoch():
-            raise NotAuthenticated("Your session has ended; log in again.")
-        if role == "guest":
-            link = self.store_link(str(claims["sub"]))
-            if link is None or link.revoked:
-                raise GuestLinkRevoked()
         room = claims.get("room")
-        return Session(
+        epoch = claims.get("epoch")
+        session = Session(
             role,
             room if isinstance(room, str) else None,
             str(claims["sub"]),
             str(claims.get("label") or ""),
+            sid=str(claims["jti"]),
+            expires_at=float(claims["exp"]),
+            epoch=epoch if isinstance(epoch, int) else 0,
         )
+        self.revalidate(session)
+        return session
+
+    def revalidate(self, session: Session) -> None:
+        """Raise if ``session`` no longer holds: logged out, expired, its guest link
+        revoked, or (for users) the password changed since. Checked at the upgrade, on
+        ``join`` and periodically for every open socket."""
+        if session.expires_at and session.expires_at + LEEWAY_SECONDS < time.time():
+            raise TokenExpired("Your session has expired.")
+        if session.sid and self.store.session_ended(session.sid):
+            raise NotAuthenticated("Your session has ended; log in again.")
+        if session.role == "user" and session.epoch != self._epoch():
+            raise NotAuthenticated("Your session has ended; log in again.")
+        if session.role == "guest":
+            link = self.store_link(session.subject)
+            if link is None or link.revoked:
+                raise GuestLinkRevoked()
+
+    def end_session(self, session: Session) -> None:
+        if session.sid:
+            self.store.end_session(session.sid, session.expires_at or time.time() + 86400)
 
     def store_link(self, jti: str) -> GuestLink | None:
         try:
@@ -295,6 +360,35 @@ class Auth:
                 GuestLinkRevoked() if self.store.get_guest_link(jti).revoked else GuestLinkUsedUp()
             )
         return Session("guest", used.room_id, jti, used.label)
+
+    # -- kiosk invitation codes --------------------------------------------------------
+
+    def make_kiosk_code(self, room_id: str) -> tuple[str, GuestLink]:
+        """A short code for the kiosk's QR; earlier ones stop working after the grace."""
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        now = time.time()
+        link = self.store.add_kiosk_code(
+            jti="k" + secrets.token_urlsafe(12),
+            room_id=room_id,
+            code=code,
+            code_expires_at=now + KIOSK_CODE_TTL,
+            expires_at=now + KIOSK_CODE_TTL + KIOSK_SESSION_TTL,
+            grace=KIOSK_CODE_GRACE,
+        )
+        return code, link
+
+    def redeem_kiosk_code(self, code: str, *, client: str) -> Session:
+        """The guest session for a live kiosk code (case-insensitive). Failed guesses
+        are limited per address."""
+        ticket = self.code_limiter.attempt(client)
+        normal = code.strip().upper()
+        link = None
+        if len(normal) == CODE_LENGTH and all(c in CODE_ALPHABET for c in normal):
+            link = self.store.kiosk_code_link(normal)
+        if link is None:
+            raise InvalidToken("This code is not valid (any more).")
+        self.code_limiter.succeeded(client, ticket)
+        return Session("guest", link.room_id, link.jti, "")
 
     # -- tokens -----------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal, Protocol
 
-from .errors import CallStateError, Forbidden
-from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message, connect_to_station
+from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 State = Literal["idle", "ringing", "in-call"]
 Ended = Literal["hangup", "declined", "missed", "cancelled"]
 Observer = Callable[[dict[str, Any]], None]
+Evict = Callable[[Peer, str], Coroutine[Any, Any, None]]
 
 
 class MediaPeers(Protocol):
@@ -69,6 +70,8 @@ class Station:
         self.state: State = "idle"
         self.callers: list[Peer] = []
         self.in_call: list[Peer] = []
+        self.knocking: list[Peer] = []
+        """Guests who came while a call ran: nothing flows to or from them until let in."""
         self.since = time.time()
         self.ring_timeout_at: float | None = None
         self.auto_answer_at: float | None = None
@@ -79,6 +82,10 @@ class Station:
         self._auto: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self.evict: Evict | None = None
+        """Set by the signaling hub: says ``bye`` to a peer and closes its socket."""
+        self.store_errors = 0
+        """Call-log writes that failed (disk full, read-only): the call went on anyway."""
 
     # -- views ------------------------------------------------------------------------
 
@@ -91,6 +98,7 @@ class Station:
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
             "in_call": [{"id": p.id, "name": p.name} for p in self.in_call],
+            "knocking": [{"id": p.id, "name": p.name} for p in self.knocking],
             "live": self.live,
             "since": self.since,
             "ring_timeout_at": self.ring_timeout_at,
@@ -134,7 +142,10 @@ class Station:
 
     async def remote_left(self, peer: Peer) -> None:
         async with self._lock:
-            if peer in self.callers:
+            if peer in self.knocking:
+                self.knocking.remove(peer)
+                await self._changed()
+            elif peer in self.callers:
                 self.callers.remove(peer)
                 if not self.callers:
                     await self._end("cancelled", outcome="missed")
@@ -154,15 +165,32 @@ class Station:
             await self._changed()
 
     async def signal(self, sender: Peer, payload: dict[str, Any]) -> None:
-        """A browser's signaling message for the station peer."""
-        if sender not in self.in_call and sender is not self.rooms.screen(self.room):
-            raise CallStateError("The station is not in a call with you.")
-        await self.media.handle_signal(sender.id, payload)
+        """A browser's signaling message for the station peer.
+
+        Handled under the call lock, so a ``restart`` cannot open a fresh station
+        connection while a hang-up is closing them all."""
+        async with self._lock:
+            if not self._connected_to_station(sender):
+                raise NotConnected("The station is not in a call with you.")
+            await self.media.handle_signal(sender.id, payload)
+            if not self._connected_to_station(sender):  # the call ended meanwhile
+                await self.media.close(sender.id)
+
+    def _connected_to_station(self, peer: Peer) -> bool:
+        if self.state != "in-call":
+            return False
+        return peer in self.in_call or peer is self.rooms.screen(self.room)
 
     # -- actions ----------------------------------------------------------------------
 
-    async def action(self, sender: Peer, action: str) -> None:
-        """A `call` message from a browser in the station room."""
+    async def action(self, sender: Peer, action: str, target: str | None = None) -> None:
+        """A `call` message from a browser in the station room (``target``: the
+        knocking peer of ``admit``/``refuse``)."""
+        if action in ("admit", "refuse"):
+            if sender.kind != "screen":
+                raise Forbidden("Only the station lets people in.")
+            await self.answer_knock(target, admit=action == "admit")
+            return
         if sender.kind == "screen":
             if action not in ("answer", "decline", "hangup"):
                 raise Forbidden("The kiosk answers, declines or hangs up.")
@@ -172,11 +200,14 @@ class Station:
             raise Forbidden()
         async with self._lock:
             if action == "ring":
-                if sender in self.callers or sender in self.in_call:
+                if sender in self.callers or sender in self.in_call or sender in self.knocking:
                     raise CallStateError("You are already calling.")
                 await self._ring(sender)
             elif action == "hangup":
-                if sender in self.callers:
+                if sender in self.knocking:
+                    self.knocking.remove(sender)
+                    await self._changed()
+                elif sender in self.callers:
                     self.callers.remove(sender)
                     if not self.callers:
                         await self._end("cancelled", outcome="missed")
@@ -210,8 +241,35 @@ class Station:
             else:
                 raise Forbidden("The station cannot do that.")
 
+    async def answer_knock(self, peer_id: str | None, *, admit: bool) -> None:
+        """The kiosk lets a knocking guest in, or sends it away (``bye`` ``refused``)."""
+        async with self._lock:
+            if self.state != "in-call":
+                raise CallStateError("Nobody knocks outside a call.")
+            peer = next((p for p in self.knocking if p.id == peer_id), None)
+            if peer is None:
+                raise UnknownPeer(f"No one knocking with id {str(peer_id)[:64]!r}.")
+            self.knocking.remove(peer)
+            if admit:
+                log.info("let in", extra={"room_id": self.room, "peer_id": peer.id})
+                self.in_call.append(peer)
+                await self._changed()
+                await self._connect_remote(peer)
+                return
+            log.info("refused", extra={"room_id": self.room, "peer_id": peer.id})
+            await self._changed()
+            self._spawn_evict(peer, "refused")
+
+    def _spawn_evict(self, peer: Peer, reason: str) -> None:
+        """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
+        if self.evict is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.evict(peer, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def button_pressed(self) -> None:
-        """Short press: answer a ring, otherwise nothing."""
+        """Short press: answer a ring, otherwise nothing (it never lets a knocker in)."""
         with contextlib.suppress(CallStateError):
             await self.local_action("answer")
 
@@ -224,9 +282,14 @@ class Station:
 
     async def _ring(self, peer: Peer) -> None:
         if self.state == "in-call":
-            self.in_call.append(peer)
-            await self._changed()
-            await self._connect_remote(peer)
+            if peer.role == "user":  # the household joins at once; the kiosk announces it
+                self.in_call.append(peer)
+                await self._changed()
+                await self._connect_remote(peer)
+            else:
+                log.info("knocking", extra={"room_id": self.room, "peer_id": peer.id})
+                self.knocking.append(peer)
+                await self._changed()
             return
         self.callers.append(peer)
         if self.state == "idle":
@@ -234,9 +297,9 @@ class Station:
             self.since = time.time()
             self.ended = None
             self.ring_timeout_at = self.since + self.ring_timeout
-            self._call_id = self.store.call_started(self.room, peer.name)
             self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
             log.info("ringing", extra={"room_id": self.room, "peer_id": peer.id})
+            self._call_id = self._record(self.store.call_started, self.room, peer.name)
         if self.auto_answer and peer.role == "user" and self._auto is None:
             self.auto_answer_at = time.time() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")
@@ -270,7 +333,7 @@ class Station:
         self.since = time.time()
         self.in_call, self.callers = self.callers, []
         if self._call_id is not None:
-            self.store.call_answered(self._call_id)
+            self._record(self.store.call_answered, self._call_id)
         log.info("answered", extra={"room_id": self.room})
         screen = self.rooms.screen(self.room)
         viewers: list[tuple[str, bool]] = []  # (peer id, with audio)
@@ -298,8 +361,7 @@ class Station:
         """A kiosk screen that (re)appears during a call: preview and every caller."""
         await screen.send(connect_to_station())
         for peer in self.in_call:
-            await screen.send(connect_message(screen, peer, send=False))
-            await peer.send(connect_message(peer, screen, send=True))
+            await self.rooms.pair(screen, peer)
         await self._open_media([(screen.id, False)])
         await self._changed()
 
@@ -313,15 +375,14 @@ class Station:
         await peer.send(connect_to_station())
         screen = self.rooms.screen(self.room)
         if screen is not None:
-            await peer.send(connect_message(peer, screen, send=True))
-            await screen.send(connect_message(screen, peer, send=False))
+            await self.rooms.pair(peer, screen)
         for other in others:
             if other is not peer:
-                await peer.send(connect_message(peer, other, send=True))
-                await other.send(connect_message(other, peer, send=True))
+                await self.rooms.pair(peer, other)
 
     async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
         self.in_call.remove(peer)
+        self.rooms.unpair(peer.id)
         await self.media.close(peer.id)
         screen = self.rooms.screen(self.room)
         others = [*self.in_call, *([screen] if screen else [])]
@@ -336,35 +397,62 @@ class Station:
         else:
             await self._changed()
 
-    async def _end(self, why: Ended, *, outcome: str | None = None) -> None:
+    async def _end(
+        self, why: Ended, *, outcome: str | None = None, ring_knockers: bool = True
+    ) -> None:
+        """Back to idle. The state is reset first and the station's media closed in
+        ``finally``: a failing send or call-log write can never leave a call open."""
         self._cancel_timers()
-        was_in_call = list(self.in_call)
+        was_state, was_in_call, call_id = self.state, list(self.in_call), self._call_id
+        knocking = list(self.knocking)
         screen = self.rooms.screen(self.room)
-        await self.media.close_all()
-        for peer in was_in_call:
-            await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
-            for other in [*was_in_call, *([screen] if screen else [])]:
-                if other is not peer:
-                    await peer.send({"type": "disconnect", "peer_id": other.id})
-            if screen is not None:
-                await screen.send({"type": "disconnect", "peer_id": peer.id})
-        if screen is not None and self.state == "in-call":
-            await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
-        if self._call_id is not None:
-            self.store.call_ended(self._call_id, outcome)
-            self._call_id = None
-        log.info("call ended: %s", why, extra={"room_id": self.room})
         self.state = "idle"
-        self.callers = []
-        self.in_call = []
+        self.callers, self.in_call, self.knocking = [], [], []
+        self._call_id = None
         self.since = time.time()
         self.ended = why
-        await self._changed()
+        for peer in was_in_call:
+            self.rooms.unpair(peer.id)
+        try:
+            await self.media.close_all()
+        finally:
+            try:
+                for peer in was_in_call:
+                    await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                    for other in [*was_in_call, *([screen] if screen else [])]:
+                        if other is not peer:
+                            await peer.send({"type": "disconnect", "peer_id": other.id})
+                    if screen is not None:
+                        await screen.send({"type": "disconnect", "peer_id": peer.id})
+                if screen is not None and was_state == "in-call":
+                    await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+            finally:
+                if call_id is not None:
+                    self._record(self.store.call_ended, call_id, outcome)
+                log.info("call ended: %s", why, extra={"room_id": self.room})
+                await self._changed()
+        # People who knocked during the call now ring the station themselves.
+        for peer in knocking if ring_knockers else ():
+            if any(p is peer for p in self.rooms.peers(self.room)):
+                await self._ring(peer)
+
+    def _record(self, write: Callable[..., Any], *args: Any) -> Any:
+        """A call-log write that must not stop the call (disk full, read-only card)."""
+        try:
+            return write(*args)
+        except Exception as exc:
+            self.store_errors += 1
+            log.error("call log not written: %s", exc, extra={"room_id": self.room})
+            return None
 
     async def close(self) -> None:
         """Shut down: end any call (logged), close every media peer."""
         async with self._lock:
             if self.state != "idle":
-                await self._end("hangup", outcome="missed" if self.state == "ringing" else None)
+                await self._end(
+                    "hangup",
+                    outcome="missed" if self.state == "ringing" else None,
+                    ring_knockers=False,
+                )
             self._cancel_timers()
             await self.media.close_all()

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import __version__, qr
 from .config import Config, load
-from .errors import ConfigError
+from .errors import ConfigError, VideoStationError
 
 log = logging.getLogger("appliance")
 
@@ -124,6 +124,9 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     setup_logging(level=getattr(logging, args.log_level))
     try:
         asyncio.run(serve(config))
+    except VideoStationError as exc:
+        print(f"videostation: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"videostation: cannot listen on {config.server.host}:{config.server.port}: "

@@ -99,7 +99,18 @@ class CameraConfig:
     fps: int = 30
     """Frames per second."""
     bitrate: int = 1_500_000
-    """Target video bitrate in bit/s."""
+    """Highest video bitrate in bit/s (the high rung, while every viewer on it can take it)."""
+    min_bitrate: int = 600_000
+    """Lowest bitrate of the high rung: a viewer whose link carries less moves to the low rung."""
+    low_width: int = 640
+    """Width of the low rung, encoded only while some viewer on a weak link needs it
+    (at the camera's aspect ratio, never larger than the camera)."""
+    low_height: int = 360
+    """Height of the low rung."""
+    low_bitrate: int = 300_000
+    """Bitrate of the low rung in bit/s."""
+    adaptive: bool = True
+    """Follow each viewer's link (REMB, loss); false: everybody gets the high rung."""
     rotation: int = 0
     """Rotate the picture by 0, 90, 180 or 270 degrees."""
 
@@ -223,6 +234,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "camera.height": (16, 4096),
     "camera.fps": (1, 120),
     "camera.bitrate": (50_000, 50_000_000),
+    "camera.min_bitrate": (50_000, 50_000_000),
+    "camera.low_width": (16, 4096),
+    "camera.low_height": (16, 4096),
+    "camera.low_bitrate": (30_000, 50_000_000),
     "call.ring_timeout_seconds": (1, 3600),
     "call.auto_answer_delay_seconds": (0, 120),
     "call.max_remote_participants": (1, 16),
@@ -313,6 +328,12 @@ def _check(config: Config) -> None:
     if config.camera.rotation not in (0, 90, 180, 270):
         raise ConfigError(
             f"camera.rotation: expected 0, 90, 180 or 270, got {config.camera.rotation!r}"
+        )
+    cam = config.camera
+    if not cam.low_bitrate < cam.min_bitrate <= cam.bitrate:
+        raise ConfigError(
+            "camera.min_bitrate: expected camera.low_bitrate < camera.min_bitrate <= "
+            f"camera.bitrate, got {cam.low_bitrate} / {cam.min_bitrate} / {cam.bitrate}"
         )
     room = config.station.room_id
     if not room or len(room) > 64 or not all(c.isalnum() or c in "-_" for c in room):

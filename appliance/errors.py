@@ -35,6 +35,12 @@ class ConfigError(VideoStationError, ValueError):
 # --- request validation ------------------------------------------------------------
 
 
+class StateDirUnusable(ConfigError):
+    """The state dir (database, keys) cannot be created or written."""
+
+    code = "state_dir_unusable"
+
+
 class RequestError(VideoStationError, ValueError):
     """The request is malformed."""
 
@@ -137,6 +143,13 @@ class PasswordNotSet(AuthError):
 
     status = 503
     code = "password_not_set"
+
+
+class TooManySockets(VideoStationError):
+    """One session opened too many WebSockets."""
+
+    status = 429
+    code = "too_many_sockets"
 
 
 class TooManyAttempts(AuthError):
@@ -247,6 +260,12 @@ class UnknownPeer(SignalingError, LookupError):
 
     status = 404
     code = "unknown_peer"
+
+
+class NotConnected(SignalingError, PermissionError):
+    """Signaling between two peers the call has not connected (no ``connect`` sent)."""
+
+    code = "not_connected"
 
 
 class RoomFull(SignalingError):

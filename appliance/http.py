@@ -3,6 +3,7 @@ check, session cookies, request bodies and the static PWA."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import mimetypes
@@ -12,10 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from . import errors
 from .auth import SESSION_COOKIE, Session
 from .keys import AUTH, CONFIG, METRICS
+from .protocol import encodes_as_utf8
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,13 +87,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Origin check on state-changing requests; security headers on every answer."""
-    if request.method not in SAFE_METHODS:
-        check_origin(request)
-    response = await handler(request)
+    """Origin check on state-changing requests; security headers on every answer,
+    errors included (this middleware runs outside the error middleware)."""
+    try:
+        if request.method not in SAFE_METHODS:
+            check_origin(request)
+        response = await handler(request)
+    except errors.VideoStationError as exc:  # the Origin check
+        response = json_error(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        secure_headers(request, exc.headers)
+        raise
     if response.prepared:  # a WebSocket: its headers went out with the upgrade
         return response
-    headers = response.headers
+    secure_headers(request, response.headers)
+    return response
+
+
+def secure_headers(request: web.Request, headers: Any) -> None:
+    """CSP, nosniff, framing and referrer policy; ``no-store`` on every API answer."""
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
@@ -99,7 +116,6 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         headers.setdefault("Cache-Control", "no-store")
     if request.secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    return response
 
 
 def allowed_origins(request: web.Request) -> set[str]:
@@ -158,9 +174,15 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
     limit = request.app[CONFIG].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    # Read to the end: a body may arrive in several TCP segments.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    raw = b"".join(chunks)
     if not raw.strip():
         if optional:
             return {}
@@ -171,6 +193,8 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
         raise errors.InvalidJSON("The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise errors.ValidationError("The body must be a JSON object.")
+    if not encodes_as_utf8(data):
+        raise errors.ValidationError("Text must be valid Unicode (no lone surrogates).")
     return data
 
 
@@ -229,3 +253,96 @@ def static_handler(root: Path) -> Handler:
         return response
 
     return serve
+
+
+# -- connections -----------------------------------------------------------------------
+
+HEADER_TIMEOUT_SECONDS = 10.0
+"""A connection that has not sent one complete request head by then is closed."""
+KEEPALIVE_TIMEOUT_SECONDS = 15.0
+"""An idle keep-alive connection is closed after this."""
+MAX_CONNECTIONS_PER_ADDRESS = 256
+"""Open connections from one address (slowloris); the kiosk and a household's phones
+need a few each. Keep ``LimitNOFILE=`` in the unit well above this."""
+
+
+class StationRequestHandler(RequestHandler):
+    """aiohttp's connection handler with the station's limits: a deadline for the
+    first request head, a cap on connections per address, and malformed requests
+    answered with security headers and logged as one INFO line without header values
+    (aiohttp logs an ERROR traceback that can carry a session cookie)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if peer else "?"
+        counts: dict[str, int] = getattr(self._manager, "per_address", {})
+        if counts.get(self._address, 0) >= MAX_CONNECTIONS_PER_ADDRESS:
+            log.info("too many connections from %s: refused", self._address)
+            self._counted = False
+            transport.close()
+            return
+        counts[self._address] = counts.get(self._address, 0) + 1
+        self._counted = True
+        self._head_deadline = asyncio.get_running_loop().call_later(
+            HEADER_TIMEOUT_SECONDS, self._head_timeout
+        )
+
+    def _head_timeout(self) -> None:
+        if self._request_count == 0 and self.transport is not None:
+            log.info("no request head from %s in time: closed", self._address)
+            self.transport.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            counts: dict[str, int] = getattr(self._manager, "per_address", {})
+            left = counts.get(self._address, 1) - 1
+            if left > 0:
+                counts[self._address] = left
+            else:
+                counts.pop(self._address, None)
+        deadline = getattr(self, "_head_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, HttpProcessingError):
+            log.info("malformed HTTP request from %s: %s", request.remote, type(exc).__name__)
+            if request.writer.output_size > 0:
+                raise ConnectionError("response already sent")
+            response: web.StreamResponse = web.json_response(
+                error_body("bad_request", "Malformed HTTP request."), status=status
+            )
+            response.force_close()
+        else:
+            response = super().handle_error(request, status, exc, message)
+        response.headers["Cache-Control"] = "no-store"
+        secure_headers(request, response.headers)  # type: ignore[arg-type]
+        return response
+
+
+class StationServer(web.Server):
+    """Makes :class:`StationRequestHandler` s and counts connections per address."""
+
+    per_address: dict[str, int]
+
+    def __call__(self) -> RequestHandler:
+        return StationRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class StationRunner(web.AppRunner):
+    """``web.AppRunner`` whose server applies the station's connection limits."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = StationServer  # same state, our handler class
+        server.per_address = {}  # type: ignore[attr-defined]
+        return server

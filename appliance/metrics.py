@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Gauge = Callable[[], float]
+Labels = tuple[tuple[str, str], ...]
+LabelledGauge = Callable[[], dict[Labels, float]]
 
 
 @dataclass(slots=True)
@@ -23,6 +25,7 @@ class Metrics:
     _counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
     _help: dict[str, str] = field(default_factory=dict)
     _gauges: dict[str, tuple[str, Gauge]] = field(default_factory=dict)
+    _labelled: dict[str, tuple[str, LabelledGauge]] = field(default_factory=dict)
 
     def describe(self, name: str, help_text: str) -> None:
         self._help[name] = help_text
@@ -36,6 +39,13 @@ class Metrics:
 
     def gauge(self, name: str, help_text: str, read: Gauge) -> None:
         self._gauges[name] = (help_text, read)
+
+    def labelled_gauge(self, name: str, help_text: str, read: LabelledGauge) -> None:
+        """A gauge with one sample per label set, e.g. one per viewer::
+
+        metrics.labelled_gauge("viewer_loss", "Loss", lambda: {(("peer", "gA1"),): 0.03})
+        """
+        self._labelled[name] = (help_text, read)
 
     @property
     def uptime(self) -> float:
@@ -59,6 +69,11 @@ class Metrics:
         for name, (help_text, read) in sorted(gauges.items()):
             full = f"videostation_{name}"
             lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {read():g}"]
+        for name, (help_text, read_all) in sorted(self._labelled.items()):
+            full = f"videostation_{name}"
+            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge"]
+            for labels, value in sorted(read_all().items()):
+                lines.append(f"{full}{_labels(labels)} {value:g}")
         return "\n".join(lines) + "\n"
 
 

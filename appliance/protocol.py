@@ -16,8 +16,9 @@ from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 MAX_NAME_CHARS = 40
-CallAction = Literal["ring", "answer", "decline", "hangup"]
-CALL_ACTIONS: tuple[CallAction, ...] = ("ring", "answer", "decline", "hangup")
+MAX_CANDIDATE_CHARS = 1024
+CallAction = Literal["ring", "answer", "decline", "hangup", "admit", "refuse"]
+CALL_ACTIONS: tuple[CallAction, ...] = ("ring", "answer", "decline", "hangup", "admit", "refuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class Signal:
 @dataclass(frozen=True, slots=True)
 class Call:
     action: CallAction
+    peer: str | None = None
+    """For ``admit`` and ``refuse``: the knocking peer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ def _candidate(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("candidate", ""), str):
         raise MalformedMessage("'candidate' must be an RTCIceCandidateInit object or null.")
+    if len(value.get("candidate", "")) > MAX_CANDIDATE_CHARS:
+        raise MalformedMessage(f"'candidate' may have at most {MAX_CANDIDATE_CHARS} characters.")
     clean: dict[str, Any] = {"candidate": value.get("candidate", "")}
     mid = value.get("sdpMid")
     if mid is not None and not isinstance(mid, str):
@@ -125,6 +130,8 @@ def parse(frame: str | bytes) -> Message:
         raise MalformedMessage("The message is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise MalformedMessage("A message must be a JSON object.")
+    if not encodes_as_utf8(data):
+        raise MalformedMessage("Text must be valid Unicode (no lone surrogates).")
     kind = data.get("type")
     if not isinstance(kind, str):
         raise MalformedMessage("A message needs a string 'type'.")
@@ -158,6 +165,8 @@ def parse(frame: str | bytes) -> Message:
             action = data.get("action")
             if action not in CALL_ACTIONS:
                 raise MalformedMessage(f"'action' must be one of {', '.join(CALL_ACTIONS)}.")
+            if action in ("admit", "refuse"):
+                return Call(action, _str(data, "peer", max_len=64))
             return Call(action)
         case "media":
             return Media(_bool(data, "audio"), _bool(data, "video"))
@@ -166,6 +175,16 @@ def parse(frame: str | bytes) -> Message:
         case "ping":
             return Ping()
     raise UnknownMessageType(f"Unknown message type {kind[:40]!r}.")
+
+
+def encodes_as_utf8(data: Any) -> bool:
+    """False when a string in ``data`` cannot be UTF-8 (JSON's ``"\\ud800"`` escapes
+    decode to lone surrogates that would break logging, SQLite and every peer)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -107,6 +107,33 @@ class Rooms:
 
     max_remotes: int
     _rooms: dict[str, dict[str, Peer]] = field(default_factory=dict)
+    _pairs: dict[str, set[str]] = field(default_factory=dict)
+    """Peer id -> the peer ids it was told to ``connect`` to. Signaling between two
+    browsers is relayed only along these pairs."""
+
+    # -- pairs ------------------------------------------------------------------------
+
+    async def pair(self, a: Peer, b: Peer) -> None:
+        """Tell ``a`` and ``b`` to connect to each other and allow signaling between them.
+        A remote sends its camera and microphone; the screen only receives."""
+        self._pairs.setdefault(a.id, set()).add(b.id)
+        self._pairs.setdefault(b.id, set()).add(a.id)
+        await a.send(connect_message(a, b, send=a.kind == "remote"))
+        await b.send(connect_message(b, a, send=b.kind == "remote"))
+
+    def paired(self, a: str, b: str) -> bool:
+        return b in self._pairs.get(a, ())
+
+    def unpair(self, peer_id: str) -> None:
+        """Forget every pair of ``peer_id`` (it left the call or the room)."""
+        for other in self._pairs.pop(peer_id, set()):
+            partners = self._pairs.get(other)
+            if partners is not None:
+                partners.discard(peer_id)
+                if not partners:
+                    del self._pairs[other]
+
+    # -- membership -------------------------------------------------------------------
 
     def peers(self, room: str) -> list[Peer]:
         return list(self._rooms.get(room, {}).values())
@@ -139,6 +166,7 @@ class Rooms:
         if not members or members.get(peer.id) is not peer:
             return False
         del members[peer.id]
+        self.unpair(peer.id)
         if not members:
             del self._rooms[peer.room]
         return True

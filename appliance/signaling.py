@@ -17,12 +17,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import errors, protocol
-from .auth import Session
+from .auth import Auth, Session
 from .call import Station
 from .config import Config
 from .http import check_origin, session_of
 from .metrics import Metrics
-from .rooms import STATION_PEER_ID, Peer, Rooms, connect_message, new_peer_id
+from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,11 @@ RATE_BURST = 200.0
 FLOOD_CLOSE_AFTER = 100
 SEND_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
+MAX_SOCKETS_PER_SESSION = 4
+"""Open sockets one session may hold (a page reload briefly needs two)."""
+REVALIDATE_SECONDS = 10.0
+"""How often every open socket's session is checked again (revoked, expired, logout,
+password changed)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -72,14 +77,23 @@ class Hub:
     """
 
     def __init__(
-        self, *, config: Config, store: Store, rooms: Rooms, station: Station, metrics: Metrics
+        self,
+        *,
+        config: Config,
+        store: Store,
+        rooms: Rooms,
+        station: Station,
+        metrics: Metrics,
+        auth: Auth | None = None,
     ) -> None:
+        self.auth = auth
         self.config = config
         self.store = store
         self.rooms = rooms
         self.station = station
         self.metrics = metrics
         self.connections: set[Connection] = set()
+        station.evict = self._evict
 
     # -- the station peer's outgoing signals ------------------------------------------
 
@@ -101,6 +115,12 @@ class Hub:
         )
         if not ws.can_prepare(request).ok:
             raise errors.RequestError("This endpoint speaks WebSocket only.")
+        if session.sid and (
+            sum(c.session.sid == session.sid for c in self.connections) >= MAX_SOCKETS_PER_SESSION
+        ):
+            raise errors.TooManySockets(
+                f"At most {MAX_SOCKETS_PER_SESSION} open connections per session."
+            )
         await ws.prepare(request)
         conn = Connection(ws, session)
         self.connections.add(conn)
@@ -176,7 +196,7 @@ class Hub:
                 elif isinstance(message, protocol.Call):
                     if peer.room != self.station.room:
                         raise errors.CallStateError("This room has no station to call.")
-                    await self.station.action(peer, message.action)
+                    await self.station.action(peer, message.action, message.peer)
                 elif isinstance(message, protocol.Media):
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
@@ -197,6 +217,14 @@ class Hub:
             await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return
         session = conn.session
+        if self.auth is not None:
+            try:
+                self.auth.revalidate(session)
+            except errors.AuthError as exc:
+                await conn.send(protocol.error(exc.code, exc.message, "join"))
+                await conn.send({"type": "bye", "reason": _bye_reason(exc)})
+                await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
+                return
         room = self.store.get_room(join.room)
         if not session.may_enter(room.id):
             raise errors.Forbidden("Your link is for another room.")
@@ -208,6 +236,11 @@ class Hub:
             if old is not None:
                 await self._evict(old, "replaced")
         else:
+            # One joined peer per session: a newer socket (a reload, a second tab)
+            # replaces the older, so one link cannot fill every slot of the room.
+            for older in list(self.connections):
+                if older is not conn and older.peer and older.session.sid == session.sid:
+                    await self._evict(older.peer, "replaced")
             name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
             peer = Peer(new_peer_id(), room.id, name, session.role, "remote", conn.send)
         try:
@@ -243,8 +276,7 @@ class Hub:
                 await self.station.remote_joined(peer)
         else:
             for other in others:
-                await peer.send(connect_message(peer, other, send=True))
-                await other.send(connect_message(other, peer, send=True))
+                await self.rooms.pair(peer, other)
 
     async def _signal(self, peer: Peer, signal: protocol.Signal) -> None:
         if signal.to == STATION_PEER_ID and peer.room == self.station.room:
@@ -255,6 +287,8 @@ class Hub:
         target = self.rooms.get(peer.room, signal.to)
         if "restart" in signal.payload:
             raise errors.MalformedMessage("Only the station peer renegotiates on 'restart'.")
+        if not self.rooms.paired(peer.id, target.id):
+            raise errors.NotConnected("You are not connected to that peer.")
         await target.send({"type": "signal", "from": peer.id, **signal.payload})
 
     async def _depart(self, conn: Connection) -> None:
@@ -291,9 +325,44 @@ class Hub:
             await self._evict(peer, "room_deleted")
 
     async def close_guest(self, jti: str) -> None:
+        """A revoked link: every socket of its guests goes, joined or not."""
         for conn in list(self.connections):
-            if conn.session.role == "guest" and conn.session.subject == jti and conn.peer:
-                await self._evict(conn.peer, "revoked")
+            if conn.session.role == "guest" and conn.session.subject == jti:
+                await self._close(conn, "revoked")
+
+    async def close_session(self, sid: str, reason: str) -> None:
+        for conn in list(self.connections):
+            if conn.session.sid == sid:
+                await self._close(conn, reason)
+
+    async def _close(self, conn: Connection, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await conn.send({"type": "bye", "reason": reason})
+        await self._depart(conn)
+        await conn.ws.close(code=WSCloseCode.GOING_AWAY)
+
+    async def revalidate_all(self) -> int:
+        """Close every socket whose session no longer holds; returns how many."""
+        if self.auth is None:
+            return 0
+        closed = 0
+        for conn in list(self.connections):
+            try:
+                self.auth.revalidate(conn.session)
+            except errors.AuthError as exc:
+                closed += 1
+                log.info("session no longer valid: %s", exc.code, extra=self._ids(conn))
+                await self._close(conn, _bye_reason(exc))
+        return closed
+
+    async def run_revalidation(self) -> None:
+        """Background task: :meth:`revalidate_all` every REVALIDATE_SECONDS."""
+        while True:
+            await asyncio.sleep(REVALIDATE_SECONDS)
+            try:
+                await self.revalidate_all()
+            except Exception:
+                log.exception("revalidating sessions failed")
 
     async def close_all(self) -> None:
         """On shutdown: say bye and close every socket, all at once."""
@@ -311,3 +380,12 @@ class Hub:
         from .turn import ice_servers
 
         return ice_servers(self.config.ice)
+
+
+def _bye_reason(exc: errors.AuthError) -> str:
+    """The ``bye`` reason for a session that stopped holding."""
+    if isinstance(exc, errors.GuestLinkRevoked):
+        return "revoked"
+    if isinstance(exc, errors.TokenExpired):
+        return "expired"
+    return "session_ended"

@@ -53,6 +53,19 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: sessions ended on the server (logout) before their cookie expires
+    """
+    CREATE TABLE ended_sessions (
+        jti TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
+    # 3: the kiosk's short invitation codes ride on hidden guest links
+    """
+    ALTER TABLE guest_links ADD COLUMN kiosk_code TEXT;
+    ALTER TABLE guest_links ADD COLUMN code_expires_at REAL;
+    CREATE UNIQUE INDEX guest_links_kiosk_code ON guest_links(kiosk_code);
+    """,
 ]
 
 
@@ -186,6 +199,34 @@ class Store:
             return False
         return True
 
+    def write_problem(self) -> str | None:
+        """Try a tiny write (rolled back): None if the database can write, else why not
+        (disk full, read-only card, locked)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO settings(key, value) VALUES ('health_probe', ?)",
+                        (str(time.time()),),
+                    )
+                finally:
+                    self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
+
+    def close_open_calls(self) -> int:
+        """At start-up: calls a crash left open are closed (ringing ones as missed)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE calls SET ended_at = ?,"
+                " outcome = CASE WHEN outcome = 'ringing' THEN 'missed' ELSE outcome END"
+                " WHERE ended_at IS NULL",
+                (time.time(),),
+            )
+            return int(cur.rowcount)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -276,9 +317,50 @@ class Store:
     def list_guest_links(self, room_id: str) -> list[GuestLink]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM guest_links WHERE room_id = ? ORDER BY created_at", (room_id,)
+                "SELECT * FROM guest_links WHERE room_id = ? AND kiosk_code IS NULL"
+                " ORDER BY created_at",
+                (room_id,),
             ).fetchall()
         return [self._link(r) for r in rows]
+
+    def add_kiosk_code(
+        self,
+        *,
+        jti: str,
+        room_id: str,
+        code: str,
+        code_expires_at: float,
+        expires_at: float,
+        grace: float,
+    ) -> GuestLink:
+        """A new kiosk invitation: earlier codes stop working ``grace`` seconds from now,
+        and kiosk links nobody can use any more are deleted (no pile-up per kiosk start)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM guest_links WHERE kiosk_code IS NOT NULL AND expires_at < ?", (now,)
+            )
+            db.execute(
+                "UPDATE guest_links SET code_expires_at = MIN(code_expires_at, ?)"
+                " WHERE kiosk_code IS NOT NULL AND room_id = ?",
+                (now + grace, room_id),
+            )
+            db.execute(
+                "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses,"
+                " kiosk_code, code_expires_at) VALUES (?, ?, '', ?, ?, NULL, ?, ?)",
+                (jti, room_id, now, expires_at, code, code_expires_at),
+            )
+        return self.get_guest_link(jti)
+
+    def kiosk_code_link(self, code: str) -> GuestLink | None:
+        """The live kiosk link for ``code`` (None: unknown, expired or revoked)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM guest_links WHERE kiosk_code = ? AND code_expires_at > ?"
+                " AND revoked = 0",
+                (code, time.time()),
+            ).fetchone()
+        return None if row is None else self._link(row)
 
     def revoke_guest_link(self, room_id: str, jti: str) -> GuestLink:
         with self._tx() as db:
@@ -353,6 +435,22 @@ class Store:
                 "SELECT outcome, COUNT(*) AS n FROM calls GROUP BY outcome"
             ).fetchall()
         return {r["outcome"]: int(r["n"]) for r in rows}
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def end_session(self, jti: str, expires_at: float) -> None:
+        """Logout: the session's cookie stops working now (expired rows are pruned)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM ended_sessions WHERE expires_at < ?", (time.time(),))
+            db.execute(
+                "INSERT OR REPLACE INTO ended_sessions(jti, expires_at) VALUES (?, ?)",
+                (jti, expires_at),
+            )
+
+    def session_ended(self, jti: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM ended_sessions WHERE jti = ?", (jti,)).fetchone()
+        return row is not None
 
     # -- settings ---------------------------------------------------------------------
 

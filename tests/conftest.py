@@ -273,6 +273,29 @@ def stop_live(live: LiveStation) -> int:
         return live.proc.wait()
 
 
+# -- real Chromium (helpers in tests/browser_kit.py) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium per test module (Playwright, /usr/bin/chromium, fake media)."""
+    from tests.browser_kit import launch
+
+    with launch() as b:
+        yield b
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[Any]:
+    """Opens pages in fresh contexts; fails the test on any uncaught page error."""
+    from tests.browser_kit import Pages
+
+    p = Pages(browser)
+    yield p
+    p.close()
+    assert p.errors == [], "uncaught errors in the pages"
+
+
 @pytest.fixture
 def live_station(tmp_path: Path) -> Iterator[LiveStation]:
     live = start_live(tmp_path)

@@ -213,6 +213,10 @@ async def test_fan_out_to_three_callers_encodes_once(station: Station) -> None:
         ws = await connect(await station.guest("station", label=name))
         await ws.join("station", name)
         callers.append(AiortcCaller(ws))
+    # answer once all three ring (a guest who comes after the answer must knock)
+    ring = await kiosk.expect("call-state")
+    while len(ring["call"]["callers"]) < 3:
+        ring = await kiosk.expect("call-state")
     await kiosk.send(type="call", action="answer")
     for caller in callers:
         await caller.accept_station()
@@ -319,9 +323,15 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
 
 
 async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
-    _kiosk, first, caller1 = await answered_call(station, "Grandma")
+    kiosk, first, caller1 = await answered_call(station, "Grandma")
     second = await connect(await station.guest("station", label="Grandpa"))
     await second.join("station", "Grandpa")
+    # a guest who comes during a call knocks; the kiosk lets it in
+    knock = await kiosk.expect("call-state")
+    while not knock["call"]["knocking"]:
+        knock = await kiosk.expect("call-state")
+    assert knock["call"]["knocking"] == [{"id": second.peer_id, "name": "Grandpa"}]
+    await kiosk.send(type="call", action="admit", peer=second.peer_id)
     caller2 = AiortcCaller(second)
     await caller2.accept_station()
     assert (await caller2.frames("video", 3))[-1].width == 320
@@ -342,3 +352,28 @@ async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
     assert station.app[STATION].state == "in-call" and station.app[STATION].live
     await caller1.close()
     await caller2.close()
+
+
+async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None:
+    """/api/metrics/ has one sample per station viewer: rung, REMB estimate, loss, RTT."""
+    _kiosk, guest, caller = await answered_call(station)
+    user = await station.user()
+    peer = f'{{peer="{guest.peer_id}"}}'
+    text = ""
+    for _ in range(100):  # receiver reports and REMB arrive within a few seconds
+        text = await (await user.get("/api/metrics/")).text()
+        if f"videostation_viewer_rtt_seconds{peer}" in text and (
+            f"videostation_viewer_estimated_bitrate{peer}" in text
+        ):
+            break
+        await asyncio.sleep(0.1)
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("videostation_viewer_") and peer in line
+    }
+    assert samples[f"videostation_viewer_low_rung{peer}"] == 0
+    assert samples[f"videostation_viewer_loss_ratio{peer}"] == 0
+    assert 0 < samples[f"videostation_viewer_rtt_seconds{peer}"] < 1
+    assert samples[f"videostation_viewer_estimated_bitrate{peer}"] > 50_000
+    await caller.close()

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from appliance.config import CameraConfig, MicrophoneConfig
-from appliance.errors import MalformedMessage, UnknownPeer
+from appliance.config import load as load_config
+from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
 from appliance.media.peer import negotiated_codec
+from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
@@ -23,9 +29,14 @@ MICROPHONE = MicrophoneConfig(source="test")
 class Viewer:
     """A browser stand-in: answers the station's offers on a receive-only connection."""
 
-    def __init__(self, peer_id: str, *, codecs: list[str] | None = None) -> None:
+    def __init__(
+        self, peer_id: str, *, codecs: list[str] | None = None, own_remb: bool = True
+    ) -> None:
         self.peer_id = peer_id
         self.codecs = codecs
+        self.own_remb = own_remb
+        """False: the answer drops abs-send-time, so aiortc's receiver sends no REMB of
+        its own and the test's REMBs are the only estimate (as from one browser)."""
         self.pc: RTCPeerConnection | None = None
         self.tracks: dict[str, MediaStreamTrack] = {}
         self.sessions: list[int] = []
@@ -56,7 +67,12 @@ class Viewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(**payload["description"]))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         local = self.pc.localDescription
-        return {"description": {"type": local.type, "sdp": local.sdp}}
+        sdp = local.sdp
+        if not self.own_remb:
+            sdp = "".join(
+                line for line in sdp.splitlines(keepends=True) if "abs-send-time" not in line
+            )
+        return {"description": {"type": local.type, "sdp": sdp}}
 
     async def close(self) -> None:
         if self.pc is not None:
@@ -274,3 +290,150 @@ async def test_connection_that_ends_is_discarded_and_reported(station: Any) -> N
             break
     assert not peers.live and hub.closed == ["screen"]
     await peers.close("screen")  # closing again is harmless
+
+
+ADAPTIVE_CAMERA = CameraConfig(
+    source="test", width=640, height=360, fps=30,
+    bitrate=800_000, min_bitrate=400_000, low_width=320, low_height=180, low_bitrate=150_000,
+)  # fmt: skip
+
+
+async def send_remb(viewer: Viewer, peers: StationPeers, bitrate: int) -> None:
+    """The viewer's receiver sends a real RTCP REMB (what a congested browser sends)."""
+    assert viewer.pc is not None
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+    sender = next(
+        t.sender for t in station_transceivers(peers, viewer.peer_id) if t.kind == "video"
+    )
+    remb = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=1234, media_ssrc=0, fci=pack_remb_fci(bitrate, [sender._ssrc])
+    )
+    await receiver._send_rtcp(remb)
+
+
+async def frame_size(viewer: Viewer, size: tuple[int, int], *, within: float) -> bool:
+    """Does ``viewer`` decode frames of ``size`` before ``within`` seconds pass?"""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        frame = await asyncio.wait_for(viewer.tracks["video"].recv(), 10)
+        if (frame.width, frame.height) == size:
+            return True
+    return False
+
+
+async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
+    media = StationMedia(ADAPTIVE_CAMERA, MICROPHONE, linger=0.5)
+    media.video.policy = RungPolicy(
+        min_bitrate=400_000, low_bitrate=150_000, up_hold=1.5, min_dwell=0.5
+    )
+    hub = Hub()
+    peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
+    hub.peers = peers
+    # both estimates come from the test (an overloaded test machine makes aiortc's own
+    # receiver-side estimate fall, which would be a true weak link for the station)
+    weak, strong = Viewer("weak", own_remb=False), Viewer("strong", own_remb=False)
+    try:
+        for viewer in (weak, strong):
+            await connect(hub, peers, viewer)
+            assert (await first_frames(viewer, 2))[-1].width == 640
+        assert media.counters()["encoded_low"] == 0  # no second encode while nobody needs it
+        keyframes = media.counters()["keyframes_h264"]
+
+        # the weak viewer's link carries 100 kbit/s: its browser says so in REMBs
+        async def link_carries(bitrate: int) -> None:
+            for _ in range(400):
+                await send_remb(weak, peers, bitrate)
+                await send_remb(strong, peers, 2_000_000)
+                await asyncio.sleep(0.05)
+
+        await send_remb(weak, peers, 450_000)  # the estimate it started with
+        pressure = asyncio.create_task(link_carries(100_000))
+        assert await frame_size(weak, (320, 180), within=15)
+        assert await frame_size(strong, (640, 360), within=2)
+        stats = peers.stats()["peers"]
+        assert stats["weak"]["rung"] == "low" and stats["strong"]["rung"] == "high"
+        assert stats["weak"]["estimated_bitrate"] < 400_000
+        assert stats["weak"]["rtt"] is not None and stats["weak"]["loss"] == 0
+        counters = media.counters()
+        assert counters["encoded_low"] > 0 and counters["viewers_low"] == 1
+        assert counters["keyframes_h264"] > keyframes  # the switch started on a keyframe
+        # the strong viewer keeps 640x360 at a steady rate while the weak one is low
+        started, frames = asyncio.get_running_loop().time(), 0
+        while asyncio.get_running_loop().time() - started < 1.0:
+            frame = await asyncio.wait_for(strong.tracks["video"].recv(), 5)
+            frames += (frame.width, frame.height) == (640, 360)
+        assert frames >= 20
+
+        # the link recovers: the browser's estimate goes up
+        pressure.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pressure
+        pressure = asyncio.create_task(link_carries(2_000_000))
+        assert await frame_size(weak, (640, 360), within=20)
+        assert peers.stats()["peers"]["weak"]["rung"] == "high"
+        assert peers.stats()["peers"]["weak"]["rung_switches"] == 2
+        low_frames = media.counters()["encoded_low"]
+        await asyncio.sleep(1.0)
+        assert media.counters()["encoded_low"] == low_frames  # the low encoder stopped
+        pressure.cancel()
+    finally:
+        await peers.close_all()
+        await asyncio.gather(weak.close(), strong.close())
+        await media.close()
+
+
+async def test_high_rung_bitrate_follows_the_weakest_viewer_on_it() -> None:
+    cam = ADAPTIVE_CAMERA
+    links = [ViewerLink(estimate=1_000_000), ViewerLink(estimate=600_000)]
+    assert high_bitrate(links, cfg=cam) == 446_000  # 85 % of 600 k, less the audio
+    links[1].rung = "low"  # a viewer on the low rung no longer holds the others back
+    assert high_bitrate(links, cfg=cam) == 786_000  # 85 % of 1 M, less the audio
+    assert high_bitrate([ViewerLink(estimate=100_000)], cfg=cam) == 400_000
+
+
+def test_policy_hysteresis_and_backoff() -> None:
+    policy = RungPolicy(min_bitrate=600_000, low_bitrate=300_000, up_hold=5, min_dwell=2)
+    link = ViewerLink()
+    link.sent_rate = 900_000
+    link.on_remb(900_000, now=9)
+    link.on_remb(100_000, now=10)  # the estimate falls below what is sent
+    assert policy.choose(link, now=10) == "high"  # one REMB is not enough
+    assert policy.choose(link, now=11.5) == "low"
+    # a short dip of the estimate does not bounce the viewer; loss holds it down
+    link.estimate, link.loss = 700_000, 0.03
+    assert policy.choose(link, now=20) == "low"
+    link.loss = 0.0
+    assert policy.choose(link, now=21) == "low"  # clean, but not for up_hold yet
+    assert policy.choose(link, now=25.9) == "low"
+    assert policy.choose(link, now=26) == "high"
+    # the climb fails at once: the next climb waits twice as long
+    link.on_remb(100_000, now=28)
+    assert policy.choose(link, now=28) == "high"
+    assert policy.choose(link, now=29.5) == "low" and link.failed_climbs == 1
+    link.estimate = 700_000
+    assert policy.choose(link, now=31.5) == "low"
+    assert policy.choose(link, now=41.4) == "low"
+    assert policy.choose(link, now=41.5) == "high"
+    # heavy loss alone moves a viewer down, after down_hold
+    link.loss = 0.2
+    assert policy.choose(link, now=50) == "high"
+    assert policy.choose(link, now=51.5) == "low"
+    # an estimate below min_bitrate while little is sent is no congestion
+    calm = ViewerLink(sent_rate=200_000)
+    calm.on_remb(300_000, now=0)
+    assert policy.choose(calm, now=5) == "high"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"camera.min_bitrate": 2_000_000}, "camera.min_bitrate"),
+        ({"camera.low_bitrate": 700_000}, "camera.min_bitrate"),
+        ({"camera.low_width": 8}, "camera.low_width"),
+        ({"camera.low_bitrate": 10}, "camera.low_bitrate"),
+    ],
+)
+def test_rung_config_is_checked(overrides: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_config(Path(os.devnull), overrides)
+    assert load_config(Path(os.devnull), {}).camera.low_height == 360

@@ -76,6 +76,7 @@ def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "opt/videostation/venv/bin/videostation": None,
         "usr/local/libexec/videostation/kiosk-session": KIOSK_SESSION,
         "usr/local/libexec/videostation/firstboot": REPO / "image/firstboot/videostation-firstboot",
+        "usr/bin/touch": None,  # the first-boot unit's stamp
     }
     for target, source in programs.items():
         path = root / target
@@ -365,3 +366,14 @@ def test_labwc_config_has_no_way_out() -> None:
     assert rc.find("keyboard/default") is None and rc.find("mouse/default") is None
     menu = ET.parse(SYSTEMD / "labwc/menu.xml").getroot()  # noqa: S314 - our own file
     assert not list(menu.iter("item"))
+
+
+def test_firstboot_runs_once() -> None:
+    """The scrubbed settings file stays on the boot partition as a record: a stamp,
+    written only after a successful run, keeps later boots from applying it again."""
+    unit = parse_unit(SYSTEMD / "videostation-firstboot.service")
+    conditions = values(unit, "Unit", "ConditionPathExists")
+    assert "!/var/lib/videostation-firstboot/done" in conditions
+    assert one(unit, "Service", "StateDirectory") == "videostation-firstboot"
+    stamp = "/usr/bin/touch /var/lib/videostation-firstboot/done"
+    assert one(unit, "Service", "ExecStartPost") == stamp

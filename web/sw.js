@@ -3,7 +3,7 @@
 // falling back to the cached shell. /api/ and /ws/ are never cached or touched.
 
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = 'videostation-shell-v1';
+const CACHE = 'videostation-shell-v2';
 const SHELL = [
   './',
   'index.html',
@@ -19,6 +19,7 @@ const SHELL = [
   'js/ui/ringtone.js',
   'js/ui/tiles.js',
   'js/views/error.js',
+  'js/views/finished.js',
   'js/views/kiosk.js',
   'js/views/login.js',
   'js/views/room.js',

@@ -14,6 +14,12 @@ gets the packets of its codec::
 
 A new viewer, a PLI/FIR from any viewer (see ``peer.py``) or a viewer that fell
 behind asks the shared encoder for a keyframe.
+
+Weak links (see ``ratecontrol.py``): each track carries a :class:`ViewerLink` fed
+from its viewer's RTCP. The camera is encoded at most twice per codec: the high rung
+(camera size, its bitrate following the weakest viewer on it) and, only while some
+viewer needs it, the low rung. A viewer moving between rungs keeps getting the old
+rung until the new rung's keyframe (asked for on every switch) arrives.
 """
 
 from __future__ import annotations
@@ -34,13 +40,17 @@ from ..config import CameraConfig
 from ..errors import MediaError
 from .camera import camera_feed, output_size
 from .fanout import Fanout
+from .ratecontrol import Rung, RungPolicy, ViewerLink, high_bitrate, low_bitrate
 from .source import Resilient
 
 logger = logging.getLogger(__name__)
 
 CODECS = ("H264", "VP8")
+RUNGS: tuple[Rung, ...] = ("high", "low")
 TIME_BASE = fractions.Fraction(1, 90000)
 KEYFRAME_MIN_INTERVAL = 0.3  # seconds: PLI storms from many viewers coalesce
+BITRATE_INTERVAL = 1.0  # seconds between high-rung bitrate changes
+BITRATE_STEP = 0.1  # smaller relative changes are not worth an encoder reconfiguration
 
 
 class VideoEncoder:
@@ -49,6 +59,7 @@ class VideoEncoder:
     def __init__(self, codec: str, *, width: int, height: int, fps: int, bitrate: int) -> None:
         self.codec = codec
         self.width, self.height = width, height
+        self.fps, self.bitrate = fps, bitrate
         candidates = ["h264_v4l2m2m", "libx264"] if codec == "H264" else ["libvpx"]
         problems: list[str] = []
         for name in candidates:
@@ -93,6 +104,15 @@ class VideoEncoder:
             ctx.options = {"num_capture_buffers": "16"}
         ctx.open()
         return ctx
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """Change the target bitrate. libx264 reconfigures in place (FFmpeg compares
+        ``bit_rate`` before each frame); other encoders are re-opened (a keyframe)."""
+        self.bitrate = bitrate
+        if self.implementation == "libx264":
+            self._context.bit_rate = bitrate
+        else:
+            self._context = self._open(self.implementation, self.fps, bitrate)
 
     def encode(self, frame: av.VideoFrame, *, keyframe: bool) -> list[av.Packet[Any]]:
         if (frame.width, frame.height) != (self.width, self.height) or frame.format.name != (
@@ -156,6 +176,10 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
         self._codec_known = asyncio.Event()
         self._need_keyframe = True
+        self.link = ViewerLink()
+        """This viewer's link, from its RTCP; ``link.rung`` is the rung it should get."""
+        self.rung: Rung = "high"
+        """The rung this viewer gets now (follows ``link.rung`` at the next keyframe)."""
         self.codec: str | None = None
         """``"H264"`` or ``"VP8"``: what the peer's sender negotiated."""
         self.sent = 0
@@ -175,9 +199,20 @@ class EncodedVideoTrack(MediaStreamTrack):
     def request_keyframe(self) -> None:
         """A PLI or FIR from this peer: ask the shared encoder for a keyframe."""
         if self.codec is not None:
-            self._fanout.request_keyframe(self.codec)
+            self._fanout.request_keyframe(self.codec, self.rung)
 
-    def push(self, packet: av.Packet[Any]) -> None:
+    def wants(self, rung: Rung) -> bool:
+        """Does this track take packets of ``rung`` (its own, or the one it moves to)?"""
+        return rung in (self.rung, self.link.rung)
+
+    def push(self, packet: av.Packet[Any], rung: Rung = "high") -> None:
+        if rung != self.rung:
+            if rung != self.link.rung or not packet.is_keyframe:
+                return
+            self.rung = rung  # the switch: this keyframe starts the new rung
+            self._need_keyframe = False
+        elif self.link.rung != rung and self._need_keyframe:
+            return  # a viewer between rungs waits for the new rung's keyframe
         if len(self._packets) >= self._depth:
             self.dropped += len(self._packets)
             self._packets.clear()
@@ -199,7 +234,9 @@ class EncodedVideoTrack(MediaStreamTrack):
             self._ready.clear()
             await self._ready.wait()
         self.sent += 1
-        return self._packets.popleft()
+        packet = self._packets.popleft()
+        self.link.on_sent(packet.size, now=time.monotonic())
+        return packet
 
     def stop(self) -> None:
         super().stop()
@@ -221,8 +258,19 @@ class VideoFanout(Fanout):
         super().__init__(name="camera", linger=linger)
         self._cfg = cfg
         self._feed = feed
-        self._keyframe_wanted: set[str] = set()
-        self._last_keyframe: dict[str, float] = {}
+        self._keyframe_wanted: set[tuple[str, Rung]] = set()
+        self._last_keyframe: dict[tuple[str, Rung], float] = {}
+        self.policy = RungPolicy.from_config(cfg)
+        """When viewers move between rungs (tests shorten its timings)."""
+        self.high_bitrate = cfg.bitrate
+        """The high rung's bitrate now."""
+        self.low_bitrate = cfg.low_bitrate
+        """The low rung's bitrate now."""
+        self._bitrate_at = 0.0
+        self.rung_switches = 0
+        """Viewers moved between rungs."""
+        self.encoded_low = 0
+        """Frames encoded at the low rung (all codecs)."""
         self.frames = 0
         """Frames captured since start."""
         self.encoded = dict.fromkeys(CODECS, 0)
@@ -237,24 +285,50 @@ class VideoFanout(Fanout):
         self._attach(track)
         return track
 
-    def request_keyframe(self, codec: str) -> None:
-        self._keyframe_wanted.add(codec)
+    def request_keyframe(self, codec: str, rung: Rung = "high") -> None:
+        self._keyframe_wanted.add((codec, rung))
 
     def _tracks(self) -> list[EncodedVideoTrack]:
         return [t for t in self._subscribers if isinstance(t, EncodedVideoTrack)]
 
-    def _wants_keyframe(self, codec: str, now: float) -> bool:
-        if codec not in self._keyframe_wanted:
+    def _wants_keyframe(self, key: tuple[str, Rung], now: float) -> bool:
+        if key not in self._keyframe_wanted:
             return False
-        if now - self._last_keyframe.get(codec, 0.0) < KEYFRAME_MIN_INTERVAL:
+        if now - self._last_keyframe.get(key, 0.0) < KEYFRAME_MIN_INTERVAL:
             return False  # stays wanted: served by a later frame
-        self._keyframe_wanted.discard(codec)
+        self._keyframe_wanted.discard(key)
         return True
+
+    def _adapt(self, tracks: list[EncodedVideoTrack], now: float) -> None:
+        """Move viewers between rungs; set the high rung's bitrate."""
+        if not self._cfg.adaptive:
+            return
+        for track in tracks:
+            before = track.link.rung
+            if self.policy.choose(track.link, now=now) != before:
+                self.rung_switches += 1
+                logger.info(
+                    "camera: viewer moves %s -> %s (estimate %s bit/s, loss %.1f%%)",
+                    before, track.link.rung, track.link.estimate, track.link.loss * 100,
+                )  # fmt: skip
+            if track.codec is not None and track.rung != track.link.rung:
+                self.request_keyframe(track.codec, track.link.rung)
+        if now - self._bitrate_at >= BITRATE_INTERVAL:
+            self._bitrate_at = now
+            self.high_bitrate = high_bitrate([t.link for t in tracks], cfg=self._cfg)
+            self.low_bitrate = low_bitrate([t.link for t in tracks], cfg=self._cfg)
+
+    def _size(self, rung: Rung) -> tuple[int, int]:
+        width, height = output_size(self._cfg)
+        if rung == "high":
+            return width, height
+        # the low rung keeps the camera's aspect ratio (a rotated camera stays upright)
+        scale = min(1.0, (self._cfg.low_width * self._cfg.low_height / (width * height)) ** 0.5)
+        return max(16, int(width * scale) // 2 * 2), max(16, int(height * scale) // 2 * 2)
 
     async def _capture(self) -> None:
         feed = self._feed(self._cfg)
-        width, height = output_size(self._cfg)
-        encoders: dict[str, VideoEncoder] = {}
+        encoders: dict[tuple[str, Rung], VideoEncoder] = {}
         started, last_pts = time.monotonic(), -1
         try:
             await feed.start()
@@ -268,28 +342,43 @@ class VideoFanout(Fanout):
                 frame.pts, frame.time_base = last_pts, TIME_BASE
                 self.frames += 1
                 tracks = self._tracks()
-                for codec in sorted({t.codec for t in tracks if t.codec is not None}):
-                    if codec not in encoders:
-                        encoders[codec] = await asyncio.to_thread(
+                self._adapt(tracks, now)
+                wanted = sorted(
+                    {(t.codec, r) for t in tracks if t.codec for r in RUNGS if t.wants(r)}
+                )
+                for key in wanted:
+                    codec, rung = key
+                    bitrate = self.high_bitrate if rung == "high" else self.low_bitrate
+                    if key not in encoders:
+                        width, height = self._size(rung)
+                        encoders[key] = await asyncio.to_thread(
                             VideoEncoder, codec, width=width, height=height,
-                            fps=self._cfg.fps, bitrate=self._cfg.bitrate,
+                            fps=self._cfg.fps, bitrate=bitrate,
                         )  # fmt: skip
-                        self.implementations[codec] = encoders[codec].implementation
-                        logger.info("camera: %s encoder %s", codec, encoders[codec].implementation)
-                    keyframe = self._wants_keyframe(codec, now)
-                    packets = await asyncio.to_thread(
-                        encoders[codec].encode, frame, keyframe=keyframe
-                    )
+                        self.implementations[codec] = encoders[key].implementation
+                        logger.info(
+                            "camera: %s %s encoder %s %dx%d",
+                            codec, rung, encoders[key].implementation, width, height,
+                        )  # fmt: skip
+                    elif abs(encoders[key].bitrate - bitrate) > BITRATE_STEP * bitrate:
+                        encoders[key].set_bitrate(bitrate)
+                    keyframe = self._wants_keyframe(key, now)
+                    encoder = encoders[key]
+                    packets = await asyncio.to_thread(encoder.encode, frame, keyframe=keyframe)
                     for packet in packets:
                         self.encoded[codec] += 1
+                        self.encoded_low += rung == "low"
                         if packet.is_keyframe:
                             self.keyframes[codec] += 1
-                            self._last_keyframe[codec] = now
+                            self._last_keyframe[key] = now
                         for track in tracks:
-                            if track.codec == codec:
-                                track.push(packet)
-                for codec in [c for c in encoders if all(t.codec != c for t in tracks)]:
-                    del encoders[codec]  # the last VP8 peer left
+                            if track.codec == codec and track.wants(rung):
+                                before = track.rung
+                                track.push(packet, rung)
+                                if track.rung != before:
+                                    logger.info("camera: viewer now on the %s rung", rung)
+                for key in [k for k in encoders if k not in wanted]:
+                    del encoders[key]  # the last viewer of this codec or rung left
         finally:
             await feed.close()
 
@@ -303,4 +392,9 @@ class VideoFanout(Fanout):
             "keyframes_vp8": self.keyframes["VP8"],
             "video_viewers": len(tracks),
             "video_packets_dropped": sum(t.dropped for t in tracks),
+            "encoded_low": self.encoded_low,
+            "viewers_low": sum(t.rung == "low" for t in tracks),
+            "rung_switches": self.rung_switches,
+            "high_bitrate": self.high_bitrate,
+            "low_bitrate": self.low_bitrate,
         }

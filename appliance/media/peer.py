@@ -30,6 +30,8 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket, unpack_remb_fci
 from aiortc.sdp import candidate_from_sdp
 
 from ..errors import MalformedMessage, UnknownPeer
@@ -41,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[str, dict[str, Any]], Awaitable[None]]
 OnClosed = Callable[[str], Awaitable[None] | None]
+
+MAX_PENDING_CANDIDATES = 64
+"""Candidates a browser may send before its answer (a real browser sends a handful)."""
+MAX_CANDIDATE_CHARS = 1024
 
 # Constrained baseline first (what every browser decodes in hardware), then
 # baseline, then VP8 for the rare peer without H.264.
@@ -69,6 +75,37 @@ def negotiated_codec(transceiver: Any) -> str:
     if not codecs:
         raise MalformedMessage("the answer has no video codec in common")
     return str(codecs[0].mimeType.split("/", 1)[1]).upper()
+
+
+OPUS_BITRATE = 48_000  # aiortc's 96 kbit/s is a quarter of a weak 4G uplink
+OPUS_EXPECTED_LOSS = "10"  # percent: libopus spends bits on in-band FEC for this much loss
+
+
+class FecOpusEncoder(OpusEncoder):
+    """aiortc's Opus encoder with in-band FEC (the receiver rebuilds a lost 20 ms
+    packet from the next one) and a bitrate a weak link can carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codec.bit_rate = OPUS_BITRATE
+        self.codec.options = {
+            "application": "voip",
+            "fec": "1",
+            "packet_loss": OPUS_EXPECTED_LOSS,
+        }
+
+
+def use_fec_opus(transceiver: Any) -> bool:
+    """Give an audio sender that negotiated Opus the FEC encoder (before it sends)."""
+    codecs = getattr(transceiver, "_codecs", [])
+    sender = transceiver.sender
+    if not codecs or codecs[0].mimeType.lower() != "audio/opus":
+        return False
+    # aiortc creates its encoder lazily on the first frame; set ours before that
+    if getattr(sender, "_RTCRtpSender__encoder", None) is not None:
+        return False
+    sender._RTCRtpSender__encoder = FecOpusEncoder()
+    return True
 
 
 @dataclass(slots=True)
@@ -103,6 +140,8 @@ class StationPeers:
         self._peers: dict[str, _Peer] = {}
         self._sessions = 0
         self._tasks: set[asyncio.Future[None]] = set()
+        self._epoch = 0
+        """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
 
     @property
     def live(self) -> bool:
@@ -115,9 +154,14 @@ class StationPeers:
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
         """Connect to ``peer_id``: build a send-only connection and send it an offer.
 
-        The screen gets ``audio=False`` (its preview needs no sound)."""
+        The screen gets ``audio=False`` (its preview needs no sound). If
+        :meth:`close_all` runs meanwhile (the call ended), nothing stays open."""
+        epoch = self._epoch
         if peer_id in self._peers:
             await self.close(peer_id)
+        if epoch != self._epoch:
+            logger.info("peer %s: not opened, the call ended", peer_id)
+            return
         self._sessions += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
         peer = _Peer(peer_id, pc, self._sessions, audio, video)
@@ -129,10 +173,15 @@ class StationPeers:
                 transceiver = pc.addTransceiver(peer.video_track, direction="sendonly")
                 transceiver.setCodecPreferences(video_codec_preferences())
                 self._hook_keyframe_requests(transceiver.sender, peer.video_track)
+                self._hook_feedback(transceiver.sender, peer.video_track)
             if audio:
                 peer.audio_track = self._media.audio_track()
                 pc.addTransceiver(peer.audio_track, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
+            if epoch != self._epoch or self._peers.get(peer_id) is not peer:
+                logger.info("peer %s: offer dropped, the call ended", peer_id)
+                await self._discard(peer)
+                return
             offer = pc.localDescription
             logger.info("peer %s: offer, session %d", peer_id, peer.session)
             await self._send(
@@ -158,6 +207,34 @@ class StationPeers:
             track.request_keyframe()
 
         sender._send_keyframe = send_keyframe
+
+    @staticmethod
+    def _hook_feedback(sender: Any, track: EncodedVideoTrack) -> None:
+        """Feed this viewer's REMB and receiver reports to its link estimate.
+
+        aiortc hands REMB only to its own encoder (unused for pre-encoded packets)
+        and keeps receiver reports in its stats; the shared encoder needs both.
+        """
+        original = sender._handle_rtcp_packet
+        ssrc = sender._ssrc
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            await original(packet)
+            now = asyncio.get_running_loop().time()
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    if report.ssrc == ssrc:
+                        rtt = getattr(sender, "_RTCRtpSender__rtt", None)
+                        track.link.on_report(report.fraction_lost, rtt=rtt, now=now)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if ssrc in ssrcs:
+                    track.link.on_remb(bitrate, now=now)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet
 
     def _state_changed(self, peer: _Peer) -> None:
         state = peer.pc.connectionState
@@ -193,8 +270,16 @@ class StationPeers:
             candidate = payload["candidate"]
             if candidate is not None and not isinstance(candidate, dict):
                 raise MalformedMessage("candidate must be an RTCIceCandidateInit object or null")
+            if candidate is not None and len(str(candidate.get("candidate", ""))) > (
+                MAX_CANDIDATE_CHARS
+            ):
+                raise MalformedMessage(f"a candidate may have at most {MAX_CANDIDATE_CHARS} chars")
             if peer.answered:
                 await self._add_candidate(peer, candidate)
+            elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
+                raise MalformedMessage(
+                    f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
+                )
             else:
                 peer.pending.append(candidate)
         else:
@@ -220,6 +305,8 @@ class StationPeers:
             if transceiver.kind == "video" and peer.video_track is not None:
                 peer.codec = negotiated_codec(transceiver)
                 peer.video_track.set_codec(peer.codec)
+            elif transceiver.kind == "audio":
+                use_fec_opus(transceiver)
         logger.info("peer %s: answered, video codec %s", peer.peer_id, peer.codec)
         pending, peer.pending = peer.pending, []
         for candidate in pending:
@@ -262,7 +349,9 @@ class StationPeers:
         logger.info("peer %s: closed, session %d", peer.peer_id, peer.session)
 
     async def close_all(self) -> None:
-        """Hang-up: close every connection at once."""
+        """Hang-up: close every connection at once; an :meth:`open` still under way
+        closes its own connection instead of registering it."""
+        self._epoch += 1
         await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
 
     def stats(self) -> dict[str, Any]:
@@ -277,8 +366,21 @@ class StationPeers:
                     "video_packets": peer.video_track.sent if peer.video_track else 0,
                     "video_dropped": peer.video_track.dropped if peer.video_track else 0,
                     "audio_frames": peer.audio_track.sent if peer.audio_track else 0,
+                    **(link_stats(peer.video_track) if peer.video_track else {}),
                 }
                 for peer_id, peer in self._peers.items()
             },
             "media": self._media.counters(),
         }
+
+
+def link_stats(track: EncodedVideoTrack) -> dict[str, Any]:
+    """One viewer's rung and what its feedback says about its link."""
+    link = track.link
+    return {
+        "rung": track.rung,
+        "estimated_bitrate": round(link.estimate) if link.estimate is not None else None,
+        "loss": round(link.loss, 4),
+        "rtt": round(link.rtt, 4) if link.rtt is not None else None,
+        "rung_switches": link.switches,
+    }

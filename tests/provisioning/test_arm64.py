@@ -156,7 +156,7 @@ def _session_for(base: str) -> aiohttp.ClientSession:
 
 async def _post(session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> Any:
     async with session.post(path, json=body) as resp:
-        assert resp.status in (200, 201), await resp.text()  # 201: a guest link made
+        assert resp.status in (200, 201), await resp.text()  # creating a link is 201
         return await resp.json()
 
 

@@ -28,12 +28,14 @@ export class ApiError extends Error {
    * @param {number} status  HTTP status (0: the network failed)
    * @param {string} code    the server's error code, e.g. "token_expired"
    * @param {string} message readable text
+   * @param {number|null} [retryAfter] seconds from the Retry-After header (429, 503)
    */
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -68,7 +70,9 @@ export async function request(method, path, body) {
   }
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
-    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText || 'Request failed');
+    const retry = Number.parseInt(res.headers.get('Retry-After') || '', 10);
+    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText || 'Request failed',
+      Number.isFinite(retry) && retry >= 0 ? retry : null);
   }
   return data;
 }

@@ -28,7 +28,7 @@ const OPEN = 1;
  * @typedef {{id: string, name?: string}} CallMember
  * @typedef {{
  *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
- *   live: boolean, since?: number|null, ring_timeout_at?: number|null,
+ *   knocking?: CallMember[], live: boolean, since?: number|null, ring_timeout_at?: number|null,
  *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|null
  * }} CallInfo
  * @typedef {{
@@ -53,8 +53,17 @@ const OPEN = 1;
 
 /** Join errors after which reconnecting cannot help. */
 const FATAL_JOIN_ERRORS = new Set(['unsupported_version', 'forbidden', 'room_not_found', 'room_full', 'already_joined']);
-/** `bye` reasons after which the client stays closed ("shutdown" is retried: the service restarts). */
-const FINAL_BYE = new Set(['room_deleted', 'room_full', 'replaced', 'left']);
+/**
+ * `bye` reasons after which the client reconnects by itself: the service is restarting.
+ * Every other reason (`left`, `room_deleted`, `room_full`, `replaced`, `revoked`,
+ * `refused`, `session_ended`, and any a newer server adds) is final.
+ */
+export const RETRIED_BYE = new Set(['shutdown']);
+/** How long signals from a peer without a `connect` are held before they are dropped (ms). */
+const EARLY_SIGNAL_MS = 2000;
+/** At most this many held signals per peer, and held peers at once. */
+const EARLY_SIGNAL_MAX = 40;
+const EARLY_PEERS_MAX = 8;
 
 /**
  * One RTCPeerConnection to one peer, negotiated with perfect negotiation
@@ -255,9 +264,14 @@ export class PeerLink {
  * - `onpeerclosed(peerId, participantId)`: the connection to a peer was closed.
  * - `onpeerstate(peerId, connectionState)`: RTCPeerConnection.connectionState changed.
  * - `onerror(code, message, ref)`: an `error` from the server, or a local failure.
- * - `onbye(reason)`: the server is about to close the socket.
+ * - `onbye(reason)`: the server is about to close the socket. Unless the reason is in
+ *   RETRIED_BYE (`shutdown`), the client has already stopped: no reconnect follows.
  * - `onstatus(status, detail)`: 'connecting' | 'connected' | 'reconnecting' | 'closed';
  *   `detail` is the retry delay in ms for 'reconnecting', the reason for 'closed'.
+ *   On any status but 'connected' every peer connection is already closed.
+ *
+ * Signals are only ever answered from peers the server sent a `connect` for: an
+ * offer from anyone else opens nothing and sends nothing.
  */
 export class SignalingClient {
   /**
@@ -298,6 +312,8 @@ export class SignalingClient {
     /** @type {ReturnType<typeof setInterval>|null} */
     this.pingTimer = null;
     this.lastHeard = 0;
+    /** @type {Map<string, {at: number, msgs: any[]}>} signals from peers with no `connect` yet */
+    this.early = new Map();
 
     /** @type {((msg: WelcomeMessage) => void)|null} */ this.onwelcome = null;
     /** @type {((peer: PeerInfo) => void)|null} */ this.onpeerjoined = null;
@@ -327,9 +343,12 @@ export class SignalingClient {
     }
   }
 
-  /** @param {'ring'|'answer'|'decline'|'hangup'} action */
-  call(action) {
-    this.sendRaw({ type: 'call', action });
+  /**
+   * @param {'ring'|'answer'|'decline'|'hangup'|'admit'|'refuse'} action
+   * @param {string} [peer]  for `admit` / `refuse` (the kiosk): the knocking peer's id
+   */
+  call(action, peer) {
+    this.sendRaw(peer === undefined ? { type: 'call', action } : { type: 'call', action, peer });
   }
 
   /**
@@ -444,9 +463,11 @@ export class SignalingClient {
   }
 
   scheduleReconnect() {
-    const min = this.options.backoffMin ?? 500;
-    const max = this.options.backoffMax ?? 15000;
-    const delay = Math.min(max, min * 2 ** this.attempt) * (0.75 + Math.random() * 0.5);
+    // Gentle growth and a low ceiling: after a restart of the service a call resumes
+    // within seconds, while a station that stays away is asked every few seconds only.
+    const min = this.options.backoffMin ?? 400;
+    const max = this.options.backoffMax ?? 4000;
+    const delay = Math.min(max, min * 1.6 ** this.attempt) * (0.75 + Math.random() * 0.5);
     this.attempt += 1;
     this.setStatus('reconnecting', Math.round(delay));
     this.retryTimer = setTimeout(() => {
@@ -490,7 +511,35 @@ export class SignalingClient {
   }
 
   dropPeers() {
+    this.early.clear();
     for (const id of [...this.peers.keys()]) this.closePeer(id);
+  }
+
+  /**
+   * Holds a signal from `from`, which has no connection (no `connect` yet), for
+   * EARLY_SIGNAL_MS; {@link replayEarlySignals} applies it if the `connect` follows.
+   * Nothing is answered for a peer the server did not connect us to.
+   * @param {string} from
+   * @param {any} msg
+   */
+  holdEarlySignal(from, msg) {
+    const now = Date.now();
+    for (const [id, held] of this.early) if (now - held.at > EARLY_SIGNAL_MS) this.early.delete(id);
+    let held = this.early.get(from);
+    if (!held) {
+      if (this.early.size >= EARLY_PEERS_MAX) return;
+      held = { at: now, msgs: [] };
+      this.early.set(from, held);
+    }
+    if (held.msgs.length < EARLY_SIGNAL_MAX) held.msgs.push(msg);
+  }
+
+  /** @param {string} peerId  a `connect` for it just arrived */
+  async replayEarlySignals(peerId) {
+    const held = this.early.get(peerId);
+    this.early.delete(peerId);
+    if (!held || Date.now() - held.at > EARLY_SIGNAL_MS) return;
+    for (const msg of held.msgs) await this.onSignal(msg);
   }
 
   /** @param {Record<string, unknown>} msg */
@@ -579,6 +628,7 @@ export class SignalingClient {
         break;
       case 'peer-left': {
         const peer = this.roster.get(msg.peer_id);
+        this.early.delete(msg.peer_id);
         this.closePeer(msg.peer_id);
         this.roster.delete(msg.peer_id);
         this.onpeerleft?.(msg.peer_id, peer);
@@ -586,8 +636,10 @@ export class SignalingClient {
       }
       case 'connect':
         this.openPeer(msg.peer_id, { polite: !!msg.polite, send: !!msg.send });
+        await this.replayEarlySignals(msg.peer_id);
         break;
       case 'disconnect':
+        this.early.delete(msg.peer_id);
         this.closePeer(msg.peer_id);
         break;
       case 'signal':
@@ -604,8 +656,14 @@ export class SignalingClient {
         if (this.closing) this.setStatus('closed', msg.code);
         break;
       case 'bye':
-        if (FINAL_BYE.has(msg.reason)) this.closing = true;
-        this.onbye?.(msg.reason);
+        if (!RETRIED_BYE.has(msg.reason)) {
+          // Final: stop here, so that the socket closing next is not taken for a lost
+          // connection (no "reconnecting…" for a withdrawn invitation).
+          this.closing = true;
+          this.teardown();
+          this.setStatus('closed', String(msg.reason));
+        }
+        this.onbye?.(String(msg.reason));
         break;
       case 'pong':
         break;
@@ -626,14 +684,11 @@ export class SignalingClient {
       link = this.openPeer(from, { polite: true, send: false, session });
     }
     if (!link) {
-      if (!msg.description || msg.description.type !== 'offer') return; // stale candidate
-      // An offer before `connect` (should not happen): derive the roles ourselves.
-      const isStation = from === STATION_PEER;
-      link = this.openPeer(from, {
-        polite: isStation || (this.peerId !== null && this.peerId < from),
-        send: !isStation && this.role !== 'kiosk',
-        session,
-      });
+      // No `connect` for this peer (yet): never answer it. An offer may overtake its
+      // `connect` by a hair (the server tells both sides one after the other), so a few
+      // signals are held for a moment and replayed if the `connect` follows.
+      this.holdEarlySignal(from, msg);
+      return;
     }
     if (link.session === null && session !== null) link.session = session;
     try {

@@ -2,9 +2,14 @@
 // (no getUserMedia): it shows the guest-link QR while idle, rings with the caller's
 // name and big Answer / Decline buttons, and during a call plays the remote
 // participants large, the station camera as a small preview, and a red LIVE
-// indicator exactly while the station's camera and microphone are on. Under the
-// station name it lists the calls nobody took since the screen was last in a call or
-// its list was cleared.
+// indicator exactly while the station's camera and microphone are on (and never while
+// the connection to the service is lost). Someone who arrives during a call knocks:
+// the screen asks "<name> wants to join" with Let in / Not now. Under the station
+// name it lists the calls nobody took since the screen was last in a call or its
+// list was cleared.
+//
+// Remote media plays only in a call, and only from the peers the call object names
+// as in it: while ringing, after a decline, from a knocker, nothing is heard.
 import * as api from '../api.js';
 import { formatWhen, h, icon, replace } from '../dom.js';
 import { exposeClient } from '../debug.js';
@@ -16,12 +21,53 @@ import { renderError } from './error.js';
 /**
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
+ * @typedef {import('../protocol.js').CallMember} CallMember
  */
+
+/** Every text this view shows, in one place (for translations). */
+const TEXT = {
+  notPaired: 'This screen is not paired',
+  wrongKey: 'The kiosk key in the address is wrong. Open the address printed by "videostation kiosk-url".',
+  noKey: 'Open the address printed by "videostation kiosk-url" on the station.',
+  pairing: 'Pairing this screen with the station…',
+  /** @param {number} s */
+  pairingRetry: (s) => `The station is busy. Trying again in ${s} s.`,
+  qrAlt: 'QR code: scan to call this station',
+  missedTitle: 'Missed calls',
+  clear: 'Clear',
+  idleHint: 'Scan the code with your phone camera to start a video call.',
+  incoming: 'Incoming video call',
+  answer: 'Answer',
+  decline: 'Decline',
+  live: ' LIVE — camera and microphone on',
+  hangUp: 'Hang up',
+  stationScreen: 'Station screen',
+  reconnecting: 'Reconnecting to the station…',
+  someone: 'Someone',
+  guest: 'Guest',
+  /** @param {number} s */
+  autoAnswer: (s) => `Answering automatically in ${s} s`,
+  /** @param {string} name */
+  missedFrom: (name) => `Missed call from ${name || 'someone'}`,
+  /** @param {number} n */
+  earlier: (n) => `and ${n} earlier`,
+  /** @param {string} name */
+  wantsToJoin: (name) => `${name} wants to join`,
+  letIn: 'Let in',
+  notNow: 'Not now',
+  /** @param {string} name */
+  joined: (name) => `${name} joined`,
+};
 
 /** localStorage: the start time (station clock) of the newest missed call cleared by a touch. */
 const MISSED_CLEARED_KEY = 'videostation.kiosk.missedClearedAt';
 /** How many missed calls the idle screen lists. */
 const MISSED_SHOWN = 3;
+/** Bounds (s) of the wait before the key exchange is tried again (429, station starting). */
+const PAIR_RETRY_MIN = 1;
+const PAIR_RETRY_MAX = 120;
+/** How long a "<name> joined" notice stays (ms). */
+const TOAST_MS = 6000;
 
 /**
  * The calls to show as missed, newest first: the unanswered and declined calls of the
@@ -52,25 +98,51 @@ function readClearedAt() {
   }
 }
 
+/**
+ * Trades the kiosk key for a session. A refusal of the key is final ("not paired");
+ * a busy limiter (429) or a station still starting is waited out and tried again, so
+ * a kiosk that reloads while someone guesses passwords still comes up.
+ * @param {Context} ctx
+ * @param {string} key
+ * @returns {Promise<boolean>} paired
+ */
+async function pair(ctx, key) {
+  for (;;) {
+    try {
+      await api.kioskLogin(key);
+      return true;
+    } catch (err) {
+      if (!(err instanceof api.ApiError)) throw err;
+      const busy = err.status === 429 || err.status === 503 || err.status === 0;
+      if (!busy) {
+        if (err.status < 500) {
+          renderError(ctx, TEXT.notPaired, TEXT.wrongKey);
+          return false;
+        }
+        throw err;
+      }
+      const wait = Math.min(PAIR_RETRY_MAX, Math.max(PAIR_RETRY_MIN, err.retryAfter ?? 5));
+      const note = h('p', { class: 'muted', 'data-testid': 'pairing-retry', text: TEXT.pairingRetry(wait) });
+      replace(ctx.root, h('section', { class: 'center-screen', 'data-testid': 'kiosk-pairing' },
+        h('div', { class: 'card message-card', role: 'status' }, h('h1', { text: TEXT.pairing }), note)));
+      for (let left = wait; left > 0; left--) {
+        note.textContent = TEXT.pairingRetry(left);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+}
+
 /** @param {Context} ctx */
 export async function renderKiosk(ctx) {
   const key = ctx.route.params.get('key');
   if (key) {
-    try {
-      await api.kioskLogin(key);
-    } catch (err) {
-      ctx.clearHashParams();
-      if (err instanceof api.ApiError && err.status > 0 && err.status < 500) {
-        renderError(ctx, 'This screen is not paired', 'The kiosk key in the address is wrong. Open the address printed by "videostation kiosk-url".');
-        return;
-      }
-      throw err;
-    }
-    ctx.clearHashParams();
+    ctx.clearHashParams(); // the key leaves the address bar at once; it stays in memory
+    if (!await pair(ctx, key)) return;
   } else {
     const who = await api.me();
     if (!who || who.role !== 'kiosk') {
-      renderError(ctx, 'This screen is not paired', 'Open the address printed by "videostation kiosk-url" on the station.');
+      renderError(ctx, TEXT.notPaired, TEXT.noKey);
       return;
     }
   }
@@ -108,29 +180,29 @@ class Kiosk {
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
-    this.qr = h('img', { class: 'kiosk-qr', alt: 'QR code: scan to call this station', 'data-testid': 'kiosk-qr' });
+    this.qr = h('img', { class: 'kiosk-qr', alt: TEXT.qrAlt, 'data-testid': 'kiosk-qr' });
     this.qrBox = h('div', { class: 'qr-box loading' }, this.qr);
     this.missedList = h('ul', { class: 'missed-list' });
     this.missedMore = h('p', { class: 'missed-more muted', hidden: true });
-    this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, 'Clear');
+    this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, TEXT.clear);
     // The whole panel clears on a touch; the button says so and serves the keyboard.
     this.missedPanel = h('div', { class: 'missed', 'data-testid': 'missed-calls', 'aria-live': 'polite', hidden: true },
-      h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: 'Missed calls' }), this.clearButton),
+      h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: TEXT.missedTitle }), this.clearButton),
       this.missedList, this.missedMore);
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' },
         this.clock, this.date,
         h('h1', { class: 'station-name', text: station.name }),
         this.missedPanel,
-        h('p', { class: 'idle-hint' }, 'Scan the code with your phone camera to start a video call.')),
+        h('p', { class: 'idle-hint' }, TEXT.idleHint)),
       this.qrBox);
 
     this.callerName = h('div', { class: 'caller-name', 'data-testid': 'caller-name' });
     this.countdown = h('p', { class: 'countdown', 'data-testid': 'auto-answer', hidden: true });
-    this.answerButton = h('button', { class: 'huge answer', type: 'button', 'data-testid': 'kiosk-answer' }, icon('phone'), 'Answer');
-    this.declineButton = h('button', { class: 'huge decline', type: 'button', 'data-testid': 'kiosk-decline' }, icon('hangup'), 'Decline');
+    this.answerButton = h('button', { class: 'huge answer', type: 'button', 'data-testid': 'kiosk-answer' }, icon('phone'), TEXT.answer);
+    this.declineButton = h('button', { class: 'huge decline', type: 'button', 'data-testid': 'kiosk-decline' }, icon('hangup'), TEXT.decline);
     this.ringing = h('section', { class: 'kiosk-ringing', 'data-testid': 'kiosk-ringing' },
-      h('p', { class: 'eyebrow', text: 'Incoming video call' }),
+      h('p', { class: 'eyebrow', text: TEXT.incoming }),
       h('div', { class: 'ring-avatar pulse', 'aria-hidden': 'true' }, icon('phone')),
       this.callerName, this.countdown,
       h('div', { class: 'ring-actions' }, this.declineButton, this.answerButton));
@@ -141,14 +213,28 @@ class Kiosk {
     this.preview.muted = true;
     this.previewBox = h('div', { class: 'self-preview', 'data-testid': 'station-preview' }, this.preview);
     this.live = h('div', { class: 'live-indicator', 'data-testid': 'live-indicator', role: 'status', hidden: true },
-      h('span', { class: 'dot', 'aria-hidden': 'true', text: '●' }), ' LIVE — camera and microphone on');
-    this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), 'Hang up');
+      h('span', { class: 'dot', 'aria-hidden': 'true', text: '●' }), TEXT.live);
+    this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), TEXT.hangUp);
+    this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, this.live, h('div', { class: 'kiosk-call-controls' }, this.hangButton));
+      grid, this.previewBox, this.live, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
+    this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.toastTimer = null;
     this.root = h('div', { class: 'kiosk', 'data-state': 'idle', 'data-testid': 'kiosk' },
-      this.idle, this.ringing, this.incall, this.banner);
+      this.idle, this.ringing, this.incall, this.banner, this.toastEl);
+    /** Is the socket to the service up? While it is not, nothing here claims LIVE. */
+    this.connected = false;
+    /**
+     * Every remote connection's media, by peer id; played (attached to a tile) only
+     * while that peer is in the call.
+     * @type {Map<string, {participant: string, stream: MediaStream}>}
+     */
+    this.remoteStreams = new Map();
+    /** Knock ids already on screen, so a call-state does not rebuild pressed buttons. */
+    this.knockIds = '';
 
     this.answerButton.addEventListener('click', () => this.client?.call('answer'));
     this.declineButton.addEventListener('click', () => this.client?.call('decline'));
@@ -169,7 +255,15 @@ class Kiosk {
     const client = this.client;
     client.onstatus = (status) => {
       this.banner.hidden = status === 'connected' || status === 'closed';
-      this.banner.textContent = 'Reconnecting to the station…';
+      this.banner.textContent = TEXT.reconnecting;
+      this.connected = status === 'connected';
+      // The connections are gone with the socket; so is any claim that the camera is on.
+      // The call object is stale too: the next one comes with `welcome`.
+      if (!this.connected) {
+        this.call = null;
+        this.showKnocks([]);
+        this.showLive();
+      }
     };
     client.oncallstate = (call) => this.onCallState(call);
     client.ontrack = (peerId, participant, stream) => {
@@ -179,7 +273,8 @@ class Kiosk {
         this.previewBox.classList.add('has-video');
         return;
       }
-      this.tiles.setStream(participant, peerId, stream, this.nameOf(peerId));
+      this.remoteStreams.set(peerId, { participant, stream });
+      this.showRemotes();
     };
     client.onpeerclosed = (peerId, participant) => {
       if (peerId === STATION_PEER) {
@@ -187,27 +282,57 @@ class Kiosk {
         this.previewBox.classList.remove('has-video');
         return;
       }
+      this.remoteStreams.delete(peerId);
       this.tiles.dropStream(participant, peerId);
       this.tiles.remove(participant);
     };
     client.onpeerupdated = (peer) => this.tiles.setMuted(peer.participant || peer.id, peer.muted || {});
     client.onerror = (code, message) => console.warn('signaling:', code, message);
-    client.join(this.station.room_id, 'Station screen');
+    client.join(this.station.room_id, TEXT.stationScreen);
   }
 
   /** @param {string} peerId */
   nameOf(peerId) {
-    return this.client.roster.get(peerId)?.name || 'Guest';
+    return this.client.roster.get(peerId)?.name || TEXT.guest;
+  }
+
+  /** @returns {Set<string>} the ids of the remotes in the call (empty outside a call) */
+  callMembers() {
+    const call = this.call;
+    if (!this.connected || !call || call.state !== 'in-call') return new Set();
+    return new Set((call.in_call || []).map((m) => (typeof m === 'string' ? m : m.id)));
+  }
+
+  /** Plays the media of the peers in the call; everyone else's stays detached and silent. */
+  showRemotes() {
+    const members = this.callMembers();
+    for (const [peerId, { participant, stream }] of this.remoteStreams) {
+      if (members.has(peerId)) {
+        this.tiles.setStream(participant, peerId, stream, this.nameOf(peerId));
+        const muted = this.client.roster.get(peerId)?.muted;
+        if (muted) this.tiles.setMuted(participant, muted);
+      } else {
+        this.tiles.dropStream(participant, peerId);
+        this.tiles.remove(participant);
+      }
+    }
+  }
+
+  showLive() {
+    const live = this.connected && !!(this.call && this.call.live);
+    this.live.hidden = !live;
+    this.root.classList.toggle('is-live', live);
   }
 
   /** @param {CallInfo|null} call */
   onCallState(call) {
+    const before = this.call;
     this.call = call;
     const state = call ? call.state : 'idle';
     this.root.dataset.state = state;
     if (state === 'ringing' && call) {
-      const names = (call.callers || []).map((c) => c.name || 'Someone');
-      this.callerName.textContent = names.length ? names.join(', ') : 'Someone';
+      const names = (call.callers || []).map((c) => c.name || TEXT.someone);
+      this.callerName.textContent = names.length ? names.join(', ') : TEXT.someone;
       this.ringtone.start();
       this.updateCountdown();
     } else {
@@ -219,9 +344,57 @@ class Kiosk {
       this.preview.srcObject = null;
       this.previewBox.classList.remove('has-video');
     }
-    this.live.hidden = !(call && call.live);
-    this.root.classList.toggle('is-live', !!(call && call.live));
+    if (state === 'in-call' && call && before && before.state === 'in-call') this.announceJoins(before, call);
+    this.showKnocks(state === 'in-call' && call ? call.knocking || [] : []);
+    this.showRemotes();
+    this.showLive();
     void this.keepAwake(state !== 'idle');
+  }
+
+  /**
+   * "<name> joined" for everyone who came into a running call (let in, or a household
+   * user who joins without knocking).
+   * @param {CallInfo} before
+   * @param {CallInfo} now
+   */
+  announceJoins(before, now) {
+    const id = (/** @type {CallMember|string} */ m) => (typeof m === 'string' ? m : m.id);
+    const had = new Set((before.in_call || []).map(id));
+    const names = (now.in_call || [])
+      .filter((m) => !had.has(id(m)))
+      .map((m) => (typeof m === 'string' ? this.nameOf(m) : m.name || this.nameOf(m.id)));
+    if (names.length) this.toast(names.map(TEXT.joined).join(' · '));
+  }
+
+  /**
+   * One card per knocking guest: "<name> wants to join" with Let in / Not now.
+   * @param {CallMember[]} knocking
+   */
+  showKnocks(knocking) {
+    const ids = knocking.map((k) => k.id).join(' ');
+    if (ids === this.knockIds) return;
+    this.knockIds = ids;
+    replace(this.knocks, knocking.map((k) => {
+      const admit = h('button', { class: 'button big primary', type: 'button', 'data-testid': 'knock-admit' }, TEXT.letIn);
+      const refuse = h('button', { class: 'button big', type: 'button', 'data-testid': 'knock-refuse' }, TEXT.notNow);
+      const answer = (/** @type {'admit'|'refuse'} */ action) => {
+        admit.disabled = refuse.disabled = true;
+        this.client.call(action, k.id);
+      };
+      admit.addEventListener('click', () => answer('admit'));
+      refuse.addEventListener('click', () => answer('refuse'));
+      return h('div', { class: 'knock', role: 'alertdialog', 'data-testid': 'knock', 'data-peer': k.id },
+        h('p', { class: 'knock-text', 'data-testid': 'knock-text', text: TEXT.wantsToJoin(k.name || TEXT.guest) }),
+        h('div', { class: 'knock-actions' }, refuse, admit));
+    }));
+  }
+
+  /** @param {string} text */
+  toast(text) {
+    this.toastEl.textContent = text;
+    this.toastEl.hidden = false;
+    if (this.toastTimer) clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => { this.toastEl.hidden = true; }, TOAST_MS);
   }
 
   updateCountdown() {
@@ -229,7 +402,7 @@ class Kiosk {
     if (!at) { this.countdown.hidden = true; return; }
     const left = Math.max(0, Math.ceil(at - Date.now() / 1000));
     this.countdown.hidden = false;
-    this.countdown.textContent = `Answering automatically in ${left} s`;
+    this.countdown.textContent = TEXT.autoAnswer(left);
   }
 
   updateClock() {
@@ -262,10 +435,10 @@ class Kiosk {
     const more = this.missed.length - shown.length;
     replace(this.missedList, shown.map((call) => h('li', { class: 'missed-item' },
       icon('phone'),
-      h('span', { class: 'missed-caller', text: `Missed call from ${call.caller || 'someone'}` }),
+      h('span', { class: 'missed-caller', text: TEXT.missedFrom(call.caller) }),
       h('span', { class: 'missed-time', text: ` · ${formatWhen(call.started_at)}` }))));
     this.missedMore.hidden = more <= 0;
-    this.missedMore.textContent = `and ${more} earlier`;
+    this.missedMore.textContent = TEXT.earlier(more);
     this.missedPanel.hidden = shown.length === 0;
     this.idle.classList.toggle('has-missed', shown.length > 0);
   }
@@ -324,6 +497,7 @@ class Kiosk {
     this.ringtone.stop();
     if (this.tick) clearInterval(this.tick);
     if (this.qrTimer) clearTimeout(this.qrTimer);
+    if (this.toastTimer) clearTimeout(this.toastTimer);
     void this.keepAwake(false);
   }
 }

@@ -1,6 +1,12 @@
 // The call page (#/room/<id>): guest-token exchange, name entry, then the call:
 // remote tiles, the floating local video, camera/mic/full-screen/hang-up controls
-// and the station's call states ("Calling…", "No answer", "Declined", "Call ended").
+// and the station's call states ("Calling…", "Waiting to be let in…", "No answer",
+// "Declined", "Call ended").
+//
+// The caller's camera and microphone are held only while calling, knocking or in a
+// call: every way out of a call (hang-up, decline, no answer, room full, refused,
+// withdrawn, Leave) stops every local track and clears the preview; "Call again"
+// asks for them afresh.
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
 import { exposeClient } from '../debug.js';
@@ -9,24 +15,97 @@ import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui
 import { makeFloating } from '../ui/pip.js';
 import { TileGrid, initials } from '../ui/tiles.js';
 import { renderError } from './error.js';
+import { renderFinished } from './finished.js';
 import { signIn } from './login.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
+ * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
 
 const NAME_KEY = 'videostation.name';
 
-/** Readable text for the guest-token errors of POST /api/auth/guest. */
-const TOKEN_ERRORS = /** @type {Record<string, string>} */ ({
-  token_expired: 'This invitation has expired.',
-  guest_link_expired: 'This invitation has expired.',
-  token_revoked: 'This invitation was withdrawn.',
-  guest_link_revoked: 'This invitation was withdrawn.',
-  guest_link_used_up: 'This invitation has already been used as often as allowed.',
-  token_used_up: 'This invitation has already been used as often as allowed.',
-});
+/** Every text this view shows, in one place (for translations). */
+const TEXT = {
+  /** Readable text for the guest-token errors of POST /api/auth/guest. */
+  tokenErrors: /** @type {Record<string, string>} */ ({
+    token_expired: 'This invitation has expired.',
+    guest_link_expired: 'This invitation has expired.',
+    token_revoked: 'This invitation was withdrawn.',
+    guest_link_revoked: 'This invitation was withdrawn.',
+    guest_link_used_up: 'This invitation has already been used as often as allowed.',
+    token_used_up: 'This invitation has already been used as often as allowed.',
+  }),
+  linkUnusable: 'This invitation link cannot be used',
+  linkInvalid: 'The link is not valid or has expired.',
+  askForNew: 'Ask the person who sent it for a new one.',
+  wrongRoom: 'Wrong room',
+  wrongRoomText: 'Your invitation is for another room.',
+  goToMyRoom: 'Go to my room',
+  roomNotFound: 'Room not found',
+  roomNotFoundText: 'This room does not exist (any more).',
+  allRooms: 'All rooms',
+  notAllowed: 'Not allowed',
+  videoCall: 'Video call',
+  room: 'Room',
+  yourName: 'Your name',
+  cameraOff: 'Camera off',
+  /** @param {string} name */
+  callStation: (name) => `Call ${name}`,
+  join: 'Join',
+  noCamera: 'No camera found: the others will only hear you.',
+  noMedia: 'Camera and microphone are blocked or missing: you can still see and hear the others.',
+  yourVideo: 'Your video (drag to move, corner to resize)',
+  microphone: 'Microphone',
+  camera: 'Camera',
+  fullScreen: 'Full screen',
+  exitFullScreen: 'Exit full screen',
+  hangUp: 'Hang up',
+  /** @param {number|undefined} ms */
+  reconnecting: (ms) => `Connection lost — reconnecting${typeof ms === 'number' ? ` in ${Math.ceil(ms / 1000)} s` : ''}…`,
+  /** @param {string} name */
+  joined: (name) => `${name} joined`,
+  /** @param {string} name */
+  left: (name) => `${name} left`,
+  roomDeleted: 'This room was deleted.',
+  replaced: 'You joined this room from another window.',
+  guest: 'Guest',
+  connecting: 'Connecting…',
+  /** @param {string} name */
+  calling: (name) => `Calling ${name}…`,
+  waitingForAnswer: 'Waiting for someone to answer.',
+  knocking: 'Waiting to be let in…',
+  /** @param {string} name */
+  knockingText: (name) => `A call with ${name} is going on. Someone there decides whether you join.`,
+  noAnswer: 'No answer',
+  noAnswerText: 'Nobody answered the call.',
+  declined: 'Declined',
+  declinedText: 'The call was declined.',
+  callEnded: 'Call ended',
+  notInCall: 'Not in a call.',
+  roomFull: 'This room is full',
+  roomFullText: 'Too many people are in this call. Try again later.',
+  disconnected: 'Disconnected',
+  tryAgain: 'Try again',
+  callAgain: 'Call again',
+  rejoin: 'Rejoin',
+  cancel: 'Cancel',
+  leave: 'Leave',
+  /** Finished pages, by the `bye` reason (or `left`: the caller pressed Leave). */
+  finished: /** @type {Record<string, {title: string, text: string}>} */ ({
+    left: { title: 'You left the call', text: 'Your camera and microphone are off. You can close this page.' },
+    refused: { title: 'The station did not let you in', text: 'Someone at the station said "Not now". Your camera and microphone are off.' },
+    revoked: { title: 'This invitation was withdrawn', text: 'Ask the person who sent it for a new one.' },
+    session_ended: { title: 'Your session has ended', text: 'Open your invitation link again, or sign in again.' },
+    other: { title: 'The call has ended', text: 'The station closed the connection. You can close this page.' },
+  }),
+};
+
+/** Page states in which the camera and microphone are held. */
+const MEDIA_STATES = new Set(['connecting', 'calling', 'knocking', 'in-call']);
+/** How often (ms) a page that keeps failing to reconnect asks whether its session still exists. */
+const SESSION_CHECK_MS = 10_000;
 
 /**
  * @param {Context} ctx
@@ -41,9 +120,7 @@ export async function renderRoom(ctx, roomId) {
     } catch (err) {
       ctx.clearHashParams();
       if (err instanceof api.ApiError && err.status !== 0 && err.status < 500) {
-        renderError(ctx, 'This invitation link cannot be used',
-          `${TOKEN_ERRORS[err.code] || 'The link is not valid or has expired.'} Ask the person who sent it for a new one.`,
-          []);
+        renderError(ctx, TEXT.linkUnusable, `${TEXT.tokenErrors[err.code] || TEXT.linkInvalid} ${TEXT.askForNew}`, []);
         return;
       }
       throw err;
@@ -54,8 +131,8 @@ export async function renderRoom(ctx, roomId) {
   const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
   if (who.role === 'guest' && who.room && who.room !== roomId) {
-    renderError(ctx, 'Wrong room', 'Your invitation is for another room.',
-      [{ label: 'Go to my room', href: `#/room/${encodeURIComponent(who.room)}` }]);
+    renderError(ctx, TEXT.wrongRoom, TEXT.wrongRoomText,
+      [{ label: TEXT.goToMyRoom, href: `#/room/${encodeURIComponent(who.room)}` }]);
     return;
   }
   const isStation = roomId === station.room_id;
@@ -64,8 +141,8 @@ export async function renderRoom(ctx, roomId) {
     roomName = (await api.getRoom(roomId)).name || roomName;
   } catch (err) {
     if (err instanceof api.ApiError && err.status === 404) {
-      renderError(ctx, 'Room not found', 'This room does not exist (any more).',
-        who.role === 'user' ? [{ label: 'All rooms', href: '#/' }] : []);
+      renderError(ctx, TEXT.roomNotFound, TEXT.roomNotFoundText,
+        who.role === 'user' ? [{ label: TEXT.allRooms, href: '#/' }] : []);
       return;
     }
     // Guests may not be allowed to read room details: the welcome message has the name.
@@ -84,7 +161,7 @@ class CallPage {
   constructor(ctx, info) {
     this.ctx = ctx;
     this.info = info;
-    /** @type {MediaStream|null} */
+    /** @type {MediaStream|null} the camera/microphone, only while calling or in a call */
     this.localStream = null;
     /** @type {SignalingClient|null} */
     this.client = null;
@@ -95,29 +172,39 @@ class CallPage {
     this.disposers = [];
     /** @type {Promise<void>} resolves once the camera/microphone request is settled */
     this.mediaReady = Promise.resolve();
+    /** Bumped whenever the camera is released: a request still open then is dropped. */
+    this.mediaGeneration = 0;
+    /** @type {HTMLVideoElement|null} the lobby's preview */
+    this.lobbyPreview = null;
+    /** @type {HTMLVideoElement|null} the floating local video in the call */
+    this.localVideo = null;
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.toastTimer = null;
+    this.lastSessionCheck = 0;
+    /** The next call state is the one inside `welcome` (see connect). */
+    this.skipWelcomeState = false;
     this.destroyed = false;
   }
 
   // ---- lobby: name + preview ------------------------------------------
 
   async lobby() {
-    const preview = h('video', { class: 'mirror', autoplay: true, playsinline: true });
+    const preview = h('video', { class: 'mirror', autoplay: true, playsinline: true, 'data-testid': 'lobby-preview' });
     preview.muted = true;
+    this.lobbyPreview = preview;
     const mediaNote = h('p', { class: 'muted small', role: 'status' });
     const nameInput = h('input', {
       id: 'name', name: 'name', autocomplete: 'nickname', maxlength: 40, required: true,
-      placeholder: 'Your name', value: localStorage.getItem(NAME_KEY) || '',
+      placeholder: TEXT.yourName, value: localStorage.getItem(NAME_KEY) || '',
     });
     const go = h('button', { class: 'button primary wide big', type: 'submit', 'data-testid': 'start-call' },
-      icon('phone'), this.info.isStation ? `Call ${this.info.roomName}` : 'Join');
+      icon('phone'), this.info.isStation ? TEXT.callStation(this.info.roomName) : TEXT.join);
     const form = h('form', { class: 'card lobby-card', 'data-testid': 'lobby' },
-      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: 'Camera off' })),
+      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: TEXT.cameraOff })),
       h('div', { class: 'lobby-form' },
-        h('p', { class: 'eyebrow', text: this.info.isStation ? 'Video call' : 'Room' }),
+        h('p', { class: 'eyebrow', text: this.info.isStation ? TEXT.videoCall : TEXT.room }),
         h('h1', { text: this.info.roomName }),
-        h('label', { for: 'name', text: 'Your name' }), nameInput, mediaNote, go));
+        h('label', { for: 'name', text: TEXT.yourName }), nameInput, mediaNote, go));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const name = nameInput.value.trim().slice(0, 40);
@@ -130,17 +217,61 @@ class CallPage {
     replace(this.ctx.root, h('section', { class: 'center-screen lobby' }, form));
     if (!nameInput.value) nameInput.focus();
 
-    this.mediaReady = getLocalMedia().then((stream) => {
-      if (this.destroyed) { stopStream(stream); return; }
-      this.localStream = stream;
+    this.mediaReady = this.acquireMedia().then((stream) => {
       if (stream) {
         preview.srcObject = stream;
         form.classList.add('has-video');
-        if (!stream.getVideoTracks().length) mediaNote.textContent = 'No camera found: the others will only hear you.';
+        if (!stream.getVideoTracks().length) mediaNote.textContent = TEXT.noCamera;
       } else {
-        mediaNote.textContent = 'Camera and microphone are blocked or missing: you can still see and hear the others.';
+        mediaNote.textContent = TEXT.noMedia;
       }
     });
+  }
+
+  // ---- camera and microphone ----------------------------------------------
+
+  /**
+   * Asks for the camera and microphone (once; a request under way is shared) and
+   * keeps the stream in `this.localStream`, unless the page is released meanwhile.
+   * @returns {Promise<MediaStream|null>}
+   */
+  async acquireMedia() {
+    if (this.localStream) return this.localStream;
+    const generation = this.mediaGeneration;
+    const stream = await getLocalMedia();
+    if (this.destroyed || generation !== this.mediaGeneration) {
+      stopStream(stream); // released (call ended, page left) while the browser was asking
+      return null;
+    }
+    if (this.localStream) { // a parallel request won
+      stopStream(stream);
+      return this.localStream;
+    }
+    this.localStream = stream;
+    return stream;
+  }
+
+  /** The camera and microphone for a (new) call: shown in the floating video, sent to peers. */
+  async useMedia() {
+    const stream = this.localStream || await this.acquireMedia();
+    if (this.destroyed) return;
+    if (this.localVideo) this.localVideo.srcObject = stream;
+    if (this.pip) this.pip.hidden = !stream || !stream.getVideoTracks().length;
+    if (this.micButton) this.micButton.disabled = !stream || !stream.getAudioTracks().length;
+    if (this.camButton) this.camButton.disabled = !stream || !stream.getVideoTracks().length;
+    if (this.client && this.client.localStream !== stream) await this.client.setLocalStream(stream);
+  }
+
+  /** Stops every local track at once and clears every preview of them. */
+  releaseMedia() {
+    this.mediaGeneration += 1;
+    const stream = this.localStream;
+    this.localStream = null;
+    stopStream(stream);
+    if (this.lobbyPreview) this.lobbyPreview.srcObject = null;
+    if (this.localVideo) this.localVideo.srcObject = null;
+    if (this.pip) this.pip.hidden = true;
+    if (this.client && this.client.localStream) void this.client.setLocalStream(null);
   }
 
   // ---- in call ----------------------------------------------------------
@@ -156,14 +287,15 @@ class CallPage {
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
+    this.localVideo = localVideo;
     const handle = h('div', { class: 'pip-handle', 'aria-hidden': 'true' });
-    this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': 'Your video (drag to move, corner to resize)', 'data-testid': 'local-video' },
-      localVideo, h('div', { class: 'pip-off', text: 'Camera off' }), handle);
+    this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': TEXT.yourVideo, 'data-testid': 'local-video' },
+      localVideo, h('div', { class: 'pip-off', text: TEXT.cameraOff }), handle);
 
-    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Microphone', 'data-testid': 'toggle-mic' }, icon('mic'));
-    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Camera', 'data-testid': 'toggle-cam' }, icon('cam'));
-    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': 'Full screen', 'data-testid': 'toggle-fullscreen' }, icon('full'));
-    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': 'Hang up', 'data-testid': 'hangup' }, icon('hangup'));
+    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': TEXT.microphone, 'data-testid': 'toggle-mic' }, icon('mic'));
+    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': TEXT.camera, 'data-testid': 'toggle-cam' }, icon('cam'));
+    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': TEXT.fullScreen, 'data-testid': 'toggle-fullscreen' }, icon('full'));
+    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': TEXT.hangUp, 'data-testid': 'hangup' }, icon('hangup'));
     this.micButton.addEventListener('click', () => this.toggle('audio'));
     this.camButton.addEventListener('click', () => this.toggle('video'));
     this.fsButton.addEventListener('click', () => { void toggleFullscreen(); });
@@ -171,7 +303,7 @@ class CallPage {
     const fsButton = this.fsButton;
     const onFs = () => {
       fsButton.replaceChildren(icon(isFullscreen() ? 'exitFull' : 'full'));
-      fsButton.setAttribute('aria-label', isFullscreen() ? 'Exit full screen' : 'Full screen');
+      fsButton.setAttribute('aria-label', isFullscreen() ? TEXT.exitFullScreen : TEXT.fullScreen);
     };
     document.addEventListener('fullscreenchange', onFs);
     this.disposers.push(() => document.removeEventListener('fullscreenchange', onFs));
@@ -181,18 +313,15 @@ class CallPage {
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', text: this.info.roomName }), this.banner),
       grid, this.statusCard, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
+    if (this.lobbyPreview) this.lobbyPreview.srcObject = null; // gone with the lobby
     const controls = this.controls;
     this.disposers.push(makeFloating(this.pip, this.stage, { handle, reserveBottom: () => controls.getBoundingClientRect().height + 16 }));
     this.showState('connecting');
     // The camera may still be starting (the permission prompt is open): wait for it,
     // so the first offers already carry our tracks.
     await this.mediaReady;
+    await this.useMedia();
     if (this.destroyed) return;
-    const stream = this.localStream;
-    localVideo.srcObject = stream;
-    this.pip.hidden = !stream || !stream.getVideoTracks().length;
-    this.micButton.disabled = !stream || !stream.getAudioTracks().length;
-    this.camButton.disabled = !stream || !stream.getVideoTracks().length;
     this.connect();
   }
 
@@ -207,10 +336,13 @@ class CallPage {
     const nameOf = (participant) => {
       if (participant === 'station') return this.info.station.name;
       for (const p of client.roster.values()) if (p.participant === participant && p.name) return p.name;
-      return 'Guest';
+      return TEXT.guest;
     };
 
     client.onwelcome = (msg) => {
+      // The call object in `welcome` predates our join: the station rings, resumes our
+      // call or lets us knock only after it, and says so in the `call-state` that follows.
+      this.skipWelcomeState = true;
       if (msg.room && msg.room.name) this.stage?.querySelector('.call-title')?.replaceChildren(msg.room.name);
       if (!this.info.isStation) this.showState('in-call');
     };
@@ -218,8 +350,9 @@ class CallPage {
       if (!this.banner) return;
       this.banner.hidden = status !== 'reconnecting';
       if (status === 'reconnecting') {
-        this.banner.textContent = `Connection lost — reconnecting${typeof detail === 'number' ? ` in ${Math.ceil(detail / 1000)} s` : ''}…`;
+        this.banner.textContent = TEXT.reconnecting(typeof detail === 'number' ? detail : undefined);
         tiles.clear();
+        void this.checkSession();
       }
     };
     client.oncallstate = (call) => this.onCallState(call);
@@ -230,18 +363,18 @@ class CallPage {
       if (!still) tiles.remove(participant);
     };
     client.onpeerjoined = (peer) => {
-      if (!this.info.isStation && peer.kind === 'remote') this.toast(`${peer.name} joined`);
+      if (!this.info.isStation && peer.kind === 'remote') this.toast(TEXT.joined(peer.name));
     };
     client.onpeerupdated = (peer) => tiles.setMuted(peer.participant || peer.id, peer.muted || {});
     client.onpeerleft = (_id, peer) => {
-      if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(`${peer.name} left`);
+      if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(TEXT.left(peer.name));
     };
     client.onerror = (code, message, ref) => {
       if (code === 'room_full') this.showState('full');
       else if (ref === 'join' && (code === 'forbidden' || code === 'room_not_found')) {
         this.destroy();
-        renderError(this.ctx, code === 'forbidden' ? 'Not allowed' : 'Room not found', message,
-          this.info.role === 'user' ? [{ label: 'All rooms', href: '#/' }] : []);
+        renderError(this.ctx, code === 'forbidden' ? TEXT.notAllowed : TEXT.roomNotFound, message,
+          this.info.role === 'user' ? [{ label: TEXT.allRooms, href: '#/' }] : []);
       } else if (code !== 'negotiation' && code !== 'candidate') {
         this.toast(message);
       } else {
@@ -249,9 +382,11 @@ class CallPage {
       }
     };
     client.onbye = (reason) => {
+      if (reason === 'shutdown') return; // the service restarts: the client reconnects
       if (reason === 'room_full') this.showState('full');
-      else if (reason === 'room_deleted') this.showState('gone', 'This room was deleted.');
-      else if (reason === 'replaced') this.showState('gone', 'You joined this room from another window.');
+      else if (reason === 'room_deleted') this.showState('gone', TEXT.roomDeleted);
+      else if (reason === 'replaced') this.showState('gone', TEXT.replaced);
+      else if (reason !== 'left') this.finish(reason);
     };
     client.join(this.info.roomId, this.name || '');
   }
@@ -259,17 +394,28 @@ class CallPage {
   /** @param {CallInfo|null} call */
   onCallState(call) {
     const client = this.client;
+    if (this.skipWelcomeState) {
+      this.skipWelcomeState = false;
+      return;
+    }
     if (!call || !client) return;
     const me = client.peerId;
     const memberId = (/** @type {string|{id: string}} */ m) => (typeof m === 'string' ? m : m.id);
     const inCall = call.state === 'in-call' && (call.in_call || []).some((m) => memberId(m) === me);
     const calling = call.state === 'ringing' && (call.callers || []).some((m) => memberId(m) === me);
+    const knocking = call.state === 'in-call' && (call.knocking || []).some((m) => memberId(m) === me);
     if (inCall) {
       this.active = true;
       this.showState('in-call', '', call.live);
     } else if (calling) {
       this.active = true;
       this.showState('calling');
+    } else if (knocking) {
+      this.active = true;
+      this.showState('knocking');
+    } else if (this.stage?.dataset.state === 'knocking') {
+      // Out of the knock list: let in (an in-call state follows), sent away (`bye`
+      // `refused` follows), or the call ended and we ring (a ringing state follows).
     } else if (this.active) {
       this.active = false;
       this.showState(call.ended === 'missed' ? 'missed' : call.ended === 'declined' ? 'declined' : 'ended');
@@ -279,26 +425,28 @@ class CallPage {
   }
 
   /**
-   * @param {'connecting'|'calling'|'in-call'|'missed'|'declined'|'ended'|'ready'|'full'|'gone'} state
+   * @param {PageState} state
    * @param {string} [detail]
    * @param {boolean} [live]
    */
   showState(state, detail = '', live = false) {
     if (!this.stage || !this.statusCard) return;
+    if (!MEDIA_STATES.has(state)) this.releaseMedia();
     this.stage.dataset.state = state;
     this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
     /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, cancel?: boolean, pulse?: boolean}|null} */
     let card = null;
     switch (state) {
-      case 'connecting': card = { title: 'Connecting…', pulse: true }; break;
-      case 'calling': card = { title: `Calling ${stationName}…`, text: 'Waiting for someone to answer.', cancel: true, pulse: true }; break;
-      case 'missed': card = { title: 'No answer', text: 'Nobody answered the call.', again: true, leave: true }; break;
-      case 'declined': card = { title: 'Declined', text: 'The call was declined.', again: true, leave: true }; break;
-      case 'ended': card = { title: 'Call ended', again: true, leave: true }; break;
-      case 'ready': card = { title: stationName, text: 'Not in a call.', again: true, leave: true }; break;
-      case 'full': card = { title: 'This room is full', text: 'Too many people are in this call. Try again later.', leave: true }; break;
-      case 'gone': card = { title: 'Disconnected', text: detail, leave: true }; break;
+      case 'connecting': card = { title: TEXT.connecting, pulse: true }; break;
+      case 'calling': card = { title: TEXT.calling(stationName), text: TEXT.waitingForAnswer, cancel: true, pulse: true }; break;
+      case 'knocking': card = { title: TEXT.knocking, text: TEXT.knockingText(stationName), cancel: true, pulse: true }; break;
+      case 'missed': card = { title: TEXT.noAnswer, text: TEXT.noAnswerText, again: true, leave: true }; break;
+      case 'declined': card = { title: TEXT.declined, text: TEXT.declinedText, again: true, leave: true }; break;
+      case 'ended': card = { title: TEXT.callEnded, again: true, leave: true }; break;
+      case 'ready': card = { title: stationName, text: TEXT.notInCall, again: true, leave: true }; break;
+      case 'full': card = { title: TEXT.roomFull, text: TEXT.roomFullText, leave: true }; break;
+      case 'gone': card = { title: TEXT.disconnected, text: detail, leave: true }; break;
       case 'in-call': card = null; break;
     }
     if (!card) {
@@ -309,17 +457,20 @@ class CallPage {
     const buttons = [];
     if (card.again || state === 'full') {
       const again = h('button', { class: 'button primary big', type: 'button', 'data-testid': 'call-again' }, icon('phone'),
-        state === 'full' ? 'Try again' : this.info.isStation ? 'Call again' : 'Rejoin');
-      again.addEventListener('click', () => this.callAgain());
+        state === 'full' ? TEXT.tryAgain : this.info.isStation ? TEXT.callAgain : TEXT.rejoin);
+      again.addEventListener('click', () => {
+        again.disabled = true; // one new call per press, even while the camera starts
+        void this.callAgain();
+      });
       buttons.push(again);
     }
     if (card.cancel) {
-      const cancel = h('button', { class: 'button danger big', type: 'button', 'data-testid': 'cancel-call' }, icon('hangup'), 'Cancel');
+      const cancel = h('button', { class: 'button danger big', type: 'button', 'data-testid': 'cancel-call' }, icon('hangup'), TEXT.cancel);
       cancel.addEventListener('click', () => this.hangup());
       buttons.push(cancel);
     }
     if (card.leave) {
-      const leave = h('button', { class: 'button ghost big', type: 'button', 'data-testid': 'leave', text: 'Leave' });
+      const leave = h('button', { class: 'button ghost big', type: 'button', 'data-testid': 'leave', text: TEXT.leave });
       leave.addEventListener('click', () => this.leave());
       buttons.push(leave);
     }
@@ -345,22 +496,33 @@ class CallPage {
 
   hangup() {
     if (!this.client) return;
-    if (this.info.isStation && this.client.callState && this.client.callState.state !== 'idle' && this.active) {
+    // `active`: we rang (maybe so recently that the ringing state is still on its way)
+    // or are knocking or in the call; the hang-up follows the ring on the same socket.
+    if (this.info.isStation && this.active) {
+      if (this.stage?.dataset.state === 'knocking') {
+        this.active = false;
+        this.showState('ended'); // the call-state that follows no longer names us
+      }
       this.client.call('hangup');
       return; // the call-state that follows shows "Call ended"
     }
     this.leave();
   }
 
-  callAgain() {
+  async callAgain() {
     const client = this.client;
     if (!client || client.status === 'closed' || this.stage?.dataset.state === 'full') {
       client?.close();
+      this.client = null;
       this.tiles?.clear();
       this.showState('connecting');
+      await this.useMedia();
+      if (this.destroyed) return;
       this.connect();
       return;
     }
+    await this.useMedia();
+    if (this.destroyed || this.client !== client) return;
     if (this.info.isStation) {
       this.active = true;
       this.showState('calling');
@@ -371,16 +533,49 @@ class CallPage {
     }
   }
 
+  /** Leave: no connection, no camera; users go back to their rooms, guests see a finished page. */
   leave() {
-    this.client?.close();
-    this.client = null;
     if (this.info.role === 'user') {
+      this.destroy();
       this.ctx.navigate('#/');
       return;
     }
-    this.showState('ended');
-    const leaveButton = this.statusCard?.querySelector('[data-testid="leave"]');
-    leaveButton?.remove();
+    this.finish('left');
+  }
+
+  /**
+   * The end of this page's call for good: a full page saying why.
+   * @param {string} reason  `left` (Leave) or the `bye` reason
+   */
+  finish(reason) {
+    this.destroy();
+    const text = TEXT.finished[reason] || TEXT.finished.other;
+    const room = `#/room/${encodeURIComponent(this.info.roomId)}`;
+    /** @type {import('./error.js').Action[]} */
+    const actions = [];
+    if (reason === 'left' || reason === 'refused') {
+      actions.push({ label: this.info.isStation ? TEXT.callAgain : TEXT.rejoin, onclick: () => this.ctx.navigate(room) });
+    } else if (this.info.role === 'user') {
+      actions.push({ label: TEXT.allRooms, href: '#/' });
+    }
+    renderFinished(this.ctx, text.title, text.text, actions);
+  }
+
+  /**
+   * While reconnecting: is the session still there? A withdrawn link or a changed
+   * password must end on a clear page, not in "reconnecting…" forever.
+   */
+  async checkSession() {
+    const now = Date.now();
+    if (now - this.lastSessionCheck < SESSION_CHECK_MS) return;
+    this.lastSessionCheck = now;
+    let who;
+    try {
+      who = await api.me();
+    } catch {
+      return; // the station is unreachable: keep trying
+    }
+    if (!who && !this.destroyed && this.client?.status === 'reconnecting') this.finish('session_ended');
   }
 
   /** @param {string} text */
@@ -400,8 +595,7 @@ class CallPage {
     this.client = null;
     for (const d of this.disposers.splice(0)) d();
     if (this.toastTimer) clearTimeout(this.toastTimer);
-    stopStream(this.localStream);
-    this.localStream = null;
+    this.releaseMedia();
   }
 }
 

@@ -1,0 +1,233 @@
+"""Which rung each viewer gets, and how fast the high rung runs.
+
+The camera is encoded at most twice (``high``: camera size, ``camera.bitrate``;
+``low``: ``camera.low_width`` x ``low_height`` at ``camera.low_bitrate``). Every viewer
+has a :class:`ViewerLink` fed with the RTCP its browser sends (``peer.py`` routes
+them here): REMB, the receiver's estimate of what its link carries, and receiver
+reports (fraction lost; the sender's round-trip time). :class:`RungPolicy` moves the
+viewer between rungs with hysteresis; :func:`high_bitrate` makes the high rung follow
+the weakest viewer still on it, between ``camera.min_bitrate`` and ``camera.bitrate``::
+
+    policy = RungPolicy.from_config(camera)
+    link = ViewerLink()
+    link.on_remb(250_000, now=10.0)     # a phone on a weak link
+    policy.choose(link, now=10.0)       # -> "low" (and link.rung is "low")
+
+Going down is quick (an estimate falling below ``min_bitrate`` and below what is
+sent, or heavy loss, for ``down_hold`` seconds); going up needs a clean link (loss
+below ``up_loss``, the estimate above the low rung) for ``up_hold`` seconds, and a
+failed climb doubles the wait before the next one, so a viewer capped near a rung
+does not oscillate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..config import CameraConfig
+
+Rung = Literal["high", "low"]
+
+LOSS_ALPHA = 0.5
+"""Weight of the newest receiver report in the smoothed loss."""
+REMB_ALPHA = 0.6
+"""Weight of the newest REMB in the smoothed estimate."""
+CONGESTED = 0.95
+"""An estimate below this share of the sent rate means the link is full."""
+FALLING = 0.9
+"""An estimate below this share of its peak since the last switch is falling."""
+
+
+@dataclass(slots=True)
+class ViewerLink:
+    """What one viewer's feedback says about its link (updated from RTCP)."""
+
+    rung: Rung = "high"
+    """The rung this viewer should get (the encoder switches on the next keyframe)."""
+    estimate: float | None = None
+    """Smoothed REMB in bit/s; None until the first REMB."""
+    loss: float = 0.0
+    """Smoothed fraction of packets lost (0..1), from receiver reports."""
+    rtt: float | None = None
+    """Round-trip time in seconds (aiortc's sender computes it from the reports)."""
+    remb_count: int = 0
+    """REMB messages received."""
+    reports: int = 0
+    """Receiver reports received."""
+    switches: int = 0
+    """Rung changes so far."""
+    changed_at: float = 0.0
+    """When the rung last changed (monotonic seconds)."""
+    clean_since: float | None = None
+    """Since when the link looks good enough to climb (None: it does not)."""
+    lossy_since: float | None = None
+    """Since when loss has been above ``down_loss`` (None: it has not)."""
+    weak_since: float | None = None
+    """Since when the estimate has been falling below ``min_bitrate`` (None: it has not)."""
+    up_wait: float = 0.0
+    """Current wait before a climb; doubles after a climb that failed."""
+    failed_climbs: int = field(default=0)
+    """Climbs that had to come straight back down."""
+    peak: float = 0.0
+    """Highest estimate since the last switch: a receiver estimator in its increase
+    state only grows (bounded by what it receives), so only a fall below the peak
+    says the link is full; right after a climb the estimate is low but growing."""
+    sent_rate: float | None = None
+    """Video bit/s handed to this viewer's sender (over the last second)."""
+    _window_bytes: int = 0
+    _window_start: float | None = None
+
+    def on_sent(self, nbytes: int, *, now: float) -> None:
+        """Count video bytes handed to the sender; the rate is updated once a second."""
+        if self._window_start is None:
+            self._window_start = now
+        self._window_bytes += nbytes
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:
+            self.sent_rate = self._window_bytes * 8 / elapsed
+            self._window_bytes, self._window_start = 0, now
+
+    @property
+    def congested(self) -> bool:
+        """Does the receiver estimate less than what it is sent?
+
+        A receiver-side estimator (REMB) that sees no congestion stays above the
+        incoming rate and grows; under congestion it drops below it. An estimate below
+        ``min_bitrate`` while little is sent (a still picture) is no sign of a weak link.
+        """
+        if self.estimate is None or self.estimate > FALLING * self.peak:
+            return False
+        return self.sent_rate is None or self.estimate < CONGESTED * self.sent_rate
+
+    def on_remb(self, bitrate: float, *, now: float) -> None:
+        self.remb_count += 1
+        if self.estimate is None:
+            self.estimate = float(bitrate)
+        else:
+            self.estimate = REMB_ALPHA * bitrate + (1 - REMB_ALPHA) * self.estimate
+        self.peak = max(self.peak, self.estimate)
+
+    def on_report(self, fraction_lost: int, *, rtt: float | None, now: float) -> None:
+        """``fraction_lost`` as in RTCP: lost / expected * 256 since the last report."""
+        self.reports += 1
+        self.loss = LOSS_ALPHA * (fraction_lost / 256) + (1 - LOSS_ALPHA) * self.loss
+        if rtt is not None:
+            self.rtt = rtt
+
+
+@dataclass(frozen=True, slots=True)
+class RungPolicy:
+    """Thresholds and timings for moving viewers between rungs."""
+
+    min_bitrate: float
+    """An estimate below this moves the viewer to the low rung."""
+    low_bitrate: float
+    """The low rung's bitrate."""
+    up_hold: float = 5.0
+    """Seconds of a clean link before climbing to the high rung."""
+    up_loss: float = 0.02
+    """A link losing more than this never climbs."""
+    down_loss: float = 0.10
+    """Loss above this for ``loss_hold`` seconds moves the viewer down."""
+    down_hold: float = 1.5
+    """How long heavy loss or a congested estimate must last before a move down (one
+    late REMB from a busy receiver is no weak link)."""
+    min_dwell: float = 2.0
+    """Seconds after a switch before the next one (the keyframe needs to arrive)."""
+    max_up_wait: float = 60.0
+    """Longest wait before a climb after failed climbs."""
+
+    @classmethod
+    def from_config(cls, cfg: CameraConfig, **timings: float) -> RungPolicy:
+        return cls(min_bitrate=cfg.min_bitrate, low_bitrate=cfg.low_bitrate, **timings)
+
+    def choose(self, link: ViewerLink, *, now: float) -> Rung:
+        """Update ``link.rung`` from its feedback and return it."""
+        if link.loss > self.down_loss:
+            link.lossy_since = now if link.lossy_since is None else link.lossy_since
+        else:
+            link.lossy_since = None
+        if link.estimate is not None and link.estimate < self.min_bitrate and link.congested:
+            link.weak_since = now if link.weak_since is None else link.weak_since
+        else:
+            link.weak_since = None
+        if now - link.changed_at < self.min_dwell:
+            return link.rung
+        if link.rung == "high":
+            weak = link.weak_since is not None and now - link.weak_since >= self.down_hold
+            lossy = link.lossy_since is not None and now - link.lossy_since >= self.down_hold
+            if weak or lossy:
+                if link.switches and now - link.changed_at < max(self.up_hold, link.up_wait) * 2:
+                    # came up recently and went straight back: wait longer next time
+                    link.failed_climbs += 1
+                    link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
+                else:
+                    link.up_wait = 0.0
+                self._switch(link, "low", now)
+            return link.rung
+        clean = link.loss <= self.up_loss and not (
+            link.estimate is not None and link.estimate < self.low_bitrate
+        )
+        if not clean:
+            link.clean_since = None
+            return link.rung
+        link.clean_since = now if link.clean_since is None else link.clean_since
+        if now - link.clean_since >= max(self.up_hold, link.up_wait):
+            self._switch(link, "high", now)
+        return link.rung
+
+    @staticmethod
+    def _switch(link: ViewerLink, rung: Rung, now: float) -> None:
+        link.rung = rung
+        link.changed_at = now
+        link.peak = link.estimate or 0.0
+        link.clean_since = None
+        link.switches += 1
+
+
+def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
+    """The high rung's bitrate: what the weakest viewer on it carries, within bounds.
+
+    ``headroom`` leaves room for retransmissions; REMB covers the whole connection, so
+    the audio's share (:data:`AUDIO_SHARE`) is taken off too.
+
+    >>> from appliance.config import CameraConfig
+    >>> cam = CameraConfig(bitrate=1_500_000, min_bitrate=600_000)
+    >>> high_bitrate([ViewerLink(estimate=1_000_000), ViewerLink()], cfg=cam)
+    786000
+    >>> high_bitrate([ViewerLink(estimate=300_000)], cfg=cam)
+    600000
+    >>> high_bitrate([], cfg=cam)
+    1500000
+    """
+    return _follow(links, "high", floor=cfg.min_bitrate, ceiling=cfg.bitrate, headroom=headroom)
+
+
+def low_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
+    """The low rung's bitrate: ``camera.low_bitrate``, less when a viewer on it carries
+    less (down to a third of it), so a weak link is not kept full.
+
+    >>> from appliance.config import CameraConfig
+    >>> cam = CameraConfig(low_bitrate=300_000)
+    >>> low_bitrate([ViewerLink(rung="low", estimate=330_000)], cfg=cam)
+    216500
+    >>> low_bitrate([ViewerLink(rung="low", estimate=2_000_000)], cfg=cam)
+    300000
+    """
+    floor = cfg.low_bitrate // 3
+    return _follow(links, "low", floor=floor, ceiling=cfg.low_bitrate, headroom=headroom)
+
+
+AUDIO_SHARE = 64_000
+"""Opus at 48 kbit/s plus its packet headers, in bit/s."""
+
+
+def _follow(
+    links: list[ViewerLink], rung: Rung, *, floor: int, ceiling: int, headroom: float
+) -> int:
+    estimates = [link.estimate for link in links if link.rung == rung and link.estimate]
+    if not estimates:
+        return ceiling
+    budget = min(estimates) * headroom - AUDIO_SHARE
+    return int(max(floor, min(ceiling, budget)))

@@ -1,0 +1,216 @@
+"""Hypothesis drives the real call state machine (`appliance.call.Station`) with a fake
+media peer: rings, answers, declines, hang-ups, timeouts, knocks, admits, refusals and
+station signals (restarts) race each other. Invariant: media flows only to peers the
+household answered or let in (and the screen during a call); the camera and
+microphone are closed whenever the station is idle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from appliance import errors
+from appliance.call import Station
+from appliance.rooms import Peer, Rooms
+from appliance.store import Store
+
+
+class FakeMedia:
+    """Stands in for StationPeers: ``open`` awaits (like ICE gathering) and honours
+    ``close_all`` the way the real one must."""
+
+    def __init__(self) -> None:
+        self.open_peers: set[str] = set()
+        self.epoch = 0
+
+    async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
+        epoch = self.epoch
+        self.open_peers.discard(peer_id)
+        await asyncio.sleep(0)
+        if epoch != self.epoch:
+            return
+        self.open_peers.add(peer_id)
+        await asyncio.sleep(0)
+
+    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None:
+        if peer_id not in self.open_peers:
+            raise errors.UnknownPeer(peer_id)
+        if payload.get("restart"):
+            await self.open(peer_id, audio=True)
+        else:
+            await asyncio.sleep(0)
+
+    async def close(self, peer_id: str) -> None:
+        self.open_peers.discard(peer_id)
+        await asyncio.sleep(0)
+
+    async def close_all(self) -> None:
+        self.epoch += 1
+        self.open_peers.clear()
+        await asyncio.sleep(0)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.open_peers)
+
+
+class RecordingStation(Station):
+    """The real Station; records whom the household let in, at the moment it does
+    (under the call lock), so the invariant can check media against it."""
+
+    authorized: set[str]
+
+    async def _answer(self) -> None:
+        self.authorized |= {p.id for p in self.callers}
+        await super()._answer()
+
+    async def _ring(self, peer: Peer) -> None:
+        if self.state == "in-call" and peer.role == "user":
+            self.authorized.add(peer.id)
+        await super()._ring(peer)
+
+
+async def _deliver(message: dict[str, Any]) -> None:
+    await asyncio.sleep(0)
+
+
+GUESTS = [f"g{i}" for i in range(4)]
+ACTIONS = st.sampled_from(
+    [
+        "join",
+        "leave",
+        "ring",
+        "hangup",
+        "restart",
+        "answer",
+        "decline",
+        "kiosk_hangup",
+        "admit",
+        "refuse",
+        "button",
+        "timeout",
+        "user_join",
+    ]
+)
+
+
+class CallMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.tmp = TemporaryDirectory()
+        self.store = Store(Path(self.tmp.name) / "station.db")
+        self.store.ensure_station_room("station", "Station")
+        self.rooms = Rooms(max_remotes=8)
+        self.media = FakeMedia()
+        self.station = RecordingStation(
+            room="station",
+            rooms=self.rooms,
+            store=self.store,
+            media=self.media,
+            ring_timeout=3600,
+        )
+        self.authorized: set[str] = set()
+        self.station.authorized = self.authorized
+        self.peers: dict[str, Peer] = {}
+        self.screen = Peer("screen", "station", "Station", "kiosk", "screen", _deliver)
+        self.rooms.add(self.screen)
+
+        async def evict(peer: Peer, reason: str) -> None:
+            await self._leave(peer.id)
+
+        self.station.evict = evict
+
+    # -- the moves ------------------------------------------------------------------
+
+    async def _leave(self, name: str) -> None:
+        peer = self.peers.pop(name, None)
+        if peer is not None and self.rooms.remove(peer):
+            await self.station.remote_left(peer)
+
+    async def _do(self, action: str, name: str) -> None:
+        st_ = self.station
+        peer = self.peers.get(name)
+        if action in ("join", "user_join"):
+            if peer is None:
+                role = "user" if action == "user_join" else "guest"
+                peer = Peer(name, "station", name, role, "remote", _deliver)
+                self.peers[name] = peer
+                self.rooms.add(peer)
+                await st_.remote_joined(peer)
+        elif action == "leave":
+            await self._leave(name)
+        elif action in ("ring", "hangup") and peer is not None:
+            await st_.action(peer, action)
+        elif action == "restart" and peer is not None:
+            await st_.signal(peer, {"restart": True})
+        elif action == "answer":
+            await st_.action(self.screen, "answer")
+        elif action == "decline":
+            await st_.action(self.screen, "decline")
+        elif action == "kiosk_hangup":
+            await st_.action(self.screen, "hangup")
+        elif action == "admit":
+            self.authorized.add(name)
+            await st_.action(self.screen, "admit", name)
+        elif action == "refuse":
+            await st_.action(self.screen, "refuse", name)
+        elif action == "button":
+            # the button answers a ring but never admits a knocker
+            await st_.button_pressed()
+        elif action == "timeout" and st_.state == "ringing":
+            async with st_._lock:
+                if st_.state == "ringing":
+                    await st_._end("missed", outcome="missed")
+
+    async def _safe(self, action: str, name: str) -> None:
+        with contextlib.suppress(errors.VideoStationError):
+            await self._do(action, name)
+
+    @rule(action=ACTIONS, name=st.sampled_from(GUESTS))
+    def one(self, action: str, name: str) -> None:
+        self.loop.run_until_complete(self._safe(action, name))
+
+    @rule(moves=st.lists(st.tuples(ACTIONS, st.sampled_from(GUESTS)), min_size=2, max_size=4))
+    def racing(self, moves: list[tuple[str, str]]) -> None:
+        async def race() -> None:
+            await asyncio.gather(*(self._safe(a, n) for a, n in moves))
+
+        self.loop.run_until_complete(race())
+
+    # -- the promise ------------------------------------------------------------------
+
+    @invariant()
+    def media_only_to_the_invited(self) -> None:
+        # let scheduled background work (evictions, media_changed) settle first
+        self.loop.run_until_complete(asyncio.sleep(0))
+        st_ = self.station
+        open_ = set(self.media.open_peers)
+        assert open_ <= self.authorized | {self.screen.id}, (open_, self.authorized)
+        assert not open_ & {p.id for p in st_.knocking}
+        if st_.state != "in-call":
+            assert not open_, (st_.state, open_)
+            assert not st_.live
+        for peer in st_.in_call:
+            assert peer.id in self.authorized or peer.role == "user"
+
+    def teardown(self) -> None:
+        self.loop.run_until_complete(self.station.close())
+        for task in asyncio.all_tasks(self.loop):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+        self.store.close()
+        self.tmp.cleanup()
+
+
+CallMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=25, deadline=None)
+test_call_state_machine = CallMachine.TestCase

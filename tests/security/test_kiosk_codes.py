@@ -1,0 +1,106 @@
+"""The kiosk's invitation (issue 7, item 9): a short code that lives minutes, rotates,
+is not a household link, and cannot be guessed."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from appliance import auth as auth_mod
+from appliance.keys import AUTH, STORE
+
+from ..conftest import Station
+from ..test_signaling import connect
+
+
+def decode_qr(data_url: str) -> str:
+    import base64
+    import io
+
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    (result,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    return str(result.text)
+
+
+async def kiosk_link(station: Station) -> dict:
+    kiosk = await station.kiosk()
+    resp = await kiosk.post("/api/kiosk/guest-link")
+    assert resp.status == 201
+    return dict(await resp.json())
+
+
+async def test_the_kiosk_code_is_short_and_opens_the_room(station: Station) -> None:
+    link = await kiosk_link(station)
+    assert set(link) == {
+        "guest_url",
+        "guest_qr_code",
+        "guest_token",
+        "expires_at",
+        "jti",
+        "label",
+        "max_uses",
+    }
+    code = link["guest_url"].rsplit("/j/", 1)[1]
+    assert 8 <= len(code) <= 10 and set(code) <= set(auth_mod.CODE_ALPHABET)
+    assert len(code) * math.log2(len(auth_mod.CODE_ALPHABET)) >= 40
+    assert decode_qr(link["guest_qr_code"]) == link["guest_url"].upper().replace("/j/", "/J/")
+    assert link["expires_at"] - time.time() <= auth_mod.KIOSK_CODE_TTL + 5
+    # scanning: a guest session cookie and a redirect to the room (lower case works too)
+    phone = await station.client()
+    resp = await phone.get(f"/j/{code.lower()}", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/#/room/station"
+    assert code not in resp.headers["Location"]
+    me = await (await phone.get("/api/auth/me")).json()
+    assert me["role"] == "guest" and me["room"] == "station"
+    ws = await connect(phone)
+    assert (await ws.join("station", "Neighbour"))["role"] == "guest"
+    # not among the household's invitations
+    user = await station.user()
+    links = (await (await user.get("/api/rooms/station/guest-links")).json())["guest_links"]
+    assert links == []
+
+
+async def test_codes_rotate_and_old_ones_stop_after_the_grace(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth_mod, "KIOSK_CODE_GRACE", 0.5)
+    first = (await kiosk_link(station))["guest_url"].rsplit("/", 1)[1]
+    second = (await kiosk_link(station))["guest_url"].rsplit("/", 1)[1]
+    phone = await station.client()
+    assert (await phone.get(f"/j/{first}", allow_redirects=False)).status == 303  # grace
+    time.sleep(0.6)
+    stale = await (await station.client()).get(f"/j/{first}", allow_redirects=False)
+    assert stale.status == 303 and stale.headers["Location"] == "/#/"
+    assert "vs_session" not in stale.cookies
+    fresh = await (await station.client()).get(f"/j/{second}", allow_redirects=False)
+    assert fresh.headers["Location"] == "/#/room/station"
+    # an hour later (the code's lifetime passed) a photo of the screen opens nothing
+    store = station.app[STORE]
+    store._db.execute("UPDATE guest_links SET code_expires_at = 0")
+    late = await (await station.client()).get(f"/j/{second}", allow_redirects=False)
+    assert late.headers["Location"] == "/#/"
+
+
+async def test_kiosk_starts_do_not_pile_up_links(station: Station) -> None:
+    store = station.app[STORE]
+    for _ in range(5):
+        await kiosk_link(station)
+    store._db.execute("UPDATE guest_links SET expires_at = 0")
+    await kiosk_link(station)
+    count = store._db.execute("SELECT COUNT(*) FROM guest_links").fetchone()[0]
+    assert count == 1
+
+
+async def test_guessing_codes_is_rate_limited(station: Station) -> None:
+    await kiosk_link(station)
+    attacker = await station.client()
+    statuses = []
+    for i in range(25):
+        resp = await attacker.get(f"/j/ABCDEFGH{i:02d}", allow_redirects=False)
+        statuses.append(resp.status)
+    assert statuses[:20] == [303] * 20 and set(statuses[20:]) == {429}
+    assert station.app[AUTH].code_limiter.attempts == 20

@@ -1,0 +1,431 @@
+"""Build and boot virtual machines of the appliance for the VM tests.
+
+An image is the project's cached debootstrap root (``tests/provisioning/rootfs.py``) plus a
+kernel, systemd-sysv and udev, with the Ansible role applied in the chroot exactly as
+the image build applies it, then written to a raw ext4 file with ``mkfs.ext4 -d``
+(no loop mounts). Test-only additions, never part of a station: a command agent
+(``agent.py``) on TCP 7000 inside the VM, ``grim`` for
+screenshots, systemd-networkd for QEMU's user network, and a first-boot file.
+
+Images are cached under ``$VIDEOSTATION_TEST_CACHE`` (``/var/cache/videostation-tests``)
+as ``vm-image-v1-<arch>-<hash>/`` keyed by every file that goes into them, built in a
+temp dir and renamed. Each boot runs on a throw-away qcow2 overlay, so the cached image
+is never modified. Guests run under TCG (KVM guests hang on this machine) with
+``-nic user,restrict=on``: the only ways in are host-loopback port forwards and the
+guest cannot reach any other address.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..conftest import free_port
+from ..provisioning.rootfs import CACHE, REPO, Chroot, base_tarball, copy_checkout, mount_points
+from ..provisioning.rootfs import run as _run
+from ..provisioning.test_ansible import _apply
+
+HERE = Path(__file__).resolve().parent
+AGENT_PORT = 7000
+SERVICE_PORT = 8080
+ROLE_PASSWORD = "role-password-for-vm-tests"
+FIRSTBOOT_PASSWORD = "first-boot-password"
+FIRSTBOOT_NAME = "VM station"
+FIRSTBOOT_HOSTNAME = "vm-station"
+# Bump when the build steps below change (the key also hashes every repository input).
+BUILD_VERSION = "v1"
+TEST_PACKAGES = ("systemd-sysv", "udev", "initramfs-tools", "dbus", "grim", "procps")
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    debian: str
+    kernel_package: str
+    qemu: str
+    machine: tuple[str, ...]
+    console: str
+
+
+X86_64 = Arch(
+    "x86_64",
+    "amd64",
+    "linux-image-amd64",
+    "qemu-system-x86_64",
+    ("-accel", "tcg", "-cpu", "max"),
+    "ttyS0",
+)
+ARM64 = Arch(
+    "arm64",
+    "arm64",
+    "linux-image-arm64",
+    "qemu-system-aarch64",
+    ("-M", "virt", "-cpu", "max", "-accel", "tcg"),
+    "ttyAMA0",
+)
+
+
+def _inputs() -> list[Path]:
+    files: list[Path] = [REPO / "pyproject.toml", HERE / "agent.py"]
+    for top in ("appliance", "ansible", "systemd", "image", "web", "docs"):
+        files += sorted(
+            p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
+    files += [REPO / "tests/provisioning/test_ansible.py", REPO / "tests/provisioning/rootfs.py"]
+    return files
+
+
+def image_key(arch: Arch) -> str:
+    digest = hashlib.sha256(BUILD_VERSION.encode())
+    for path in _inputs():
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return f"vm-image-{BUILD_VERSION}-{arch.name}-{digest.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Image:
+    directory: Path
+    arch: Arch
+    built_seconds: float | None  # None: taken from the cache
+
+    @property
+    def disk(self) -> Path:
+        return self.directory / "root.img"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initrd.img"
+
+
+def _test_vars() -> dict[str, Any]:
+    return {
+        "videostation_pi": False,
+        "videostation_manage_services": False,
+        "videostation_source": "/usr/src/videostation",
+        "videostation_station_name": "Role station",
+        "videostation_master_password": ROLE_PASSWORD,
+        "videostation_firstboot_enabled": True,
+    }
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _enable(root: Path, unit: str, target: str) -> None:
+    wants = root / "etc/systemd/system" / f"{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / unit
+    if not link.exists():
+        candidates = [root / "etc/systemd/system" / unit, root / "lib/systemd/system" / unit]
+        found = next(c for c in candidates if c.exists())
+        link.symlink_to("/" + str(found.relative_to(root)))
+
+
+def _add_test_parts(root: Path, arch: Arch) -> None:
+    lib = root / "usr/local/lib/videostation-test"
+    lib.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "agent.py", lib / "agent.py")
+    _write(
+        root / "etc/systemd/system/videostation-test-agent.service",
+        "# Test-only: the VM tests' command agent (tests/vm/agent.py). Never on a station.\n"
+        "[Unit]\nDescription=Video Station VM test agent\nAfter=network.target\n\n"
+        "[Service]\nExecStart=/usr/bin/python3 /usr/local/lib/videostation-test/agent.py\n"
+        "Restart=always\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    _enable(root, "videostation-test-agent.service", "multi-user.target")
+    _write(
+        root / "etc/systemd/network/20-eth0.network",
+        "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n",
+    )
+    _enable(root, "systemd-networkd.service", "multi-user.target")
+    _write(root / "etc/fstab", "LABEL=root / ext4 rw,errors=remount-ro 0 1\n")
+    _write(root / "etc/hostname", "role-station\n")
+    # No serial getty fighting over the console we log.
+    (root / "etc/systemd/system/serial-getty@.service").symlink_to("/dev/null")
+    # The first-boot file, where the image puts it (the Pi's boot partition).
+    _write(
+        root / "boot/firmware/videostation.txt",
+        f"# written by tests/vm/vmimage.py\r\nSTATION_NAME={FIRSTBOOT_NAME}\r\n"
+        f"HOSTNAME={FIRSTBOOT_HOSTNAME}\r\nPASSWORD={FIRSTBOOT_PASSWORD}\r\n",
+    )
+    (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
+
+
+def _build(arch: Arch, target: Path) -> None:
+    tarball = base_tarball(arch=arch.debian)
+    (CACHE / "work").mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=CACHE / "work", prefix=f"{target.name}-"))
+    root = workdir / "root"
+    root.mkdir()
+    chroot = Chroot(root)
+    try:
+        _run(["tar", "-C", str(root), "-xzf", str(tarball)], timeout=300)
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+        local_cas = Path("/usr/local/share/ca-certificates")
+        if local_cas.is_dir() and any(local_cas.iterdir()):
+            shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
+            chroot.run("update-ca-certificates")
+        chroot.bind(Path("/proc"), "/proc")
+        chroot.bind(Path("/sys"), "/sys")
+        chroot.bind(Path("/dev"), "/dev")
+        chroot.bind(Path("/dev/pts"), "/dev/pts")
+        # apt locks its archive dir: a private one (hard links to the shared cache's
+        # .debs), so a build never waits on another test's chroot.
+        archives = workdir / "archives"
+        (archives / "partial").mkdir(parents=True)
+        for deb in (CACHE / "apt-archives").glob("*.deb"):
+            os.link(deb, archives / deb.name)
+        chroot.bind(archives, "/var/cache/apt/archives")
+        (CACHE / "pip").mkdir(parents=True, exist_ok=True)
+        chroot.bind(CACHE / "pip", "/var/cache/pip")
+        chroot.run("apt-get", "update", "-qq", timeout=600)
+        chroot.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            arch.kernel_package,
+            *TEST_PACKAGES,
+            timeout=3600,
+        )
+        copy_checkout(root / "usr/src/videostation")
+        (root / "usr/src/test-vars.yml").write_text(yaml.safe_dump(_test_vars()))
+        _apply(chroot, timeout=900 if arch is X86_64 else 5400)
+        chroot.run("apt-get", "clean")
+        chroot.unmount_all()
+        _add_test_parts(root, arch)
+        target_tmp = workdir / "image"
+        target_tmp.mkdir()
+        kernel = max((root / "boot").glob("vmlinuz-*"))
+        initrd = max((root / "boot").glob("initrd.img-*"))
+        shutil.copy(kernel, target_tmp / "vmlinuz")
+        shutil.copy(initrd, target_tmp / "initrd.img")
+        used = int(
+            subprocess.run(
+                ["du", "-sxm", str(root)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
+        size_mb = used + 1536
+        _run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-L",
+                "root",
+                "-d",
+                str(root),
+                str(target_tmp / "root.img"),
+                f"{size_mb}M",
+            ],
+            timeout=900,
+        )
+        target_tmp.rename(target)
+    finally:
+        chroot.unmount_all()
+        mounted = [m for m in mount_points() if m == workdir or workdir in m.parents]
+        if not mounted:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def image(arch: Arch) -> Image:
+    """The cached image for ``arch``, built first if the inputs changed."""
+    target = CACHE / image_key(arch)
+    if target.is_dir():
+        return Image(target, arch, None)
+    started = time.monotonic()
+    _build(arch, target)
+    return Image(target, arch, time.monotonic() - started)
+
+
+class AgentError(AssertionError):
+    pass
+
+
+class VM:
+    """One booted VM on a throw-away overlay, its serial console in ``console_log``."""
+
+    def __init__(self, img: Image, workdir: Path, *, memory_mb: int = 3072) -> None:
+        self.image = img
+        self.workdir = workdir
+        self.console_log = workdir / "console.log"
+        self.overlay = workdir / "overlay.qcow2"
+        self.http_port = free_port()
+        self.agent_port = free_port()
+        self.memory_mb = memory_mb
+        self.process: subprocess.Popen[bytes] | None = None
+        self.boot_seconds: list[float] = []
+
+    def command(self) -> list[str]:
+        arch = self.image.arch
+        forwards = (
+            f"hostfwd=tcp:127.0.0.1:{self.http_port}-:{SERVICE_PORT},"
+            f"hostfwd=tcp:127.0.0.1:{self.agent_port}-:{AGENT_PORT}"
+        )
+        return [
+            arch.qemu,
+            *arch.machine,
+            "-smp", "2",
+            "-m", str(self.memory_mb),
+            "-kernel", str(self.image.kernel),
+            "-initrd", str(self.image.initrd),
+            "-append", " ".join((
+                "root=LABEL=root rw", f"console={arch.console}", "net.ifnames=0",
+                # The image's /etc is complete: no locale/time zone prompts on the console.
+                "systemd.firstboot=off",
+            )),
+            "-drive", f"file={self.overlay},format=qcow2,if=virtio",
+            "-nic", f"user,model=virtio-net-pci,restrict=on,{forwards}",
+            "-device", "virtio-gpu-pci",
+            "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0",
+            "-audiodev", "none,id=snd0",
+            "-display", "none",
+            "-serial", f"file:{self.console_log}",
+            "-monitor", "none",
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        _run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                str(self.image.disk),
+                str(self.overlay),
+            ],
+            timeout=60,
+        )
+        self._launch()
+
+    def _launch(self) -> None:
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
+        self.wait_agent(started)
+
+    def wait_agent(self, started: float, timeout: float = 600) -> None:
+        while time.monotonic() - started < timeout:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AgentError(f"qemu exited {self.process.returncode}:\n{self.console_tail()}")
+            try:
+                if self.sh("systemctl is-system-running --wait || true", timeout=300).rc >= 0:
+                    self.boot_seconds.append(time.monotonic() - started)
+                    return
+            except OSError:
+                time.sleep(2)
+        raise AgentError(f"no agent after {timeout}s:\n{self.console_tail()}")
+
+    def console_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.console_log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def run(self, *argv: str, stdin: str = "", timeout: float = 120) -> Result:
+        request = json.dumps({"argv": list(argv), "stdin": stdin, "timeout": timeout}).encode()
+        with socket.create_connection(("127.0.0.1", self.agent_port), timeout=timeout + 30) as sock:
+            sock.sendall(request + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionResetError("agent closed the connection")
+                data += chunk
+        answer = json.loads(data)
+        return Result(answer["rc"], answer["stdout"], answer["stderr"])
+
+    def sh(self, script: str, *, stdin: str = "", timeout: float = 120) -> Result:
+        return self.run("/bin/sh", "-c", script, stdin=stdin, timeout=timeout)
+
+    def check(self, script: str, *, stdin: str = "", timeout: float = 120) -> str:
+        result = self.sh(script, stdin=stdin, timeout=timeout)
+        assert result.rc == 0, f"{script!r} -> {result.rc}\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def push(self, path: str, text: str) -> None:
+        self.check(f"mkdir -p $(dirname {path}) && cat > {path}", stdin=text)
+
+    def read_file(self, path: str) -> bytes:
+        return base64.b64decode(self.check(f"base64 -w0 {path}"))
+
+    def reboot(self) -> None:
+        """Reboot inside the guest; QEMU restarts the same kernel on the same disk."""
+        self.sh("rm -f /run/videostation-test-booted; systemctl reboot", timeout=30)
+        started = time.monotonic()
+        deadline = started + 300
+        # Wait until the old system is gone (the agent stops answering or a new boot id).
+        old = self.boot_id_cached
+        while time.monotonic() < deadline:
+            try:
+                if self.sh("cat /proc/sys/kernel/random/boot_id", timeout=10).stdout.strip() != old:
+                    break
+            except OSError:
+                break
+            time.sleep(1)
+        self.wait_agent(started)
+
+    @property
+    def boot_id(self) -> str:
+        self.boot_id_cached = self.check("cat /proc/sys/kernel/random/boot_id").strip()
+        return self.boot_id_cached
+
+    boot_id_cached = ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(OSError):
+            self.sh("systemctl poweroff", timeout=10)
+        try:
+            self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def tools_missing(arch: Arch) -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, chroot, mkfs.ext4 -d)"
+    for tool in ("debootstrap", "chroot", "mount", "mkfs.ext4", "qemu-img", arch.qemu):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
