@@ -243,7 +243,7 @@ def _chroot(provisioned: dict[str, object]) -> Chroot:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # the first one also builds the chroot (arm64: emulated)
+@pytest.mark.timeout(5400)  # the first one also builds the chroot (arm64: emulated)
 def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> None:
     first = provisioned["first"]
     second = provisioned["second"]
