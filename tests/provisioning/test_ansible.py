@@ -161,7 +161,7 @@ def test_secrets_are_never_logged() -> None:
 # --- the role applied for real into a Debian 12 chroot -------------------------------
 
 
-def _apply(chroot: Chroot, timeout: float = 2400) -> tuple[str, dict[str, int], float]:
+def _apply(chroot: Chroot, timeout: float = 3600) -> tuple[str, dict[str, int], float]:
     import ansible  # the controller's version, so the chroot runs the same ansible-core
 
     started = time.monotonic()
