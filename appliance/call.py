@@ -108,6 +108,8 @@ class Station:
         """Set by the signaling hub: says ``bye`` to a peer and closes its socket."""
         self.store_errors = 0
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
+        self.last_store_error = ""
+        """Why the last of them failed, e.g. "database or disk is full"."""
         self._resume: _Resume | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._resumable_written = False
@@ -558,6 +560,7 @@ class Station:
             self.store.call_not_resumable()
         except Exception as exc:
             self.store_errors += 1
+            self.last_store_error = str(exc)
             log.error("resume record not cleared: %s", exc, extra={"room_id": self.room})
             if self._forgetting is None or self._forgetting.done():
                 self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
@@ -586,6 +589,7 @@ class Station:
             return write(*args)
         except Exception as exc:
             self.store_errors += 1
+            self.last_store_error = str(exc)
             log.error("call log not written: %s", exc, extra={"room_id": self.room})
             return None
 
