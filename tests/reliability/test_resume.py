@@ -288,3 +288,15 @@ def test_a_record_that_cannot_be_consumed_is_not_used(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         readonly.take_resumable(max_age=30)
     readonly.close()
+
+
+def test_the_join_codec_takes_resume_as_a_boolean_only() -> None:
+    from appliance import protocol
+    from appliance.errors import MalformedMessage
+
+    frame = '{"type":"join","version":1,"room":"station","name":"G","resume":%s}'
+    assert protocol.parse(frame % "true") == protocol.Join(1, "station", "G", resume=True)
+    assert protocol.parse(frame % "false").resume is False
+    for bad in ('"yes"', "1", "null"):
+        with pytest.raises(MalformedMessage):
+            protocol.parse(frame % bad)
