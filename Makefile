@@ -102,7 +102,7 @@ typecheck-web: deps-test
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
 	@echo "Running every test (about 60 minutes here cold, 35–40 once the caches under $(TEST_CACHE) are warm)…"
-	@$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q --durations=15
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
 test-fast: venv-test
