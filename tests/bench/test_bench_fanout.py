@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import json
+import os
 import resource
 import sys
 import time
@@ -28,7 +29,8 @@ from appliance.media.peer import video_codec_preferences
 pytestmark = pytest.mark.bench
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
-WINDOW = 5.0
+# BENCH_QUICK=1 (CI): a short window that only keeps the benchmark working
+WINDOW = 1.5 if os.environ.get("BENCH_QUICK") == "1" else 5.0
 
 VIEWERS = r"""
 import asyncio, json, sys
