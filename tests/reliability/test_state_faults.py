@@ -175,3 +175,18 @@ def test_a_provisioned_state_dir_remounted_read_only_is_one_clear_line(tmp_path:
         subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
         one_clear_line(state)
         assert rows(state, "PRAGMA integrity_check", read_only=True) == [("ok",)]
+
+
+def test_the_cli_on_a_full_state_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "state", "4m") as state:
+        out = run_cli("set-password", "--stdin", "--state-dir", str(state), input="pw-123456\n")
+        assert out.returncode == 0, out.stderr
+        fill(state / "ballast")
+        out = run_cli(
+            "guest-link", "station", "--label", "Full", "--no-qr", "--state-dir", str(state)
+        )
+        assert out.returncode == 1, out
+        assert "Traceback" not in out.stderr, out.stderr
+        assert "cannot be written" in out.stderr and "full" in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert rows(state, "PRAGMA integrity_check", read_only=True) == [("ok",)]
