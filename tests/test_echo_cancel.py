@@ -52,6 +52,7 @@ NEAR_SECONDS = 6.0
 ERLE_TARGET_DB = 20.0
 CONVERGED_AFTER = 3.0
 NEAR_TOLERANCE_DB = 3.0
+MAX_ATTEMPTS = 3
 
 
 class Listener:
@@ -174,9 +175,31 @@ async def test_echo_cancel_drop_in_removes_the_callers_voice_and_keeps_the_room(
     monkeypatch: pytest.MonkeyPatch,
     record_property: Any,
 ) -> None:
-    far, near = voices
     assert DROP_IN.is_file(), f"the role's drop-in is missing: {DROP_IN}"
-    with PipeWireRoom(tmp_path / "pw") as room:
+    # Real-time audio needs the CPU on time. On a machine so busy that PipeWire's
+    # graph itself runs slow (10 s of speech taking over 11.5 s to play) the figures
+    # say nothing about the echo canceller: measure again with a fresh daemon.
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        erle, near_db, played, figures = await measure(
+            tmp_path / f"attempt{attempt}", voices, monkeypatch
+        )
+        print(f"attempt {attempt}: {figures}")
+        if played <= FAR_SECONDS * 1.15:
+            break
+    else:
+        pytest.fail(f"this machine is too busy for real-time audio: {figures}")
+    record_property("echo_cancel", figures)
+    assert erle >= ERLE_TARGET_DB, figures
+    assert abs(near_db) <= NEAR_TOLERANCE_DB, figures
+
+
+async def measure(
+    base: Path, voices: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[float, float, float, str]:
+    """(median ERLE after convergence, near-end change, seconds the far end took to
+    play, the figures in words), measured once on a fresh daemon."""
+    far, near = voices
+    with PipeWireRoom(base) as room:
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(room.runtime))
         # the role's node names, as the service is configured to capture them
         names = room.node_names()
@@ -228,7 +251,9 @@ async def test_echo_cancel_drop_in_removes_the_callers_voice_and_keeps_the_room(
     converged = [
         erle
         for (w, erle) in zip(seconds, per_second, strict=True)
-        if w[0] >= far_at + CONVERGED_AFTER and level_db(window(mic, *w)) > loudest - 20.0
+        if w[0] >= far_at + CONVERGED_AFTER
+        and level_db(window(mic, *w)) > loudest - 20.0
+        and not np.isnan(erle)
     ]
     assert len(converged) >= 4, f"the caller hardly spoke: {per_second}"
     erle = float(np.median(converged))
@@ -246,8 +271,5 @@ async def test_echo_cancel_drop_in_removes_the_callers_voice_and_keeps_the_room(
         f"{FAR_SECONDS:g} s of speech played in {played:.1f} s; "
         f"{ended - started:.1f} s of call heard as {len(ec) / RATE:.1f} s"
     )
-    print(figures)
-    record_property("echo_cancel", figures)
     assert near_raw > 50.0, f"the person in the room was not heard at all: {figures}"
-    assert erle >= ERLE_TARGET_DB, figures
-    assert abs(near_out - near_raw) <= NEAR_TOLERANCE_DB, figures
+    return erle, near_out - near_raw, played, figures
