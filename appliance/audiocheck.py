@@ -73,20 +73,17 @@ def pipewire_objects(timeout: float = 10.0) -> list[dict[str, Any]]:
     return [o for o in objects.values() if o.get("info") is not None]
 
 
-def chirp(path: Path, seconds: float = 2.0) -> None:
-    """A 300 Hz to 3 kHz sweep at -12 dBFS, faded in and out, as a WAV file."""
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+def chirp(path: Path, seconds: float = 2.0, sweep: float = 0.25) -> None:
+    """Quick 300 Hz to 3 kHz sweeps at -12 dBFS, back to back for ``seconds``, as a
+    WAV file: every frequency the canceller adapts comes round eight times a second."""
+    t = np.arange(int(sweep * SAMPLE_RATE)) / SAMPLE_RATE
     f0, f1 = 300.0, 3000.0
-    phase = (
-        2
-        * math.pi
-        * f0
-        * seconds
-        / math.log(f1 / f0)
-        * (np.exp(t / seconds * math.log(f1 / f0)) - 1)
-    )
-    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.05)
-    pcm = (np.sin(phase) * fade * 0.25 * 32767).astype("<i2")
+    rise = math.log(f1 / f0)
+    one = np.sin(2 * math.pi * f0 * sweep / rise * (np.exp(t / sweep * rise) - 1))
+    wave_ = np.tile(one, int(seconds / sweep))
+    ends = np.arange(len(wave_)) / SAMPLE_RATE
+    fade = np.minimum(1.0, np.minimum(ends, seconds - ends) / 0.05)
+    pcm = (wave_ * fade * 0.25 * 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
