@@ -30,14 +30,13 @@ from .http import (
     StationRunner,
     error_middleware,
     security_middleware,
-    static_handler,
-    web_root,
 )
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
 from .metrics import Labels, Metrics
 from .rooms import Rooms
 from .signaling import Hub
+from .static import StaticSite, static_handler, web_root
 from .store import Store
 from .systemd import Notifier, run_watchdog
 
@@ -67,7 +66,7 @@ def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Applica
     app.router.add_routes(api.routes)
     app.router.add_get("/ws/", _ws)
     app.router.add_get("/ws", _ws)
-    serve_static = static_handler(web_root())
+    serve_static = static_handler(StaticSite(web_root()))
     app.router.add_get("/", serve_static)
     app.router.add_get("/{path:.*}", serve_static)
     return app

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import mimetypes
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,18 +102,26 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
+# The page's code and images are subresources: browsers apply the document's CSP,
+# framing and permission policies to them and ignore their own, so these answers carry
+# only nosniff (and HSTS). Each saves ~500 bytes of headers a page load repeats 20 times.
+SUBRESOURCES = ("/v/", "/icons/")
+
+
 def secure_headers(request: web.Request, headers: Any) -> None:
     """CSP, nosniff, framing and referrer policy; ``no-store`` on every API answer."""
-    headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.path.startswith(SUBRESOURCES) and request.method in SAFE_METHODS:
+        return
+    headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.path.startswith("/api"):
         headers.setdefault("Cache-Control", "no-store")
-    if request.secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
 def allowed_origins(request: web.Request) -> set[str]:
@@ -210,49 +216,6 @@ def field(
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise errors.ValidationError(f"'{name}' must be of type {kind.__name__}.")
     return value
-
-
-# -- static files ----------------------------------------------------------------------
-
-
-def web_root() -> Path:
-    """The PWA's folder: inside the installed wheel, or web/ in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "web", here.parent / "web"):
-        if (candidate / "index.html").is_file():
-            return candidate
-    return here.parent / "web"
-
-
-def static_handler(root: Path) -> Handler:
-    root = root.resolve()
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        rel = request.match_info.get("path", "") or "index.html"
-        try:
-            path = (root / rel).resolve()
-            path.relative_to(root)
-        except (ValueError, OSError):
-            raise web.HTTPNotFound() from None
-        if path.is_dir():
-            path = path / "index.html"
-        if not path.is_file() or path.suffix == ".py" or "__pycache__" in path.parts:
-            raise web.HTTPNotFound()
-        response = web.FileResponse(path)
-        ctype = mimetypes.guess_type(path.name)[0]
-        if path.suffix == ".webmanifest":
-            ctype = "application/manifest+json"
-        elif path.suffix in (".js", ".mjs"):
-            ctype = "text/javascript"
-        if ctype:
-            response.content_type = ctype
-        # The shell is small and changes with upgrades: always revalidate.
-        response.headers["Cache-Control"] = "no-cache"
-        if path.name == "sw.js":
-            response.headers["Service-Worker-Allowed"] = "/"
-        return response
-
-    return serve
 
 
 # -- connections -----------------------------------------------------------------------

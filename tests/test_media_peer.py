@@ -353,7 +353,14 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
         stats = peers.stats()["peers"]
         assert stats["weak"]["rung"] == "low" and stats["strong"]["rung"] == "high"
         assert stats["weak"]["estimated_bitrate"] < 400_000
-        assert stats["weak"]["rtt"] is not None and stats["weak"]["loss"] == 0
+        assert stats["weak"]["loss"] == 0
+        # the round-trip time needs a sender report answered by a receiver report (RTCP
+        # runs every ~1 s, later on a loaded machine): it shows up within a few intervals
+        for _ in range(100):
+            if peers.stats()["peers"]["weak"]["rtt"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert peers.stats()["peers"]["weak"]["rtt"] is not None
         counters = media.counters()
         assert counters["encoded_low"] > 0 and counters["viewers_low"] == 1
         assert counters["keyframes_h264"] > keyframes  # the switch started on a keyframe

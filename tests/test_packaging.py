@@ -48,7 +48,7 @@ def test_an_installed_wheel_finds_its_web_root(wheel: Path, tmp_path: Path) -> N
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(target)
-    code = "from appliance.http import web_root; print(web_root())"
+    code = "from appliance.static import web_root; print(web_root())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -1,35 +1,32 @@
 // Service worker: keeps the app shell available offline and installable.
 // Network first for everything (a station update must reach the pages at once),
-// falling back to the cached shell. /api/ and /ws/ are never cached or touched.
+// falling back to what it cached. /api/ and /ws/ are never cached or touched.
+//
+// It precaches the page and what app.js imports statically (enough to start and to say
+// "offline"); the views, loaded when their route is first shown, are cached as they are
+// fetched. It is registered as sw.js?v=<version> (see app.js): the page's code lives
+// under /v/<version>/, served immutable, so the browser already holds what it precaches
+// and nothing is downloaded twice.
 
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = 'videostation-shell-v2';
+const VERSION = new URL(sw.location.href).searchParams.get('v') || '';
+const CACHE = `videostation-shell-v3-${VERSION}`;
+/** Files that live under the versioned prefix (everything but the page, manifest and icons). */
+const VERSIONED = /^(css|js)\//;
 const SHELL = [
   './',
-  'index.html',
-  'css/app.css',
   'manifest.webmanifest',
+  'icons/icon-192.png',
+  'css/app.css',
   'js/app.js',
   'js/api.js',
-  'js/debug.js',
   'js/dom.js',
-  'js/protocol.js',
-  'js/ui/fullscreen.js',
-  'js/ui/pip.js',
-  'js/ui/ringtone.js',
-  'js/ui/tiles.js',
   'js/views/error.js',
-  'js/views/finished.js',
-  'js/views/kiosk.js',
-  'js/views/login.js',
-  'js/views/room.js',
-  'js/views/rooms.js',
-  'icons/icon-192.png',
-  'icons/icon-512.png',
 ];
 
 sw.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => sw.skipWaiting()));
+  const urls = SHELL.map((f) => (VERSION && VERSIONED.test(f) ? `v/${VERSION}/${f}` : f));
+  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(urls)).then(() => sw.skipWaiting()));
 });
 
 sw.addEventListener('activate', (event) => {
@@ -58,7 +55,7 @@ sw.addEventListener('fetch', (event) => {
       return res;
     } catch (err) {
       const cached = await caches.match(req, { ignoreSearch: true }) ||
-        (req.mode === 'navigate' ? await caches.match('index.html') : undefined);
+        (req.mode === 'navigate' ? await caches.match('./') : undefined);
       if (cached) return cached;
       throw err;
     }

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -282,3 +283,35 @@ def debian_root(
             print(f"left {workdir} in place: still mounted: {mounted}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+RECAP = re.compile(
+    r"^localhost\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def apply_role(chroot: Chroot, timeout: float = 3600) -> tuple[str, dict[str, int], float]:
+    """``image/apply-role`` in ``chroot`` (the checkout copied to /usr/src/videostation,
+    the variables in /usr/src/test-vars.yml): its output, recap counts and wall time."""
+    import ansible  # the controller's version, so the chroot runs the same ansible-core
+
+    started = time.monotonic()
+    result = chroot.run(
+        "/usr/src/videostation/image/apply-role",
+        "-e",
+        "@/usr/src/test-vars.yml",
+        env={
+            "KEEP_ANSIBLE": "1",
+            "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
+        },
+        timeout=timeout,  # the default leaves room for arm64 under emulation
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-20000:]
+    match = RECAP.search(output)
+    assert match, output[-5000:]
+    return output, {k: int(v) for k, v in match.groupdict().items()}, elapsed

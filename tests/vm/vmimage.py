@@ -34,9 +34,16 @@ from typing import Any
 import yaml
 
 from ..conftest import free_port
-from ..provisioning.rootfs import CACHE, REPO, Chroot, base_tarball, copy_checkout, mount_points
+from ..provisioning.rootfs import (
+    CACHE,
+    REPO,
+    Chroot,
+    apply_role,
+    base_tarball,
+    copy_checkout,
+    mount_points,
+)
 from ..provisioning.rootfs import run as _run
-from ..provisioning.test_ansible import _apply
 
 HERE = Path(__file__).resolve().parent
 AGENT_PORT = 7000
@@ -215,7 +222,7 @@ def _build(arch: Arch, target: Path) -> None:
         )
         copy_checkout(root / "usr/src/videostation")
         (root / "usr/src/test-vars.yml").write_text(yaml.safe_dump(_test_vars()))
-        _apply(chroot, timeout=900 if arch is X86_64 else 5400)
+        apply_role(chroot, timeout=900 if arch is X86_64 else 5400)
         chroot.run("apt-get", "clean")
         chroot.unmount_all()
         _add_test_parts(root, arch)

@@ -6,10 +6,10 @@
 
 import * as api from './api.js';
 import { renderError } from './views/error.js';
-import { renderHome } from './views/rooms.js';
-import { renderRoom } from './views/room.js';
-import { renderKiosk } from './views/kiosk.js';
 import { $, h, replace } from './dom.js';
+
+// Each view is loaded when its route is first shown: a guest's phone downloads the call
+// page, not the kiosk or the household's rooms list.
 
 /**
  * @typedef {{path: string, params: URLSearchParams}} Route
@@ -60,10 +60,13 @@ async function render() {
     let c = undefined;
     const m = route.path.match(/^\/room\/([^/]+)\/?$/);
     if (m) {
+      const { renderRoom } = await import('./views/room.js');
       c = await renderRoom(ctx, decodeURIComponent(m[1]));
     } else if (route.path === '/kiosk') {
+      const { renderKiosk } = await import('./views/kiosk.js');
       c = await renderKiosk(ctx);
     } else if (route.path === '/') {
+      const { renderHome } = await import('./views/rooms.js');
       c = await renderHome(ctx);
     } else {
       renderError(ctx, 'Page not found', 'There is nothing at this address.', [{ label: 'Home', href: '#/' }]);
@@ -82,5 +85,9 @@ window.addEventListener('hashchange', () => { void render(); });
 void render();
 
 if ('serviceWorker' in navigator && (location.protocol === 'https:' || location.hostname === 'localhost' || location.hostname === '127.0.0.1')) {
-  navigator.serviceWorker.register('sw.js').catch((err) => console.warn('service worker:', err));
+  // The page's code is served under /v/<version>/ (immutable); the worker precaches
+  // that version's files, which the browser already holds, so it downloads nothing twice.
+  const version = new URL(import.meta.url).pathname.match(/^\/v\/([0-9a-f]{12})\//);
+  const script = version ? `sw.js?v=${version[1]}` : 'sw.js';
+  navigator.serviceWorker.register(script).catch((err) => console.warn('service worker:', err));
 }

@@ -1,0 +1,81 @@
+"""The Ansible role applied for real into Debian 12 roots, shared by this folder's tests.
+
+``provisioned`` debootstraps a root (cached as a tarball under
+``/var/cache/videostation-tests``) for this machine's architecture and for arm64 (the
+Pi's, under qemu-user-static), chroots into it and applies the role twice through
+``image/apply-role`` -- the same hook the image build runs in its chroot -- with the
+Pi-only steps off. It is session-scoped: the role tests (test_ansible.py) and the
+station served from the role's own venv (test_role_station.py) share one root per
+architecture, so the emulated arm64 install runs once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from .rootfs import Chroot, apply_role, copy_checkout, debian_root
+
+TEST_UID = 870
+TURN_SECRET = "turn-secret-for-tests"
+
+
+@pytest.fixture(scope="session", params=["amd64", "arm64"])
+def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """The role applied twice into a Debian 12 root: this machine's architecture, and
+    arm64 (the Pi's) under qemu-user-static, where Raspberry Pi OS only pieces are
+    skipped exactly as on any plain Debian."""
+    arch: str = request.param
+    started = time.monotonic()
+    with debian_root(arch=arch) as chroot:
+        root = chroot.root
+        copy_checkout(root / "usr/src/videostation")
+        (root / "usr/src/test-vars.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "videostation_pi": False,
+                    "videostation_manage_services": False,
+                    "videostation_source": "/usr/src/videostation",
+                    "videostation_uid": TEST_UID,
+                    "videostation_station_name": "Test station",
+                    "videostation_public_url": "https://station.example.net",
+                    # TLS files (not there: the service is not started) make the kiosk
+                    # load its page from the loopback-only listener (kiosk_port).
+                    "videostation_tls_cert": "/etc/videostation/tls/fullchain.pem",
+                    "videostation_tls_key": "/etc/videostation/tls/privkey.pem",
+                    "videostation_button_pin": 17,
+                    "videostation_display_rotation": 90,
+                    "videostation_master_password": "correct horse battery staple",
+                    "videostation_coturn_enabled": True,
+                    "videostation_turn_secret": TURN_SECRET,
+                    "videostation_firstboot_enabled": True,
+                }
+            )
+        )
+        first_output, first, first_seconds = apply_role(chroot)
+        second_output, second, second_seconds = apply_role(chroot)
+        yield {
+            "chroot": chroot,
+            "root": root,
+            "first": first,
+            "second": second,
+            "first_output": first_output,
+            "second_output": second_output,
+            "arch": arch,
+            "timings": {
+                "until_first_run": round(
+                    time.monotonic() - started - first_seconds - second_seconds
+                ),
+                "first_run": round(first_seconds),
+                "second_run": round(second_seconds),
+            },
+        }
+
+
+def provisioned_chroot(provisioned: dict[str, object]) -> Chroot:
+    chroot = provisioned["chroot"]
+    assert isinstance(chroot, Chroot)
+    return chroot

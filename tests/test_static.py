@@ -1,0 +1,122 @@
+"""The PWA's files over HTTP: versioned code cached for good, gzip, ETags, no escape."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from appliance.static import IMMUTABLE, StaticSite, static_handler, web_root
+
+from .conftest import Station
+
+VERSIONED = re.compile(r'src="/v/([0-9a-f]{12})/js/app\.js"')
+
+
+async def _version(client: TestClient) -> str:
+    html = await (await client.get("/")).text()
+    found = VERSIONED.search(html)
+    assert found, html
+    assert f'href="/v/{found[1]}/css/app.css"' in html
+    return found[1]
+
+
+async def test_the_pages_code_is_versioned_immutable_and_gzipped(station: Station) -> None:
+    client = await station.client()
+    index = await client.get("/")
+    assert index.headers["Cache-Control"] == "no-cache" and index.headers["ETag"]
+    version = await _version(client)
+    for path in ("js/app.js", "js/api.js", "css/app.css"):
+        resp = await client.get(f"/v/{version}/{path}", headers={"Accept-Encoding": "gzip"})
+        assert resp.status == 200
+        assert resp.headers["Cache-Control"] == IMMUTABLE
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in resp.headers["Vary"]
+        assert await resp.read() == (web_root() / path).read_bytes()  # the client unzips
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        # a subresource: the document's policies apply to it, its own would be ignored
+        assert "Content-Security-Policy" not in resp.headers
+    js = await client.get(f"/v/{version}/js/app.js")
+    assert js.content_type == "text/javascript"
+
+
+async def test_gzip_only_for_clients_that_ask(station: Station) -> None:
+    client = await station.client()
+    version = await _version(client)
+    url = client.make_url(f"/v/{version}/js/app.js")
+    raw = aiohttp.ClientSession(auto_decompress=False)
+    try:
+        plain = (web_root() / "js/app.js").read_bytes()
+        for accept, zipped in (("gzip, br", True), ("identity", False), ("gzip;q=0", False)):
+            async with raw.get(url, headers={"Accept-Encoding": accept}) as resp:
+                body = await resp.read()
+                assert (resp.headers.get("Content-Encoding") == "gzip") is zipped, accept
+                assert (gzip.decompress(body) if zipped else body) == plain
+                if zipped:
+                    assert len(body) < len(plain) / 2
+        # a PNG is already compressed: sent as it is
+        async with raw.get(client.make_url("/icons/icon-192.png")) as resp:
+            assert "Content-Encoding" not in resp.headers and resp.content_type == "image/png"
+    finally:
+        await raw.close()
+
+
+async def test_a_repeat_visit_revalidates_with_etags(station: Station) -> None:
+    client = await station.client()
+    for path in ("/", "/manifest.webmanifest", "/sw.js", "/icons/icon-192.png"):
+        first = await client.get(path)
+        assert first.status == 200
+        expected = "public, max-age=604800" if "/icons/" in path or "manifest" in path else None
+        assert first.headers["Cache-Control"] == (expected or "no-cache"), path
+        if "/icons/" not in path:  # documents, the manifest and the worker: all policies
+            assert "frame-ancestors 'none'" in first.headers["Content-Security-Policy"]
+        again = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status == 304 and await again.read() == b""
+        other = await client.get(path, headers={"If-None-Match": '"something-else"'})
+        assert other.status == 200
+    sw = await client.get("/sw.js")
+    assert sw.headers["Service-Worker-Allowed"] == "/"
+
+
+async def test_an_old_versions_url_is_served_but_never_pinned(station: Station) -> None:
+    client = await station.client()
+    resp = await client.get("/v/0123456789ab/js/app.js")
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
+
+
+async def test_nothing_outside_the_web_root(station: Station) -> None:
+    client = await station.client()
+    version = await _version(client)
+    for path in (
+        f"/v/{version}/../../pyproject.toml",
+        f"/v/{version}/%2e%2e/%2e%2e/pyproject.toml",
+        f"/v/{version}/__init__.py",
+        "/v/nothex/js/app.js",
+        f"/v/{version}/index.html",  # a document never comes without its policies
+        f"/v/{version}/sw.js",
+        "/js/",
+    ):
+        assert (await client.get(path)).status == 404, path
+
+
+async def test_an_edited_file_gets_a_new_version(tmp_path: Path, aiohttp_client: object) -> None:
+    root = tmp_path / "web"
+    shutil.copytree(web_root(), root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    app = web.Application()
+    app.router.add_get("/{path:.*}", static_handler(StaticSite(root)))
+    client: TestClient = await aiohttp_client(app)  # type: ignore[operator]
+    before = await _version(client)
+    script = root / "js/api.js"
+    script.write_text(script.read_text() + "\n// edited\n")
+    after = await _version(client)
+    assert after != before
+    resp = await client.get(f"/v/{after}/js/api.js")
+    assert (await resp.text()).endswith("// edited\n")
+    assert resp.headers["Cache-Control"] == IMMUTABLE
+    # the version before the edit is no longer pinned
+    assert (await client.get(f"/v/{before}/js/api.js")).headers["Cache-Control"] == "no-cache"
