@@ -26,6 +26,7 @@ APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots
 APT_TEST += git                                # provisioning tests: clone the checkout
 APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs  # VM tests (tests/vm): boot the appliance
 APT_TEST += coturn nftables iproute2             # network test bed (tests/net)
+APT_TEST += pipewire pipewire-bin wireplumber dbus-daemon espeak-ng sox  # echo cancelling on real PipeWire (tests/test_echo_cancel.py)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
 
 # One line per step; a step's output is kept in a log and shown only if it fails,

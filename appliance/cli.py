@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make a self-signed TLS certificate in the state dir",
     )
+    doctor.add_argument(
+        "--audio",
+        action="store_true",
+        help="only the audio check: play a chirp, record it through the echo canceller",
+    )
     return parser
 
 
@@ -211,7 +216,7 @@ def cmd_kiosk_url(config: Config, args: argparse.Namespace) -> int:
 def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
-    return run_doctor(config, make_cert=args.make_cert)
+    return run_doctor(config, make_cert=args.make_cert, audio=args.audio)
 
 
 if __name__ == "__main__":
