@@ -118,7 +118,12 @@ async def kiosk(request: web.Request) -> web.Response:
 async def station_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return web.json_response(
-        {"name": config.station.name, "room_id": config.station.room_id, "version": __version__}
+        {
+            "name": config.station.name,
+            "room_id": config.station.room_id,
+            "version": __version__,
+            "language": config.station.language,
+        }
     )
 
 
@@ -232,7 +237,9 @@ async def kiosk_guest_link(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "guest_url": url,
-            "guest_qr_code": qr.png_data_url(qr_url),
+            # One module of quiet zone in the image: the kiosk's white card around it adds
+            # the rest, and every pixel saved makes the modules larger (scans from further).
+            "guest_qr_code": qr.png_data_url(qr_url, border=1),
             "guest_token": code,
             "expires_at": link.expires_at - KIOSK_SESSION_TTL,
             "jti": link.jti,

@@ -48,6 +48,9 @@ class StationConfig:
     Empty: derived from the listening address (fine on a laptop, useless for phones)."""
     room_id: str = "station"
     """ID of the station's own room: joining it rings the station."""
+    language: str = "auto"
+    """Language of the kiosk screen: ``en``, ``ru``, or ``auto`` (the browser's). Phones
+    and browsers follow their own language."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ class Config:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "camera.source": ("auto", "picamera2", "v4l2", "test"),
     "microphone.source": ("auto", "pulse", "alsa", "test"),
+    "station.language": ("auto", "en", "ru"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "server.port": (1, 65535),

@@ -110,7 +110,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         },
         "/api/station": {
             "get": _op(
-                "Station name, room and version", _obj(name=_STR, room_id=_STR, version=_STR)
+                "Station name, room, version and kiosk language",
+                _obj(name=_STR, room_id=_STR, version=_STR, language=_STR),
             )
         },
         "/api/rooms": {

@@ -4,7 +4,7 @@
 /**
  * @typedef {{role: 'user'|'guest'|'kiosk', room: string|null}} Me
  * @typedef {{id: string, name: string, is_station: boolean, created_at: number|string}} Room
- * @typedef {{name: string, room_id: string, version: string}} Station
+ * @typedef {{name: string, room_id: string, version: string, language: string}} Station  `language`: the kiosk's (`auto`: the browser's)
  * @typedef {{
  *   guest_url: string, guest_qr_code: string, guest_token: string,
  *   expires_at: number, jti: string, label: string
@@ -56,7 +56,7 @@ export async function request(method, path, body) {
   try {
     res = await fetch(path, init);
   } catch (err) {
-    throw new ApiError(0, 'network', 'The station cannot be reached. Check the network connection.');
+    throw new ApiError(0, 'network', 'network failure');
   }
   /** @type {any} */
   let data = null;

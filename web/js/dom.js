@@ -98,39 +98,3 @@ export function icon(name) {
   svg.append(path);
   return svg;
 }
-
-/**
- * Formats a unix time (seconds) for people.
- * @param {number} seconds
- */
-export function formatTime(seconds) {
-  return new Date(seconds * 1000).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
-}
-
-/**
- * Formats a unix time (seconds) briefly: "18:42" today, "Mon 18:42" within the week,
- * the date and time before that.
- * @param {number} seconds
- * @param {Date} [now]
- */
-export function formatWhen(seconds, now = new Date()) {
-  const at = new Date(seconds * 1000);
-  const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  if (at.toDateString() === now.toDateString()) return time;
-  if (now.getTime() - at.getTime() < 6 * 86400_000) {
-    return `${at.toLocaleDateString([], { weekday: 'short' })} ${time}`;
-  }
-  return formatTime(seconds);
-}
-
-/**
- * Formats a length of time: "42 s", "3 min 5 s", "1 h 20 min".
- * @param {number} seconds
- */
-export function formatDuration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
-  const m = Math.floor((s % 3600) / 60);
-  return `${Math.floor(s / 3600)} h${m ? ` ${m} min` : ''}`;
-}

@@ -1,6 +1,7 @@
 // Remote participant tiles: one tile per participant (the station peer and the
 // screen peer share one), holding a <video> that plays that participant's media.
 import { h } from '../dom.js';
+import * as i18n from '../i18n.js';
 
 export class TileGrid {
   /**
@@ -83,7 +84,7 @@ export class TileGrid {
   setMuted(participant, muted) {
     const t = this.tiles.get(participant);
     if (!t) return;
-    t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: 'Microphone off', text: 'mic off' })] : []));
+    t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: i18n.t('tiles.micOff'), 'aria-label': i18n.t('tiles.micOff'), text: i18n.t('tiles.micOffShort') })] : []));
     t.tile.classList.toggle('video-muted', !!muted.video);
   }
 
