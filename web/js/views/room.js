@@ -15,6 +15,7 @@ import { exposeClient } from '../debug.js';
 import { SignalingClient } from '../protocol.js';
 import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui/fullscreen.js';
 import { makeFloating } from '../ui/pip.js';
+import { RINGBACK, Ringtone } from '../ui/ringtone.js';
 import { TileGrid, initials } from '../ui/tiles.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
@@ -30,6 +31,8 @@ const NAME_KEY = 'videostation.name';
 
 /** Page states in which the camera and microphone are held. */
 const MEDIA_STATES = new Set(['connecting', 'calling', 'knocking', 'in-call']);
+/** How long (ms) the controls stay after the last touch, in a call in landscape. */
+const CONTROLS_FADE_MS = 4000;
 /** How often (ms) a page that keeps failing to reconnect asks whether its session still exists. */
 const SESSION_CHECK_MS = 10_000;
 
@@ -112,6 +115,10 @@ class CallPage {
     /** The next call state is the one inside `welcome` (see connect). */
     this.skipWelcomeState = false;
     this.destroyed = false;
+    /** The caller hears it while the station rings. */
+    this.ringback = new Ringtone(RINGBACK);
+    /** @type {ReturnType<typeof setTimeout>|null} hides the controls (landscape, in a call) */
+    this.fadeTimer = null;
     /** When the call began (ms), 0 outside a call; drives the timer. */
     this.callStart = 0;
     /** @type {ReturnType<typeof setInterval>|null} */
@@ -229,10 +236,12 @@ class CallPage {
     this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': t('room.yourVideo'), 'data-testid': 'local-video' },
       localVideo, h('div', { class: 'pip-off', text: t('room.cameraOff') }), handle);
 
-    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': t('room.microphone'), 'data-testid': 'toggle-mic' }, icon('mic'));
-    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': t('room.camera'), 'data-testid': 'toggle-cam' }, icon('cam'));
-    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': t('room.fullScreen'), 'data-testid': 'toggle-fullscreen' }, icon('full'));
-    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': t('room.hangUp'), 'data-testid': 'hangup' }, icon('hangup'));
+    // Toggles: pressed = on (the microphone is heard, the camera is seen). Icon-only
+    // buttons carry their name as a tooltip too.
+    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.audio), 'aria-label': t('room.microphone'), title: t('room.microphone'), 'data-testid': 'toggle-mic' }, icon('mic'));
+    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.video), 'aria-label': t('room.camera'), title: t('room.camera'), 'data-testid': 'toggle-cam' }, icon('cam'));
+    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': t('room.fullScreen'), title: t('room.fullScreen'), 'data-testid': 'toggle-fullscreen' }, icon('full'));
+    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': t('room.hangUp'), title: t('room.hangUp'), 'data-testid': 'hangup' }, icon('hangup'));
     this.micButton.addEventListener('click', () => this.toggle('audio'));
     this.camButton.addEventListener('click', () => this.toggle('video'));
     this.fsButton.addEventListener('click', () => { void toggleFullscreen(); });
@@ -241,6 +250,7 @@ class CallPage {
     const onFs = () => {
       fsButton.replaceChildren(icon(isFullscreen() ? 'exitFull' : 'full'));
       fsButton.setAttribute('aria-label', isFullscreen() ? t('room.exitFullScreen') : t('room.fullScreen'));
+      fsButton.title = fsButton.getAttribute('aria-label') || '';
     };
     document.addEventListener('fullscreenchange', onFs);
     this.disposers.push(() => document.removeEventListener('fullscreenchange', onFs));
@@ -250,6 +260,10 @@ class CallPage {
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.banner),
       grid, this.statusCard, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
+    // In landscape the controls fade after a few seconds in a call; a tap brings them back.
+    const wake = () => this.showControls();
+    this.stage.addEventListener('pointerdown', wake);
+    this.stage.addEventListener('keydown', wake);
     if (this.lobbyPreview) this.lobbyPreview.srcObject = null; // gone with the lobby
     const controls = this.controls;
     this.disposers.push(makeFloating(this.pip, this.stage, { handle, reserveBottom: () => controls.getBoundingClientRect().height + 16 }));
@@ -373,6 +387,9 @@ class CallPage {
     this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
     const talked = this.stopTimer(state);
+    if (state === 'calling') this.ringback.start();
+    else this.ringback.stop();
+    this.showControls();
     /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, pulse?: boolean}|null} */
     let card = null;
     switch (state) {
@@ -444,13 +461,28 @@ class CallPage {
     return t('room.callEndedAfter', { name, duration: formatDuration((Date.now() - start) / 1000) });
   }
 
+  /** Shows the controls; in landscape during a call they fade again after CONTROLS_FADE_MS. */
+  showControls() {
+    const stage = this.stage;
+    if (!stage) return;
+    stage.classList.remove('controls-faded');
+    if (this.fadeTimer) clearTimeout(this.fadeTimer);
+    this.fadeTimer = null;
+    if (stage.dataset.state !== 'in-call' || !matchMedia('(orientation: landscape)').matches) return;
+    this.fadeTimer = setTimeout(() => {
+      if (stage.dataset.state === 'in-call' && !stage.contains(document.activeElement === document.body ? null : document.activeElement)) {
+        stage.classList.add('controls-faded');
+      }
+    }, CONTROLS_FADE_MS);
+  }
+
   /** @param {'audio'|'video'} kind */
   toggle(kind) {
     this.muted = { ...this.muted, [kind]: !this.muted[kind] };
     this.client?.setMuted(this.muted.audio, this.muted.video);
     const button = kind === 'audio' ? this.micButton : this.camButton;
     if (button) {
-      button.setAttribute('aria-pressed', String(this.muted[kind]));
+      button.setAttribute('aria-pressed', String(!this.muted[kind]));
       button.replaceChildren(icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
     }
     this.pip?.classList.toggle('video-muted', this.muted.video);
@@ -559,6 +591,8 @@ class CallPage {
     for (const d of this.disposers.splice(0)) d();
     if (this.toastTimer) clearTimeout(this.toastTimer);
     if (this.timerTick) clearInterval(this.timerTick);
+    if (this.fadeTimer) clearTimeout(this.fadeTimer);
+    this.ringback.stop();
     this.releaseMedia();
   }
 }
