@@ -1,8 +1,8 @@
 """How far away a phone reads the kiosk's QR code.
 
-The kiosk is rendered in real Chromium at 800×480 (the 7" panel, 154 mm wide) and at
-1920×1080 (a 43" TV, 952 mm wide). A phone camera is simulated: 70° horizontal field of
-view, a 1280×720 frame. At a distance d the frame spans 2·d·tan(35°), so the panel
+The kiosk is rendered in real Chromium at 800x480 (the 7" panel, 154 mm wide) and at
+1920x1080 (a 43" TV, 952 mm wide). A phone camera is simulated: 70° horizontal field of
+view, a 1280x720 frame. At a distance d the frame spans 2·d·tan(35°), so the panel
 covers 1280 · panel width / that many pixels; the screenshot is averaged down to that
 size (what the sensor integrates), blurred (lens, focus, a steady hand) and given
 sensor noise, then zxing-cpp decodes it. The test walks away in steps and reports the
@@ -11,6 +11,7 @@ farthest distance up to which every step decoded (figures in the README).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ SCREENS = {
 
 
 def camera_frame(shot: Image.Image, panel_mm: float, distance_m: float, seed: int) -> Any:
-    """What a 1280×720, 70° camera sees of the screenshot from `distance_m` away."""
+    """What a 1280x720, 70° camera sees of the screenshot from `distance_m` away."""
     span_mm = 2 * distance_m * 1000 * math.tan(math.radians(FOV_DEGREES / 2))
     scale = FRAME[0] * panel_mm / span_mm / shot.width
     size = (max(1, round(shot.width * scale)), max(1, round(shot.height * scale)))
@@ -97,7 +98,7 @@ def test_kiosk_qr_scans_across_the_room(
         # The code fills the height the layout leaves it.
         assert box["height"] >= 0.85 * height, box
         png = kiosk.screenshot()
-        shot = Image.open(__import__("io").BytesIO(png)).convert("L")
+        shot = Image.open(io.BytesIO(png)).convert("L")
         assert shot.size == (width, height)
 
         # A check that can fail: up close it decodes, from 30 m it cannot.
@@ -107,7 +108,7 @@ def test_kiosk_qr_scans_across_the_room(
         reach = farthest(shot, panel_mm, distances, url)
         results[screen] = reach
         print(
-            f"\nkiosk QR on the {screen} ({width}×{height}, {panel_mm:g} mm): "
+            f"\nkiosk QR on the {screen} ({width}x{height}, {panel_mm:g} mm): "
             f"decodes up to {reach:.2f} m (target {target} m)"
         )
         assert reach >= target, f"{screen}: decodes only up to {reach} m"
