@@ -250,6 +250,18 @@ async def kiosk_guest_link(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/api/kiosk/quiet")
+async def kiosk_quiet(request: web.Request) -> web.Response:
+    """The kiosk's quiet toggle: ``{"on": true}`` and calls stop ringing (logged missed,
+    the caller told) until it is switched off or the configured quiet hours turn."""
+    require(request, "kiosk")
+    on = field(await json_body(request), "on", bool)
+    station = request.app[STATION]
+    station.quiet.set(on)
+    station.settings_changed()
+    return web.json_response({"quiet": station.quiet.on})
+
+
 def _alphanumeric(text: str) -> bool:
     return all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
 

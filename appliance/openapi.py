@@ -177,6 +177,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 auth="kiosk",
             )
         },
+        "/api/kiosk/quiet": {
+            "post": _op(
+                "Quiet mode on or off by hand (the kiosk's toggle; until the quiet hours "
+                "next begin or end)",
+                _obj(quiet=_BOOL),
+                body=_obj(["on"], on=_BOOL),
+                errors=(400, 401, 403),
+                auth="kiosk",
+            )
+        },
         "/api/calls": {
             "get": _op(
                 "The current call and the call log",

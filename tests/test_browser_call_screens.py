@@ -176,3 +176,55 @@ def test_controls_fade_in_landscape_and_return_on_a_tap(live_station: Any, pages
     expect(controls).to_have_css("opacity", "1")
     guest.get_by_test_id("hangup").click()
     expect(stage).to_have_attribute("data-state", "ended")
+
+
+def test_quiet_hours_do_not_ring_the_caller_is_told_and_it_is_missed(
+    tmp_path: Any, browser: Any
+) -> None:
+    from datetime import datetime, timedelta
+
+    from tests.conftest import start_live, stop_live
+
+    # Quiet hours around now (the station runs on this machine's clock).
+    now = datetime.now()
+    start, end = (
+        (now - timedelta(hours=1)).strftime("%H:%M"),
+        (now + timedelta(hours=1)).strftime("%H:%M"),
+    )
+    cfg = tmp_path / "quiet.toml"
+    cfg.write_text(f'[call]\nquiet_hours = "{start}-{end}"\n\n[screen]\npower_command = ""\n')
+    live = start_live(tmp_path, "--config", str(cfg))
+    pages = Pages(browser)
+    try:
+        kiosk = pages.open(live.kiosk_url, viewport={"width": 800, "height": 480}, has_touch=True)
+        expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        toggle = kiosk.get_by_test_id("quiet-toggle")
+        expect(toggle).to_have_attribute("aria-pressed", "true")
+        expect(kiosk.get_by_test_id("quiet-note")).to_be_visible()
+        # Record every state the kiosk shows: it must never ring.
+        kiosk.evaluate(
+            "() => { window.__states = []; const k = document.querySelector('[data-testid=kiosk]');"
+            " new MutationObserver(() => window.__states.push(k.dataset.state))"
+            ".observe(k, { attributes: true, attributeFilter: ['data-state'] }); }"
+        )
+        guest = pages.phone(live.guest_link(label="Late caller"))
+        guest.locator("#name").fill("Late caller")
+        guest.get_by_test_id("start-call").click()
+        expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "quiet")
+        expect(guest.get_by_test_id("call-status-title")).to_have_text("Quiet hours")
+        missed = kiosk.get_by_test_id("missed-calls")
+        expect(missed.get_by_test_id("missed-caller")).to_have_text("Late caller")
+        assert "ringing" not in kiosk.evaluate("() => window.__states")
+
+        # The toggle turns quiet mode off: the next call rings.
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-pressed", "false")
+        expect(kiosk.get_by_test_id("quiet-note")).to_be_hidden()
+        guest.get_by_test_id("call-again").click()
+        expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
+        kiosk.get_by_test_id("kiosk-decline").click()
+        expect(guest.get_by_test_id("call-status-title")).to_have_text("Declined")
+        assert pages.errors == []
+    finally:
+        pages.close()
+        stop_live(live)

@@ -118,3 +118,12 @@ export const revokeGuestLink = (id, jti) => request('DELETE', `/api/rooms/${enco
 export const kioskGuestLink = () => request('POST', '/api/kiosk/guest-link');
 /** @returns {Promise<CallLog>} the station's call log (users and the kiosk) */
 export const callLog = () => request('GET', '/api/calls');
+
+/**
+ * The kiosk's quiet toggle (do not disturb).
+ * @param {boolean} on
+ * @returns {Promise<{quiet: boolean}>}
+ */
+export function setQuiet(on) {
+  return request('POST', '/api/kiosk/quiet', { on });
+}

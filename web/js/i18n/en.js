@@ -132,6 +132,8 @@ export default {
   "kiosk.notNow": "Not now",
   "kiosk.joined": "{name} joined",
   "kiosk.callWith": "Call with {name} · {duration}",
+  "kiosk.quiet": "Quiet hours",
+  "kiosk.quietOn": "Quiet: calls do not ring",
 
   "room.linkUnusable": "This invitation link cannot be used",
   "room.askForNew": "Ask the person who sent it for a new one.",
@@ -168,6 +170,8 @@ export default {
   "room.knockingText": "A call with {name} is going on. Someone there decides whether you join.",
   "room.noAnswer": "No answer",
   "room.noAnswerText": "Nobody answered the call.",
+  "room.quiet": "Quiet hours",
+  "room.quietText": "{name} is in quiet hours and does not ring now. Your call is shown there as missed.",
   "room.declined": "Declined",
   "room.declinedText": "The call was declined.",
   "room.callEnded": "Call ended",

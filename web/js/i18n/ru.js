@@ -132,6 +132,8 @@ export default {
   "kiosk.notNow": "Не сейчас",
   "kiosk.joined": "{name} присоединяется",
   "kiosk.callWith": "Разговор с {name} · {duration}",
+  "kiosk.quiet": "Тихие часы",
+  "kiosk.quietOn": "Тихий режим: звонки без звука",
 
   "room.linkUnusable": "Этой ссылкой-приглашением воспользоваться нельзя",
   "room.askForNew": "Попросите у того, кто её прислал, новую.",
@@ -168,6 +170,8 @@ export default {
   "room.knockingText": "Идёт разговор с «{name}». Там решат, можно ли вам присоединиться.",
   "room.noAnswer": "Нет ответа",
   "room.noAnswerText": "Никто не ответил на звонок.",
+  "room.quiet": "Тихие часы",
+  "room.quietText": "На станции «{name}» сейчас тихие часы, она не звонит. Ваш звонок отмечен там как пропущенный.",
   "room.declined": "Отклонён",
   "room.declinedText": "Звонок отклонили.",
   "room.callEnded": "Звонок завершён",

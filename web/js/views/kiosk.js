@@ -174,12 +174,18 @@ class Kiosk {
     this.missedPanel = h('div', { class: 'missed', 'data-testid': 'missed-calls', 'aria-live': 'polite', hidden: true },
       h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: t('kiosk.missedTitle') }), this.clearButton),
       this.missedList, this.missedMore);
+    // Quiet hours / do not disturb: pressed = quiet (calls are logged, nothing rings).
+    this.quietButton = h('button', { class: 'button quiet-toggle', type: 'button', 'aria-pressed': 'false',
+      title: t('kiosk.quiet'), 'data-testid': 'quiet-toggle' }, icon('moon'), t('kiosk.quiet'));
+    this.quietNote = h('p', { class: 'quiet-note', 'data-testid': 'quiet-note', hidden: true, text: t('kiosk.quietOn') });
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' },
         this.clock, this.date,
         h('h1', { class: 'station-name', text: station.name }),
+        this.quietNote,
         this.missedPanel,
-        h('p', { class: 'idle-hint' }, t('kiosk.idleHint'))),
+        h('p', { class: 'idle-hint' }, t('kiosk.idleHint')),
+        this.quietButton),
       this.qrBox);
 
     this.callerName = h('div', { class: 'caller-name', 'data-testid': 'caller-name' });
@@ -203,8 +209,11 @@ class Kiosk {
     h('span', { class: 'dot', 'aria-hidden': 'true' }), icon('cam'));
     this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), t('kiosk.hangUp'));
     this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
+    // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
+    // mount in this slot beside the hang-up button.
+    this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' });
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, this.live, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.hangButton));
+      grid, this.previewBox, this.live, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
@@ -230,6 +239,13 @@ class Kiosk {
     this.declineButton.addEventListener('click', () => this.client?.call('decline'));
     this.hangButton.addEventListener('click', () => this.client?.call('hangup'));
     this.missedPanel.addEventListener('click', () => this.clearMissed());
+    this.quietButton.addEventListener('click', () => {
+      const on = this.quietButton.getAttribute('aria-pressed') !== 'true';
+      this.quietButton.disabled = true;
+      api.setQuiet(on).then((r) => this.showQuiet(r.quiet))
+        .catch((err) => console.warn('quiet:', err))
+        .finally(() => { this.quietButton.disabled = false; });
+    });
 
     this.client = new SignalingClient(ctx.wsUrl());
     exposeClient(this.client);
@@ -308,6 +324,13 @@ class Kiosk {
     }
   }
 
+  /** @param {boolean} on */
+  showQuiet(on) {
+    this.quietButton.setAttribute('aria-pressed', String(on));
+    this.quietNote.hidden = !on;
+    this.root.classList.toggle('is-quiet', on);
+  }
+
   showLive() {
     const live = this.connected && !!(this.call && this.call.live);
     this.live.hidden = !live;
@@ -320,6 +343,7 @@ class Kiosk {
     this.call = call;
     const state = call ? call.state : 'idle';
     this.root.dataset.state = state;
+    if (call) this.showQuiet(!!call.quiet);
     if (state === 'ringing' && call) {
       const names = (call.callers || []).map((c) => c.name || t('kiosk.someone'));
       this.callerName.textContent = names.length ? names.join(', ') : t('kiosk.someone');

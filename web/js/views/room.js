@@ -24,7 +24,7 @@ import { signIn } from './login.js';
 /**
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
- * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
+ * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
 
 const NAME_KEY = 'videostation.name';
@@ -364,6 +364,9 @@ class CallPage {
     } else if (knocking) {
       this.active = true;
       this.showState('knocking');
+    } else if (call.state === 'idle' && call.ended === 'quiet' && ['connecting', 'calling'].includes(this.stage?.dataset.state || '')) {
+      this.active = false;
+      this.showState('quiet'); // the station is in quiet hours: it did not ring
     } else if (this.stage?.dataset.state === 'knocking') {
       // Out of the knock list: let in (an in-call state follows), sent away (`bye`
       // `refused` follows), or the call ended and we ring (a ringing state follows).
@@ -397,6 +400,7 @@ class CallPage {
       case 'calling': card = { title: t('room.calling', { name: stationName }), text: t('room.waitingForAnswer'), pulse: true }; break;
       case 'knocking': card = { title: t('room.knocking'), text: t('room.knockingText', { name: stationName }), pulse: true }; break;
       case 'missed': card = { title: t('room.noAnswer'), text: t('room.noAnswerText'), again: true, leave: true }; break;
+      case 'quiet': card = { title: t('room.quiet'), text: t('room.quietText', { name: stationName }), again: true, leave: true }; break;
       case 'declined': card = { title: t('room.declined'), text: t('room.declinedText'), again: true, leave: true }; break;
       case 'ended': card = { title: t('room.callEnded'), text: talked, again: true, leave: true }; break;
       case 'ready': card = { title: stationName, text: t('room.notInCall'), again: true, leave: true }; break;
