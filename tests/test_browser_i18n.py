@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_kit import Browser, Page, Pages, expect
+from tests.browser_kit import Browser, Page, Pages, assert_video_flows, expect, shot
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +67,16 @@ def assert_in_language(page: Page, locale: str, where: str, *names: str) -> None
         if foreign.search(rest):
             wrong.append(text)
     assert wrong == [], f"{where}: texts not in {info['lang']}"
+
+
+def kiosk_shots(kiosk: Page, state: str, lang: str) -> None:
+    """README pictures: the 7-inch panel and a 1080p TV (the same page, resized)."""
+    kiosk.wait_for_timeout(400)
+    shot(kiosk, f"kiosk-{state}-7in-{lang}")
+    kiosk.set_viewport_size({"width": 1920, "height": 1080})
+    kiosk.wait_for_timeout(400)
+    shot(kiosk, f"kiosk-{state}-tv-{lang}")
+    kiosk.set_viewport_size({"width": 800, "height": 480})
 
 
 def open_in(pages: Pages, url: str, locale: str, device: str = "desktop") -> Page:
@@ -134,6 +144,7 @@ def test_every_screen_speaks_the_browsers_language(
         expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
         expect(kiosk.get_by_test_id("kiosk-clock")).not_to_be_empty()
         assert_in_language(kiosk, locale, "kiosk idle")
+        kiosk_shots(kiosk, "idle", info["lang"])
 
         # A guest on a phone: lobby, calling; the kiosk rings; both in the call.
         guest = open_in(pages, live.guest_link(label=info["caller"]), locale, "phone")
@@ -145,11 +156,17 @@ def test_every_screen_speaks_the_browsers_language(
         expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "calling")
         assert_in_language(guest, locale, "calling", info["caller"])
         assert_in_language(kiosk, locale, "kiosk ringing", info["caller"])
+        kiosk_shots(kiosk, "ringing", info["lang"])
         kiosk.get_by_test_id("kiosk-answer").click()
         expect(kiosk.get_by_test_id("live-indicator")).to_be_visible()
         expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
         assert_in_language(kiosk, locale, "kiosk in call", info["caller"])
         assert_in_language(guest, locale, "guest in call", info["caller"])
+        assert_video_flows(guest, lambda pid, s: pid == "station", "on the phone")
+        assert_video_flows(kiosk, lambda pid, s: pid != "station", "on the kiosk")
+        guest.wait_for_timeout(300)
+        shot(guest, f"phone-in-call-{info['lang']}")
+        kiosk_shots(kiosk, "in-call", info["lang"])
         kiosk.get_by_test_id("kiosk-hangup").click()
         expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "ended")
         expect(kiosk.get_by_test_id("kiosk-toast")).to_contain_text(info["caller"])
