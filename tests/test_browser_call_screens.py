@@ -128,6 +128,30 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     tile.dblclick()
     expect(tile).not_to_have_class(re.compile(r"\bfill\b"))
 
+    # Connection quality from getStats on both sides: good on loopback; details on a tap.
+    quality = guest.get_by_test_id("quality")
+    expect(quality).to_have_attribute("data-level", "3")
+    expect(kiosk.get_by_test_id("quality")).to_have_attribute("data-level", "3")
+    expect(quality).to_have_attribute("title", re.compile("^Connection: good"))
+    quality.click()
+    expect(guest.get_by_test_id("quality-details")).to_contain_text(
+        re.compile(r"round trip \d+ ms · loss \d+\.\d % · \d+ kbit/s")
+    )
+    expect(guest.get_by_test_id("weak-connection")).to_be_hidden()
+    grades = guest.evaluate(
+        """async () => {
+          const app = document.querySelector('script[type=module]').src;
+          const { grade } = await import(new URL('ui/quality.js', app).href);
+          return [
+            grade({ rtt: 0.05, loss: 0, kbps: 1200, video: true }),
+            grade({ rtt: 0.4, loss: 0, kbps: 1200, video: true }),
+            grade({ rtt: 0.05, loss: 0.1, kbps: 1200, video: true }),
+            grade({ rtt: 0.05, loss: 0, kbps: 100, video: true }),
+          ];
+        }"""
+    )
+    assert grades == [3, 2, 1, 1]
+
     # The timer runs next to the other side's name.
     expect(guest.get_by_test_id("call-title")).to_have_text("Video Station")
     timer = guest.get_by_test_id("call-timer")
@@ -214,6 +238,13 @@ def test_quiet_hours_do_not_ring_the_caller_is_told_and_it_is_missed(
         expect(guest.get_by_test_id("call-status-title")).to_have_text("Quiet hours")
         missed = kiosk.get_by_test_id("missed-calls")
         expect(missed.get_by_test_id("missed-caller")).to_have_text("Late caller")
+        # Legible on the 7-inch screen: the caller's name and the time are not cut.
+        row = missed.get_by_test_id("missed-item")
+        assert missed.get_by_test_id("missed-caller").evaluate(
+            "e => e.scrollWidth <= e.clientWidth"
+        ), "the caller's name is cut"
+        rbox, pbox = row.bounding_box(), missed.bounding_box()
+        assert rbox and pbox and rbox["x"] + rbox["width"] <= pbox["x"] + pbox["width"] + 1
         assert "ringing" not in kiosk.evaluate("() => window.__states")
 
         # The toggle turns quiet mode off: the next call rings.

@@ -194,6 +194,13 @@ export default {
   "room.fin.other": "The call has ended",
   "room.fin.otherText": "The station closed the connection. You can close this page.",
 
+  "quality.label": "Connection: {level}",
+  "quality.level1": "weak",
+  "quality.level2": "fair",
+  "quality.level3": "good",
+  "quality.details": "round trip {rtt} ms · loss {loss} % · {kbps} kbit/s",
+  "quality.weak": "Your connection is weak",
+
   "tiles.micOff": "Microphone off",
   "tiles.micOffShort": "mic off",
 

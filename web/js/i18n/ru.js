@@ -194,6 +194,13 @@ export default {
   "room.fin.other": "Звонок завершён",
   "room.fin.otherText": "Станция закрыла соединение. Страницу можно закрыть.",
 
+  "quality.label": "Связь: {level}",
+  "quality.level1": "слабая",
+  "quality.level2": "средняя",
+  "quality.level3": "хорошая",
+  "quality.details": "задержка {rtt} мс · потери {loss} % · {kbps} кбит/с",
+  "quality.weak": "У вас слабая связь",
+
   "tiles.micOff": "Микрофон выключен",
   "tiles.micOffShort": "без звука",
 

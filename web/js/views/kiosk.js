@@ -15,6 +15,7 @@ import { h, icon, replace } from '../dom.js';
 import { formatClock, formatDuration, formatLongDate, formatWhen, setLanguage, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
+import { QualityMeter } from '../ui/quality.js';
 import { Ringtone } from '../ui/ringtone.js';
 import { TileGrid } from '../ui/tiles.js';
 import { renderError } from './error.js';
@@ -209,11 +210,12 @@ class Kiosk {
     h('span', { class: 'dot', 'aria-hidden': 'true' }), icon('cam'));
     this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), t('kiosk.hangUp'));
     this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
+    this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER).map((l) => l.pc));
     // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
     // mount in this slot beside the hang-up button.
     this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' });
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, this.live, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
+      grid, this.previewBox, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.quality.weak, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
@@ -361,6 +363,8 @@ class Kiosk {
     if (state === 'in-call' && call && before && before.state === 'in-call') this.announceJoins(before, call);
     this.noteCallLength(before, call);
     this.showKnocks(state === 'in-call' && call ? call.knocking || [] : []);
+    if (state === 'in-call') this.quality.start();
+    else this.quality.stop();
     this.showRemotes();
     this.showLive();
     void this.keepAwake(state !== 'idle');
@@ -534,6 +538,7 @@ class Kiosk {
     this.destroyed = true;
     this.client.close();
     this.ringtone.stop();
+    this.quality.stop();
     if (this.tick) clearInterval(this.tick);
     if (this.qrTimer) clearTimeout(this.qrTimer);
     if (this.toastTimer) clearTimeout(this.toastTimer);

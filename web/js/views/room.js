@@ -15,6 +15,7 @@ import { exposeClient } from '../debug.js';
 import { SignalingClient } from '../protocol.js';
 import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui/fullscreen.js';
 import { makeFloating } from '../ui/pip.js';
+import { QualityMeter } from '../ui/quality.js';
 import { RINGBACK, Ringtone } from '../ui/ringtone.js';
 import { TileGrid, initials } from '../ui/tiles.js';
 import { renderError } from './error.js';
@@ -125,6 +126,8 @@ class CallPage {
     this.timerTick = null;
     /** @type {HTMLElement|null} */
     this.timerEl = null;
+    /** @type {QualityMeter|null} */
+    this.quality = null;
   }
 
   // ---- lobby: name + preview ------------------------------------------
@@ -228,6 +231,7 @@ class CallPage {
     this.banner = h('div', { class: 'banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'toast', hidden: true, role: 'alert' });
     this.timerEl = h('span', { class: 'call-timer', 'data-testid': 'call-timer', role: 'timer', hidden: true });
+    this.quality = new QualityMeter(() => (this.client ? [...this.client.peers.values()].map((l) => l.pc) : []));
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
@@ -257,7 +261,8 @@ class CallPage {
 
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
-      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.banner),
+      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
+      this.quality.weak,
       grid, this.statusCard, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
@@ -392,6 +397,8 @@ class CallPage {
     const talked = this.stopTimer(state);
     if (state === 'calling') this.ringback.start();
     else this.ringback.stop();
+    if (state === 'in-call') this.quality?.start();
+    else this.quality?.stop();
     this.showControls();
     /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, pulse?: boolean}|null} */
     let card = null;
@@ -597,6 +604,7 @@ class CallPage {
     if (this.timerTick) clearInterval(this.timerTick);
     if (this.fadeTimer) clearTimeout(this.fadeTimer);
     this.ringback.stop();
+    this.quality?.stop();
     this.releaseMedia();
   }
 }
