@@ -153,7 +153,11 @@ async def create_room(request: web.Request) -> web.Response:
     name = " ".join(str(field(data, "name", str)).split())
     if not name or len(name) > MAX_ROOM_NAME:
         raise errors.ValidationError(f"'name' must have 1 to {MAX_ROOM_NAME} characters.")
-    room = request.app[STORE].create_room(_slug(name), name)
+    store = request.app[STORE]
+    # Two rooms called "Kitchen" cannot be told apart in the list or by a guest.
+    if any(r.name.casefold() == name.casefold() for r in store.list_rooms()):
+        raise errors.Conflict(f"A room called {name!r} already exists.")
+    room = store.create_room(_slug(name), name)
     return web.json_response(_room_json(request, room.id), status=201)
 
 

@@ -126,7 +126,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 _ROOM,
                 status="201",
                 body=_obj(["name"], name={"type": "string", "maxLength": 60}),
-                errors=(400, 401, 403, 413),
+                errors=(400, 401, 403, 409, 413),
                 auth="user",
             ),
         },

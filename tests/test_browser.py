@@ -286,14 +286,23 @@ def test_two_browsers_in_a_plain_room_see_each_other(live_station: Any, pages: P
     room_id = room.get_attribute("data-room-id")
     assert room_id
     link = live_station.guest_link(room=room_id, label="Cousin")
+    # A second "Family" is refused, in words (the error's code, translated).
+    user.get_by_label("New room name").fill("family")
+    user.get_by_role("button", name="Create room").click()
+    expect(user.locator(".form-error")).to_have_text("That name is already taken.")
 
     room.get_by_role("link", name="Join").click()
     user.locator("#name").fill("Host")
     user.get_by_test_id("start-call").click()
     expect(user.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
+    # Alone: "Waiting for others", with an invitation at hand.
+    expect(user.get_by_test_id("waiting-for-others")).to_be_visible()
+    user.get_by_test_id("alone-invite").click()
+    expect(user.get_by_test_id("alone-invite")).to_have_attribute("data-url", re.compile("#/room/"))
 
     guest = call_from_phone(pages, link, "Cousin")
     expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
+    expect(user.get_by_test_id("waiting-for-others")).to_be_hidden()
     assert_video_flows(user, lambda pid, s: True, "on the user from the guest")
     assert_video_flows(guest, lambda pid, s: True, "on the guest from the user")
     expect(user.locator(".tile")).to_have_count(1)

@@ -183,6 +183,7 @@ export default {
   "room.callAgain": "Call again",
   "room.rejoin": "Rejoin",
   "room.leave": "Leave",
+  "room.waitingForOthers": "Waiting for others",
   "room.fin.left": "You left the call",
   "room.fin.leftText": "Your camera and microphone are off. You can close this page.",
   "room.fin.refused": "The station did not let you in",

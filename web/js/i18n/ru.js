@@ -183,6 +183,7 @@ export default {
   "room.callAgain": "Позвонить ещё раз",
   "room.rejoin": "Вернуться",
   "room.leave": "Уйти",
+  "room.waitingForOthers": "Ждём остальных",
   "room.fin.left": "Вы вышли из звонка",
   "room.fin.leftText": "Камера и микрофон выключены. Страницу можно закрыть.",
   "room.fin.refused": "Станция вас не впустила",

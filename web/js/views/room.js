@@ -128,6 +128,8 @@ class CallPage {
     this.timerEl = null;
     /** @type {QualityMeter|null} */
     this.quality = null;
+    /** @type {HTMLElement|null} */
+    this.aloneEl = null;
   }
 
   // ---- lobby: name + preview ------------------------------------------
@@ -231,6 +233,10 @@ class CallPage {
     this.banner = h('div', { class: 'banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'toast', hidden: true, role: 'alert' });
     this.timerEl = h('span', { class: 'call-timer', 'data-testid': 'call-timer', role: 'timer', hidden: true });
+    // Alone in a plain room: say so (not a black screen), with the invitation at hand.
+    this.aloneEl = h('div', { class: 'alone', 'data-testid': 'waiting-for-others', hidden: true },
+      h('p', { class: 'alone-title', text: t('room.waitingForOthers') }),
+      this.info.role === 'user' ? this.inviteButton() : null);
     this.quality = new QualityMeter(() => (this.client ? [...this.client.peers.values()].map((l) => l.pc) : []));
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
@@ -262,7 +268,7 @@ class CallPage {
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
-      this.quality.weak,
+      this.quality.weak, this.aloneEl,
       grid, this.statusCard, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
@@ -312,11 +318,15 @@ class CallPage {
       }
     };
     client.oncallstate = (call) => this.onCallState(call);
-    client.ontrack = (peerId, participant, stream) => tiles.setStream(participant, peerId, stream, nameOf(participant));
+    client.ontrack = (peerId, participant, stream) => {
+      tiles.setStream(participant, peerId, stream, nameOf(participant));
+      this.showAlone();
+    };
     client.onpeerclosed = (peerId, participant) => {
       tiles.dropStream(participant, peerId);
       const still = [...client.peers.values()].some((l) => l.participant === participant);
       if (!still) tiles.remove(participant);
+      this.showAlone();
     };
     client.onpeerjoined = (peer) => {
       if (!this.info.isStation && peer.kind === 'remote') this.toast(t('room.joined', { name: peer.name }));
@@ -399,6 +409,7 @@ class CallPage {
     else this.ringback.stop();
     if (state === 'in-call') this.quality?.start();
     else this.quality?.stop();
+    this.showAlone();
     this.showControls();
     /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, pulse?: boolean}|null} */
     let card = null;
@@ -470,6 +481,34 @@ class CallPage {
     if (!start) return '';
     const name = this.info.isStation ? this.info.station.name : this.info.roomName;
     return t('room.callEndedAfter', { name, duration: formatDuration((Date.now() - start) / 1000) });
+  }
+
+  /** "Waiting for others" while nobody else is in a plain room's call. */
+  showAlone() {
+    if (!this.aloneEl || !this.stage) return;
+    const alone = !this.info.isStation && this.stage.dataset.state === 'in-call' && (this.tiles?.tiles.size ?? 0) === 0;
+    this.aloneEl.hidden = !alone;
+  }
+
+  /** A button that makes a guest link to this room and copies (or shares) it. */
+  inviteButton() {
+    const button = h('button', { class: 'button primary', type: 'button', 'data-testid': 'alone-invite', text: t('rooms.invite') });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const link = await api.makeGuestLink(this.info.roomId, { ttl_seconds: 86400 });
+        const data = { title: t('rooms.shareTitle', { room: this.info.roomName }), url: link.guest_url };
+        if (typeof navigator.share === 'function') await navigator.share(data).catch(() => undefined);
+        else await navigator.clipboard.writeText(link.guest_url).catch(() => undefined);
+        button.textContent = t('rooms.copied');
+        button.dataset.url = link.guest_url;
+      } catch (err) {
+        this.toast(errorText(err));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
   }
 
   /** Shows the controls; in landscape during a call they fade again after CONTROLS_FADE_MS. */
