@@ -101,7 +101,7 @@ typecheck-web: deps-test
 # The whole test suite, slow system tests included (CI runs this through .ci/run).
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
-	@echo "Running the benchmarks with tiny sizes, to keep them working (about 2 minutes)…"
+	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 	@echo "Running every test (about 60 minutes here cold, 35–40 once the caches under $(TEST_CACHE) are warm)…"
 	@$(BIN)/python -m pytest -q --durations=15
@@ -126,7 +126,7 @@ bench: venv-test
 
 # The benchmarks with tiny sizes, only to keep them working (make test runs this first).
 bench-quick: venv-test
-	@echo "Running the benchmarks with tiny sizes (about 2 minutes)…"
+	@echo "Running the benchmarks with tiny sizes (about 3 minutes)…"
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 
 clean:
