@@ -75,6 +75,18 @@ def test_user_creates_room_makes_and_revokes_guest_link(live_station: Any, pages
     room.get_by_test_id("show-old-links").check()
     expect(item.get_by_test_id("link-status")).to_have_text("revoked")
 
+    # "Revoke all" withdraws every active link at once.
+    room.get_by_label("Label").fill("Aunt May")
+    room.get_by_role("button", name="Create link").click()
+    room.get_by_label("Label").fill("Cousin Jim")
+    room.get_by_role("button", name="Create link").click()
+    active = room.get_by_test_id("guest-links").locator("[data-status=active]")
+    expect(active).to_have_count(2)
+    room.get_by_test_id("revoke-all").click()
+    expect(active).to_have_count(0)
+    expect(room.get_by_test_id("guest-links").locator("[data-status=revoked]")).to_have_count(3)
+    expect(room.get_by_test_id("revoke-all")).to_be_hidden()
+
     # The revoked link now gives a clear error page instead of the room.
     guest = pages.phone(url)
     expect(guest.get_by_test_id("error-page")).to_be_visible()

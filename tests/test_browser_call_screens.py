@@ -152,6 +152,38 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     )
     assert grades == [3, 2, 1, 1]
 
+    # The preview window: let go, it glides to the nearest corner, above the controls
+    # and below the top bar; its resize handle is a 44 px target.
+    pip = guest.get_by_test_id("local-video")
+    pbox = pip.bounding_box()
+    assert pbox
+    guest.mouse.move(pbox["x"] + pbox["width"] / 2, pbox["y"] + pbox["height"] / 2)
+    guest.mouse.down()
+    guest.mouse.move(150, 520, steps=8)
+    guest.mouse.up()
+    guest.wait_for_timeout(500)
+    after = pip.bounding_box()
+    controls_box = guest.locator(".controls").bounding_box()
+    top_box = guest.locator(".call-top").bounding_box()
+    assert after and controls_box and top_box
+    assert after["x"] <= 12, f"not in the left corner: {after}"
+    assert after["y"] + after["height"] <= controls_box["y"], "the preview covers the controls"
+    assert after["y"] + after["height"] >= controls_box["y"] - 40, (
+        f"not in the bottom corner: {after}"
+    )
+    hbox = pip.locator(".pip-handle").bounding_box()
+    assert hbox and hbox["width"] >= 44 and hbox["height"] >= 44, hbox
+    guest.mouse.move(after["x"] + after["width"] / 2, after["y"] + after["height"] / 2)
+    guest.mouse.down()
+    guest.mouse.move(300, 60, steps=8)
+    guest.mouse.up()
+    guest.wait_for_timeout(500)
+    again = pip.bounding_box()
+    assert again and again["y"] >= top_box["y"] + top_box["height"], (
+        "the preview covers the top bar"
+    )
+    assert again["x"] + again["width"] >= 390 - 12, f"not in the right corner: {again}"
+
     # The timer runs next to the other side's name.
     expect(guest.get_by_test_id("call-title")).to_have_text("Video Station")
     timer = guest.get_by_test_id("call-timer")

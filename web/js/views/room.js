@@ -277,7 +277,12 @@ class CallPage {
     this.stage.addEventListener('keydown', wake);
     if (this.lobbyPreview) this.lobbyPreview.srcObject = null; // gone with the lobby
     const controls = this.controls;
-    this.disposers.push(makeFloating(this.pip, this.stage, { handle, reserveBottom: () => controls.getBoundingClientRect().height + 16 }));
+    const top = /** @type {HTMLElement} */ (this.stage.querySelector('.call-top'));
+    this.disposers.push(makeFloating(this.pip, this.stage, {
+      handle,
+      reserveBottom: () => controls.getBoundingClientRect().height + 16,
+      reserveTop: () => top.getBoundingClientRect().height + 4,
+    }));
     this.showState('connecting');
     // The camera may still be starting (the permission prompt is open): wait for it,
     // so the first offers already carry our tracks.
