@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(handler(config, args))
     except KeyboardInterrupt:
         return 130
+    except sqlite3.Error as exc:  # a full or read-only card: one line, not a traceback
+        print(f"videostation: the state dir {config.state_path} cannot be written: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
 
 # -- commands ------------------------------------------------------------------------

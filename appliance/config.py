@@ -140,6 +140,10 @@ class CallConfig:
     quiet_hours: str = ""
     """``"22:00-07:00"``: the station does not ring then (local time); callers are told
     and the call is logged as missed. Empty: never quiet (the kiosk has a toggle too)."""
+    resume_seconds: int = 20
+    """After a crash (kill -9, power cut) an answered call resumes without ringing for
+    the sessions that were in it, if they are back within this many seconds of the
+    start; 0: never resume."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +253,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "call.ring_timeout_seconds": (1, 3600),
     "call.auto_answer_delay_seconds": (0, 120),
     "call.max_remote_participants": (1, 16),
+    "call.resume_seconds": (0, 120),
     "gpio.button_pin": (0, 63),
     "gpio.ring_led_pin": (0, 63),
     "gpio.live_led_pin": (0, 63),
