@@ -120,7 +120,7 @@ test-vm: venv-test
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: venv-test
-	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_i18n.py
 
 bench: venv-test
 	$(BIN)/python -m pytest -q -m bench tests/bench -s

@@ -120,7 +120,12 @@ async def kiosk(request: web.Request) -> web.Response:
 async def station_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return web.json_response(
-        {"name": config.station.name, "room_id": config.station.room_id, "version": __version__}
+        {
+            "name": config.station.name,
+            "room_id": config.station.room_id,
+            "version": __version__,
+            "language": config.station.language,
+        }
     )
 
 
@@ -150,7 +155,11 @@ async def create_room(request: web.Request) -> web.Response:
     name = " ".join(str(field(data, "name", str)).split())
     if not name or len(name) > MAX_ROOM_NAME:
         raise errors.ValidationError(f"'name' must have 1 to {MAX_ROOM_NAME} characters.")
-    room = request.app[STORE].create_room(_slug(name), name)
+    store = request.app[STORE]
+    # Two rooms called "Kitchen" cannot be told apart in the list or by a guest.
+    if any(r.name.casefold() == name.casefold() for r in store.list_rooms()):
+        raise errors.Conflict(f"A room called {name!r} already exists.")
+    room = store.create_room(_slug(name), name)
     return web.json_response(_room_json(request, room.id), status=201)
 
 
@@ -234,7 +243,9 @@ async def kiosk_guest_link(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "guest_url": url,
-            "guest_qr_code": qr.png_data_url(qr_url),
+            # One module of quiet zone in the image: the kiosk's white card around it adds
+            # the rest, and every pixel saved makes the modules larger (scans from further).
+            "guest_qr_code": qr.png_data_url(qr_url, border=1),
             "guest_token": code,
             "expires_at": link.expires_at - KIOSK_SESSION_TTL,
             "jti": link.jti,
@@ -243,6 +254,18 @@ async def kiosk_guest_link(request: web.Request) -> web.Response:
         },
         status=201,
     )
+
+
+@routes.post("/api/kiosk/quiet")
+async def kiosk_quiet(request: web.Request) -> web.Response:
+    """The kiosk's quiet toggle: ``{"on": true}`` and calls stop ringing (logged missed,
+    the caller told) until it is switched off or the configured quiet hours turn."""
+    require(request, "kiosk")
+    on = field(await json_body(request), "on", bool)
+    station = request.app[STATION]
+    station.quiet.set(on)
+    station.settings_changed()
+    return web.json_response({"quiet": station.quiet.on})
 
 
 def _alphanumeric(text: str) -> bool:

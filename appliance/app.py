@@ -34,6 +34,7 @@ from .http import (
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
 from .metrics import Labels, Metrics
+from .quiet import QuietHours, QuietMode
 from .rooms import Rooms
 from .signaling import Hub
 from .static import StaticSite, static_handler, web_root
@@ -150,6 +151,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         ring_timeout=config.call.ring_timeout_seconds,
         auto_answer=config.call.auto_answer,
         auto_answer_delay=config.call.auto_answer_delay_seconds,
+        quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
     )
     station_ref.append(station)
     app[STATION] = station
@@ -264,6 +266,8 @@ async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
         controls.set_live(bool(call["live"]))
         busy = call["state"] != "idle"
         screen.hold(busy)
+        if call.get("ended") == "quiet" and not busy:
+            return  # a call in quiet hours: nobody was rung, the screen stays as it is
         spawn(screen.wake() if call["state"] == "ringing" else screen.activity())
 
     station.observers.append(follow)

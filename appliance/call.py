@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 State = Literal["idle", "ringing", "in-call"]
-Ended = Literal["hangup", "declined", "missed", "cancelled"]
+Ended = Literal["hangup", "declined", "missed", "cancelled", "quiet"]
 Observer = Callable[[dict[str, Any]], None]
 Evict = Callable[[Peer, str], Coroutine[Any, Any, None]]
 
@@ -81,6 +82,7 @@ class Station:
         ring_timeout: float = 45,
         auto_answer: bool = False,
         auto_answer_delay: float = 5,
+        quiet: QuietMode | None = None,
     ) -> None:
         self.room = room
         self.rooms = rooms
@@ -89,6 +91,8 @@ class Station:
         self.ring_timeout = ring_timeout
         self.auto_answer = auto_answer
         self.auto_answer_delay = auto_answer_delay
+        self.quiet = quiet or QuietMode(QuietHours())
+        """Quiet hours / do not disturb: a ring is logged missed and the caller told."""
         self.state: State = "idle"
         self.callers: list[Peer] = []
         self.in_call: list[Peer] = []
@@ -133,6 +137,7 @@ class Station:
             "ring_timeout_at": self.ring_timeout_at,
             "auto_answer_at": self.auto_answer_at,
             "ended": self.ended,
+            "quiet": self.quiet.on,
         }
 
     def status_line(self) -> str:
@@ -158,6 +163,10 @@ class Station:
         task = asyncio.get_running_loop().create_task(self._changed_locked())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def settings_changed(self) -> None:
+        """Quiet mode was switched: everyone gets the new call state (scheduled)."""
+        self.media_changed()
 
     async def _changed_locked(self) -> None:
         async with self._lock:
@@ -334,6 +343,10 @@ class Station:
             self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
             log.info("ringing", extra={"room_id": self.room, "peer_id": peer.id})
             self._call_id = self._record(self.store.call_started, self.room, peer.name)
+            if self.quiet.on:  # no ring, no screen wake-up: logged missed, the caller told
+                log.info("quiet: not ringing", extra={"room_id": self.room, "peer_id": peer.id})
+                await self._end("quiet", outcome="missed")
+                return
         if self.auto_answer and peer.role == "user" and self._auto is None:
             self.auto_answer_at = time.time() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .quiet import QuietHours
 
 DEFAULT_CONFIG_PATH = Path("/etc/videostation/config.toml")
 
@@ -48,6 +49,9 @@ class StationConfig:
     Empty: derived from the listening address (fine on a laptop, useless for phones)."""
     room_id: str = "station"
     """ID of the station's own room: joining it rings the station."""
+    language: str = "auto"
+    """Language of the kiosk screen: ``en``, ``ru``, or ``auto`` (the browser's). Phones
+    and browsers follow their own language."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,9 @@ class CallConfig:
     """Countdown shown on the kiosk before an auto-answer."""
     max_remote_participants: int = 4
     """Mesh limit: remote participants in one room; one more is told the room is full."""
+    quiet_hours: str = ""
+    """``"22:00-07:00"``: the station does not ring then (local time); callers are told
+    and the call is logged as missed. Empty: never quiet (the kiosk has a toggle too)."""
     resume_seconds: int = 20
     """After a crash (kill -9, power cut) an answered call resumes without ringing for
     the sessions that were in it, if they are back within this many seconds of the
@@ -229,6 +236,7 @@ class Config:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "camera.source": ("auto", "picamera2", "v4l2", "test"),
     "microphone.source": ("auto", "pulse", "alsa", "test"),
+    "station.language": ("auto", "en", "ru"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "server.port": (1, 65535),
@@ -340,6 +348,7 @@ def _check(config: Config) -> None:
             "camera.min_bitrate: expected camera.low_bitrate < camera.min_bitrate <= "
             f"camera.bitrate, got {cam.low_bitrate} / {cam.min_bitrate} / {cam.bitrate}"
         )
+    QuietHours.parse(config.call.quiet_hours)  # raises ConfigError naming the key
     room = config.station.room_id
     if not room or len(room) > 64 or not all(c.isalnum() or c in "-_" for c in room):
         raise ConfigError(f"station.room_id: expected 1-64 letters, digits, - or _, got {room!r}")

@@ -110,7 +110,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         },
         "/api/station": {
             "get": _op(
-                "Station name, room and version", _obj(name=_STR, room_id=_STR, version=_STR)
+                "Station name, room, version and kiosk language",
+                _obj(name=_STR, room_id=_STR, version=_STR, language=_STR),
             )
         },
         "/api/rooms": {
@@ -125,7 +126,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 _ROOM,
                 status="201",
                 body=_obj(["name"], name={"type": "string", "maxLength": 60}),
-                errors=(400, 401, 403, 413),
+                errors=(400, 401, 403, 409, 413),
                 auth="user",
             ),
         },
@@ -172,6 +173,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 status="201",
                 body=_LINK_BODY,
                 body_required=False,
+                errors=(400, 401, 403),
+                auth="kiosk",
+            )
+        },
+        "/api/kiosk/quiet": {
+            "post": _op(
+                "Quiet mode on or off by hand (the kiosk's toggle; until the quiet hours "
+                "next begin or end)",
+                _obj(quiet=_BOOL),
+                body=_obj(["on"], on=_BOOL),
                 errors=(400, 401, 403),
                 auth="kiosk",
             )

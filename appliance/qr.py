@@ -22,15 +22,19 @@ def _code(data: str, *, box_size: int, border: int = 4) -> qrcode.QRCode:
     return code
 
 
-def png_bytes(data: str, *, box_size: int = 8) -> bytes:
-    image = _code(data, box_size=box_size).make_image(fill_color="black", back_color="white")
+def png_bytes(data: str, *, box_size: int = 8, border: int = 4) -> bytes:
+    code = _code(data, box_size=box_size, border=border)
+    image = code.make_image(fill_color="black", back_color="white")
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
 
 
-def png_data_url(data: str, *, box_size: int = 8) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(data, box_size=box_size)).decode()
+def png_data_url(data: str, *, box_size: int = 8, border: int = 4) -> str:
+    """``border``: the quiet zone in modules (the kiosk draws its code on a white card,
+    which adds its own)."""
+    png = png_bytes(data, box_size=box_size, border=border)
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def terminal_text(data: str) -> str:

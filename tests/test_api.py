@@ -213,6 +213,10 @@ async def test_rooms_create_list_get_delete(station: Station) -> None:
     rooms = (await (await user.get("/api/rooms")).json())["rooms"]
     assert [r["id"] for r in rooms] == ["station", room["id"]]
     assert rooms[0]["is_station"] is True
+    # A second "living room" (any case, any spacing) is refused: names tell rooms apart.
+    err = await error_of(await user.post("/api/rooms", json={"name": "LIVING room"}), 409)
+    assert err["code"] == "conflict"
+    assert len((await (await user.get("/api/rooms")).json())["rooms"]) == 2
     assert (await user.get(f"/api/rooms/{room['id']}")).status == 200
     assert (await user.delete(f"/api/rooms/{room['id']}")).status == 200
     await error_of(await user.get(f"/api/rooms/{room['id']}"), 404)

@@ -21,6 +21,7 @@ const SHELL = [
   'js/app.js',
   'js/api.js',
   'js/dom.js',
+  'js/i18n.js',
   'js/views/error.js',
 ];
 

@@ -4,7 +4,7 @@
 /**
  * @typedef {{role: 'user'|'guest'|'kiosk', room: string|null}} Me
  * @typedef {{id: string, name: string, is_station: boolean, created_at: number|string}} Room
- * @typedef {{name: string, room_id: string, version: string}} Station
+ * @typedef {{name: string, room_id: string, version: string, language: string}} Station  `language`: the kiosk's (`auto`: the browser's)
  * @typedef {{
  *   guest_url: string, guest_qr_code: string, guest_token: string,
  *   expires_at: number, jti: string, label: string
@@ -56,7 +56,7 @@ export async function request(method, path, body) {
   try {
     res = await fetch(path, init);
   } catch (err) {
-    throw new ApiError(0, 'network', 'The station cannot be reached. Check the network connection.');
+    throw new ApiError(0, 'network', 'network failure');
   }
   /** @type {any} */
   let data = null;
@@ -118,3 +118,12 @@ export const revokeGuestLink = (id, jti) => request('DELETE', `/api/rooms/${enco
 export const kioskGuestLink = () => request('POST', '/api/kiosk/guest-link');
 /** @returns {Promise<CallLog>} the station's call log (users and the kiosk) */
 export const callLog = () => request('GET', '/api/calls');
+
+/**
+ * The kiosk's quiet toggle (do not disturb).
+ * @param {boolean} on
+ * @returns {Promise<{quiet: boolean}>}
+ */
+export function setQuiet(on) {
+  return request('POST', '/api/kiosk/quiet', { on });
+}

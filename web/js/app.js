@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { renderError } from './views/error.js';
 import { $, h, replace } from './dom.js';
+import { browserLanguage, chosenLanguage, errorText, setLanguage, t } from './i18n.js';
 
 // Each view is loaded when its route is first shown: a guest's phone downloads the call
 // page, not the kiosk or the household's rooms list.
@@ -54,7 +55,7 @@ async function render() {
     wsUrl,
   };
   document.body.dataset.view = route.path.split('/')[1] || 'home';
-  replace(root, h('div', { class: 'center-screen' }, h('div', { class: 'spinner', role: 'status', 'aria-label': 'Loading' })));
+  replace(root, h('div', { class: 'center-screen' }, h('div', { class: 'spinner', role: 'status', 'aria-label': t('app.loading') })));
   try {
     /** @type {Cleanup|void} */
     let c = undefined;
@@ -69,20 +70,22 @@ async function render() {
       const { renderHome } = await import('./views/rooms.js');
       c = await renderHome(ctx);
     } else {
-      renderError(ctx, 'Page not found', 'There is nothing at this address.', [{ label: 'Home', href: '#/' }]);
+      renderError(ctx, t('app.notFound'), t('app.notFoundText'), [{ label: t('app.home'), href: '#/' }]);
     }
     if (gen !== generation) { c?.(); return; }
     cleanup = c || null;
   } catch (err) {
     if (gen !== generation) return;
     console.error(err);
-    const message = err instanceof api.ApiError ? err.message : 'Something went wrong. Please reload the page.';
-    renderError(ctx, 'Something went wrong', message, [{ label: 'Reload', onclick: () => location.reload() }]);
+    const message = err instanceof api.ApiError ? errorText(err) : t('error.unexpected');
+    renderError(ctx, t('app.failed'), message, [{ label: t('app.reload'), onclick: () => location.reload() }]);
   }
 }
 
 window.addEventListener('hashchange', () => { void render(); });
-void render();
+// The browser's language, or the one chosen with the switch; the kiosk view switches
+// to the station's configured language once it knows it.
+void setLanguage(chosenLanguage() || browserLanguage()).catch((err) => console.error(err)).then(render);
 
 if ('serviceWorker' in navigator && (location.protocol === 'https:' || location.hostname === 'localhost' || location.hostname === '127.0.0.1')) {
   // The page's code is served under /v/<version>/ (immutable); the worker precaches

@@ -80,6 +80,7 @@ const ICONS = {
   hangup: 'M12 9c-1.6 0-3.15.25-4.6.72v3.1c0 .39-.23.74-.56.9-.98.49-1.87 1.12-2.66 1.85a1 1 0 0 1-1.41-.01L.29 13.08a1 1 0 0 1 0-1.41C3.34 8.78 7.46 7 12 7s8.66 1.78 11.71 4.67a1 1 0 0 1 0 1.41l-2.48 2.48a1 1 0 0 1-1.41.01 11.3 11.3 0 0 0-2.66-1.85 1 1 0 0 1-.56-.9v-3.1A14.9 14.9 0 0 0 12 9Z',
   phone: 'M6.62 10.79a15.1 15.1 0 0 0 6.59 6.59l2.2-2.2a1 1 0 0 1 1.02-.24c1.12.37 2.33.57 3.57.57a1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1.02l-2.2 2.2Z',
   full: 'M7 14H5v5h5v-2H7v-3Zm-2-4h2V7h3V5H5v5Zm12 7h-3v2h5v-5h-2v3ZM14 5v2h3v3h2V5h-5Z',
+  moon: 'M12.1 22c5.5 0 9.9-4.4 9.9-9.9 0-.5 0-1-.1-1.4A7.5 7.5 0 0 1 12.7 2.1 9.9 9.9 0 0 0 12.1 22Z',
   exitFull: 'M5 16h3v3h2v-5H5v2Zm3-8H5v2h5V5H8v3Zm6 11h2v-3h3v-2h-5v5Zm2-11V5h-2v5h5V8h-3Z',
 };
 
@@ -97,40 +98,4 @@ export function icon(name) {
   path.setAttribute('d', ICONS[name]);
   svg.append(path);
   return svg;
-}
-
-/**
- * Formats a unix time (seconds) for people.
- * @param {number} seconds
- */
-export function formatTime(seconds) {
-  return new Date(seconds * 1000).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
-}
-
-/**
- * Formats a unix time (seconds) briefly: "18:42" today, "Mon 18:42" within the week,
- * the date and time before that.
- * @param {number} seconds
- * @param {Date} [now]
- */
-export function formatWhen(seconds, now = new Date()) {
-  const at = new Date(seconds * 1000);
-  const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  if (at.toDateString() === now.toDateString()) return time;
-  if (now.getTime() - at.getTime() < 6 * 86400_000) {
-    return `${at.toLocaleDateString([], { weekday: 'short' })} ${time}`;
-  }
-  return formatTime(seconds);
-}
-
-/**
- * Formats a length of time: "42 s", "3 min 5 s", "1 h 20 min".
- * @param {number} seconds
- */
-export function formatDuration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
-  const m = Math.floor((s % 3600) / 60);
-  return `${Math.floor(s / 3600)} h${m ? ` ${m} min` : ''}`;
 }

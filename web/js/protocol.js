@@ -29,7 +29,8 @@ const OPEN = 1;
  * @typedef {{
  *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
  *   knocking?: CallMember[], live: boolean, since?: number|null, ring_timeout_at?: number|null,
- *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|null
+ *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|'quiet'|null,
+ *   quiet?: boolean
  * }} CallInfo
  * @typedef {{
  *   type: 'welcome', version: number, peer_id: string, role: string,

@@ -1,16 +1,17 @@
 // The local video as a floating 4:3 window: drag it with a finger or the mouse,
 // resize it from the corner handle (the ratio stays 4:3), and it never leaves its
-// container nor covers the controls bar (the bottom `reserve` pixels).
+// container nor covers the controls bar (the bottom `reserve` pixels) or the top bar
+// with the reconnecting banner (`reserveTop`). Let go, it glides to the nearest corner.
 
 const RATIO = 3 / 4;
 
 /**
  * @param {HTMLElement} box       the floating element (absolutely positioned)
  * @param {HTMLElement} container the area it moves in
- * @param {{handle: HTMLElement, reserveBottom?: () => number, minWidth?: number}} opts
+ * @param {{handle: HTMLElement, reserveBottom?: () => number, reserveTop?: () => number, minWidth?: number}} opts
  * @returns {() => void} detaches the listeners
  */
-export function makeFloating(box, container, { handle, reserveBottom = () => 0, minWidth = 96 }) {
+export function makeFloating(box, container, { handle, reserveBottom = () => 0, reserveTop = () => 0, minWidth = 96 }) {
   let x = 0;
   let y = 0;
   let w = 0;
@@ -28,7 +29,8 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     w = Math.min(Math.max(w, minWidth), maxW);
     const hgt = w * RATIO;
     x = Math.min(Math.max(x, margin), Math.max(margin, b.width - w - margin));
-    y = Math.min(Math.max(y, margin), Math.max(margin, b.height - hgt - margin));
+    const top = Math.max(margin, reserveTop());
+    y = Math.min(Math.max(y, top), Math.max(top, b.height - hgt - margin));
     box.style.width = `${Math.round(w)}px`;
     box.style.height = `${Math.round(hgt)}px`;
     box.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
@@ -69,6 +71,7 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     const onUp = (ev) => {
       if (ev.pointerId !== down.pointerId) return;
       box.classList.remove('dragging');
+      snap();
       target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
       target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
       target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
@@ -76,6 +79,18 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     target.addEventListener('pointermove', /** @type {EventListener} */ (onMove));
     target.addEventListener('pointerup', /** @type {EventListener} */ (onUp));
     target.addEventListener('pointercancel', /** @type {EventListener} */ (onUp));
+  }
+
+  /** To the nearest corner, with a short glide (none when motion is reduced). */
+  function snap() {
+    const b = bounds();
+    const margin = 8;
+    const hgt = w * RATIO;
+    x = x + w / 2 < b.width / 2 ? margin : b.width - w - margin;
+    y = y + hgt / 2 < (b.height + reserveTop()) / 2 ? 0 : b.height;
+    box.classList.add('snapping');
+    clampAndApply();
+    setTimeout(() => box.classList.remove('snapping'), 250);
   }
 
   /** @param {PointerEvent} ev */

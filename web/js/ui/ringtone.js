@@ -1,8 +1,21 @@
-// A ringtone synthesised with WebAudio (no media file): the classic two-tone ring,
-// 0.4 s on / 0.2 s off / 0.4 s on / 2 s off. The kiosk's Chromium allows autoplay.
+// Tones synthesised with WebAudio (no media file). The kiosk rings with the classic
+// two-tone ring, 0.4 s on / 0.2 s off / 0.4 s on / 2 s off (its Chromium allows
+// autoplay); a caller hears the ringback while the station rings: 425 Hz, 1 s on,
+// 4 s off (started by the press on "Call", so phones allow it too).
+
+/**
+ * @typedef {{freqs: number[], bursts: [number, number][], period: number, gain: number}} Pattern
+ */
+
+/** @type {Pattern} */
+export const RING = { freqs: [440, 480], bursts: [[0, 0.4], [0.6, 1.0]], period: 3, gain: 0.25 };
+/** @type {Pattern} */
+export const RINGBACK = { freqs: [425], bursts: [[0, 1.0]], period: 5, gain: 0.12 };
 
 export class Ringtone {
-  constructor() {
+  /** @param {Pattern} [pattern] */
+  constructor(pattern = RING) {
+    this.pattern = pattern;
     /** @type {AudioContext|null} */
     this.ctx = null;
     /** @type {ReturnType<typeof setInterval>|null} */
@@ -20,7 +33,7 @@ export class Ringtone {
       return; // no audio output: the screen still shows the call
     }
     this.burst();
-    this.timer = setInterval(() => this.burst(), 3000);
+    this.timer = setInterval(() => this.burst(), this.pattern.period * 1000);
   }
 
   burst() {
@@ -30,17 +43,19 @@ export class Ringtone {
     const gain = ctx.createGain();
     gain.gain.value = 0;
     gain.connect(ctx.destination);
-    for (const f of [440, 480]) {
+    const { freqs, bursts, gain: level } = this.pattern;
+    const end = bursts[bursts.length - 1][1];
+    for (const f of freqs) {
       const osc = ctx.createOscillator();
       osc.frequency.value = f;
       osc.connect(gain);
       osc.start(t0);
-      osc.stop(t0 + 1.1);
+      osc.stop(t0 + end + 0.1);
     }
-    for (const [on, off] of [[0, 0.4], [0.6, 1.0]]) {
+    for (const [on, off] of bursts) {
       gain.gain.setValueAtTime(0, t0 + on);
-      gain.gain.linearRampToValueAtTime(0.25, t0 + on + 0.02);
-      gain.gain.setValueAtTime(0.25, t0 + off - 0.02);
+      gain.gain.linearRampToValueAtTime(level, t0 + on + 0.02);
+      gain.gain.setValueAtTime(level, t0 + off - 0.02);
       gain.gain.linearRampToValueAtTime(0, t0 + off);
     }
   }

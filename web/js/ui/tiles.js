@@ -1,6 +1,7 @@
 // Remote participant tiles: one tile per participant (the station peer and the
 // screen peer share one), holding a <video> that plays that participant's media.
 import { h } from '../dom.js';
+import * as i18n from '../i18n.js';
 
 export class TileGrid {
   /**
@@ -10,7 +11,7 @@ export class TileGrid {
   constructor(el, opts = {}) {
     this.el = el;
     this.opts = opts;
-    /** @type {Map<string, {tile: HTMLElement, video: HTMLVideoElement, label: HTMLElement, badges: HTMLElement, streams: Map<string, MediaStream>}>} */
+    /** @type {Map<string, {tile: HTMLElement, video: HTMLVideoElement, backdrop: HTMLVideoElement, label: HTMLElement, badges: HTMLElement, streams: Map<string, MediaStream>}>} */
     this.tiles = new Map();
   }
 
@@ -21,13 +22,18 @@ export class TileGrid {
   ensure(participant, name) {
     let t = this.tiles.get(participant);
     if (!t) {
-      const video = h('video', { autoplay: true, playsinline: true });
+      const video = h('video', { class: 'tile-video', autoplay: true, playsinline: true });
       video.muted = !!this.opts.muted;
+      // The whole picture is shown (contain); this blurred copy fills the bars around it.
+      const backdrop = h('video', { class: 'tile-backdrop', autoplay: true, playsinline: true, 'aria-hidden': 'true' });
+      backdrop.muted = true;
       const label = h('span', { class: 'tile-name', text: name });
       const badges = h('span', { class: 'tile-badges' });
       const tile = h('div', { class: 'tile waiting', 'data-participant': participant },
-        video, h('div', { class: 'tile-placeholder', 'aria-hidden': 'true', text: initials(name) }), h('div', { class: 'tile-label' }, label, badges));
-      t = { tile, video, label, badges, streams: new Map() };
+        backdrop, video, h('div', { class: 'tile-placeholder', 'aria-hidden': 'true', text: initials(name) }), h('div', { class: 'tile-label' }, label, badges));
+      // A double tap (or double click) fills the tile with the picture, cropping it; again: whole.
+      tile.addEventListener('dblclick', () => tile.classList.toggle('fill'));
+      t = { tile, video, backdrop, label, badges, streams: new Map() };
       this.tiles.set(participant, t);
       this.el.append(tile);
       this.layout();
@@ -61,7 +67,7 @@ export class TileGrid {
     this.attach(t);
   }
 
-  /** @param {{video: HTMLVideoElement, tile: HTMLElement, streams: Map<string, MediaStream>}} t */
+  /** @param {{video: HTMLVideoElement, backdrop: HTMLVideoElement, tile: HTMLElement, streams: Map<string, MediaStream>}} t */
   attach(t) {
     // A participant may arrive over two connections (the station: its camera peer
     // and its screen peer, which sends nothing). Play every track in one element.
@@ -72,6 +78,9 @@ export class TileGrid {
     if (!same) {
       t.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
       if (tracks.length) t.video.play().catch(() => undefined);
+      const videos = tracks.filter((tr) => tr.kind === 'video');
+      t.backdrop.srcObject = videos.length ? new MediaStream(videos) : null;
+      if (videos.length) t.backdrop.play().catch(() => undefined);
     }
     t.tile.classList.toggle('waiting', !hasVideo);
   }
@@ -83,7 +92,7 @@ export class TileGrid {
   setMuted(participant, muted) {
     const t = this.tiles.get(participant);
     if (!t) return;
-    t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: 'Microphone off', text: 'mic off' })] : []));
+    t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: i18n.t('tiles.micOff'), 'aria-label': i18n.t('tiles.micOff'), text: i18n.t('tiles.micOffShort') })] : []));
     t.tile.classList.toggle('video-muted', !!muted.video);
   }
 
@@ -92,6 +101,7 @@ export class TileGrid {
     const t = this.tiles.get(participant);
     if (!t) return;
     t.video.srcObject = null;
+    t.backdrop.srcObject = null;
     t.tile.remove();
     this.tiles.delete(participant);
     this.layout();

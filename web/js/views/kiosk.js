@@ -11,9 +11,11 @@
 // Remote media plays only in a call, and only from the peers the call object names
 // as in it: while ringing, after a decline, from a knocker, nothing is heard.
 import * as api from '../api.js';
-import { formatWhen, h, icon, replace } from '../dom.js';
+import { h, icon, replace } from '../dom.js';
+import { formatClock, formatDuration, formatLongDate, formatWhen, setLanguage, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
+import { QualityMeter } from '../ui/quality.js';
 import { Ringtone } from '../ui/ringtone.js';
 import { TileGrid } from '../ui/tiles.js';
 import { renderError } from './error.js';
@@ -23,41 +25,6 @@ import { renderError } from './error.js';
  * @typedef {import('../protocol.js').CallInfo} CallInfo
  * @typedef {import('../protocol.js').CallMember} CallMember
  */
-
-/** Every text this view shows, in one place (for translations). */
-const TEXT = {
-  notPaired: 'This screen is not paired',
-  wrongKey: 'The kiosk key in the address is wrong. Open the address printed by "videostation kiosk-url".',
-  noKey: 'Open the address printed by "videostation kiosk-url" on the station.',
-  pairing: 'Pairing this screen with the station…',
-  /** @param {number} s */
-  pairingRetry: (s) => `The station is busy. Trying again in ${s} s.`,
-  qrAlt: 'QR code: scan to call this station',
-  missedTitle: 'Missed calls',
-  clear: 'Clear',
-  idleHint: 'Scan the code with your phone camera to start a video call.',
-  incoming: 'Incoming video call',
-  answer: 'Answer',
-  decline: 'Decline',
-  live: ' LIVE — camera and microphone on',
-  hangUp: 'Hang up',
-  stationScreen: 'Station screen',
-  reconnecting: 'Reconnecting to the station…',
-  someone: 'Someone',
-  guest: 'Guest',
-  /** @param {number} s */
-  autoAnswer: (s) => `Answering automatically in ${s} s`,
-  /** @param {string} name */
-  missedFrom: (name) => `Missed call from ${name || 'someone'}`,
-  /** @param {number} n */
-  earlier: (n) => `and ${n} earlier`,
-  /** @param {string} name */
-  wantsToJoin: (name) => `${name} wants to join`,
-  letIn: 'Let in',
-  notNow: 'Not now',
-  /** @param {string} name */
-  joined: (name) => `${name} joined`,
-};
 
 /** localStorage: the start time (station clock) of the newest missed call cleared by a touch. */
 const MISSED_CLEARED_KEY = 'videostation.kiosk.missedClearedAt';
@@ -70,23 +37,41 @@ const PAIR_RETRY_MAX = 120;
 const TOAST_MS = 6000;
 
 /**
- * The calls to show as missed, newest first: the unanswered and declined calls of the
- * station's room since the last answered call (the screen was in a call then) and
- * after `clearedAt`. Declined calls count: whoever declined may not be who reads the
- * screen later.
+ * The calls to show as missed, newest first: the unanswered calls of the station's
+ * room since the last answered call (the screen was in a call then) and after
+ * `clearedAt`. A declined call is not missed: somebody at the station chose not to
+ * take it.
  * @param {api.CallRecord[]} calls  the log, newest first
  * @param {string} roomId
  * @param {number} clearedAt  unix seconds
  * @returns {api.CallRecord[]}
  */
-function missedCalls(calls, roomId, clearedAt) {
+export function missedCalls(calls, roomId, clearedAt) {
   const missed = [];
   for (const call of calls) {
     if (call.room_id !== roomId) continue;
     if (call.outcome === 'answered' || call.started_at <= clearedAt) break;
-    if (call.outcome === 'missed' || call.outcome === 'declined') missed.push(call);
+    if (call.outcome === 'missed') missed.push(call);
   }
   return missed;
+}
+
+/**
+ * Missed calls per caller, the most recent caller first: one row says "Grandma · 3
+ * calls · 18:42" instead of three.
+ * @param {api.CallRecord[]} missed  newest first
+ * @returns {{caller: string, count: number, last: number}[]}
+ */
+export function groupByCaller(missed) {
+  /** @type {Map<string, {caller: string, count: number, last: number}>} */
+  const groups = new Map();
+  for (const call of missed) {
+    const key = call.caller.trim().toLowerCase();
+    const group = groups.get(key);
+    if (group) group.count += 1;
+    else groups.set(key, { caller: call.caller, count: 1, last: call.started_at });
+  }
+  return [...groups.values()];
 }
 
 /** @returns {number} */
@@ -116,17 +101,17 @@ async function pair(ctx, key) {
       const busy = err.status === 429 || err.status === 503 || err.status === 0;
       if (!busy) {
         if (err.status < 500) {
-          renderError(ctx, TEXT.notPaired, TEXT.wrongKey);
+          renderError(ctx, t('kiosk.notPaired'), t('kiosk.wrongKey'));
           return false;
         }
         throw err;
       }
       const wait = Math.min(PAIR_RETRY_MAX, Math.max(PAIR_RETRY_MIN, err.retryAfter ?? 5));
-      const note = h('p', { class: 'muted', 'data-testid': 'pairing-retry', text: TEXT.pairingRetry(wait) });
+      const note = h('p', { class: 'muted', 'data-testid': 'pairing-retry', text: tn('kiosk.pairingRetry', wait) });
       replace(ctx.root, h('section', { class: 'center-screen', 'data-testid': 'kiosk-pairing' },
-        h('div', { class: 'card message-card', role: 'status' }, h('h1', { text: TEXT.pairing }), note)));
+        h('div', { class: 'card message-card', role: 'status' }, h('h1', { text: t('kiosk.pairing') }), note)));
       for (let left = wait; left > 0; left--) {
-        note.textContent = TEXT.pairingRetry(left);
+        note.textContent = tn('kiosk.pairingRetry', left);
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     }
@@ -142,11 +127,12 @@ export async function renderKiosk(ctx) {
   } else {
     const who = await api.me();
     if (!who || who.role !== 'kiosk') {
-      renderError(ctx, TEXT.notPaired, TEXT.noKey);
+      renderError(ctx, t('kiosk.notPaired'), t('kiosk.noKey'));
       return;
     }
   }
   const station = await api.station();
+  await setLanguage(station.language); // the station's configured language (`auto`: this browser's)
   const kiosk = new Kiosk(ctx, station);
   kiosk.start();
   return () => kiosk.destroy();
@@ -180,29 +166,35 @@ class Kiosk {
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
-    this.qr = h('img', { class: 'kiosk-qr', alt: TEXT.qrAlt, 'data-testid': 'kiosk-qr' });
+    this.qr = h('img', { class: 'kiosk-qr', alt: t('kiosk.qrAlt'), 'data-testid': 'kiosk-qr' });
     this.qrBox = h('div', { class: 'qr-box loading' }, this.qr);
     this.missedList = h('ul', { class: 'missed-list' });
     this.missedMore = h('p', { class: 'missed-more muted', hidden: true });
-    this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, TEXT.clear);
+    this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, t('kiosk.clear'));
     // The whole panel clears on a touch; the button says so and serves the keyboard.
     this.missedPanel = h('div', { class: 'missed', 'data-testid': 'missed-calls', 'aria-live': 'polite', hidden: true },
-      h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: TEXT.missedTitle }), this.clearButton),
+      h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: t('kiosk.missedTitle') }), this.clearButton),
       this.missedList, this.missedMore);
+    // Quiet hours / do not disturb: pressed = quiet (calls are logged, nothing rings).
+    this.quietButton = h('button', { class: 'button quiet-toggle', type: 'button', 'aria-pressed': 'false',
+      title: t('kiosk.quiet'), 'data-testid': 'quiet-toggle' }, icon('moon'), t('kiosk.quiet'));
+    this.quietNote = h('p', { class: 'quiet-note', 'data-testid': 'quiet-note', hidden: true, text: t('kiosk.quietOn') });
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' },
         this.clock, this.date,
         h('h1', { class: 'station-name', text: station.name }),
+        this.quietNote,
         this.missedPanel,
-        h('p', { class: 'idle-hint' }, TEXT.idleHint)),
+        h('p', { class: 'idle-hint' }, t('kiosk.idleHint')),
+        this.quietButton),
       this.qrBox);
 
     this.callerName = h('div', { class: 'caller-name', 'data-testid': 'caller-name' });
     this.countdown = h('p', { class: 'countdown', 'data-testid': 'auto-answer', hidden: true });
-    this.answerButton = h('button', { class: 'huge answer', type: 'button', 'data-testid': 'kiosk-answer' }, icon('phone'), TEXT.answer);
-    this.declineButton = h('button', { class: 'huge decline', type: 'button', 'data-testid': 'kiosk-decline' }, icon('hangup'), TEXT.decline);
+    this.answerButton = h('button', { class: 'huge answer', type: 'button', 'data-testid': 'kiosk-answer' }, icon('phone'), t('kiosk.answer'));
+    this.declineButton = h('button', { class: 'huge decline', type: 'button', 'data-testid': 'kiosk-decline' }, icon('hangup'), t('kiosk.decline'));
     this.ringing = h('section', { class: 'kiosk-ringing', 'data-testid': 'kiosk-ringing' },
-      h('p', { class: 'eyebrow', text: TEXT.incoming }),
+      h('p', { class: 'eyebrow', text: t('kiosk.incoming') }),
       h('div', { class: 'ring-avatar pulse', 'aria-hidden': 'true' }, icon('phone')),
       this.callerName, this.countdown,
       h('div', { class: 'ring-actions' }, this.declineButton, this.answerButton));
@@ -212,12 +204,18 @@ class Kiosk {
     this.preview = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     this.preview.muted = true;
     this.previewBox = h('div', { class: 'self-preview', 'data-testid': 'station-preview' }, this.preview);
-    this.live = h('div', { class: 'live-indicator', 'data-testid': 'live-indicator', role: 'status', hidden: true },
-      h('span', { class: 'dot', 'aria-hidden': 'true', text: '●' }), TEXT.live);
-    this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), TEXT.hangUp);
+    // Compact: a red dot and a camera, with the sentence for screen readers and as a tooltip.
+    this.live = h('div', { class: 'live-indicator', 'data-testid': 'live-indicator', role: 'status', hidden: true,
+      'aria-label': t('kiosk.live'), title: t('kiosk.live') },
+    h('span', { class: 'dot', 'aria-hidden': 'true' }), icon('cam'));
+    this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), t('kiosk.hangUp'));
     this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
+    this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER).map((l) => l.pc));
+    // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
+    // mount in this slot beside the hang-up button.
+    this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' });
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, this.live, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.hangButton));
+      grid, this.previewBox, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.quality.weak, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
@@ -233,6 +231,9 @@ class Kiosk {
      * @type {Map<string, {participant: string, stream: MediaStream}>}
      */
     this.remoteStreams = new Map();
+    /** When the call on screen began (ms; 0: none) and with whom, for "Call with …". */
+    this.callSince = 0;
+    this.callWith = '';
     /** Knock ids already on screen, so a call-state does not rebuild pressed buttons. */
     this.knockIds = '';
 
@@ -240,6 +241,13 @@ class Kiosk {
     this.declineButton.addEventListener('click', () => this.client?.call('decline'));
     this.hangButton.addEventListener('click', () => this.client?.call('hangup'));
     this.missedPanel.addEventListener('click', () => this.clearMissed());
+    this.quietButton.addEventListener('click', () => {
+      const on = this.quietButton.getAttribute('aria-pressed') !== 'true';
+      this.quietButton.disabled = true;
+      api.setQuiet(on).then((r) => this.showQuiet(r.quiet))
+        .catch((err) => console.warn('quiet:', err))
+        .finally(() => { this.quietButton.disabled = false; });
+    });
 
     this.client = new SignalingClient(ctx.wsUrl());
     exposeClient(this.client);
@@ -255,7 +263,7 @@ class Kiosk {
     const client = this.client;
     client.onstatus = (status) => {
       this.banner.hidden = status === 'connected' || status === 'closed';
-      this.banner.textContent = TEXT.reconnecting;
+      this.banner.textContent = t('kiosk.reconnecting');
       this.connected = status === 'connected';
       // The connections are gone with the socket; so is any claim that the camera is on.
       // The call object is stale too: the next one comes with `welcome`.
@@ -288,12 +296,12 @@ class Kiosk {
     };
     client.onpeerupdated = (peer) => this.tiles.setMuted(peer.participant || peer.id, peer.muted || {});
     client.onerror = (code, message) => console.warn('signaling:', code, message);
-    client.join(this.station.room_id, TEXT.stationScreen);
+    client.join(this.station.room_id, t('kiosk.stationScreen'));
   }
 
   /** @param {string} peerId */
   nameOf(peerId) {
-    return this.client.roster.get(peerId)?.name || TEXT.guest;
+    return this.client.roster.get(peerId)?.name || t('kiosk.guest');
   }
 
   /** @returns {Set<string>} the ids of the remotes in the call (empty outside a call) */
@@ -318,6 +326,13 @@ class Kiosk {
     }
   }
 
+  /** @param {boolean} on */
+  showQuiet(on) {
+    this.quietButton.setAttribute('aria-pressed', String(on));
+    this.quietNote.hidden = !on;
+    this.root.classList.toggle('is-quiet', on);
+  }
+
   showLive() {
     const live = this.connected && !!(this.call && this.call.live);
     this.live.hidden = !live;
@@ -330,9 +345,10 @@ class Kiosk {
     this.call = call;
     const state = call ? call.state : 'idle';
     this.root.dataset.state = state;
+    if (call) this.showQuiet(!!call.quiet);
     if (state === 'ringing' && call) {
-      const names = (call.callers || []).map((c) => c.name || TEXT.someone);
-      this.callerName.textContent = names.length ? names.join(', ') : TEXT.someone;
+      const names = (call.callers || []).map((c) => c.name || t('kiosk.someone'));
+      this.callerName.textContent = names.length ? names.join(', ') : t('kiosk.someone');
       this.ringtone.start();
       this.updateCountdown();
     } else {
@@ -345,7 +361,10 @@ class Kiosk {
       this.previewBox.classList.remove('has-video');
     }
     if (state === 'in-call' && call && before && before.state === 'in-call') this.announceJoins(before, call);
+    this.noteCallLength(before, call);
     this.showKnocks(state === 'in-call' && call ? call.knocking || [] : []);
+    if (state === 'in-call') this.quality.start();
+    else this.quality.stop();
     this.showRemotes();
     this.showLive();
     void this.keepAwake(state !== 'idle');
@@ -363,7 +382,29 @@ class Kiosk {
     const names = (now.in_call || [])
       .filter((m) => !had.has(id(m)))
       .map((m) => (typeof m === 'string' ? this.nameOf(m) : m.name || this.nameOf(m.id)));
-    if (names.length) this.toast(names.map(TEXT.joined).join(' · '));
+    if (names.length) this.toast(names.map((name) => t('kiosk.joined', { name })).join(' · '));
+  }
+
+  /**
+   * Remembers when a call began and with whom; when it ends, "Call with Grandma ·
+   * 12 minutes" stays on the idle screen for a few seconds.
+   * @param {CallInfo|null} before
+   * @param {CallInfo|null} now
+   */
+  noteCallLength(before, now) {
+    const inCall = (/** @type {CallInfo|null} */ c) => !!c && c.state === 'in-call';
+    if (inCall(now) && now) {
+      if (!this.callSince) this.callSince = Date.now();
+      const names = (now.in_call || []).map((m) => (typeof m === 'string' ? this.nameOf(m) : m.name || this.nameOf(m.id)));
+      if (names.length) this.callWith = names.join(', ');
+      return;
+    }
+    if (inCall(before) && this.callSince) {
+      const seconds = (Date.now() - this.callSince) / 1000;
+      this.toast(t('kiosk.callWith', { name: this.callWith || t('kiosk.guest'), duration: formatDuration(seconds) }));
+    }
+    this.callSince = 0;
+    this.callWith = '';
   }
 
   /**
@@ -375,8 +416,8 @@ class Kiosk {
     if (ids === this.knockIds) return;
     this.knockIds = ids;
     replace(this.knocks, knocking.map((k) => {
-      const admit = h('button', { class: 'button big primary', type: 'button', 'data-testid': 'knock-admit' }, TEXT.letIn);
-      const refuse = h('button', { class: 'button big', type: 'button', 'data-testid': 'knock-refuse' }, TEXT.notNow);
+      const admit = h('button', { class: 'button big primary', type: 'button', 'data-testid': 'knock-admit' }, t('kiosk.letIn'));
+      const refuse = h('button', { class: 'button big', type: 'button', 'data-testid': 'knock-refuse' }, t('kiosk.notNow'));
       const answer = (/** @type {'admit'|'refuse'} */ action) => {
         admit.disabled = refuse.disabled = true;
         this.client.call(action, k.id);
@@ -384,7 +425,7 @@ class Kiosk {
       admit.addEventListener('click', () => answer('admit'));
       refuse.addEventListener('click', () => answer('refuse'));
       return h('div', { class: 'knock', role: 'alertdialog', 'data-testid': 'knock', 'data-peer': k.id },
-        h('p', { class: 'knock-text', 'data-testid': 'knock-text', text: TEXT.wantsToJoin(k.name || TEXT.guest) }),
+        h('p', { class: 'knock-text', 'data-testid': 'knock-text', text: t('kiosk.wantsToJoin', { name: k.name || t('kiosk.guest') }) }),
         h('div', { class: 'knock-actions' }, refuse, admit));
     }));
   }
@@ -402,15 +443,15 @@ class Kiosk {
     if (!at) { this.countdown.hidden = true; return; }
     const left = Math.max(0, Math.ceil(at - Date.now() / 1000));
     this.countdown.hidden = false;
-    this.countdown.textContent = TEXT.autoAnswer(left);
+    this.countdown.textContent = tn('kiosk.autoAnswer', left);
   }
 
   updateClock() {
     const now = new Date();
-    const text = now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const text = formatClock(now);
     if (this.clock.textContent !== text) {
       this.clock.textContent = text;
-      this.date.textContent = now.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+      this.date.textContent = formatLongDate(now);
       if (this.missed.length) this.showMissed(); // "18:42" becomes "Mon 18:42" at midnight
     }
   }
@@ -431,14 +472,16 @@ class Kiosk {
   }
 
   showMissed() {
-    const shown = this.missed.slice(0, MISSED_SHOWN);
-    const more = this.missed.length - shown.length;
-    replace(this.missedList, shown.map((call) => h('li', { class: 'missed-item' },
+    const groups = groupByCaller(this.missed);
+    const shown = groups.slice(0, MISSED_SHOWN);
+    const more = groups.length - shown.length;
+    replace(this.missedList, shown.map((g) => h('li', { class: 'missed-item', 'data-testid': 'missed-item' },
       icon('phone'),
-      h('span', { class: 'missed-caller', text: TEXT.missedFrom(call.caller) }),
-      h('span', { class: 'missed-time', text: ` · ${formatWhen(call.started_at)}` }))));
+      h('span', { class: 'missed-caller', 'data-testid': 'missed-caller', text: g.caller || t('kiosk.someone') }),
+      g.count > 1 ? h('span', { class: 'missed-count', 'data-testid': 'missed-count', text: tn('kiosk.missedCount', g.count) }) : null,
+      h('span', { class: 'missed-time', text: formatWhen(g.last) }))));
     this.missedMore.hidden = more <= 0;
-    this.missedMore.textContent = TEXT.earlier(more);
+    this.missedMore.textContent = more > 0 ? tn('kiosk.earlier', more) : '';
     this.missedPanel.hidden = shown.length === 0;
     this.idle.classList.toggle('has-missed', shown.length > 0);
   }
@@ -495,6 +538,7 @@ class Kiosk {
     this.destroyed = true;
     this.client.close();
     this.ringtone.stop();
+    this.quality.stop();
     if (this.tick) clearInterval(this.tick);
     if (this.qrTimer) clearTimeout(this.qrTimer);
     if (this.toastTimer) clearTimeout(this.toastTimer);

@@ -9,10 +9,14 @@
 // asks for them afresh.
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
+import { errorText, formatDuration, formatTimer, t, tn } from '../i18n.js';
+import { languageSwitch } from '../ui/language.js';
 import { exposeClient } from '../debug.js';
 import { SignalingClient } from '../protocol.js';
 import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui/fullscreen.js';
 import { makeFloating } from '../ui/pip.js';
+import { QualityMeter } from '../ui/quality.js';
+import { RINGBACK, Ringtone } from '../ui/ringtone.js';
 import { TileGrid, initials } from '../ui/tiles.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
@@ -21,89 +25,15 @@ import { signIn } from './login.js';
 /**
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
- * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
+ * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
 
 const NAME_KEY = 'videostation.name';
 
-/** Every text this view shows, in one place (for translations). */
-const TEXT = {
-  /** Readable text for the guest-token errors of POST /api/auth/guest. */
-  tokenErrors: /** @type {Record<string, string>} */ ({
-    token_expired: 'This invitation has expired.',
-    guest_link_expired: 'This invitation has expired.',
-    token_revoked: 'This invitation was withdrawn.',
-    guest_link_revoked: 'This invitation was withdrawn.',
-    guest_link_used_up: 'This invitation has already been used as often as allowed.',
-    token_used_up: 'This invitation has already been used as often as allowed.',
-  }),
-  linkUnusable: 'This invitation link cannot be used',
-  linkInvalid: 'The link is not valid or has expired.',
-  askForNew: 'Ask the person who sent it for a new one.',
-  wrongRoom: 'Wrong room',
-  wrongRoomText: 'Your invitation is for another room.',
-  goToMyRoom: 'Go to my room',
-  roomNotFound: 'Room not found',
-  roomNotFoundText: 'This room does not exist (any more).',
-  allRooms: 'All rooms',
-  notAllowed: 'Not allowed',
-  videoCall: 'Video call',
-  room: 'Room',
-  yourName: 'Your name',
-  cameraOff: 'Camera off',
-  /** @param {string} name */
-  callStation: (name) => `Call ${name}`,
-  join: 'Join',
-  noCamera: 'No camera found: the others will only hear you.',
-  noMedia: 'Camera and microphone are blocked or missing: you can still see and hear the others.',
-  yourVideo: 'Your video (drag to move, corner to resize)',
-  microphone: 'Microphone',
-  camera: 'Camera',
-  fullScreen: 'Full screen',
-  exitFullScreen: 'Exit full screen',
-  hangUp: 'Hang up',
-  /** @param {number|undefined} ms */
-  reconnecting: (ms) => `Connection lost — reconnecting${typeof ms === 'number' ? ` in ${Math.ceil(ms / 1000)} s` : ''}…`,
-  /** @param {string} name */
-  joined: (name) => `${name} joined`,
-  /** @param {string} name */
-  left: (name) => `${name} left`,
-  roomDeleted: 'This room was deleted.',
-  replaced: 'You joined this room from another window.',
-  guest: 'Guest',
-  connecting: 'Connecting…',
-  /** @param {string} name */
-  calling: (name) => `Calling ${name}…`,
-  waitingForAnswer: 'Waiting for someone to answer.',
-  knocking: 'Waiting to be let in…',
-  /** @param {string} name */
-  knockingText: (name) => `A call with ${name} is going on. Someone there decides whether you join.`,
-  noAnswer: 'No answer',
-  noAnswerText: 'Nobody answered the call.',
-  declined: 'Declined',
-  declinedText: 'The call was declined.',
-  callEnded: 'Call ended',
-  notInCall: 'Not in a call.',
-  roomFull: 'This room is full',
-  roomFullText: 'Too many people are in this call. Try again later.',
-  disconnected: 'Disconnected',
-  tryAgain: 'Try again',
-  callAgain: 'Call again',
-  rejoin: 'Rejoin',
-  cancel: 'Cancel',
-  leave: 'Leave',
-  /** Finished pages, by the `bye` reason (or `left`: the caller pressed Leave). */
-  finished: /** @type {Record<string, {title: string, text: string}>} */ ({
-    left: { title: 'You left the call', text: 'Your camera and microphone are off. You can close this page.' },
-    refused: { title: 'The station did not let you in', text: 'Someone at the station said "Not now". Your camera and microphone are off.' },
-    revoked: { title: 'This invitation was withdrawn', text: 'Ask the person who sent it for a new one.' },
-    session_ended: { title: 'Your session has ended', text: 'Open your invitation link again, or sign in again.' },
-    other: { title: 'The call has ended', text: 'The station closed the connection. You can close this page.' },
-  }),
-};
-
 /** Page states in which the camera and microphone are held. */
 const MEDIA_STATES = new Set(['connecting', 'calling', 'knocking', 'in-call']);
+/** How long (ms) the controls stay after the last touch, in a call in landscape. */
+const CONTROLS_FADE_MS = 4000;
 /** How often (ms) a page that keeps failing to reconnect asks whether its session still exists. */
 const SESSION_CHECK_MS = 10_000;
 
@@ -120,7 +50,7 @@ export async function renderRoom(ctx, roomId) {
     } catch (err) {
       ctx.clearHashParams();
       if (err instanceof api.ApiError && err.status !== 0 && err.status < 500) {
-        renderError(ctx, TEXT.linkUnusable, `${TEXT.tokenErrors[err.code] || TEXT.linkInvalid} ${TEXT.askForNew}`, []);
+        renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []);
         return;
       }
       throw err;
@@ -131,18 +61,20 @@ export async function renderRoom(ctx, roomId) {
   const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
   if (who.role === 'guest' && who.room && who.room !== roomId) {
-    renderError(ctx, TEXT.wrongRoom, TEXT.wrongRoomText,
-      [{ label: TEXT.goToMyRoom, href: `#/room/${encodeURIComponent(who.room)}` }]);
+    renderError(ctx, t('room.wrongRoom'), t('error.wrong_room'),
+      [{ label: t('room.goToMyRoom'), href: `#/room/${encodeURIComponent(who.room)}` }]);
     return;
   }
   const isStation = roomId === station.room_id;
   let roomName = isStation ? station.name : roomId;
   try {
-    roomName = (await api.getRoom(roomId)).name || roomName;
+    const room = await api.getRoom(roomId);
+    // The station's room is called what the station is called (its config), not its row.
+    if (!isStation) roomName = room.name || roomName;
   } catch (err) {
     if (err instanceof api.ApiError && err.status === 404) {
-      renderError(ctx, TEXT.roomNotFound, TEXT.roomNotFoundText,
-        who.role === 'user' ? [{ label: TEXT.allRooms, href: '#/' }] : []);
+      renderError(ctx, t('room.roomNotFound'), t('error.room_not_found'),
+        who.role === 'user' ? [{ label: t('room.allRooms'), href: '#/' }] : []);
       return;
     }
     // Guests may not be allowed to read room details: the welcome message has the name.
@@ -184,6 +116,20 @@ class CallPage {
     /** The next call state is the one inside `welcome` (see connect). */
     this.skipWelcomeState = false;
     this.destroyed = false;
+    /** The caller hears it while the station rings. */
+    this.ringback = new Ringtone(RINGBACK);
+    /** @type {ReturnType<typeof setTimeout>|null} hides the controls (landscape, in a call) */
+    this.fadeTimer = null;
+    /** When the call began (ms), 0 outside a call; drives the timer. */
+    this.callStart = 0;
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this.timerTick = null;
+    /** @type {HTMLElement|null} */
+    this.timerEl = null;
+    /** @type {QualityMeter|null} */
+    this.quality = null;
+    /** @type {HTMLElement|null} */
+    this.aloneEl = null;
   }
 
   // ---- lobby: name + preview ------------------------------------------
@@ -195,16 +141,18 @@ class CallPage {
     const mediaNote = h('p', { class: 'muted small', role: 'status' });
     const nameInput = h('input', {
       id: 'name', name: 'name', autocomplete: 'nickname', maxlength: 40, required: true,
-      placeholder: TEXT.yourName, value: localStorage.getItem(NAME_KEY) || '',
+      placeholder: t('room.yourName'), value: localStorage.getItem(NAME_KEY) || '',
     });
     const go = h('button', { class: 'button primary wide big', type: 'submit', 'data-testid': 'start-call' },
-      icon('phone'), this.info.isStation ? TEXT.callStation(this.info.roomName) : TEXT.join);
+      icon('phone'), this.info.isStation ? t('room.callStation', { name: this.info.roomName }) : t('room.join'));
     const form = h('form', { class: 'card lobby-card', 'data-testid': 'lobby' },
-      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: TEXT.cameraOff })),
+      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: t('room.cameraOff') })),
       h('div', { class: 'lobby-form' },
-        h('p', { class: 'eyebrow', text: this.info.isStation ? TEXT.videoCall : TEXT.room }),
+        h('div', { class: 'lobby-top' },
+          h('p', { class: 'eyebrow', text: this.info.isStation ? t('room.videoCall') : t('room.room') }),
+          languageSwitch(() => this.ctx.navigate(location.hash))),
         h('h1', { text: this.info.roomName }),
-        h('label', { for: 'name', text: TEXT.yourName }), nameInput, mediaNote, go));
+        h('label', { for: 'name', text: t('room.yourName') }), nameInput, mediaNote, go));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const name = nameInput.value.trim().slice(0, 40);
@@ -221,9 +169,9 @@ class CallPage {
       if (stream) {
         preview.srcObject = stream;
         form.classList.add('has-video');
-        if (!stream.getVideoTracks().length) mediaNote.textContent = TEXT.noCamera;
+        if (!stream.getVideoTracks().length) mediaNote.textContent = t('room.noCamera');
       } else {
-        mediaNote.textContent = TEXT.noMedia;
+        mediaNote.textContent = t('room.noMedia');
       }
     });
   }
@@ -284,18 +232,26 @@ class CallPage {
     this.statusCard = h('div', { class: 'call-status', 'data-testid': 'call-status', role: 'status', 'aria-live': 'polite' });
     this.banner = h('div', { class: 'banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'toast', hidden: true, role: 'alert' });
+    this.timerEl = h('span', { class: 'call-timer', 'data-testid': 'call-timer', role: 'timer', hidden: true });
+    // Alone in a plain room: say so (not a black screen), with the invitation at hand.
+    this.aloneEl = h('div', { class: 'alone', 'data-testid': 'waiting-for-others', hidden: true },
+      h('p', { class: 'alone-title', text: t('room.waitingForOthers') }),
+      this.info.role === 'user' ? this.inviteButton() : null);
+    this.quality = new QualityMeter(() => (this.client ? [...this.client.peers.values()].map((l) => l.pc) : []));
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
     this.localVideo = localVideo;
     const handle = h('div', { class: 'pip-handle', 'aria-hidden': 'true' });
-    this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': TEXT.yourVideo, 'data-testid': 'local-video' },
-      localVideo, h('div', { class: 'pip-off', text: TEXT.cameraOff }), handle);
+    this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': t('room.yourVideo'), 'data-testid': 'local-video' },
+      localVideo, h('div', { class: 'pip-off', text: t('room.cameraOff') }), handle);
 
-    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': TEXT.microphone, 'data-testid': 'toggle-mic' }, icon('mic'));
-    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': 'false', 'aria-label': TEXT.camera, 'data-testid': 'toggle-cam' }, icon('cam'));
-    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': TEXT.fullScreen, 'data-testid': 'toggle-fullscreen' }, icon('full'));
-    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': TEXT.hangUp, 'data-testid': 'hangup' }, icon('hangup'));
+    // Toggles: pressed = on (the microphone is heard, the camera is seen). Icon-only
+    // buttons carry their name as a tooltip too.
+    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.audio), 'aria-label': t('room.microphone'), title: t('room.microphone'), 'data-testid': 'toggle-mic' }, icon('mic'));
+    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.video), 'aria-label': t('room.camera'), title: t('room.camera'), 'data-testid': 'toggle-cam' }, icon('cam'));
+    this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': t('room.fullScreen'), title: t('room.fullScreen'), 'data-testid': 'toggle-fullscreen' }, icon('full'));
+    this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': t('room.hangUp'), title: t('room.hangUp'), 'data-testid': 'hangup' }, icon('hangup'));
     this.micButton.addEventListener('click', () => this.toggle('audio'));
     this.camButton.addEventListener('click', () => this.toggle('video'));
     this.fsButton.addEventListener('click', () => { void toggleFullscreen(); });
@@ -303,19 +259,30 @@ class CallPage {
     const fsButton = this.fsButton;
     const onFs = () => {
       fsButton.replaceChildren(icon(isFullscreen() ? 'exitFull' : 'full'));
-      fsButton.setAttribute('aria-label', isFullscreen() ? TEXT.exitFullScreen : TEXT.fullScreen);
+      fsButton.setAttribute('aria-label', isFullscreen() ? t('room.exitFullScreen') : t('room.fullScreen'));
+      fsButton.title = fsButton.getAttribute('aria-label') || '';
     };
     document.addEventListener('fullscreenchange', onFs);
     this.disposers.push(() => document.removeEventListener('fullscreenchange', onFs));
 
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
-      h('header', { class: 'call-top' }, h('span', { class: 'call-title', text: this.info.roomName }), this.banner),
+      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
+      this.quality.weak, this.aloneEl,
       grid, this.statusCard, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
+    // In landscape the controls fade after a few seconds in a call; a tap brings them back.
+    const wake = () => this.showControls();
+    this.stage.addEventListener('pointerdown', wake);
+    this.stage.addEventListener('keydown', wake);
     if (this.lobbyPreview) this.lobbyPreview.srcObject = null; // gone with the lobby
     const controls = this.controls;
-    this.disposers.push(makeFloating(this.pip, this.stage, { handle, reserveBottom: () => controls.getBoundingClientRect().height + 16 }));
+    const top = /** @type {HTMLElement} */ (this.stage.querySelector('.call-top'));
+    this.disposers.push(makeFloating(this.pip, this.stage, {
+      handle,
+      reserveBottom: () => controls.getBoundingClientRect().height + 16,
+      reserveTop: () => top.getBoundingClientRect().height + 4,
+    }));
     this.showState('connecting');
     // The camera may still be starting (the permission prompt is open): wait for it,
     // so the first offers already carry our tracks.
@@ -336,47 +303,51 @@ class CallPage {
     const nameOf = (participant) => {
       if (participant === 'station') return this.info.station.name;
       for (const p of client.roster.values()) if (p.participant === participant && p.name) return p.name;
-      return TEXT.guest;
+      return t('room.guest');
     };
 
     client.onwelcome = (msg) => {
       // The call object in `welcome` predates our join: the station rings, resumes our
       // call or lets us knock only after it, and says so in the `call-state` that follows.
       this.skipWelcomeState = true;
-      if (msg.room && msg.room.name) this.stage?.querySelector('.call-title')?.replaceChildren(msg.room.name);
+      if (msg.room && msg.room.name && !this.info.isStation) this.stage?.querySelector('.call-title')?.replaceChildren(msg.room.name);
       if (!this.info.isStation) this.showState('in-call');
     };
     client.onstatus = (status, detail) => {
       if (!this.banner) return;
       this.banner.hidden = status !== 'reconnecting';
       if (status === 'reconnecting') {
-        this.banner.textContent = TEXT.reconnecting(typeof detail === 'number' ? detail : undefined);
+        this.banner.textContent = typeof detail === 'number' ? tn('room.reconnectingIn', Math.ceil(detail / 1000)) : t('room.reconnecting');
         tiles.clear();
         void this.checkSession();
       }
     };
     client.oncallstate = (call) => this.onCallState(call);
-    client.ontrack = (peerId, participant, stream) => tiles.setStream(participant, peerId, stream, nameOf(participant));
+    client.ontrack = (peerId, participant, stream) => {
+      tiles.setStream(participant, peerId, stream, nameOf(participant));
+      this.showAlone();
+    };
     client.onpeerclosed = (peerId, participant) => {
       tiles.dropStream(participant, peerId);
       const still = [...client.peers.values()].some((l) => l.participant === participant);
       if (!still) tiles.remove(participant);
+      this.showAlone();
     };
     client.onpeerjoined = (peer) => {
-      if (!this.info.isStation && peer.kind === 'remote') this.toast(TEXT.joined(peer.name));
+      if (!this.info.isStation && peer.kind === 'remote') this.toast(t('room.joined', { name: peer.name }));
     };
     client.onpeerupdated = (peer) => tiles.setMuted(peer.participant || peer.id, peer.muted || {});
     client.onpeerleft = (_id, peer) => {
-      if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(TEXT.left(peer.name));
+      if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(t('room.left', { name: peer.name }));
     };
     client.onerror = (code, message, ref) => {
       if (code === 'room_full') this.showState('full');
       else if (ref === 'join' && (code === 'forbidden' || code === 'room_not_found')) {
         this.destroy();
-        renderError(this.ctx, code === 'forbidden' ? TEXT.notAllowed : TEXT.roomNotFound, message,
-          this.info.role === 'user' ? [{ label: TEXT.allRooms, href: '#/' }] : []);
+        renderError(this.ctx, code === 'forbidden' ? t('room.notAllowed') : t('room.roomNotFound'), errorText({ code }),
+          this.info.role === 'user' ? [{ label: t('room.allRooms'), href: '#/' }] : []);
       } else if (code !== 'negotiation' && code !== 'candidate') {
-        this.toast(message);
+        this.toast(errorText({ code }));
       } else {
         console.warn(code, message);
       }
@@ -384,8 +355,8 @@ class CallPage {
     client.onbye = (reason) => {
       if (reason === 'shutdown') return; // the service restarts: the client reconnects
       if (reason === 'room_full') this.showState('full');
-      else if (reason === 'room_deleted') this.showState('gone', TEXT.roomDeleted);
-      else if (reason === 'replaced') this.showState('gone', TEXT.replaced);
+      else if (reason === 'room_deleted') this.showState('gone', t('room.roomDeleted'));
+      else if (reason === 'replaced') this.showState('gone', t('room.replaced'));
       else if (reason !== 'left') this.finish(reason);
     };
     client.join(this.info.roomId, this.name || '');
@@ -413,6 +384,9 @@ class CallPage {
     } else if (knocking) {
       this.active = true;
       this.showState('knocking');
+    } else if (call.state === 'idle' && call.ended === 'quiet' && ['connecting', 'calling'].includes(this.stage?.dataset.state || '')) {
+      this.active = false;
+      this.showState('quiet'); // the station is in quiet hours: it did not ring
     } else if (this.stage?.dataset.state === 'knocking') {
       // Out of the knock list: let in (an in-call state follows), sent away (`bye`
       // `refused` follows), or the call ended and we ring (a ringing state follows).
@@ -435,18 +409,26 @@ class CallPage {
     this.stage.dataset.state = state;
     this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
-    /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, cancel?: boolean, pulse?: boolean}|null} */
+    const talked = this.stopTimer(state);
+    if (state === 'calling') this.ringback.start();
+    else this.ringback.stop();
+    if (state === 'in-call') this.quality?.start();
+    else this.quality?.stop();
+    this.showAlone();
+    this.showControls();
+    /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, pulse?: boolean}|null} */
     let card = null;
     switch (state) {
-      case 'connecting': card = { title: TEXT.connecting, pulse: true }; break;
-      case 'calling': card = { title: TEXT.calling(stationName), text: TEXT.waitingForAnswer, cancel: true, pulse: true }; break;
-      case 'knocking': card = { title: TEXT.knocking, text: TEXT.knockingText(stationName), cancel: true, pulse: true }; break;
-      case 'missed': card = { title: TEXT.noAnswer, text: TEXT.noAnswerText, again: true, leave: true }; break;
-      case 'declined': card = { title: TEXT.declined, text: TEXT.declinedText, again: true, leave: true }; break;
-      case 'ended': card = { title: TEXT.callEnded, again: true, leave: true }; break;
-      case 'ready': card = { title: stationName, text: TEXT.notInCall, again: true, leave: true }; break;
-      case 'full': card = { title: TEXT.roomFull, text: TEXT.roomFullText, leave: true }; break;
-      case 'gone': card = { title: TEXT.disconnected, text: detail, leave: true }; break;
+      case 'connecting': card = { title: t('room.connecting'), pulse: true }; break;
+      case 'calling': card = { title: t('room.calling', { name: stationName }), text: t('room.waitingForAnswer'), pulse: true }; break;
+      case 'knocking': card = { title: t('room.knocking'), text: t('room.knockingText', { name: stationName }), pulse: true }; break;
+      case 'missed': card = { title: t('room.noAnswer'), text: t('room.noAnswerText'), again: true, leave: true }; break;
+      case 'quiet': card = { title: t('room.quiet'), text: t('room.quietText', { name: stationName }), again: true, leave: true }; break;
+      case 'declined': card = { title: t('room.declined'), text: t('room.declinedText'), again: true, leave: true }; break;
+      case 'ended': card = { title: t('room.callEnded'), text: talked, again: true, leave: true }; break;
+      case 'ready': card = { title: stationName, text: t('room.notInCall'), again: true, leave: true }; break;
+      case 'full': card = { title: t('room.roomFull'), text: t('error.room_full'), leave: true }; break;
+      case 'gone': card = { title: t('room.disconnected'), text: detail, leave: true }; break;
       case 'in-call': card = null; break;
     }
     if (!card) {
@@ -457,20 +439,15 @@ class CallPage {
     const buttons = [];
     if (card.again || state === 'full') {
       const again = h('button', { class: 'button primary big', type: 'button', 'data-testid': 'call-again' }, icon('phone'),
-        state === 'full' ? TEXT.tryAgain : this.info.isStation ? TEXT.callAgain : TEXT.rejoin);
+        state === 'full' ? t('room.tryAgain') : this.info.isStation ? t('room.callAgain') : t('room.rejoin'));
       again.addEventListener('click', () => {
         again.disabled = true; // one new call per press, even while the camera starts
         void this.callAgain();
       });
       buttons.push(again);
     }
-    if (card.cancel) {
-      const cancel = h('button', { class: 'button danger big', type: 'button', 'data-testid': 'cancel-call' }, icon('hangup'), TEXT.cancel);
-      cancel.addEventListener('click', () => this.hangup());
-      buttons.push(cancel);
-    }
     if (card.leave) {
-      const leave = h('button', { class: 'button ghost big', type: 'button', 'data-testid': 'leave', text: TEXT.leave });
+      const leave = h('button', { class: 'button ghost big', type: 'button', 'data-testid': 'leave', text: t('room.leave') });
       leave.addEventListener('click', () => this.leave());
       buttons.push(leave);
     }
@@ -482,13 +459,85 @@ class CallPage {
       buttons.length ? h('div', { class: 'actions' }, buttons) : null);
   }
 
+  /**
+   * The call timer: runs from the first in-call state; any other state stops it.
+   * @param {PageState} state
+   * @returns {string} "Call with <name> · 12 minutes" when a call just stopped, else ''
+   */
+  stopTimer(state) {
+    if (state === 'in-call') {
+      if (!this.callStart) {
+        this.callStart = Date.now();
+        const draw = () => {
+          if (!this.timerEl || !this.callStart) return;
+          this.timerEl.hidden = false;
+          this.timerEl.textContent = formatTimer((Date.now() - this.callStart) / 1000);
+        };
+        draw();
+        this.timerTick = setInterval(draw, 1000);
+      }
+      return '';
+    }
+    if (this.timerTick) clearInterval(this.timerTick);
+    this.timerTick = null;
+    if (this.timerEl) this.timerEl.hidden = true;
+    const start = this.callStart;
+    this.callStart = 0;
+    if (!start) return '';
+    const name = this.info.isStation ? this.info.station.name : this.info.roomName;
+    return t('room.callEndedAfter', { name, duration: formatDuration((Date.now() - start) / 1000) });
+  }
+
+  /** "Waiting for others" while nobody else is in a plain room's call. */
+  showAlone() {
+    if (!this.aloneEl || !this.stage) return;
+    const alone = !this.info.isStation && this.stage.dataset.state === 'in-call' && (this.tiles?.tiles.size ?? 0) === 0;
+    this.aloneEl.hidden = !alone;
+  }
+
+  /** A button that makes a guest link to this room and copies (or shares) it. */
+  inviteButton() {
+    const button = h('button', { class: 'button primary', type: 'button', 'data-testid': 'alone-invite', text: t('rooms.invite') });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const link = await api.makeGuestLink(this.info.roomId, { ttl_seconds: 86400 });
+        const data = { title: t('rooms.shareTitle', { room: this.info.roomName }), url: link.guest_url };
+        if (typeof navigator.share === 'function') await navigator.share(data).catch(() => undefined);
+        else await navigator.clipboard.writeText(link.guest_url).catch(() => undefined);
+        button.textContent = t('rooms.copied');
+        button.dataset.url = link.guest_url;
+      } catch (err) {
+        this.toast(errorText(err));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
+  }
+
+  /** Shows the controls; in landscape during a call they fade again after CONTROLS_FADE_MS. */
+  showControls() {
+    const stage = this.stage;
+    if (!stage) return;
+    stage.classList.remove('controls-faded');
+    if (this.fadeTimer) clearTimeout(this.fadeTimer);
+    this.fadeTimer = null;
+    if (stage.dataset.state !== 'in-call' || !matchMedia('(orientation: landscape)').matches) return;
+    this.fadeTimer = setTimeout(() => {
+      if (stage.dataset.state === 'in-call' && !stage.contains(document.activeElement === document.body ? null : document.activeElement)) {
+        stage.classList.add('controls-faded');
+      }
+    }, CONTROLS_FADE_MS);
+  }
+
   /** @param {'audio'|'video'} kind */
   toggle(kind) {
     this.muted = { ...this.muted, [kind]: !this.muted[kind] };
     this.client?.setMuted(this.muted.audio, this.muted.video);
     const button = kind === 'audio' ? this.micButton : this.camButton;
     if (button) {
-      button.setAttribute('aria-pressed', String(this.muted[kind]));
+      button.setAttribute('aria-pressed', String(!this.muted[kind]));
       button.replaceChildren(icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
     }
     this.pip?.classList.toggle('video-muted', this.muted.video);
@@ -549,14 +598,15 @@ class CallPage {
    */
   finish(reason) {
     this.destroy();
-    const text = TEXT.finished[reason] || TEXT.finished.other;
+    const key = ['left', 'refused', 'revoked', 'session_ended'].includes(reason) ? reason : 'other';
+    const text = { title: t(`room.fin.${key}`), text: t(`room.fin.${key}Text`) };
     const room = `#/room/${encodeURIComponent(this.info.roomId)}`;
     /** @type {import('./error.js').Action[]} */
     const actions = [];
     if (reason === 'left' || reason === 'refused') {
-      actions.push({ label: this.info.isStation ? TEXT.callAgain : TEXT.rejoin, onclick: () => this.ctx.navigate(room) });
+      actions.push({ label: this.info.isStation ? t('room.callAgain') : t('room.rejoin'), onclick: () => this.ctx.navigate(room) });
     } else if (this.info.role === 'user') {
-      actions.push({ label: TEXT.allRooms, href: '#/' });
+      actions.push({ label: t('room.allRooms'), href: '#/' });
     }
     renderFinished(this.ctx, text.title, text.text, actions);
   }
@@ -595,6 +645,10 @@ class CallPage {
     this.client = null;
     for (const d of this.disposers.splice(0)) d();
     if (this.toastTimer) clearTimeout(this.toastTimer);
+    if (this.timerTick) clearInterval(this.timerTick);
+    if (this.fadeTimer) clearTimeout(this.fadeTimer);
+    this.ringback.stop();
+    this.quality?.stop();
     this.releaseMedia();
   }
 }

@@ -2,7 +2,9 @@
 // rooms, make guest links (URL + QR + copy), list and revoke them; and the station's
 // recent calls.
 import * as api from '../api.js';
-import { formatDuration, formatTime, formatWhen, h, replace } from '../dom.js';
+import { h, replace } from '../dom.js';
+import { errorText, formatDuration, formatTime, formatWhen, t, tn } from '../i18n.js';
+import { languageSwitch } from '../ui/language.js';
 import { signIn } from './login.js';
 
 /**
@@ -15,10 +17,10 @@ const RECENT_CALLS = 10;
 const CALLS_REFRESH = 30_000;
 
 const TTL_CHOICES = [
-  { label: '1 hour', seconds: 3600 },
-  { label: '1 day', seconds: 86400 },
-  { label: '7 days', seconds: 7 * 86400 },
-  { label: '30 days', seconds: 30 * 86400 },
+  { key: 'rooms.ttl.hour', seconds: 3600 },
+  { key: 'rooms.ttl.day', seconds: 86400 },
+  { key: 'rooms.ttl.week', seconds: 7 * 86400 },
+  { key: 'rooms.ttl.month', seconds: 30 * 86400 },
 ];
 
 /** @param {Context} ctx */
@@ -37,10 +39,10 @@ export async function renderHome(ctx) {
  */
 async function renderRooms(ctx, station) {
   const list = h('ul', { class: 'room-list', 'data-testid': 'room-list' });
-  const nameInput = h('input', { name: 'room-name', placeholder: 'New room name', maxlength: 60, required: true, 'aria-label': 'New room name' });
+  const nameInput = h('input', { name: 'room-name', placeholder: t('rooms.newRoomName'), maxlength: 60, required: true, 'aria-label': t('rooms.newRoomName') });
   const formError = h('p', { class: 'form-error', role: 'alert' });
   const createForm = h('form', { class: 'inline-form', 'data-testid': 'create-room' },
-    nameInput, h('button', { class: 'button primary', type: 'submit', text: 'Create room' }));
+    nameInput, h('button', { class: 'button primary', type: 'submit', text: t('rooms.create') }));
   createForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     formError.textContent = '';
@@ -49,11 +51,11 @@ async function renderRooms(ctx, station) {
       nameInput.value = '';
       await refresh();
     } catch (err) {
-      formError.textContent = err instanceof Error ? err.message : String(err);
+      formError.textContent = errorText(err);
     }
   });
 
-  const logoutButton = h('button', { class: 'button ghost', type: 'button', text: 'Sign out' });
+  const logoutButton = h('button', { class: 'button ghost', type: 'button', text: t('rooms.signOut') });
   logoutButton.addEventListener('click', async () => {
     await api.logout().catch(() => undefined);
     ctx.navigate('#/');
@@ -64,18 +66,18 @@ async function renderRooms(ctx, station) {
   replace(ctx.root, h('div', { class: 'page' },
     h('header', { class: 'topbar' },
       h('div', { class: 'brand' }, h('img', { src: 'icons/icon-192.png', alt: '', width: 40, height: 40 }),
-        h('div', {}, h('h1', { text: station.name }), h('p', { class: 'muted small', text: 'Rooms and invitations' }))),
-      logoutButton),
+        h('div', {}, h('h1', { text: station.name }), h('p', { class: 'muted small', text: t('rooms.subtitle') }))),
+      h('div', { class: 'topbar-actions' }, languageSwitch(() => ctx.navigate(location.hash || '#/')), logoutButton)),
     h('main', { class: 'content' },
-      h('section', { class: 'card' }, h('h2', { text: 'New room' }), createForm, formError),
-      h('section', {}, h('h2', { class: 'section-title', text: 'Rooms' }), list),
-      h('section', {}, h('h2', { class: 'section-title', text: 'Recent calls' }), h('div', { class: 'card calls-card' }, calls)),
-      h('p', { class: 'muted small footer-note', text: station.version ? `Video Station ${station.version}` : '' }))));
+      h('section', { class: 'card' }, h('h2', { text: t('rooms.newRoom') }), createForm, formError),
+      h('section', {}, h('h2', { class: 'section-title', text: t('rooms.rooms') }), list),
+      h('section', {}, h('h2', { class: 'section-title', text: t('rooms.recentCalls') }), h('div', { class: 'card calls-card' }, calls)),
+      h('p', { class: 'muted small footer-note', text: station.version ? t('rooms.version', { version: station.version }) : '' }))));
 
   async function refresh() {
     const rooms = await api.listRooms();
     rooms.sort((a, b) => Number(b.is_station) - Number(a.is_station) || String(a.name).localeCompare(String(b.name)));
-    replace(list, rooms.map((room) => roomItem(room, refresh)));
+    replace(list, rooms.map((room) => roomItem(room.is_station ? { ...room, name: station.name } : room, refresh)));
   }
 
   let callsRequest = 0;
@@ -87,10 +89,10 @@ async function renderRooms(ctx, station) {
       const recent = log.calls.filter((c) => c.room_id === station.room_id).slice(0, RECENT_CALLS);
       replace(calls, recent.length
         ? recent.map((call, i) => callItem(call, i === 0 ? log.current : null))
-        : h('li', { class: 'muted small', text: 'No calls yet.' }));
+        : h('li', { class: 'muted small', text: t('rooms.noCalls') }));
     } catch (err) {
       if (request !== callsRequest) return;
-      replace(calls, h('li', { class: 'form-error', text: `The call log cannot be read: ${err instanceof Error ? err.message : err}` }));
+      replace(calls, h('li', { class: 'form-error', text: t('rooms.callLogFailed', { error: errorText(err) }) }));
     }
   }
   const onVisible = () => { if (document.visibilityState === 'visible') void refreshCalls(); };
@@ -120,18 +122,18 @@ function callItem(call, current) {
   let outcome;
   if (call.outcome === 'answered' && call.answered_at != null) {
     outcome = call.ended_at != null
-      ? [`Answered · ${formatDuration(call.ended_at - call.answered_at)}`, 'ok']
-      : ['In call now', 'ok'];
+      ? [t('rooms.answered', { duration: formatDuration(call.ended_at - call.answered_at) }), 'ok']
+      : [t('rooms.inCallNow'), 'ok'];
   } else if (call.outcome === 'declined') {
-    outcome = ['Declined', 'off'];
+    outcome = [t('rooms.declined'), 'off'];
   } else if (call.outcome === 'ringing' && call.ended_at == null && current?.state === 'ringing') {
-    outcome = ['Ringing now', ''];
+    outcome = [t('rooms.ringingNow'), ''];
   } else {
-    outcome = ['Missed', 'bad']; // also a ring the station never closed (it was switched off)
+    outcome = [t('rooms.missed'), 'bad']; // also a ring the station never closed (it was switched off)
   }
   return h('li', { class: `call-item outcome-${call.outcome}`, 'data-call-id': call.id },
     h('div', {},
-      h('strong', { class: 'call-caller', text: call.caller || 'Someone' }),
+      h('strong', { class: 'call-caller', text: call.caller || t('rooms.someone') }),
       h('span', { class: 'muted small', text: ` · ${formatWhen(call.started_at)}` })),
     h('span', { class: `pill ${outcome[1]}`, 'data-testid': 'call-outcome', text: outcome[0] }));
 }
@@ -142,7 +144,7 @@ function callItem(call, current) {
  */
 function roomItem(room, refresh) {
   const invitePanel = h('div', { class: 'invite-panel', hidden: true });
-  const inviteButton = h('button', { class: 'button', type: 'button', text: 'Invite', 'aria-expanded': 'false' });
+  const inviteButton = h('button', { class: 'button', type: 'button', text: t('rooms.invite'), 'aria-expanded': 'false' });
   inviteButton.addEventListener('click', async () => {
     const open = invitePanel.hidden;
     invitePanel.hidden = !open;
@@ -153,15 +155,15 @@ function roomItem(room, refresh) {
   /** @type {HTMLButtonElement|null} */
   let deleteButton = null;
   if (!room.is_station) {
-    const del = h('button', { class: 'button danger-ghost', type: 'button', text: 'Delete' });
+    const del = h('button', { class: 'button danger-ghost', type: 'button', text: t('rooms.delete') });
     let armed = false;
     del.addEventListener('click', async () => {
       // Two taps instead of confirm(): works the same on touch screens and in kiosks.
       if (!armed) {
         armed = true;
-        del.textContent = 'Really delete?';
+        del.textContent = t('rooms.reallyDelete');
         del.classList.add('armed');
-        setTimeout(() => { armed = false; del.textContent = 'Delete'; del.classList.remove('armed'); }, 4000);
+        setTimeout(() => { armed = false; del.textContent = t('rooms.delete'); del.classList.remove('armed'); }, 4000);
         return;
       }
       del.disabled = true;
@@ -170,7 +172,7 @@ function roomItem(room, refresh) {
         await refresh();
       } catch (err) {
         del.disabled = false;
-        del.textContent = err instanceof Error ? err.message : 'Failed';
+        del.textContent = errorText(err);
       }
     });
     deleteButton = del;
@@ -180,9 +182,9 @@ function roomItem(room, refresh) {
     h('div', { class: 'room-head' },
       h('div', { class: 'room-title' },
         h('h3', { text: room.name }),
-        room.is_station ? h('span', { class: 'badge', text: 'This station' }) : null),
+        room.is_station ? h('span', { class: 'badge', text: t('rooms.thisStation') }) : null),
       h('div', { class: 'room-actions' },
-        h('a', { class: 'button primary', href: `#/room/${encodeURIComponent(room.id)}`, text: room.is_station ? 'Call' : 'Join' }),
+        h('a', { class: 'button primary', href: `#/room/${encodeURIComponent(room.id)}`, text: room.is_station ? t('rooms.call') : t('rooms.join') }),
         inviteButton, deleteButton)),
     invitePanel);
 }
@@ -192,18 +194,18 @@ function roomItem(room, refresh) {
  * @param {api.Room} room
  */
 async function renderInvitePanel(panel, room) {
-  const label = h('input', { name: 'label', placeholder: 'Who is it for? (e.g. Grandma)', maxlength: 60, 'aria-label': 'Label' });
-  const ttl = h('select', { name: 'ttl', 'aria-label': 'Valid for' },
-    TTL_CHOICES.map((c, i) => h('option', { value: c.seconds, selected: i === 1, text: c.label })));
-  const maxUses = h('input', { name: 'max_uses', type: 'number', min: 1, max: 1000, placeholder: 'Unlimited', 'aria-label': 'Max uses' });
+  const label = h('input', { name: 'label', placeholder: t('rooms.labelPlaceholder'), maxlength: 60, 'aria-label': t('rooms.label') });
+  const ttl = h('select', { name: 'ttl', 'aria-label': t('rooms.validFor') },
+    TTL_CHOICES.map((c, i) => h('option', { value: c.seconds, selected: i === 1, text: t(c.key) })));
+  const maxUses = h('input', { name: 'max_uses', type: 'number', min: 1, max: 1000, placeholder: t('rooms.unlimited'), 'aria-label': t('rooms.maxUses') });
   const result = h('div', { class: 'invite-result' });
   const links = h('ul', { class: 'link-list', 'data-testid': 'guest-links' });
   const error = h('p', { class: 'form-error', role: 'alert' });
   const form = h('form', { class: 'invite-form', 'data-testid': 'invite-form' },
-    h('label', {}, h('span', { text: 'Label' }), label),
-    h('label', {}, h('span', { text: 'Valid for' }), ttl),
-    h('label', {}, h('span', { text: 'Max uses' }), maxUses),
-    h('button', { class: 'button primary', type: 'submit', text: 'Create link' }));
+    h('label', {}, h('span', { text: t('rooms.label') }), label),
+    h('label', {}, h('span', { text: t('rooms.validFor') }), ttl),
+    h('label', {}, h('span', { text: t('rooms.maxUses') }), maxUses),
+    h('button', { class: 'button primary', type: 'submit', text: t('rooms.createLink') }));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.textContent = '';
@@ -213,44 +215,79 @@ async function renderInvitePanel(panel, room) {
     if (maxUses.value) opts.max_uses = Number(maxUses.value);
     try {
       const link = await api.makeGuestLink(room.id, opts);
-      replace(result, linkCard(link));
+      replace(result, linkCard(link, room.name));
       await refreshLinks();
     } catch (err) {
-      error.textContent = err instanceof Error ? err.message : String(err);
+      error.textContent = errorText(err);
     }
   });
+
+  const showOld = h('input', { type: 'checkbox', 'data-testid': 'show-old-links' });
+  const revokeAll = h('button', { class: 'button small danger-ghost', type: 'button', 'data-testid': 'revoke-all', text: t('rooms.revokeAll') });
+  revokeAll.addEventListener('click', async () => {
+    revokeAll.disabled = true;
+    const items = await api.listGuestLinks(room.id).catch(() => []);
+    const now = Date.now() / 1000;
+    for (const l of items) {
+      if (linkStatus(l, now) !== 'active') continue;
+      await api.revokeGuestLink(room.id, l.jti).catch((err) => { error.textContent = errorText(err); });
+    }
+    revokeAll.disabled = false;
+    await refreshLinks();
+  });
+  showOld.addEventListener('change', () => { void refreshLinks(); });
 
   async function refreshLinks() {
     const items = await api.listGuestLinks(room.id);
     const now = Date.now() / 1000;
     items.sort((a, b) => b.created_at - a.created_at);
-    replace(links, items.length ? items.map((l) => {
-      const expired = l.expires_at < now;
-      const used = l.max_uses != null && l.uses >= l.max_uses;
-      const status = l.revoked ? 'revoked' : expired ? 'expired' : used ? 'used up' : 'active';
-      const revoke = h('button', { class: 'button small danger-ghost', type: 'button', text: 'Revoke' });
+    // Expired, used-up and revoked links stay out of the way unless asked for.
+    const shown = showOld.checked ? items : items.filter((l) => linkStatus(l, now) === 'active');
+    revokeAll.hidden = !items.some((l) => linkStatus(l, now) === 'active');
+    replace(links, shown.length ? shown.map((l) => {
+      const status = linkStatus(l, now);
+      const revoke = h('button', { class: 'button small danger-ghost', type: 'button', text: t('rooms.revoke') });
       revoke.addEventListener('click', async () => {
         revoke.disabled = true;
-        await api.revokeGuestLink(room.id, l.jti).catch((err) => { error.textContent = err.message; });
+        await api.revokeGuestLink(room.id, l.jti).catch((err) => { error.textContent = errorText(err); });
         await refreshLinks();
       });
-      return h('li', { class: `link-item status-${status.replace(' ', '-')}`, 'data-jti': l.jti },
+      const uses = l.max_uses != null ? t('rooms.usesOf', { uses: l.uses, max: tn('rooms.uses', l.max_uses) }) : tn('rooms.uses', l.uses);
+      return h('li', { class: `link-item status-${status}`, 'data-jti': l.jti },
         h('div', {},
-          h('strong', { text: l.label || 'Guest link' }),
-          h('span', { class: 'muted small', text: ` · ${l.uses}${l.max_uses != null ? `/${l.max_uses}` : ''} uses · until ${formatTime(l.expires_at)}` })),
-        h('span', { class: `pill ${status === 'active' ? 'ok' : 'off'}`, 'data-testid': 'link-status', text: status }),
+          h('strong', { text: l.label || t('rooms.guestLink') }),
+          h('span', { class: 'muted small', text: ` · ${uses} · ${t('rooms.until', { time: formatTime(l.expires_at) })}` })),
+        h('span', { class: `pill ${status === 'active' ? 'ok' : 'off'}`, 'data-testid': 'link-status', 'data-status': status, text: t(`rooms.status.${status}`) }),
         status === 'active' ? revoke : null);
-    }) : h('li', { class: 'muted small', text: 'No guest links yet.' }));
+    }) : h('li', { class: 'muted small', text: t('rooms.noLinks') }));
   }
 
-  replace(panel, form, error, result, h('h4', { text: 'Guest links' }), links);
+  replace(panel, form, error, result,
+    h('div', { class: 'links-head' }, h('h4', { text: t('rooms.guestLinks') }), revokeAll),
+    h('label', { class: 'toggle-row' }, showOld, h('span', { text: t('rooms.showOld') })),
+    links);
   await refreshLinks();
 }
 
-/** @param {api.GuestLink} link */
-function linkCard(link) {
-  const url = h('input', { class: 'url', readonly: true, value: link.guest_url, 'aria-label': 'Guest link', 'data-testid': 'guest-url' });
-  const copy = h('button', { class: 'button', type: 'button', text: 'Copy' });
+/**
+ * @param {api.GuestLinkInfo} l
+ * @param {number} now  unix seconds
+ * @returns {'active'|'revoked'|'expired'|'usedUp'}
+ */
+function linkStatus(l, now) {
+  if (l.revoked) return 'revoked';
+  if (l.expires_at < now) return 'expired';
+  if (l.max_uses != null && l.uses >= l.max_uses) return 'usedUp';
+  return 'active';
+}
+
+/**
+ * @param {api.GuestLink} link
+ * @param {string} roomName
+ */
+function linkCard(link, roomName) {
+  const url = h('input', { class: 'url', readonly: true, value: link.guest_url, 'aria-label': t('rooms.guestLink'), 'data-testid': 'guest-url' });
+  const copy = h('button', { class: 'button', type: 'button', text: t('rooms.copy') });
   copy.addEventListener('click', async () => {
     try {
       await navigator.clipboard.writeText(link.guest_url);
@@ -258,13 +295,20 @@ function linkCard(link) {
       url.select();
       document.execCommand('copy');
     }
-    copy.textContent = 'Copied ✓';
-    setTimeout(() => { copy.textContent = 'Copy'; }, 2000);
+    copy.textContent = t('rooms.copied');
+    setTimeout(() => { copy.textContent = t('rooms.copy'); }, 2000);
   });
+  // Phones share the link through their own share sheet (messengers, mail); Copy stays.
+  let share = null;
+  const data = { title: t('rooms.shareTitle', { room: roomName }), url: link.guest_url };
+  if (typeof navigator.share === 'function' && (!navigator.canShare || navigator.canShare(data))) {
+    share = h('button', { class: 'button primary', type: 'button', 'data-testid': 'share-link', text: t('rooms.share') });
+    share.addEventListener('click', () => { navigator.share(data).catch(() => undefined); });
+  }
   return h('div', { class: 'link-card', 'data-testid': 'guest-link' },
-    h('img', { class: 'qr', src: link.guest_qr_code, alt: `QR code of the guest link${link.label ? ` for ${link.label}` : ''}`, 'data-testid': 'guest-qr' }),
+    h('img', { class: 'qr', src: link.guest_qr_code, alt: link.label ? t('rooms.qrAltFor', { label: link.label }) : t('rooms.qrAlt'), 'data-testid': 'guest-qr' }),
     h('div', { class: 'link-details' },
-      h('p', {}, h('strong', { text: link.label || 'Guest link' }), h('span', { class: 'muted small', text: ` · valid until ${formatTime(link.expires_at)}` })),
-      h('div', { class: 'copy-row' }, url, copy),
-      h('p', { class: 'muted small', text: 'Anyone with this link or QR code can join this room until it expires or you revoke it.' })));
+      h('p', {}, h('strong', { text: link.label || t('rooms.guestLink') }), h('span', { class: 'muted small', text: ` · ${t('rooms.validUntil', { time: formatTime(link.expires_at) })}` })),
+      h('div', { class: 'copy-row' }, url, copy, share),
+      h('p', { class: 'muted small', text: t('rooms.linkNote') })));
 }
