@@ -300,7 +300,7 @@ def test_kiosk_session_passes_a_stop_to_the_compositor(stubs: Path) -> None:
     _stub(
         stubs,
         "cage",
-        'trap \'echo stopped > "$0.stopped"; exit 143\' TERM\n'
+        "trap 'echo stopped > \"$0.stopped\"; exit 143' TERM\n"
         'echo ready > "$0.ready"\nwhile :; do sleep 0.1; done\n',
     )
     session = stubs.parent / "kiosk-session"
