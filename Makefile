@@ -11,7 +11,7 @@ TEST_CACHE ?= /var/cache/videostation-tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: run test test-fast test-vm deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench \
+.PHONY: run test test-fast test-vm deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench bench-quick \
 	clean clean-test-cache
 
 # --- System packages (Debian), always with --no-install-recommends ----------------------
@@ -26,6 +26,7 @@ APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots
 APT_TEST += git                                # provisioning tests: clone the checkout
 APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs  # VM tests (tests/vm): boot the appliance
 APT_TEST += coturn nftables iproute2             # network test bed (tests/net)
+APT_TEST += pipewire pipewire-bin wireplumber dbus-daemon espeak-ng sox  # echo cancelling on real PipeWire (tests/test_echo_cancel.py)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
 
 # One line per step; a step's output is kept in a log and shown only if it fails,
@@ -101,6 +102,8 @@ typecheck-web: deps-test
 # The whole test suite, slow system tests included (CI runs this through .ci/run).
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
+	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
+	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 	@echo "Running every test (about 60 minutes here cold, 35–40 once the caches under $(TEST_CACHE) are warm)…"
 	@$(BIN)/python -m pytest -q --durations=15
 
@@ -121,6 +124,11 @@ screenshots: venv-test
 
 bench: venv-test
 	$(BIN)/python -m pytest -q -m bench tests/bench -s
+
+# The benchmarks with tiny sizes, only to keep them working (make test runs this first).
+bench-quick: venv-test
+	@echo "Running the benchmarks with tiny sizes (about 3 minutes)…"
+	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info var .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -300,6 +302,18 @@ async def call_log(request: web.Request) -> web.Response:
 # -- health, metrics, OpenAPI ----------------------------------------------------------
 
 
+LOW_DISK_BYTES = 1024 * 1024
+"""Less free space than this in the state dir: health says the disk is full (SQLite's
+write-ahead log may still take a tiny probe write when real writes no longer fit)."""
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
 def _device(status: str, source: str) -> str:
     """Devices are closed while idle; then say which source a call would use."""
     return f"off (source: {source})" if status == "off" else status
@@ -321,8 +335,14 @@ async def health(request: web.Request) -> web.Response:
     for device in ("camera", "microphone"):
         if media.get(device, "").startswith("unavailable"):
             reasons.append(f"{device}: {media[device]}")
-    if app[STATION].store_errors:
-        reasons.append(f"call log: {app[STATION].store_errors} write(s) failed")
+    free = _free_bytes(app[CONFIG].state_path)
+    if free is not None and free < LOW_DISK_BYTES:
+        reasons.append(f"state dir: disk full ({free // 1024} KiB free)")
+    station = app[STATION]
+    if station.store_errors:
+        reasons.append(
+            f"call log: {station.store_errors} write(s) failed (last: {station.last_store_error})"
+        )
     status = "degraded" if reasons else "ok"
     code = 503 if reasons and reasons[0].startswith("database") else 200
     try:

@@ -153,6 +153,10 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     station_ref.append(station)
     app[STATION] = station
+    # A call that kill -9 or a power cut interrupted resumes, for its own people only,
+    # if they come back within a few seconds of this start.
+    if config.call.resume_seconds:
+        station.restore(grace=config.call.resume_seconds)
     hub = Hub(
         config=config,
         store=app[STORE],

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
@@ -25,6 +26,27 @@ State = Literal["idle", "ringing", "in-call"]
 Ended = Literal["hangup", "declined", "missed", "cancelled"]
 Observer = Callable[[dict[str, Any]], None]
 Evict = Callable[[Peer, str], Coroutine[Any, Any, None]]
+
+RESUME_GRACE = 20.0
+"""Seconds after start-up during which a call a crash interrupted may resume."""
+RESUME_HEARTBEAT = 5.0
+"""How often a running call refreshes its resume record."""
+RESUME_MAX_AGE = 30.0
+"""A resume record whose last heartbeat is older than this is never used: a record a
+failed clean-up left behind goes stale on its own."""
+FORGET_RETRY = 2.0
+"""Seconds between tries to clear resume records that a failed write left behind."""
+
+
+@dataclass(slots=True)
+class _Resume:
+    """The call a crash interrupted, waiting for its people to come back."""
+
+    call_id: int
+    sids: set[str]
+    """Sessions still to come back (each resumes once)."""
+    until: float
+    """time.monotonic() after which nobody resumes any more."""
 
 
 class MediaPeers(Protocol):
@@ -86,6 +108,13 @@ class Station:
         """Set by the signaling hub: says ``bye`` to a peer and closes its socket."""
         self.store_errors = 0
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
+        self.last_store_error = ""
+        """Why the last of them failed, e.g. "database or disk is full"."""
+        self._resume: _Resume | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._resumable_written = False
+        """Resume records of this run may be in the store (cleared at every call end)."""
+        self._forgetting: asyncio.Task[None] | None = None
 
     # -- views ------------------------------------------------------------------------
 
@@ -253,6 +282,7 @@ class Station:
             if admit:
                 log.info("let in", extra={"room_id": self.room, "peer_id": peer.id})
                 self.in_call.append(peer)
+                self._persist_resumable(peer)
                 await self._changed()
                 await self._connect_remote(peer)
                 return
@@ -281,9 +311,13 @@ class Station:
     # -- transitions (called with the lock held) --------------------------------------
 
     async def _ring(self, peer: Peer) -> None:
+        if self._may_resume(peer):
+            await self._resume_call(peer)
+            return
         if self.state == "in-call":
             if peer.role == "user":  # the household joins at once; the kiosk announces it
                 self.in_call.append(peer)
+                self._persist_resumable(peer)
                 await self._changed()
                 await self._connect_remote(peer)
             else:
@@ -329,12 +363,20 @@ class Station:
 
     async def _answer(self) -> None:
         self._cancel_timers()
-        self.state = "in-call"
-        self.since = time.time()
-        self.in_call, self.callers = self.callers, []
         if self._call_id is not None:
             self._record(self.store.call_answered, self._call_id)
         log.info("answered", extra={"room_id": self.room})
+        await self._start_call(self.callers)
+
+    async def _start_call(self, peers: list[Peer]) -> None:
+        """In call with ``peers``: recorded for a resume, then connected and sent media."""
+        self.state = "in-call"
+        self.since = time.time()
+        self.ended = None
+        self.in_call, self.callers = list(peers), []
+        for peer in self.in_call:
+            self._persist_resumable(peer)
+        self._heartbeat = asyncio.create_task(self._keep_resumable(), name="call-heartbeat")
         screen = self.rooms.screen(self.room)
         viewers: list[tuple[str, bool]] = []  # (peer id, with audio)
         if screen is not None:
@@ -382,6 +424,8 @@ class Station:
 
     async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
         self.in_call.remove(peer)
+        if self.in_call and peer.sid and self._resumable_written:
+            self._record(self.store.call_not_resumable, peer.sid)
         self.rooms.unpair(peer.id)
         await self.media.close(peer.id)
         screen = self.rooms.screen(self.room)
@@ -411,6 +455,8 @@ class Station:
         self._call_id = None
         self.since = time.time()
         self.ended = why
+        self._resume = None
+        self._forget_call()
         for peer in was_in_call:
             self.rooms.unpair(peer.id)
         try:
@@ -436,12 +482,114 @@ class Station:
             if any(p is peer for p in self.rooms.peers(self.room)):
                 await self._ring(peer)
 
+    # -- resuming after a crash -------------------------------------------------------
+
+    def restore(self, *, grace: float = RESUME_GRACE) -> bool:
+        """At start-up: if a crash interrupted an answered call, it resumes, without
+        ringing, for the sessions that were in it and join again within ``grace``
+        seconds asking to resume. The record is consumed here, so it serves once;
+        one that cannot be consumed (read-only store) or is stale is never used."""
+        try:
+            found = self.store.take_resumable(max_age=RESUME_MAX_AGE)
+        except Exception as exc:
+            log.error("the interrupted call cannot resume: %s", exc, extra={"room_id": self.room})
+            return False
+        if found is None or found.room_id != self.room:
+            return False
+        self._resume = _Resume(found.call_id, set(found.sids), time.monotonic() + grace)
+        log.info(
+            "a call interrupted by a restart may resume for %d session(s) within %.0f s",
+            len(found.sids),
+            grace,
+            extra={"room_id": self.room},
+        )
+        return True
+
+    def _may_resume(self, peer: Peer) -> bool:
+        resume = self._resume
+        if resume is None:
+            return False
+        if time.monotonic() >= resume.until:
+            self._resume = None
+            return False
+        if peer.kind != "remote" or not peer.resume or not peer.sid:
+            return False
+        if peer.sid not in resume.sids:
+            return False
+        # Resuming never joins someone else's ring, nor another call.
+        return self.state == "idle" or (self.state == "in-call" and self._call_id == resume.call_id)
+
+    async def _resume_call(self, peer: Peer) -> None:
+        assert self._resume is not None
+        self._resume.sids.discard(peer.sid)
+        log.info("call resumed after a restart", extra={"room_id": self.room, "peer_id": peer.id})
+        if self.state == "in-call":
+            self.in_call.append(peer)
+            self._persist_resumable(peer)
+            await self._changed()
+            await self._connect_remote(peer)
+            return
+        self._call_id = self._resume.call_id
+        self._record(self.store.call_reopened, self._call_id)
+        await self._start_call([peer])
+
+    def _persist_resumable(self, peer: Peer) -> None:
+        """``peer`` is in the call: written down, so that the call resumes for it alone
+        after a crash (best effort: without the record a crash just ends the call)."""
+        if self._call_id is None or not peer.sid:
+            return
+        self._resumable_written = True
+        self._record(self.store.call_resumable, self._call_id, self.room, peer.sid)
+
+    async def _keep_resumable(self) -> None:
+        while True:
+            await asyncio.sleep(RESUME_HEARTBEAT)
+            if self.state == "in-call" and self._call_id is not None and self._resumable_written:
+                self._record(self.store.call_still_running, self._call_id)
+
+    def _forget_call(self) -> None:
+        """The call ended: nothing may resume it. Runs before anything else that can
+        fail; if the write fails it is retried until it succeeds, and meanwhile the
+        record goes stale (no heartbeat) within RESUME_MAX_AGE."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None and heartbeat is not asyncio.current_task():
+            heartbeat.cancel()
+        if not self._resumable_written:
+            return
+        try:
+            self.store.call_not_resumable()
+        except Exception as exc:
+            self.store_errors += 1
+            self.last_store_error = str(exc)
+            log.error("resume record not cleared: %s", exc, extra={"room_id": self.room})
+            if self._forgetting is None or self._forgetting.done():
+                self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
+        else:
+            self._resumable_written = False
+
+    async def _forget_later(self) -> None:
+        while self._resumable_written:
+            await asyncio.sleep(FORGET_RETRY)
+            if self._call_running():
+                return  # the next call's end clears (and retries) again
+            try:
+                self.store.call_not_resumable()
+            except Exception as exc:
+                log.debug("resume record still not cleared: %s", exc)
+                continue
+            self._resumable_written = False
+            log.info("resume record cleared", extra={"room_id": self.room})
+
+    def _call_running(self) -> bool:
+        return self.state == "in-call"
+
     def _record(self, write: Callable[..., Any], *args: Any) -> Any:
         """A call-log write that must not stop the call (disk full, read-only card)."""
         try:
             return write(*args)
         except Exception as exc:
             self.store_errors += 1
+            self.last_store_error = str(exc)
             log.error("call log not written: %s", exc, extra={"room_id": self.room})
             return None
 
@@ -455,4 +603,7 @@ class Station:
                     ring_knockers=False,
                 )
             self._cancel_timers()
+            self._forget_call()
+            if self._forgetting is not None:
+                self._forgetting.cancel()
             await self.media.close_all()

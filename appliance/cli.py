@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make a self-signed TLS certificate in the state dir",
     )
+    doctor.add_argument(
+        "--audio",
+        action="store_true",
+        help="only the audio check: play a chirp, record it through the echo canceller",
+    )
     return parser
 
 
@@ -112,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(handler(config, args))
     except KeyboardInterrupt:
         return 130
+    except sqlite3.Error as exc:  # a full or read-only card: one line, not a traceback
+        print(f"videostation: the state dir {config.state_path} cannot be written: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
 
 # -- commands ------------------------------------------------------------------------
@@ -206,7 +216,7 @@ def cmd_kiosk_url(config: Config, args: argparse.Namespace) -> int:
 def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
-    return run_doctor(config, make_cert=args.make_cert)
+    return run_doctor(config, make_cert=args.make_cert, audio=args.audio)
 
 
 if __name__ == "__main__":

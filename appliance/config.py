@@ -133,6 +133,10 @@ class CallConfig:
     """Countdown shown on the kiosk before an auto-answer."""
     max_remote_participants: int = 4
     """Mesh limit: remote participants in one room; one more is told the room is full."""
+    resume_seconds: int = 20
+    """After a crash (kill -9, power cut) an answered call resumes without ringing for
+    the sessions that were in it, if they are back within this many seconds of the
+    start; 0: never resume."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +245,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "call.ring_timeout_seconds": (1, 3600),
     "call.auto_answer_delay_seconds": (0, 120),
     "call.max_remote_participants": (1, 16),
+    "call.resume_seconds": (0, 120),
     "gpio.button_pin": (0, 63),
     "gpio.ring_led_pin": (0, 63),
     "gpio.live_led_pin": (0, 63),

@@ -274,8 +274,17 @@ def make_cert(config: Config) -> Finding:
     )
 
 
-def run_doctor(config: Config, *, make_cert: bool = False) -> int:
+def check_audio(config: Config) -> list[Finding]:
+    from .audiocheck import check_audio as listen
+
+    return [Finding(ok, what, detail) for ok, what, detail in listen(config.microphone)]
+
+
+def run_doctor(config: Config, *, make_cert: bool = False, audio: bool = False) -> int:
+    """Print every finding; ``audio``: only the audio check (it plays a chirp)."""
     findings: list[Finding] = []
+    if audio:
+        return report(check_audio(config))
     if make_cert:
         findings.append(globals()["make_cert"](config))
     findings += check_state_dir(config)
@@ -286,6 +295,10 @@ def run_doctor(config: Config, *, make_cert: bool = False) -> int:
     findings.append(check_gpio(config))
     findings.append(check_screen(config))
     findings += check_pi_pieces()
+    return report(findings)
+
+
+def report(findings: list[Finding]) -> int:
     width = max(len(f.what) for f in findings)
     problems = 0
     for f in findings:

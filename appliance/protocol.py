@@ -29,6 +29,10 @@ class Join:
     """Room to enter."""
     name: str
     """Display name (1-40 characters)."""
+    resume: bool = False
+    """The client was in the station's call when its connection was lost: after a
+    restart of the service the call resumes for it without ringing (only for the
+    sessions that were in that call, and only shortly after start-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,12 @@ def parse(frame: str | bytes) -> Message:
                 raise MalformedMessage(
                     f"'name' must be a string of at most {MAX_NAME_CHARS} characters."
                 )
-            return Join(version, _str(data, "room", max_len=64), " ".join(name.split()))
+            resume = data.get("resume", False)
+            if not isinstance(resume, bool):
+                raise MalformedMessage("'resume' must be true or false.")
+            return Join(
+                version, _str(data, "room", max_len=64), " ".join(name.split()), resume=resume
+            )
         case "signal":
             to = _str(data, "to", max_len=64)
             present = [k for k in ("description", "candidate", "restart") if k in data]

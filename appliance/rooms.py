@@ -45,6 +45,11 @@ class Peer:
     video_muted: bool = False
     participant: str = ""
     """Peers with the same participant id are shown as one tile."""
+    sid: str = ""
+    """The session it joined with (its cookie's jti): a call resumes after a crash
+    only for the sessions that were in it."""
+    resume: bool = False
+    """It asked, on joining, to resume the call it was in before the service restarted."""
 
     def __post_init__(self) -> None:
         if not self.participant:

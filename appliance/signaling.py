@@ -242,7 +242,16 @@ class Hub:
                 if older is not conn and older.peer and older.session.sid == session.sid:
                     await self._evict(older.peer, "replaced")
             name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
-            peer = Peer(new_peer_id(), room.id, name, session.role, "remote", conn.send)
+            peer = Peer(
+                new_peer_id(),
+                room.id,
+                name,
+                session.role,
+                "remote",
+                conn.send,
+                sid=session.sid,
+                resume=join.resume,
+            )
         try:
             others = self.rooms.add(peer)
         except errors.RoomFull as exc:

@@ -66,6 +66,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE guest_links ADD COLUMN code_expires_at REAL;
     CREATE UNIQUE INDEX guest_links_kiosk_code ON guest_links(kiosk_code);
     """,
+    # 4: the sessions of the call in progress, so that a call killed with the service
+    # (kill -9, power) resumes for them alone; emptied at every call end
+    """
+    CREATE TABLE resumable_calls (
+        sid TEXT PRIMARY KEY,
+        call_id INTEGER NOT NULL,
+        room_id TEXT NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -119,6 +129,18 @@ class GuestLink:
             "uses": self.uses,
             "revoked": self.revoked,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ResumableCall:
+    """The answered call a crash interrupted, as found at start-up."""
+
+    call_id: int
+    """Its row in the call log."""
+    room_id: str
+    """The station room it ran in."""
+    sids: frozenset[str]
+    """The sessions that were in it (answered or let in): the only ones it resumes for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +432,58 @@ class Store:
                     "UPDATE calls SET ended_at = ?, outcome = ? WHERE id = ?",
                     (time.time(), outcome, call_id),
                 )
+
+    def call_reopened(self, call_id: int) -> None:
+        """A call that a crash interrupted resumed: its row is open again."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE calls SET ended_at = NULL WHERE id = ? AND outcome = 'answered'",
+                (call_id,),
+            )
+
+    # -- calls that may resume after a crash -------------------------------------------
+
+    def call_resumable(self, call_id: int, room_id: str, sid: str) -> None:
+        """``sid`` is in the answered call ``call_id`` (answered or let in)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO resumable_calls(sid, call_id, room_id, seen_at)"
+                " VALUES (?, ?, ?, ?)",
+                (sid, call_id, room_id, time.time()),
+            )
+
+    def call_still_running(self, call_id: int) -> None:
+        """Heartbeat of the call in progress: its record stays fresh."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE resumable_calls SET seen_at = ? WHERE call_id = ?", (time.time(), call_id)
+            )
+
+    def call_not_resumable(self, sid: str | None = None) -> None:
+        """The call ended (every record goes), or ``sid`` left it."""
+        with self._tx() as db:
+            if sid is None:
+                db.execute("DELETE FROM resumable_calls")
+            else:
+                db.execute("DELETE FROM resumable_calls WHERE sid = ?", (sid,))
+
+    def take_resumable(self, *, max_age: float) -> ResumableCall | None:
+        """At start-up: the interrupted call, consumed (deleted) in the same transaction,
+        so it resumes at most once. None if there is none, or if its last heartbeat is
+        older than ``max_age`` seconds (or in the future: the clock jumped). Raises if
+        the record cannot be deleted: then it must not be used."""
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM resumable_calls").fetchall()
+            db.execute("DELETE FROM resumable_calls")
+        if not rows:
+            return None
+        call_ids = {int(r["call_id"]) for r in rows}
+        rooms = {str(r["room_id"]) for r in rows}
+        newest = max(float(r["seen_at"]) for r in rows)
+        if len(call_ids) != 1 or len(rooms) != 1 or not 0 <= now - newest <= max_age:
+            return None
+        return ResumableCall(call_ids.pop(), rooms.pop(), frozenset(str(r["sid"]) for r in rows))
 
     def list_calls(self, limit: int = 50) -> list[CallRecord]:
         with self._lock:

@@ -174,6 +174,40 @@ async def test_pulse_prefers_pw_record_and_names_the_source(fake_bin: FakeBin) -
     assert not fake_bin.runs("parec")
 
 
+async def test_pulse_records_with_pipewire_0_3_pw_record(fake_bin: FakeBin) -> None:
+    # Debian 12's pw-record (PipeWire 0.3.65) has no --raw and writes bare samples to
+    # "-"; given --raw it says so, then prints its usage
+    fake_bin.add(
+        "pw-record",
+        """
+if "--raw" in sys.argv:
+    sys.stderr.write("pw-record: unrecognized option '--raw'\\n"
+                     "pw-record [options] [<file>|-]\\n"
+                     "  -h, --help                            Show this help\\n\\n"
+                     "  -q  --quality                         Resampler quality\\n")
+    sys.exit(1)
+paced(33)
+""",
+    )
+    fake_bin.add("parec", "paced(22)")
+    mic = await open_microphone(MicrophoneConfig(source="pulse", device="echo-cancel-source"))
+    assert samples(await mic.read()).tolist() == [33] * 960
+    assert mic.describe() == "pulse echo-cancel-source (pw-record)"
+    await shut(mic)
+    (_, first), (_, second) = fake_bin.runs("pw-record")
+    assert first[0] == "--raw" and second == first[1:]
+    assert not fake_bin.runs("parec")
+
+
+async def test_pw_record_failing_for_another_reason_is_not_run_twice(fake_bin: FakeBin) -> None:
+    fake_bin.fail("pw-record", "error: pw_context_connect() failed: Host is down")
+    fake_bin.add("parec", "paced(22)")
+    mic = await open_microphone(MicrophoneConfig(source="pulse"))
+    assert mic.describe() == "pulse default (parec)"
+    await shut(mic)
+    assert len(fake_bin.runs("pw-record")) == 1
+
+
 async def test_pulse_falls_back_to_parec(fake_bin: FakeBin) -> None:
     fake_bin.add("parec", "paced(22)")  # no pw-record on PATH
     mic = await open_microphone(MicrophoneConfig(source="pulse"))

@@ -304,3 +304,16 @@ async def test_camera_feed_named_source_missing_shows_unavailable() -> None:
 def test_errors_are_media_errors() -> None:
     assert issubclass(SourceUnavailable, MediaError) and issubclass(SourceUnavailable, OSError)
     assert camera_mod.output_size(CameraConfig(width=1280, height=720, rotation=270)) == (720, 1280)
+
+
+def test_the_pattern_stamps_its_capture_time_as_bits() -> None:
+    from appliance.media.pattern import STAMP_BITS
+
+    for width, height in ((1280, 720), (640, 360)):
+        painter = PatternPainter(width, height)
+        now = 1_795_000_000.123
+        y, _, _ = planes(yuv_array(painter.paint(7, now)), width, height)
+        row = y[height - max(2, height // 48)]
+        bits = [int(row[(2 * b + 1) * width // (2 * STAMP_BITS)] > 128) for b in range(STAMP_BITS)]
+        millis = int("".join(map(str, bits)), 2)
+        assert millis == int(now * 1000) % 2**STAMP_BITS

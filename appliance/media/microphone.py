@@ -17,7 +17,11 @@ have no PulseAudio input, and their bundled alsa-lib finds no ALSA configuration
 ``pulse``
     ``pw-record`` (Debian package ``pipewire-bin``), else ``parec``
     (``pulseaudio-utils``). ``microphone.device`` names the source
-    (``pactl list sources short``); empty means the default source.
+    (``pactl list sources short``); empty means the default source. PipeWire 1.x's
+    ``pw-record`` needs ``--raw`` to write bare samples to ``-`` (without it, a Sun
+    ``.au`` header comes first); 0.3.x (Debian 12 and Raspberry Pi OS Bookworm ship
+    0.3.65) rejects ``--raw`` and always writes bare samples there. Both are tried,
+    ``--raw`` first.
 ``alsa``
     ``arecord`` (``alsa-utils``). ``microphone.device`` is the ALSA device, e.g.
     ``plughw:1,0`` (``arecord -l``); empty means ``default``.
@@ -94,14 +98,15 @@ def capture_commands(kind: str, device: str) -> list[list[str]]:
     """The programs that record ``kind`` (``pulse`` or ``alsa``), in the order tried;
     each writes raw s16le mono 48 kHz to stdout."""
     if kind == "pulse":
-        pw_record = ["pw-record", "--raw", "--rate", str(SAMPLE_RATE), "--channels", "1"]
-        pw_record += ["--format", "s16", "--latency", f"{LATENCY_MS}ms"]
+        pw_args = ["--rate", str(SAMPLE_RATE), "--channels", "1", "--format", "s16"]
+        pw_args += ["--latency", f"{LATENCY_MS}ms"]
         parec = ["parec", "--raw", "--format=s16le", f"--rate={SAMPLE_RATE}", "--channels=1"]
         parec += [f"--latency-msec={LATENCY_MS}"]
         if device:
-            pw_record += ["--target", device]
+            pw_args += ["--target", device]
             parec += [f"--device={device}"]
-        return [[*pw_record, "-"], parec]  # pw-record: "-" is stdout
+        # "-" is stdout; PipeWire 1.x, then 0.3.x (no --raw, bare samples anyway)
+        return [["pw-record", "--raw", *pw_args, "-"], ["pw-record", *pw_args, "-"], parec]
     if kind == "alsa":
         arecord = ["arecord", "-q", "-t", "raw", "-f", "S16_LE", "-r", str(SAMPLE_RATE)]
         arecord += ["-c", "1", f"--period-time={LATENCY_MS * 1000}"]
@@ -116,18 +121,30 @@ async def open_device(kind: str, device: str) -> PcmCapture:
     how to fix it.
     """
     name = f"{kind} {device or 'default'}"
-    missing: list[str] = []
-    problems: list[str] = []
+    missing: dict[str, str] = {}
+    problems: dict[str, str] = {}  # the last word of each program
+    retry: set[str] = set()  # programs that only refused our options
     for argv in capture_commands(kind, device):
         program = argv[0]
+        if program in missing or (program in problems and program not in retry):
+            continue  # the same program with other options would fail the same way
         try:
             return await PcmCapture.start(argv, name=f"{name} ({program})")
         except SourceUnavailable as exc:
             advice = explain(kind, program, device, str(exc))
-            (missing if str(exc) == f"{program} not found" else problems).append(advice)
+            (missing if str(exc) == f"{program} not found" else problems)[program] = advice
+            if _refuses_options(str(exc)):
+                retry.add(program)
+            else:
+                retry.discard(program)
             logger.debug("%s: %s", name, advice)
     # a missing fallback program is beside the point when another one said why it failed
-    raise SourceUnavailable(f"{kind}: " + "; ".join(problems or missing))
+    raise SourceUnavailable(f"{kind}: " + "; ".join((problems or missing).values()))
+
+
+def _refuses_options(problem: str) -> bool:
+    words = problem.lower()
+    return "unrecognized option" in words or "invalid option" in words
 
 
 def explain(kind: str, program: str, device: str, problem: str) -> str:
@@ -138,7 +155,7 @@ def explain(kind: str, program: str, device: str, problem: str) -> str:
     package = PACKAGES.get(program, program)
     if problem == f"{program} not found":
         return f"{program} not found: apt install {package}"
-    if "unrecognized option" in words or "invalid option" in words:
+    if _refuses_options(problem):
         return f"{program} is too old for our options: upgrade {package} ({problem})"
     if kind == "pulse":
         if any(s in words for s in ("host is down", "connection refused", "context_connect")):

@@ -27,6 +27,12 @@ FONT_PATHS = (
 )
 GLYPHS = "0123456789:.# "
 BLACK, WHITE = 16, 235
+# The capture time, in milliseconds since the epoch modulo 2**STAMP_BITS, drawn as a
+# strip of black (0) and white (1) cells along the bottom edge, most significant bit
+# first: a page reads it back from decoded frames to measure glass-to-glass latency
+# (tests/bench/test_bench_latency.py). Cells are a 40th of the width: they survive
+# H.264 at any rung.
+STAMP_BITS = 40
 
 Plane = npt.NDArray[np.uint8]
 
@@ -90,7 +96,7 @@ def unavailable_frame(width: int, height: int, text: str = "camera unavailable")
 
 class PatternPainter:
     """Draws test-pattern frames of one size: colour bars, a moving box, a clock
-    (wall time) and a frame counter."""
+    (wall time), a frame counter and the capture time as a strip of bits."""
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = even(width), even(height)
@@ -142,8 +148,20 @@ class PatternPainter:
             time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}"
         )
         self._blit(y, f"{clock} #{index:06d}")
+        self._stamp(y, u, v, int(stamp * 1000))
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         return frame
+
+    def _stamp(self, y: Plane, u: Plane, v: Plane, millis: int) -> None:
+        w, h = self.width, self.height
+        cell_h = max(2, h // 24) & ~1
+        top = h - cell_h
+        u[top // 2 :, :] = 128
+        v[top // 2 :, :] = 128
+        for bit in range(STAMP_BITS):
+            left, right = bit * w // STAMP_BITS, (bit + 1) * w // STAMP_BITS
+            on = (millis >> (STAMP_BITS - 1 - bit)) & 1
+            y[top:, left:right] = WHITE if on else BLACK
 
     def _blit(self, y: Plane, text: str) -> None:
         gw, gh = self._glyph_w, self._glyph_h

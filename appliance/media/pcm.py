@@ -47,6 +47,9 @@ replaced), so that a call hears silence rather than nothing at all."""
 # "ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) " and "arecord: main:831: " say where in
 # the C source a message came from, which helps nobody reading `videostation doctor`.
 _SOURCE_LOCATION = re.compile(r"^(ALSA lib \S+:\d+:\(\w+\)|\S+: \w+:\d+:)\s*")
+# A program given an option it does not know says so, then prints its usage (an
+# indented option list after "pw-record [options] ..."): the first line is the news.
+_USAGE = re.compile(r"^(\s|\S+ \[options\])")
 
 
 def audio_frame(samples: np.ndarray[Any, np.dtype[np.int16]], pts: int) -> av.AudioFrame:
@@ -99,7 +102,11 @@ class _Pipes(asyncio.SubprocessProtocol):
                 self._said(line)
 
     def _said(self, raw: bytes) -> None:
-        line = _SOURCE_LOCATION.sub("", raw.decode(errors="replace").strip())
+        text = raw.decode(errors="replace")
+        if _USAGE.match(text):
+            logger.debug("%s: %s", self.program, text.strip())
+            return
+        line = _SOURCE_LOCATION.sub("", text.strip())
         if line:
             logger.debug("%s: %s", self.program, line)
             self.stderr.append(line)

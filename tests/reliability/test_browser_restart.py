@@ -143,11 +143,6 @@ def test_while_the_service_is_down_the_kiosk_claims_nothing_and_pages_come_back(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the service to resume a call after a restart without ringing (server "
-    "side of issue #7, not implemented yet); strict: remove this mark once it passes",
-)
 def test_a_killed_service_resumes_the_call_without_ringing(
     tmp_path: Path, browser: Browser
 ) -> None:

@@ -1,8 +1,10 @@
 """Hypothesis drives the real call state machine (`appliance.call.Station`) with a fake
 media peer: rings, answers, declines, hang-ups, timeouts, knocks, admits, refusals and
-station signals (restarts) race each other. Invariant: media flows only to peers the
-household answered or let in (and the screen during a call); the camera and
-microphone are closed whenever the station is idle."""
+station signals (restarts) race each other; the service is killed (kill -9) and
+started again, and anyone may ask to resume. Invariant: media flows only to peers the
+household answered or let in for the call in progress (and the screen during a call),
+or that were in the call a crash interrupted; the camera and microphone are closed
+whenever the station is idle."""
 
 from __future__ import annotations
 
@@ -71,6 +73,15 @@ class RecordingStation(Station):
         self.authorized |= {p.id for p in self.callers}
         await super()._answer()
 
+    async def _end(self, *args: Any, **kwargs: Any) -> None:
+        # An ended call authorizes no one any more: not after a restart either.
+        self.authorized.clear()
+        await super()._end(*args, **kwargs)
+
+    async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
+        self.authorized.discard(peer.id)
+        await super()._leave_call(peer, notify_self=notify_self)
+
     async def _ring(self, peer: Peer) -> None:
         if self.state == "in-call" and peer.role == "user":
             self.authorized.add(peer.id)
@@ -97,6 +108,7 @@ ACTIONS = st.sampled_from(
         "button",
         "timeout",
         "user_join",
+        "resume_join",
     ]
 )
 
@@ -108,6 +120,12 @@ class CallMachine(RuleBasedStateMachine):
         self.tmp = TemporaryDirectory()
         self.store = Store(Path(self.tmp.name) / "station.db")
         self.store.ensure_station_room("station", "Station")
+        self.authorized: set[str] = set()
+        self._start()
+
+    def _start(self) -> None:
+        """The service starts (again): a fresh station, rooms and media peer over
+        the same database."""
         self.rooms = Rooms(max_remotes=8)
         self.media = FakeMedia()
         self.station = RecordingStation(
@@ -117,7 +135,6 @@ class CallMachine(RuleBasedStateMachine):
             media=self.media,
             ring_timeout=3600,
         )
-        self.authorized: set[str] = set()
         self.station.authorized = self.authorized
         self.peers: dict[str, Peer] = {}
         self.screen = Peer("screen", "station", "Station", "kiosk", "screen", _deliver)
@@ -138,10 +155,19 @@ class CallMachine(RuleBasedStateMachine):
     async def _do(self, action: str, name: str) -> None:
         st_ = self.station
         peer = self.peers.get(name)
-        if action in ("join", "user_join"):
+        if action in ("join", "user_join", "resume_join"):
             if peer is None:
                 role = "user" if action == "user_join" else "guest"
-                peer = Peer(name, "station", name, role, "remote", _deliver)
+                peer = Peer(
+                    name,
+                    "station",
+                    name,
+                    role,
+                    "remote",
+                    _deliver,
+                    sid=f"sid-{name}",
+                    resume=action == "resume_join",  # an attacker may ask too
+                )
                 self.peers[name] = peer
                 self.rooms.add(peer)
                 await st_.remote_joined(peer)
@@ -166,9 +192,8 @@ class CallMachine(RuleBasedStateMachine):
             # the button answers a ring but never admits a knocker
             await st_.button_pressed()
         elif action == "timeout" and st_.state == "ringing":
-            async with st_._lock:
-                if st_.state == "ringing":
-                    await st_._end("missed", outcome="missed")
+            st_.ring_timeout = 0  # the ring timer's own code, expiring now
+            await st_._ring_timeout()
 
     async def _safe(self, action: str, name: str) -> None:
         with contextlib.suppress(errors.VideoStationError):
@@ -184,6 +209,25 @@ class CallMachine(RuleBasedStateMachine):
             await asyncio.gather(*(self._safe(a, n) for a, n in moves))
 
         self.loop.run_until_complete(race())
+
+    @rule(grace=st.sampled_from([0.0, 3600.0]))
+    def crash(self, grace: float) -> None:
+        """kill -9 and a restart: nothing of the old process runs again; every socket
+        is gone; the new station may resume the interrupted call (``grace`` 0: the
+        window has passed before anyone is back)."""
+
+        async def crash() -> None:
+            was_in = {p.id for p in self.station.in_call}
+            for task in asyncio.all_tasks(self.loop):
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.sleep(0)
+            # Only those who were in the answered call may come back to it.
+            self.authorized &= was_in
+            self._start()
+            self.station.restore(grace=grace)
+
+        self.loop.run_until_complete(crash())
 
     # -- the promise ------------------------------------------------------------------
 

@@ -301,6 +301,8 @@ export class SignalingClient {
     this.inbox = Promise.resolve();
     /** @type {CallInfo|null} the station's call object (null outside the station room) */
     this.callState = null;
+    /** Were we in the station's call, as last heard? Then a rejoin asks to resume it. */
+    this.inStationCall = false;
     /** @type {MediaStream|null} */
     this.localStream = null;
     /** @type {Muted} */
@@ -376,6 +378,7 @@ export class SignalingClient {
   /** Leaves the room and closes everything; no reconnect afterwards. */
   close() {
     this.closing = true;
+    this.inStationCall = false;
     if (this.ws && this.ws.readyState === OPEN && this.peerId) this.sendRaw({ type: 'leave' });
     this.teardown();
     this.setStatus('closed', 'left');
@@ -478,7 +481,12 @@ export class SignalingClient {
 
   sendJoin() {
     if (!this.joinArgs) return;
-    this.sendRaw({ type: 'join', version: PROTOCOL_VERSION, room: this.joinArgs.room, name: this.joinArgs.name });
+    /** @type {Record<string, unknown>} */
+    const join = { type: 'join', version: PROTOCOL_VERSION, room: this.joinArgs.room, name: this.joinArgs.name };
+    // After a lost connection (the service restarted) the call we were in resumes
+    // without ringing; the server decides whether it may.
+    if (this.inStationCall) join.resume = true;
+    this.sendRaw(join);
   }
 
   startPing() {
@@ -647,6 +655,8 @@ export class SignalingClient {
         break;
       case 'call-state':
         this.callState = msg.call ?? null;
+        this.inStationCall = !!this.callState && this.callState.state === 'in-call'
+          && (this.callState.in_call || []).some((m) => (typeof m === 'string' ? m : m.id) === this.peerId);
         this.oncallstate?.(this.callState);
         break;
       case 'error':

@@ -1,0 +1,302 @@
+"""A call that `kill -9` interrupted resumes after the restart without ringing, for the
+sessions that were in it and nobody else, and only shortly after start-up (issue #7).
+
+A real `videostation serve` in a subprocess on loopback, killed with SIGKILL mid-call
+and started again on the same port and state dir; clients are aiohttp sockets with
+their own cookie jars (a session survives the restart, as a phone's cookie does) and,
+for media, an aiortc peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+from appliance.store import Store
+
+from ..conftest import LiveStation, serve_command, start_live, stop_live, wait_healthy
+from ..test_call import AiortcCaller
+from ..test_signaling import WS
+
+
+class Inbox(WS):
+    """A signaling client that remembers how far call_state has read."""
+
+    read = 0
+
+
+class Client:
+    """One browser's worth of state: a cookie jar and at most one signaling socket."""
+
+    def __init__(self, live: LiveStation) -> None:
+        self.live = live
+        self.http = aiohttp.ClientSession(
+            base_url=live.base_url,
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies for 127.0.0.1
+            headers={"Origin": live.base_url},
+        )
+        self.ws: Inbox | None = None
+
+    @classmethod
+    async def guest(cls, live: LiveStation, label: str) -> Client:
+        link = live.guest_link(label=label)
+        token = parse_qs(urlsplit(urlsplit(link).fragment).query)["guest_token"][0]
+        client = cls(live)
+        resp = await client.http.post("/api/auth/guest", json={"guest_token": token})
+        assert resp.status == 200, await resp.text()
+        return client
+
+    @classmethod
+    async def kiosk(cls, live: LiveStation) -> Client:
+        client = cls(live)
+        key = (live.state_dir / "kiosk.key").read_text().strip()
+        resp = await client.http.post("/api/auth/kiosk", json={"key": key})
+        assert resp.status == 200, await resp.text()
+        return client
+
+    async def join(self, name: str = "Grandma", *, resume: bool = False) -> Inbox:
+        self.ws = Inbox(await self.http.ws_connect("/ws/"))
+        message: dict[str, Any] = {"type": "join", "version": 1, "room": "station", "name": name}
+        if resume:
+            message["resume"] = True
+        await self.ws.send(**message)
+        welcome = await self.ws.expect("welcome")
+        self.ws.peer_id = welcome["peer_id"]
+        return self.ws
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.ws.close()
+        await self.http.close()
+
+
+async def call_state(ws: Inbox, state: str, timeout: float = 10) -> dict[str, Any]:
+    """The next call-state in ``state``, read or not yet read by other helpers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        while ws.read < len(ws.seen):
+            message = ws.seen[ws.read]
+            ws.read += 1
+            if message["type"] == "call-state" and message["call"]["state"] == state:
+                return dict(message["call"])
+        await ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+
+
+def health(live: LiveStation) -> None:
+    wait_healthy(live.base_url, proc=live.proc)
+
+
+def kill_and_restart(live: LiveStation, *extra: str) -> float:
+    """SIGKILL (no clean-up at all), then the same command again; returns the
+    time.monotonic() at which the new service answered."""
+    live.proc.send_signal(signal.SIGKILL)
+    live.proc.wait(timeout=10)
+    with open(live.log_path, "ab") as log:
+        live.proc = subprocess.Popen(
+            serve_command(live.state_dir, live.port, *extra), stdout=log, stderr=subprocess.STDOUT
+        )
+    health(live)
+    return time.monotonic()
+
+
+@asynccontextmanager
+async def answered(
+    tmp_path: Path, *extra: str
+) -> AsyncIterator[tuple[LiveStation, Client, Client]]:
+    """A live service, a kiosk and a guest ("Grandma") in an answered call with media."""
+    live = start_live(tmp_path, *extra)
+    clients: list[Client] = []
+    try:
+        kiosk = await Client.kiosk(live)
+        clients.append(kiosk)
+        guest = await Client.guest(live, "Grandma")
+        clients.append(guest)
+        k = await kiosk.join()
+        g = await guest.join()
+        await call_state(k, "ringing")
+        await k.send(type="call", action="answer")
+        caller = AiortcCaller(g)
+        await caller.accept_station()
+        await caller.frames("video", 2)
+        await call_state(k, "in-call")
+        await caller.close()
+        yield live, kiosk, guest
+    finally:
+        for client in clients:
+            await client.close()
+        stop_live(live)
+
+
+async def rejoin_after_restart(client: Client, *, resume: bool = True) -> Inbox:
+    if client.ws is not None:
+        await client.ws.ws.close()
+    return await client.join(resume=resume)
+
+
+def calls(live: LiveStation) -> list[tuple[str, float | None]]:
+    db = sqlite3.connect(live.state_dir / "station.db")
+    try:
+        rows = db.execute("SELECT outcome, ended_at FROM calls ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [(str(r[0]), r[1]) for r in rows]
+
+
+async def no_station_connect(ws: WS, seconds: float) -> None:
+    """Nothing from the station reaches ``ws`` for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await ws.recv(timeout=left)
+        except TimeoutError:
+            return
+        assert not (message["type"] == "connect" and message.get("peer_id") == "station"), message
+        assert message.get("from") != "station", message
+
+
+async def test_a_killed_call_resumes_without_ringing_for_the_same_session(
+    tmp_path: Path,
+) -> None:
+    async with answered(tmp_path) as (live, kiosk, guest):
+        up = kill_and_restart(live)
+        k = await rejoin_after_restart(kiosk, resume=False)  # the kiosk rejoins as ever
+        g = await rejoin_after_restart(guest)
+        caller = AiortcCaller(g)
+        await caller.accept_station()
+        call = await call_state(g, "in-call")
+        assert [m["id"] for m in call["in_call"]] == [g.peer_id]
+        assert not any(
+            m["type"] == "call-state" and m["call"]["state"] == "ringing" for m in k.seen
+        )
+        frames = await caller.frames("video", 3)
+        print(f"resumed, station video decoded {time.monotonic() - up:.1f} s after the restart")
+        assert frames and not any(
+            m["type"] == "call-state" and m["call"]["state"] == "ringing" for m in g.seen
+        )
+        # the same call goes on in the call log: one answered call, open again
+        assert calls(live) == [("answered", None)]
+        # a second crash of the resumed call resumes it again (the record was renewed)
+        await caller.close()
+        kill_and_restart(live)
+        g = await rejoin_after_restart(guest)
+        await call_state(g, "in-call")
+        # and the hang-up ends it for good
+        await g.send(type="call", action="hangup")
+        await call_state(g, "idle")
+        outcomes = calls(live)
+        assert len(outcomes) == 1 and outcomes[0][0] == "answered" and outcomes[0][1]
+
+
+async def test_another_guest_joining_in_the_window_rings_normally(tmp_path: Path) -> None:
+    async with answered(tmp_path) as (live, kiosk, _guest):
+        kill_and_restart(live)
+        k = await rejoin_after_restart(kiosk)
+        intruder = await Client.guest(live, "Mallory")
+        try:
+            # it even claims to be resuming: its session was not in the call
+            m = await intruder.join("Mallory", resume=True)
+            call = await call_state(k, "ringing")
+            assert [c["name"] for c in call["callers"]] == ["Mallory"]
+            assert call["live"] is False
+            await no_station_connect(m, 2)
+        finally:
+            await intruder.close()
+
+
+async def test_after_the_window_the_same_session_rings(tmp_path: Path) -> None:
+    config = tmp_path / "short-resume.toml"
+    config.write_text("[call]\nresume_seconds = 2\n")
+    async with answered(tmp_path, "--config", str(config)) as (live, kiosk, guest):
+        kill_and_restart(live, "--config", str(config))
+        k = await rejoin_after_restart(kiosk)
+        await asyncio.sleep(3)
+        g = await rejoin_after_restart(guest)
+        call = await call_state(g, "ringing")
+        assert [c["id"] for c in call["callers"]] == [g.peer_id] and call["live"] is False
+        await no_station_connect(g, 1)
+        assert (await call_state(k, "ringing"))["callers"][0]["name"] == "Grandma"
+
+
+async def test_a_hang_up_before_the_crash_leaves_nothing_to_resume(tmp_path: Path) -> None:
+    async with answered(tmp_path) as (live, _kiosk, guest):
+        assert guest.ws is not None
+        await guest.ws.send(type="call", action="hangup")
+        await call_state(guest.ws, "idle")
+        kill_and_restart(live)
+        g = await rejoin_after_restart(guest)  # a page that asks to resume anyway
+        call = await call_state(g, "ringing")
+        assert call["live"] is False
+        await no_station_connect(g, 2)
+
+
+async def test_a_page_that_does_not_ask_to_resume_rings(tmp_path: Path) -> None:
+    """A page that had left the call (it shows "Call ended") and rejoins rings."""
+    async with answered(tmp_path) as (live, _kiosk, guest):
+        kill_and_restart(live)
+        g = await rejoin_after_restart(guest, resume=False)
+        call = await call_state(g, "ringing")
+        assert call["live"] is False
+
+
+# -- the record itself -----------------------------------------------------------------
+
+
+def test_the_resume_record_serves_once_and_goes_stale(tmp_path: Path) -> None:
+    store = Store(tmp_path / "station.db")
+    call_id = store.call_started("station", "Grandma")
+    store.call_resumable(call_id, "station", "sid-1")
+    store.call_resumable(call_id, "station", "sid-2")
+    found = store.take_resumable(max_age=30)
+    assert found is not None and found.sids == {"sid-1", "sid-2"} and found.call_id == call_id
+    assert store.take_resumable(max_age=30) is None  # consumed
+    # a record whose heartbeat stopped (a failed clean-up, a long outage) is not used
+    store.call_resumable(call_id, "station", "sid-1")
+    time.sleep(0.05)
+    assert store.take_resumable(max_age=0.01) is None
+    # records of two different calls (a clean-up that failed, then another call): none
+    store.call_resumable(call_id, "station", "sid-1")
+    store.call_resumable(call_id + 1, "station", "sid-2")
+    assert store.take_resumable(max_age=30) is None
+    store.close()
+
+
+def test_a_record_that_cannot_be_consumed_is_not_used(tmp_path: Path) -> None:
+    store = Store(tmp_path / "station.db")
+    call_id = store.call_started("station", "Grandma")
+    store.call_resumable(call_id, "station", "sid-1")
+    store.close()
+    readonly = Store.__new__(Store)
+    readonly.path = tmp_path / "station.db"
+    import threading
+
+    readonly._db = sqlite3.connect(
+        f"file:{readonly.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    readonly._db.row_factory = sqlite3.Row
+    readonly._lock = threading.RLock()
+    with pytest.raises(sqlite3.OperationalError):
+        readonly.take_resumable(max_age=30)
+    readonly.close()
+
+
+def test_the_join_codec_takes_resume_as_a_boolean_only() -> None:
+    from appliance import protocol
+    from appliance.errors import MalformedMessage
+
+    frame = '{"type":"join","version":1,"room":"station","name":"G","resume":%s}'
+    assert protocol.parse(frame % "true") == protocol.Join(1, "station", "G", resume=True)
+    assert protocol.parse(frame % "false").resume is False
+    for bad in ('"yes"', "1", "null"):
+        with pytest.raises(MalformedMessage):
+            protocol.parse(frame % bad)
