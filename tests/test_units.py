@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -277,6 +278,48 @@ def test_kiosk_session_starts_cage_without_vt_switching(stubs: Path) -> None:
     assert "KIOSK_URL=http://127.0.0.1:8080/#/kiosk?key=k3y" in env
     cli = (stubs / "videostation.args").read_text().splitlines()
     assert cli[:3] == ["kiosk-url", "--config", "/etc/videostation/config.toml"]
+
+
+def test_kiosk_session_keeps_the_compositor_a_child_and_returns_its_status(
+    stubs: Path,
+) -> None:
+    """cage 0.1.4 waits for any child when it fails early; under the unit's PAM session
+    that would be the "(sd-pam)" helper, so the compositor must not be exec'ed: it runs
+    as our child, and its exit status (or a stop signal) reaches systemd."""
+    _stub(stubs, "cage", 'env > "$0.env"\necho "$PPID" > "$0.ppid"\nexit 3\n')
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage", KIOSK_RENDERER="pixman")
+    assert result.returncode == 3, result.stderr
+    assert "cage exited with status 3" in result.stderr
+    assert "WLR_RENDERER=pixman" in (stubs / "cage.env").read_text()
+    # Without KIOSK_RENDERER wlroots picks its renderer itself.
+    _kiosk(stubs, KIOSK_COMPOSITOR="cage")
+    assert "WLR_RENDERER" not in (stubs / "cage.env").read_text()
+
+
+def test_kiosk_session_passes_a_stop_to_the_compositor(stubs: Path) -> None:
+    _stub(
+        stubs,
+        "cage",
+        "trap 'echo stopped > \"$0.stopped\"; exit 143' TERM\n"
+        'echo ready > "$0.ready"\nwhile :; do sleep 0.1; done\n',
+    )
+    session = stubs.parent / "kiosk-session"
+    shutil.copy(KIOSK_SESSION, session)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "VIDEOSTATION_BIN": str(stubs / "videostation"),
+           "KIOSK_COMPOSITOR": "cage"}  # fmt: skip
+    proc = subprocess.Popen([str(session)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (stubs / "cage.ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (stubs / "cage.ready").exists()
+        proc.terminate()
+        assert proc.wait(timeout=20) == 143
+        assert (stubs / "cage.stopped").read_text().strip() == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_kiosk_session_starts_labwc_with_the_locked_down_config(stubs: Path) -> None:

@@ -10,6 +10,7 @@ written to ``tests/.artifacts/vm/x86_64-timings.json`` with the kiosk screenshot
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from ..conftest import skip_or_fail
 from . import vmimage
@@ -196,6 +198,14 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"{vm.image.arch.name}-kiosk.png").write_bytes(png)
+    # Painted, not a blank surface: the dark idle screen with the light QR card on it
+    # (a browser that loaded nothing leaves one flat colour).
+    with Image.open(io.BytesIO(png)) as picture:
+        grey = picture.convert("L")
+        histogram = grey.histogram()
+    pixels = sum(histogram)
+    dark, light = sum(histogram[:60]) / pixels, sum(histogram[200:]) / pixels
+    assert dark > 0.3 and light > 0.05, f"dark {dark:.2f}, light {light:.2f}"
 
 
 def test_a_call_inside_the_vm_decodes_the_station_media(vm: VM) -> None:

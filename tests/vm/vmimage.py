@@ -130,6 +130,11 @@ def _test_vars() -> dict[str, Any]:
         "videostation_station_name": "Role station",
         "videostation_master_password": ROLE_PASSWORD,
         "videostation_firstboot_enabled": True,
+        # QEMU's virtio-gpu without virgl has no GL: wlroots' GLES renderer would run on
+        # Mesa's kms_swrast, which crashes here; software rendering in compositor and
+        # browser instead (the role's settings for a station without a GPU driver).
+        "videostation_kiosk_renderer": "pixman",
+        "videostation_kiosk_extra_flags": "--disable-gpu",
     }
 
 
@@ -307,7 +312,9 @@ class VM:
             )),
             "-drive", f"file={self.overlay},format=qcow2,if=virtio",
             "-nic", f"user,model=virtio-net-pci,restrict=on,{forwards}",
-            "-device", "virtio-gpu-pci",
+            # One display device: with QEMU's default VGA beside it, wlroots also tries
+            # the second card and logs that it cannot share buffers with it (PRIME).
+            "-vga", "none", "-device", "virtio-gpu-pci",
             "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0",
             "-audiodev", "none,id=snd0",
             "-display", "none",
