@@ -208,10 +208,12 @@ async def test_200_clients_churning_and_a_login_flood_lose_nothing(tmp_path: Pat
         await asyncio.sleep(2)  # sockets closed, nothing left to free
         rss_end = rss_kib(pid)
         rss_peak = max(samples)
-        # Bounded, not just "did not crash": once warm (scrypt's 16 MiB per worker
-        # thread, socket buffers) the last two thirds of the minute add nothing.
+        # Bounded, not just "did not crash": RSS climbs while the churn warms up
+        # (scrypt's 16 MiB per worker thread, socket buffers, allocator arenas; how far
+        # depends on how fast this machine churns) and then levels off: the last third
+        # of the minute adds little to the middle one.
         third = len(samples) // 3
-        rss_warm, rss_late = max(samples[:third]), max(samples[third:])
+        rss_warm, rss_late = max(samples[third : 2 * third]), max(samples[2 * third :])
         trace = " ".join(f"{kib / 1024:.0f}" for kib in samples[:: max(1, len(samples) // 12)])
         wall = time.monotonic() - started
         print(
@@ -231,8 +233,8 @@ async def test_200_clients_churning_and_a_login_flood_lose_nothing(tmp_path: Pat
         windows = int(DURATION // LOGIN_WINDOW) + 1
         assert statuses.get(401, 0) <= LOGIN_ATTEMPTS * windows, statuses
         assert right_after_window == 200
-        assert rss_late - rss_warm < 32 * 1024, (rss_warm, rss_late)
+        assert rss_late - rss_warm < 16 * 1024, (rss_warm, rss_late, trace)
         assert rss_peak - rss_start < 200 * 1024, (rss_start, rss_peak)
-        assert rss_end <= rss_peak
+        assert rss_end <= rss_peak + 4 * 1024  # nothing grows once the load is gone
     finally:
         stop_live(live)
