@@ -104,7 +104,7 @@ test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
 	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
-	@echo "Running every test (about 60 minutes here cold, 35–40 once the caches under $(TEST_CACHE) are warm)…"
+	@echo "Running every test (about 60 minutes here cold, 26–30 once the caches under $(TEST_CACHE) are warm)…"
 	@$(BIN)/python -m pytest -q --durations=15
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
