@@ -17,14 +17,14 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
+import zxingcpp  # the test extra: a missing one fails, never skips
 
 from tests.browser_kit import SHOTS, Browser, Pages, expect
 
 pytestmark = pytest.mark.browser
 
-np = pytest.importorskip("numpy")
-zxingcpp = pytest.importorskip("zxingcpp")
 from PIL import Image, ImageFilter  # noqa: E402 - after the skips
 
 FOV_DEGREES = 70.0
