@@ -34,6 +34,7 @@ from .http import (
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
 from .metrics import Labels, Metrics
+from .protocol import CallObject, Description
 from .quiet import QuietHours, QuietMode
 from .rooms import Rooms
 from .signaling import Hub
@@ -132,8 +133,8 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA] = media
     hub_ref: list[Hub] = []
 
-    async def send(peer_id: str, payload: dict[str, Any]) -> None:
-        await hub_ref[0].from_station(peer_id, payload)
+    async def send(peer_id: str, offer: Description, session: int) -> None:
+        await hub_ref[0].from_station(peer_id, offer, session)
 
     station_ref: list[Station] = []
     servers = [RTCIceServer(**s) for s in ice_servers(config.ice)]
@@ -261,12 +262,12 @@ async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HARDWARE]["gpio"] = controls.describe()
     app[HARDWARE]["screen"] = screen.describe()
 
-    def follow(call: dict[str, Any]) -> None:
+    def follow(call: CallObject) -> None:
         controls.set_ringing(call["state"] == "ringing")
         controls.set_live(bool(call["live"]))
         busy = call["state"] != "idle"
         screen.hold(busy)
-        if call.get("ended") == "quiet" and not busy:
+        if call["ended"] == "quiet" and not busy:
             return  # a call in quiet hours: nobody was rung, the screen stays as it is
         spawn(screen.wake() if call["state"] == "ringing" else screen.activity())
 
@@ -285,7 +286,7 @@ async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[NOTIFIER]
     station = app[STATION]
 
-    def status(call: dict[str, Any]) -> None:
+    def status(call: CallObject) -> None:
         notifier.status(station.status_line())
 
     station.observers.append(status)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .protocol import ByeReason, CallObject, CallState, Disconnect, SignalPayload
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
 from .store import Store
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["idle", "ringing", "in-call"]
 Ended = Literal["hangup", "declined", "missed", "cancelled", "quiet"]
-Observer = Callable[[dict[str, Any]], None]
-Evict = Callable[[Peer, str], Coroutine[Any, Any, None]]
+Observer = Callable[[CallObject], None]
+Evict = Callable[[Peer, ByeReason], Coroutine[Any, Any, None]]
 
 RESUME_GRACE = 20.0
 """Seconds after start-up during which a call a crash interrupted may resume."""
@@ -54,7 +55,7 @@ class MediaPeers(Protocol):
     """The station's media peer (appliance.media.peer.StationPeers)."""
 
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None: ...
-    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None: ...
+    async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None: ...
     async def close(self, peer_id: str) -> None: ...
     async def close_all(self) -> None: ...
 
@@ -126,7 +127,7 @@ class Station:
     def live(self) -> bool:
         return self.media.live
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> CallObject:
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
@@ -150,7 +151,7 @@ class Station:
 
     async def _changed(self) -> None:
         call = self.describe()
-        await self.rooms.broadcast(self.room, {"type": "call-state", "call": call})
+        await self.rooms.broadcast(self.room, CallState(call))
         for observer in list(self.observers):
             try:
                 observer(call)
@@ -202,7 +203,7 @@ class Station:
             await self.media.close(screen.id)
             await self._changed()
 
-    async def signal(self, sender: Peer, payload: dict[str, Any]) -> None:
+    async def signal(self, sender: Peer, payload: SignalPayload) -> None:
         """A browser's signaling message for the station peer.
 
         Handled under the call lock, so a ``restart`` cannot open a fresh station
@@ -299,7 +300,7 @@ class Station:
             await self._changed()
             self._spawn_evict(peer, "refused")
 
-    def _spawn_evict(self, peer: Peer, reason: str) -> None:
+    def _spawn_evict(self, peer: Peer, reason: ByeReason) -> None:
         """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
         if self.evict is None:
             return
@@ -444,11 +445,11 @@ class Station:
         screen = self.rooms.screen(self.room)
         others = [*self.in_call, *([screen] if screen else [])]
         for other in others:
-            await other.send({"type": "disconnect", "peer_id": peer.id})
+            await other.send(Disconnect(peer.id))
             if notify_self:
-                await peer.send({"type": "disconnect", "peer_id": other.id})
+                await peer.send(Disconnect(other.id))
         if notify_self:
-            await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+            await peer.send(Disconnect(STATION_PEER_ID))
         if not self.in_call:
             await self._end("hangup")
         else:
@@ -477,14 +478,14 @@ class Station:
         finally:
             try:
                 for peer in was_in_call:
-                    await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                    await peer.send(Disconnect(STATION_PEER_ID))
                     for other in [*was_in_call, *([screen] if screen else [])]:
                         if other is not peer:
-                            await peer.send({"type": "disconnect", "peer_id": other.id})
+                            await peer.send(Disconnect(other.id))
                     if screen is not None:
-                        await screen.send({"type": "disconnect", "peer_id": peer.id})
+                        await screen.send(Disconnect(peer.id))
                 if screen is not None and was_state == "in-call":
-                    await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                    await screen.send(Disconnect(STATION_PEER_ID))
             finally:
                 if call_id is not None:
                     self._record(self.store.call_ended, call_id, outcome)

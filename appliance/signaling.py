@@ -61,7 +61,7 @@ class Connection:
             return True
         return False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: protocol.ServerMessage) -> None:
         if self.ws.closed:
             return
         await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
@@ -97,13 +97,13 @@ class Hub:
 
     # -- the station peer's outgoing signals ------------------------------------------
 
-    async def from_station(self, peer_id: str, payload: dict[str, Any]) -> None:
+    async def from_station(self, peer_id: str, offer: protocol.Description, session: int) -> None:
         try:
             peer = self.rooms.get(self.station.room, peer_id)
         except errors.UnknownPeer:
             log.debug("station signal for a peer that left", extra={"peer_id": peer_id})
             return
-        await peer.send({"type": "signal", "from": STATION_PEER_ID, **payload})
+        await peer.send(protocol.Relayed(STATION_PEER_ID, offer, session=session))
 
     # -- the socket -------------------------------------------------------------------
 
@@ -149,7 +149,7 @@ class Hub:
         conn.refused += 1
         self.metrics.inc("signaling_errors_total", code=exc.code)
         with contextlib.suppress(Exception):
-            await conn.send(protocol.error(exc.code, exc.message, ref))
+            await conn.send(protocol.Error(exc.code, exc.message, ref))
 
     async def _receive(self, conn: Connection, frame: str) -> None:
         if not conn.allow():
@@ -180,12 +180,12 @@ class Hub:
     async def _dispatch(self, conn: Connection, message: protocol.Message) -> None:
         match message:
             case protocol.Ping():
-                await conn.send({"type": "pong"})
+                await conn.send(protocol.Pong())
             case protocol.Join():
                 await self._join(conn, message)
             case protocol.Leave():
                 await self._depart(conn)
-                await conn.send({"type": "bye", "reason": "left"})
+                await conn.send(protocol.Bye("left"))
                 await conn.ws.close()
             case _:
                 peer = conn.peer
@@ -200,7 +200,7 @@ class Hub:
                 elif isinstance(message, protocol.Media):
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
-                        peer.room, {"type": "peer-updated", "peer": peer.describe()}, exclude=[peer]
+                        peer.room, protocol.PeerUpdated(peer.describe()), exclude=[peer]
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
@@ -208,7 +208,7 @@ class Hub:
             raise errors.AlreadyJoined()
         if join.version != protocol.VERSION:
             await conn.send(
-                protocol.error(
+                protocol.Error(
                     "unsupported_version",
                     f"This station speaks protocol version {protocol.VERSION}; reload the page.",
                     "join",
@@ -221,8 +221,8 @@ class Hub:
             try:
                 self.auth.revalidate(session)
             except errors.AuthError as exc:
-                await conn.send(protocol.error(exc.code, exc.message, "join"))
-                await conn.send({"type": "bye", "reason": _bye_reason(exc)})
+                await conn.send(protocol.Error(exc.code, exc.message, "join"))
+                await conn.send(protocol.Bye(_bye_reason(exc)))
                 await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
                 return
         room = self.store.get_room(join.room)
@@ -255,29 +255,25 @@ class Hub:
         try:
             others = self.rooms.add(peer)
         except errors.RoomFull as exc:
-            await conn.send(protocol.error(exc.code, exc.message, "join"))
-            await conn.send({"type": "bye", "reason": "room_full"})
+            await conn.send(protocol.Error(exc.code, exc.message, "join"))
+            await conn.send(protocol.Bye("room_full"))
             await conn.ws.close()
             return
         conn.peer = peer
         log.info("joined as %s", peer.kind, extra=self._ids(conn))
         is_station = room.id == self.station.room
         await conn.send(
-            {
-                "type": "welcome",
-                "version": protocol.VERSION,
-                "peer_id": peer.id,
-                "role": session.role,
-                "room": {"id": room.id, "name": room.name, "is_station": is_station},
-                "ice_servers": self.ice_servers(),
-                "peers": [p.describe() for p in others],
-                "call": self.station.describe() if is_station else None,
-                "station": {"name": self.config.station.name},
-            }
+            protocol.Welcome(
+                peer_id=peer.id,
+                role=session.role,
+                room={"id": room.id, "name": room.name, "is_station": is_station},
+                ice_servers=self.ice_servers(),
+                peers=[p.describe() for p in others],
+                call=self.station.describe() if is_station else None,
+                station_name=self.config.station.name,
+            )
         )
-        await self.rooms.broadcast(
-            room.id, {"type": "peer-joined", "peer": peer.describe()}, exclude=[peer]
-        )
+        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.describe()), exclude=[peer])
         if is_station:
             if peer.kind == "screen":
                 await self.station.screen_joined(peer)
@@ -294,18 +290,18 @@ class Hub:
         if signal.to == peer.id:
             raise errors.UnknownPeer("You cannot signal yourself.")
         target = self.rooms.get(peer.room, signal.to)
-        if "restart" in signal.payload:
+        if isinstance(signal.payload, protocol.Restart):
             raise errors.MalformedMessage("Only the station peer renegotiates on 'restart'.")
         if not self.rooms.paired(peer.id, target.id):
             raise errors.NotConnected("You are not connected to that peer.")
-        await target.send({"type": "signal", "from": peer.id, **signal.payload})
+        await target.send(protocol.Relayed(peer.id, signal.payload))
 
     async def _depart(self, conn: Connection) -> None:
         peer, conn.peer = conn.peer, None
         if peer is None or not self.rooms.remove(peer):
             return
         log.info("left", extra={"peer_id": peer.id, "room_id": peer.room})
-        await self.rooms.broadcast(peer.room, {"type": "peer-left", "peer_id": peer.id})
+        await self.rooms.broadcast(peer.room, protocol.PeerLeft(peer.id))
         if peer.room == self.station.room:
             try:
                 if peer.kind == "screen":
@@ -320,12 +316,12 @@ class Hub:
     def _connection_of(self, peer: Peer) -> Connection | None:
         return next((c for c in self.connections if c.peer is peer), None)
 
-    async def _evict(self, peer: Peer, reason: str) -> None:
+    async def _evict(self, peer: Peer, reason: protocol.ByeReason) -> None:
         conn = self._connection_of(peer)
         if conn is None:
             return
         with contextlib.suppress(Exception):
-            await conn.send({"type": "bye", "reason": reason})
+            await conn.send(protocol.Bye(reason))
         await self._depart(conn)
         await conn.ws.close(code=WSCloseCode.GOING_AWAY)
 
@@ -339,14 +335,14 @@ class Hub:
             if conn.session.role == "guest" and conn.session.subject == jti:
                 await self._close(conn, "revoked")
 
-    async def close_session(self, sid: str, reason: str) -> None:
+    async def close_session(self, sid: str, reason: protocol.ByeReason) -> None:
         for conn in list(self.connections):
             if conn.session.sid == sid:
                 await self._close(conn, reason)
 
-    async def _close(self, conn: Connection, reason: str) -> None:
+    async def _close(self, conn: Connection, reason: protocol.ByeReason) -> None:
         with contextlib.suppress(Exception):
-            await conn.send({"type": "bye", "reason": reason})
+            await conn.send(protocol.Bye(reason))
         await self._depart(conn)
         await conn.ws.close(code=WSCloseCode.GOING_AWAY)
 
@@ -378,7 +374,7 @@ class Hub:
 
         async def close(conn: Connection) -> None:
             with contextlib.suppress(Exception):
-                await conn.send({"type": "bye", "reason": "shutdown"})
+                await conn.send(protocol.Bye("shutdown"))
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown")
 
         await asyncio.gather(*(close(c) for c in list(self.connections)), return_exceptions=True)
@@ -391,7 +387,7 @@ class Hub:
         return ice_servers(self.config.ice)
 
 
-def _bye_reason(exc: errors.AuthError) -> str:
+def _bye_reason(exc: errors.AuthError) -> protocol.ByeReason:
     """The ``bye`` reason for a session that stopped holding."""
     if isinstance(exc, errors.GuestLinkRevoked):
         return "revoked"

@@ -21,6 +21,7 @@ from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
 from appliance.media.peer import negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
+from appliance.protocol import Candidate, Description, EndOfCandidates, Restart, parse_payload
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
@@ -58,13 +59,13 @@ class Viewer:
         self.tracks[track.kind] = track
         self.got_track.set()
 
-    async def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if self.sessions and payload["session"] != self.sessions[-1] and self.pc is not None:
+    async def answer(self, offer: Description, session: int) -> Description:
+        if self.sessions and session != self.sessions[-1] and self.pc is not None:
             await self.pc.close()  # a new session: drop the old connection
             self.pc = None
-        self.sessions.append(payload["session"])
+        self.sessions.append(session)
         self.pc = self.pc or self.fresh()
-        await self.pc.setRemoteDescription(RTCSessionDescription(**payload["description"]))
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, offer.type))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         local = self.pc.localDescription
         sdp = local.sdp
@@ -72,7 +73,7 @@ class Viewer:
             sdp = "".join(
                 line for line in sdp.splitlines(keepends=True) if "abs-send-time" not in line
             )
-        return {"description": {"type": local.type, "sdp": sdp}}
+        return Description("answer", sdp)
 
     async def close(self) -> None:
         if self.pc is not None:
@@ -85,21 +86,21 @@ class Hub:
     def __init__(self) -> None:
         self.viewers: dict[str, Viewer] = {}
         self.peers: StationPeers | None = None
-        self.offers: list[tuple[str, dict[str, Any]]] = []
+        self.offers: list[tuple[str, Description, int]] = []
         self.closed: list[str] = []
         self.auto = True
         """Deliver offers and answers by itself (False: the test does it)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def send(self, peer_id: str, payload: dict[str, Any]) -> None:
-        self.offers.append((peer_id, payload))
+    async def send(self, peer_id: str, offer: Description, session: int) -> None:
+        self.offers.append((peer_id, offer, session))
         if not self.auto:
             return
-        task = asyncio.create_task(self._deliver(peer_id, payload))
+        task = asyncio.create_task(self._deliver(peer_id, offer, session))
         self._tasks.add(task)
 
-    async def _deliver(self, peer_id: str, payload: dict[str, Any]) -> None:
-        answer = await self.viewers[peer_id].answer(payload)
+    async def _deliver(self, peer_id: str, offer: Description, session: int) -> None:
+        answer = await self.viewers[peer_id].answer(offer, session)
         assert self.peers is not None
         await self.peers.handle_signal(peer_id, answer)
 
@@ -145,7 +146,7 @@ async def test_three_viewers_decode_one_encoding(station: Any) -> None:
     for viewer in viewers:
         await connect(hub, peers, viewer)
     assert peers.live
-    assert [p["session"] for _, p in hub.offers] == [1, 2, 3]
+    assert [session for _, _, session in hub.offers] == [1, 2, 3]
     for viewer in viewers:
         frames = await first_frames(viewer)
         assert all(isinstance(f, av.VideoFrame) for f in frames)
@@ -240,16 +241,16 @@ async def test_candidates_restart_and_errors(station: Any) -> None:
     hub.viewers["remote"] = viewer
     hub.auto = False
     with pytest.raises(UnknownPeer):
-        await peers.handle_signal("nobody", {"candidate": None})
+        await peers.handle_signal("nobody", EndOfCandidates())
     await peers.open("remote", audio=True)
-    _, offer = hub.offers[-1]
-    answer = await viewer.answer(offer)
+    _, offer, session = hub.offers[-1]
+    answer = await viewer.answer(offer, session)
     # the browser's candidates may arrive before its answer: buffered, then applied
     assert viewer.pc is not None
     lines = [x[2:] for x in viewer.pc.localDescription.sdp.splitlines() if x.startswith("a=cand")]
     for line in lines:
-        await peers.handle_signal("remote", {"candidate": {"candidate": line, "sdpMid": "0"}})
-    await peers.handle_signal("remote", {"candidate": None})
+        await peers.handle_signal("remote", Candidate(line, sdp_mid="0"))
+    await peers.handle_signal("remote", EndOfCandidates())
     assert len(peers._peers["remote"].pending) == len(lines) + 1
     await peers.handle_signal("remote", answer)
     assert peers._peers["remote"].pending == []
@@ -262,16 +263,16 @@ async def test_candidates_restart_and_errors(station: Any) -> None:
         {"candidate": {"candidate": "garbage", "sdpMid": "0"}},
         {"candidate": {"candidate": lines[0]}},
     ):
-        with pytest.raises(MalformedMessage):
-            await peers.handle_signal("remote", bad)
+        with pytest.raises(MalformedMessage):  # refused by the codec or by the station
+            await peers.handle_signal("remote", parse_payload(bad))
     with pytest.raises(MalformedMessage):  # a second answer in the wrong state
         await peers.handle_signal("remote", answer)
     # restart: a new session and a new offer, answered on a fresh connection
     viewer.got_track.clear()
     hub.auto = True
-    await peers.handle_signal("remote", {"restart": True})
+    await peers.handle_signal("remote", Restart())
     await hub.settle()
-    assert [p["session"] for _, p in hub.offers] == [1, 2]
+    assert [session for _, _, session in hub.offers] == [1, 2]
     assert viewer.sessions == [1, 2]
     assert (await first_frames(viewer, 2))[-1].width == 320
     assert peers.live and media.counters()["video_viewers"] == 1

@@ -63,12 +63,12 @@ def test_codec_parses_every_client_message() -> None:
     sig = protocol.parse(
         '{"type":"signal","to":"p1","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}'
     )
-    assert isinstance(sig, protocol.Signal) and sig.payload["candidate"]["sdpMid"] == "0"
+    assert sig == protocol.Signal("p1", protocol.Candidate("c", "0", 0))
     assert protocol.parse('{"type":"signal","to":"p1","candidate":null}') == protocol.Signal(
-        "p1", {"candidate": None}
+        "p1", protocol.EndOfCandidates()
     )
     assert protocol.parse('{"type":"signal","to":"station","restart":true}') == protocol.Signal(
-        "station", {"restart": True}
+        "station", protocol.Restart()
     )
     assert protocol.parse('{"type":"call","action":"answer"}') == protocol.Call("answer")
     assert protocol.parse('{"type":"media","audio":true,"video":false}') == protocol.Media(

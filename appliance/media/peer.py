@@ -3,13 +3,14 @@
 One ``RTCPeerConnection`` per viewer (each remote participant, and the kiosk screen
 for its local preview). The station only sends, and is always the offerer (the
 impolite side of perfect negotiation). It is transport-agnostic: ``send(peer_id,
-payload)`` carries the payload of a ``signal`` message to the browser, and the
-browser's ``signal`` payloads come back through :meth:`StationPeers.handle_signal`::
+offer, session)`` carries its offer to the browser, and the browser's ``signal``
+payloads (typed by :mod:`appliance.protocol`) come back through
+:meth:`StationPeers.handle_signal`::
 
-    peers = StationPeers(media, ice_servers=[], send=hub_send, on_closed=call.peer_gone)
-    await peers.open("gA1", audio=True)    # send("gA1", {"description": offer, "session": 1})
-    await peers.handle_signal("gA1", {"description": {"type": "answer", "sdp": "..."}})
-    await peers.close_all()                         # hang-up: camera closes after the linger
+    peers = StationPeers(media, ice_servers=[], send=hub.from_station, on_closed=gone)
+    await peers.open("gA1", audio=True)    # send("gA1", Description("offer", ...), 1)
+    await peers.handle_signal("gA1", Description("answer", sdp))
+    await peers.close_all()                # hang-up: camera closes after the linger
 
 aiortc does not trickle: the offer carries the station's gathered candidates. The
 browser's candidates go to ``addIceCandidate`` (buffered until its answer is set).
@@ -35,18 +36,19 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket
 from aiortc.sdp import candidate_from_sdp
 
 from ..errors import MalformedMessage, UnknownPeer
+from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
 from .encoder import EncodedVideoTrack
 from .fanout import AudioFanoutTrack
 from .station import StationMedia
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+Send = Callable[[str, Description, int], Awaitable[None]]
+"""Carries the station's offer (and its session number) to the browser ``peer_id``."""
 OnClosed = Callable[[str], Awaitable[None] | None]
 
 MAX_PENDING_CANDIDATES = 64
 """Candidates a browser may send before its answer (a real browser sends a handful)."""
-MAX_CANDIDATE_CHARS = 1024
 
 # Constrained baseline first (what every browser decodes in hardware), then
 # baseline, then VP8 for the rare peer without H.264.
@@ -118,7 +120,7 @@ class _Peer:
     video_track: EncodedVideoTrack | None = None
     audio_track: AudioFanoutTrack | None = None
     answered: bool = False
-    pending: list[dict[str, Any] | None] = field(default_factory=list)
+    pending: list[Candidate | EndOfCandidates] = field(default_factory=list)
     codec: str | None = None
 
 
@@ -184,10 +186,7 @@ class StationPeers:
                 return
             offer = pc.localDescription
             logger.info("peer %s: offer, session %d", peer_id, peer.session)
-            await self._send(
-                peer_id,
-                {"description": {"type": offer.type, "sdp": offer.sdp}, "session": peer.session},
-            )
+            await self._send(peer_id, Description("offer", offer.sdp), peer.session)
         except BaseException:
             if self._peers.get(peer_id) is peer:
                 await self._discard(peer)
@@ -253,50 +252,36 @@ class StationPeers:
             if result is not None:
                 await result
 
-    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None:
-        """A ``signal`` from the browser: its ``description`` (answer), a ``candidate``
-        (an RTCIceCandidateInit, or null for end-of-candidates), or ``restart``."""
+    async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None:
+        """A ``signal`` from the browser: its answer, a candidate (or end-of-candidates),
+        or a restart request (:func:`appliance.protocol.parse` checked the fields)."""
         peer = self._peers.get(peer_id)
         if peer is None:
             raise UnknownPeer(f"no station connection to peer {peer_id!r}")
-        if not isinstance(payload, dict):
-            raise MalformedMessage("signal payload must be an object")
-        if payload.get("restart") is True:
-            logger.info("peer %s: restart requested", peer_id)
-            await self.open(peer_id, audio=peer.audio, video=peer.video)
-        elif "description" in payload:
-            await self._answer(peer, payload["description"])
-        elif "candidate" in payload:
-            candidate = payload["candidate"]
-            if candidate is not None and not isinstance(candidate, dict):
-                raise MalformedMessage("candidate must be an RTCIceCandidateInit object or null")
-            if candidate is not None and len(str(candidate.get("candidate", ""))) > (
-                MAX_CANDIDATE_CHARS
-            ):
-                raise MalformedMessage(f"a candidate may have at most {MAX_CANDIDATE_CHARS} chars")
-            if peer.answered:
-                await self._add_candidate(peer, candidate)
-            elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
-                raise MalformedMessage(
-                    f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
-                )
-            else:
-                peer.pending.append(candidate)
-        else:
-            raise MalformedMessage("signal needs one of description, candidate or restart")
+        match payload:
+            case Restart():
+                logger.info("peer %s: restart requested", peer_id)
+                await self.open(peer_id, audio=peer.audio, video=peer.video)
+            case Description():
+                await self._answer(peer, payload)
+            case Candidate() | EndOfCandidates():
+                if peer.answered:
+                    await self._add_candidate(peer, payload)
+                elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
+                    raise MalformedMessage(
+                        f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
+                    )
+                else:
+                    peer.pending.append(payload)
 
-    async def _answer(self, peer: _Peer, description: Any) -> None:
-        if not isinstance(description, dict) or not isinstance(description.get("sdp"), str):
-            raise MalformedMessage("description must be an object with type and sdp")
-        if description.get("type") != "answer":
-            raise MalformedMessage(
-                f"the station only takes answers, got {description.get('type')!r}"
-            )
+    async def _answer(self, peer: _Peer, description: Description) -> None:
+        if description.type != "answer":
+            raise MalformedMessage(f"the station only takes answers, got {description.type!r}")
         if peer.pc.signalingState != "have-local-offer":
             raise MalformedMessage(f"unexpected answer in state {peer.pc.signalingState}")
         try:
             await peer.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=description["sdp"], type="answer")
+                RTCSessionDescription(sdp=description.sdp, type="answer")
             )
         except Exception as exc:  # aiortc raises ValueError, OperationError...
             raise MalformedMessage(f"cannot use the answer: {exc}") from exc
@@ -312,22 +297,17 @@ class StationPeers:
         for candidate in pending:
             await self._add_candidate(peer, candidate)
 
-    async def _add_candidate(self, peer: _Peer, init: dict[str, Any] | None) -> None:
-        text = "" if init is None else init.get("candidate", "")
-        if not isinstance(text, str):
-            raise MalformedMessage("candidate.candidate must be a string")
-        if not text:
+    async def _add_candidate(self, peer: _Peer, init: Candidate | EndOfCandidates) -> None:
+        if isinstance(init, EndOfCandidates) or not init.candidate:
             return  # end-of-candidates: aiortc needs nothing
-        assert init is not None
-        mid, index = init.get("sdpMid"), init.get("sdpMLineIndex")
-        if mid is None and index is None:
+        if init.sdp_mid is None and init.sdp_mline_index is None:
             raise MalformedMessage("candidate needs sdpMid or sdpMLineIndex")
         try:
-            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+            candidate = candidate_from_sdp(init.candidate.removeprefix("candidate:"))
         except (AssertionError, ValueError, IndexError) as exc:
-            raise MalformedMessage(f"cannot parse candidate {text!r}") from exc
-        candidate.sdpMid = mid if isinstance(mid, str) else None
-        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+            raise MalformedMessage(f"cannot parse candidate {init.candidate!r}") from exc
+        candidate.sdpMid = init.sdp_mid
+        candidate.sdpMLineIndex = init.sdp_mline_index
         try:
             await peer.pc.addIceCandidate(candidate)
         except ValueError as exc:

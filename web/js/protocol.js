@@ -56,10 +56,14 @@ const OPEN = 1;
 const FATAL_JOIN_ERRORS = new Set(['unsupported_version', 'forbidden', 'room_not_found', 'room_full', 'already_joined']);
 /**
  * `bye` reasons after which the client reconnects by itself: the service is restarting.
- * Every other reason (`left`, `room_deleted`, `room_full`, `replaced`, `revoked`,
- * `refused`, `session_ended`, and any a newer server adds) is final.
+ * Every other reason is final: those of FINAL_BYE, and any a newer server adds.
  */
 export const RETRIED_BYE = new Set(['shutdown']);
+/**
+ * The final `bye` reasons this page knows (appliance/protocol.py's `ByeReason` but
+ * `shutdown`; tests/test_protocol_contract.py keeps the two in step).
+ */
+export const FINAL_BYE = new Set(['left', 'room_deleted', 'room_full', 'replaced', 'refused', 'revoked', 'session_ended', 'expired']);
 /** How long signals from a peer without a `connect` are held before they are dropped (ms). */
 const EARLY_SIGNAL_MS = 2000;
 /** At most this many held signals per peer, and held peers at once. */
