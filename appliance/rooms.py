@@ -92,7 +92,15 @@ def connect_message(to: Peer, other: Peer, *, send: bool) -> Connect:
 
     The impolite side makes the first offer, so it must be the one with something to
     send: the screen (receive-only) is always polite, and between two remotes the
-    smaller id is polite. (For the station peer see :func:`connect_to_station`.)"""
+    smaller id is polite. (For the station peer see :func:`connect_to_station`.)
+
+    >>> async def nowhere(message): pass
+    >>> a, b = (Peer(i, "kitchen", i, "guest", "remote", nowhere) for i in ("pA", "pB"))
+    >>> connect_message(a, b, send=True)
+    Connect(peer_id='pB', polite=True, send=True)
+    >>> connect_message(b, a, send=True).polite
+    False
+    """
     if to.kind == "screen":
         polite = True
     elif other.kind == "screen":

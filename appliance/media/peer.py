@@ -7,7 +7,8 @@ offer, session)`` carries its offer to the browser, and the browser's ``signal``
 payloads (typed by :mod:`appliance.protocol`) come back through
 :meth:`StationPeers.handle_signal`::
 
-    peers = StationPeers(media, ice_servers=[], send=hub.from_station, on_closed=gone)
+    peers = StationPeers(media, ice_servers=[], send=hub.from_station,
+                         on_closed=lambda peer_id: station.media_changed())
     await peers.open("gA1", audio=True)    # send("gA1", Description("offer", ...), 1)
     await peers.handle_signal("gA1", Description("answer", sdp))
     await peers.close_all()                # hang-up: camera closes after the linger
