@@ -143,6 +143,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         ice_servers=servers,
         send=send,
         on_closed=lambda peer_id: station_ref[0].media_changed(),
+        room_id=config.station.room_id,
     )
     station = Station(
         room=config.station.room_id,

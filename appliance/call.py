@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .logs import with_ids
 from .protocol import ByeReason, CallObject, CallState, Disconnect, SignalPayload
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
@@ -86,6 +87,8 @@ class Station:
         quiet: QuietMode | None = None,
     ) -> None:
         self.room = room
+        self.log = with_ids(log, room_id=room)
+        """Every line carries ``room_id``; a line about one peer adds its ``peer_id``."""
         self.rooms = rooms
         self.store = store
         self.media = media
@@ -156,7 +159,7 @@ class Station:
             try:
                 observer(call)
             except Exception:
-                log.exception("call observer failed")
+                self.log.exception("call observer failed")
 
     def media_changed(self) -> None:
         """The media peer dropped a connection by itself (ICE failed): tell everyone.
@@ -290,13 +293,13 @@ class Station:
                 raise UnknownPeer(f"No one knocking with id {str(peer_id)[:64]!r}.")
             self.knocking.remove(peer)
             if admit:
-                log.info("let in", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("let in", extra={"peer_id": peer.id})
                 self.in_call.append(peer)
                 self._persist_resumable(peer)
                 await self._changed()
                 await self._connect_remote(peer)
                 return
-            log.info("refused", extra={"room_id": self.room, "peer_id": peer.id})
+            self.log.info("refused", extra={"peer_id": peer.id})
             await self._changed()
             self._spawn_evict(peer, "refused")
 
@@ -331,7 +334,7 @@ class Station:
                 await self._changed()
                 await self._connect_remote(peer)
             else:
-                log.info("knocking", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("knocking", extra={"peer_id": peer.id})
                 self.knocking.append(peer)
                 await self._changed()
             return
@@ -342,10 +345,10 @@ class Station:
             self.ended = None
             self.ring_timeout_at = self.since + self.ring_timeout
             self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
-            log.info("ringing", extra={"room_id": self.room, "peer_id": peer.id})
+            self.log.info("ringing", extra={"peer_id": peer.id})
             self._call_id = self._record(self.store.call_started, self.room, peer.name)
             if self.quiet.on:  # no ring, no screen wake-up: logged missed, the caller told
-                log.info("quiet: not ringing", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("quiet: not ringing", extra={"peer_id": peer.id})
                 await self._end("quiet", outcome="missed")
                 return
         if self.auto_answer and peer.role == "user" and self._auto is None:
@@ -379,7 +382,7 @@ class Station:
         self._cancel_timers()
         if self._call_id is not None:
             self._record(self.store.call_answered, self._call_id)
-        log.info("answered", extra={"room_id": self.room})
+        self.log.info("answered")
         await self._start_call(self.callers)
 
     async def _start_call(self, peers: list[Peer]) -> None:
@@ -411,7 +414,7 @@ class Station:
         )
         for (peer_id, _), result in zip(viewers, results, strict=True):
             if isinstance(result, BaseException):
-                log.error("station peer failed: %s", result, extra={"peer_id": peer_id})
+                self.log.error("station peer failed: %s", result, extra={"peer_id": peer_id})
 
     async def _connect_screen(self, screen: Peer) -> None:
         """A kiosk screen that (re)appears during a call: preview and every caller."""
@@ -489,7 +492,7 @@ class Station:
             finally:
                 if call_id is not None:
                     self._record(self.store.call_ended, call_id, outcome)
-                log.info("call ended: %s", why, extra={"room_id": self.room})
+                self.log.info("call ended: %s", why)
                 await self._changed()
         # People who knocked during the call now ring the station themselves.
         for peer in knocking if ring_knockers else ():
@@ -506,16 +509,15 @@ class Station:
         try:
             found = self.store.take_resumable(max_age=RESUME_MAX_AGE)
         except Exception as exc:
-            log.error("the interrupted call cannot resume: %s", exc, extra={"room_id": self.room})
+            self.log.error("the interrupted call cannot resume: %s", exc)
             return False
         if found is None or found.room_id != self.room:
             return False
         self._resume = _Resume(found.call_id, set(found.sids), time.monotonic() + grace)
-        log.info(
+        self.log.info(
             "a call interrupted by a restart may resume for %d session(s) within %.0f s",
             len(found.sids),
             grace,
-            extra={"room_id": self.room},
         )
         return True
 
@@ -536,7 +538,7 @@ class Station:
     async def _resume_call(self, peer: Peer) -> None:
         assert self._resume is not None
         self._resume.sids.discard(peer.sid)
-        log.info("call resumed after a restart", extra={"room_id": self.room, "peer_id": peer.id})
+        self.log.info("call resumed after a restart", extra={"peer_id": peer.id})
         if self.state == "in-call":
             self.in_call.append(peer)
             self._persist_resumable(peer)
@@ -575,7 +577,7 @@ class Station:
         except Exception as exc:
             self.store_errors += 1
             self.last_store_error = str(exc)
-            log.error("resume record not cleared: %s", exc, extra={"room_id": self.room})
+            self.log.error("resume record not cleared: %s", exc)
             if self._forgetting is None or self._forgetting.done():
                 self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
         else:
@@ -589,10 +591,10 @@ class Station:
             try:
                 self.store.call_not_resumable()
             except Exception as exc:
-                log.debug("resume record still not cleared: %s", exc)
+                self.log.debug("resume record still not cleared: %s", exc)
                 continue
             self._resumable_written = False
-            log.info("resume record cleared", extra={"room_id": self.room})
+            self.log.info("resume record cleared")
 
     def _call_running(self) -> bool:
         return self.state == "in-call"
@@ -604,7 +606,7 @@ class Station:
         except Exception as exc:
             self.store_errors += 1
             self.last_store_error = str(exc)
-            log.error("call log not written: %s", exc, extra={"room_id": self.room})
+            self.log.error("call log not written: %s", exc)
             return None
 
     async def close(self) -> None:

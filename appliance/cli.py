@@ -15,7 +15,7 @@ from . import __version__, qr
 from .config import Config, load
 from .errors import ConfigError, VideoStationError
 
-log = logging.getLogger("appliance")
+log = logging.getLogger(__name__)
 
 
 def _common(parser: argparse.ArgumentParser, *, address: bool = False) -> None:

@@ -21,6 +21,7 @@ from .auth import Auth, Session
 from .call import Station
 from .config import Config
 from .http import check_origin, session_of
+from .logs import IdsAdapter, with_ids
 from .metrics import Metrics
 from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
 from .store import Store
@@ -50,6 +51,12 @@ class Connection:
     tokens: float = RATE_BURST
     refilled: float = field(default_factory=time.monotonic)
     refused: int = 0
+    log: IdsAdapter = field(default_factory=lambda: with_ids(log))
+    """Logs with this connection's ``peer_id`` and ``room_id`` as fields, once joined."""
+
+    def joined(self, peer: Peer) -> None:
+        self.peer = peer
+        self.log = with_ids(log, peer_id=peer.id, room_id=peer.room)
 
     def allow(self) -> bool:
         """Token bucket: RATE_PER_SECOND sustained, RATE_BURST at once."""
@@ -101,7 +108,9 @@ class Hub:
         try:
             peer = self.rooms.get(self.station.room, peer_id)
         except errors.UnknownPeer:
-            log.debug("station signal for a peer that left", extra={"peer_id": peer_id})
+            with_ids(log, peer_id=peer_id, room_id=self.station.room).debug(
+                "station signal for a peer that left"
+            )
             return
         await peer.send(protocol.Relayed(STATION_PEER_ID, offer, session=session))
 
@@ -164,18 +173,12 @@ class Hub:
         except errors.VideoStationError as exc:
             await self._refuse(conn, exc, ref)
         except Exception:
-            log.exception("signaling handler failed", extra=self._ids(conn))
+            conn.log.exception("signaling handler failed")
             await self._refuse(
                 conn, errors.VideoStationError("Something went wrong on the station."), ref
             )
         else:
             conn.refused = 0
-
-    @staticmethod
-    def _ids(conn: Connection) -> dict[str, str]:
-        if conn.peer is None:
-            return {}
-        return {"peer_id": conn.peer.id, "room_id": conn.peer.room}
 
     async def _dispatch(self, conn: Connection, message: protocol.Message) -> None:
         match message:
@@ -259,8 +262,8 @@ class Hub:
             await conn.send(protocol.Bye("room_full"))
             await conn.ws.close()
             return
-        conn.peer = peer
-        log.info("joined as %s", peer.kind, extra=self._ids(conn))
+        conn.joined(peer)
+        conn.log.info("joined as %s", peer.kind)
         is_station = room.id == self.station.room
         await conn.send(
             protocol.Welcome(
@@ -300,7 +303,7 @@ class Hub:
         peer, conn.peer = conn.peer, None
         if peer is None or not self.rooms.remove(peer):
             return
-        log.info("left", extra={"peer_id": peer.id, "room_id": peer.room})
+        conn.log.info("left")
         await self.rooms.broadcast(peer.room, protocol.PeerLeft(peer.id))
         if peer.room == self.station.room:
             try:
@@ -309,7 +312,7 @@ class Hub:
                 else:
                     await self.station.remote_left(peer)
             except Exception:
-                log.exception("station clean-up failed", extra={"peer_id": peer.id})
+                conn.log.exception("station clean-up failed")
 
     # -- server-initiated disconnects -------------------------------------------------
 
@@ -356,7 +359,7 @@ class Hub:
                 self.auth.revalidate(conn.session)
             except errors.AuthError as exc:
                 closed += 1
-                log.info("session no longer valid: %s", exc.code, extra=self._ids(conn))
+                conn.log.info("session no longer valid: %s", exc.code)
                 await self._close(conn, _bye_reason(exc))
         return closed
 

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 MODULES = [
     "appliance.auth",
     "appliance.config",
+    "appliance.logs",
     "appliance.metrics",
     "appliance.protocol",
     "appliance.quiet",

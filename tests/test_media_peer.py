@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from appliance.media import StationMedia, StationPeers
 from appliance.media.peer import negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
 from appliance.protocol import Candidate, Description, EndOfCandidates, Restart, parse_payload
+from appliance.systemd import JournalFields
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
@@ -116,7 +118,9 @@ class Hub:
 async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
     media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
     hub = Hub()
-    peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
+    peers = StationPeers(
+        media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
+    )
     hub.peers = peers
     yield media, peers, hub
     await peers.close_all()
@@ -291,6 +295,38 @@ async def test_connection_that_ends_is_discarded_and_reported(station: Any) -> N
             break
     assert not peers.live and hub.closed == ["screen"]
     await peers.close("screen")  # closing again is harmless
+
+
+async def test_the_lines_of_an_ended_connection_carry_its_ids_as_fields(
+    station: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`journalctl PEER_ID=…` finds every line of a failed call: the ids are record
+    fields (journal fields under systemd), not only words in the text."""
+    _, peers, hub = station
+    caplog.set_level(logging.INFO, logger="appliance.media.peer")
+    viewer = Viewer("gA1")
+    await connect(hub, peers, viewer, audio=True)
+    await first_frames(viewer, 2)
+    await peers._peers["gA1"].pc.close()  # as when ICE fails
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        if hub.closed:
+            break
+    assert hub.closed == ["gA1"]
+    lines = [r for r in caplog.records if r.name == "appliance.media.peer"]
+    texts = [r.getMessage() for r in lines]
+    assert "offer, session 1" in texts and "connection closed" in texts, texts
+    assert any(t.startswith("answered, video codec") for t in texts), texts
+    for record in lines:
+        assert (record.__dict__.get("peer_id"), record.__dict__.get("room_id")) == (
+            "gA1",
+            "station",
+        ), record.getMessage()
+        assert "gA1" not in record.getMessage()  # the id is a field, not only text
+    journal = JournalFields()
+    for record in lines:
+        journal.filter(record)
+        assert (record.__dict__["PEER_ID"], record.__dict__["ROOM_ID"]) == ("gA1", "station")
 
 
 ADAPTIVE_CAMERA = CameraConfig(

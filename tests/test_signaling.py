@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -151,6 +152,30 @@ async def test_join_welcome_presence_and_leave(station: Station) -> None:
     await bob.send(type="leave")
     assert (await bob.expect("bye"))["reason"] == "left"
     assert (await alice.expect("peer-left"))["peer_id"] == bob.peer_id
+
+
+async def test_the_lines_about_a_peer_carry_its_ids_as_fields(
+    station: Station, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub and the call machine log a peer's ids as record fields (journal fields)."""
+    caplog.set_level(logging.INFO, logger="appliance")
+    guest = await connect(await station.guest())
+    await guest.join("station", "Grandma")
+    await guest.send(type="leave")
+    await guest.expect("bye")
+    for _ in range(50):
+        if any(r.getMessage() == "left" for r in caplog.records):
+            break
+        await asyncio.sleep(0.02)
+    about = {
+        (r.name, r.getMessage()): (r.__dict__.get("peer_id"), r.__dict__.get("room_id"))
+        for r in caplog.records
+    }
+    ids = (guest.peer_id, "station")
+    assert about[("appliance.signaling", "joined as remote")] == ids
+    assert about[("appliance.call", "ringing")] == ids
+    assert about[("appliance.signaling", "left")] == ids
+    assert about[("appliance.call", "call ended: cancelled")] == (None, "station")
 
 
 async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:

@@ -37,12 +37,13 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket
 from aiortc.sdp import candidate_from_sdp
 
 from ..errors import MalformedMessage, UnknownPeer
+from ..logs import IdsAdapter, with_ids
 from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
 from .encoder import EncodedVideoTrack
 from .fanout import AudioFanoutTrack
 from .station import StationMedia
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Send = Callable[[str, Description, int], Awaitable[None]]
 """Carries the station's offer (and its session number) to the browser ``peer_id``."""
@@ -118,6 +119,8 @@ class _Peer:
     session: int
     audio: bool
     video: bool
+    log: IdsAdapter
+    """Logs with this viewer's ``peer_id`` (and the station's ``room_id``) as fields."""
     video_track: EncodedVideoTrack | None = None
     audio_track: AudioFanoutTrack | None = None
     answered: bool = False
@@ -135,8 +138,11 @@ class StationPeers:
         ice_servers: list[RTCIceServer],
         send: Send,
         on_closed: OnClosed | None = None,
+        room_id: str = "",
     ) -> None:
         self._media = media
+        self._log = with_ids(log, room_id=room_id)
+        """Every line carries ``room_id`` (the station's room), a peer's also ``peer_id``."""
         self._ice_servers = ice_servers
         self._send = send
         self._on_closed = on_closed
@@ -163,11 +169,12 @@ class StationPeers:
         if peer_id in self._peers:
             await self.close(peer_id)
         if epoch != self._epoch:
-            logger.info("peer %s: not opened, the call ended", peer_id)
+            with_ids(self._log, peer_id=peer_id).info("not opened, the call ended")
             return
         self._sessions += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
-        peer = _Peer(peer_id, pc, self._sessions, audio, video)
+        peer_log = with_ids(self._log, peer_id=peer_id)
+        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log)
         self._peers[peer_id] = peer  # registered before the first await
         pc.on("connectionstatechange", lambda: self._state_changed(peer))
         try:
@@ -182,11 +189,11 @@ class StationPeers:
                 pc.addTransceiver(peer.audio_track, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
             if epoch != self._epoch or self._peers.get(peer_id) is not peer:
-                logger.info("peer %s: offer dropped, the call ended", peer_id)
+                peer.log.info("offer dropped, the call ended")
                 await self._discard(peer)
                 return
             offer = pc.localDescription
-            logger.info("peer %s: offer, session %d", peer_id, peer.session)
+            peer.log.info("offer, session %d", peer.session)
             await self._send(peer_id, Description("offer", offer.sdp), peer.session)
         except BaseException:
             if self._peers.get(peer_id) is peer:
@@ -238,7 +245,7 @@ class StationPeers:
 
     def _state_changed(self, peer: _Peer) -> None:
         state = peer.pc.connectionState
-        logger.info("peer %s: connection %s", peer.peer_id, state)
+        peer.log.info("connection %s", state)
         if state in ("failed", "closed") and self._peers.get(peer.peer_id) is peer:
             task = asyncio.ensure_future(self._lost(peer))
             self._tasks.add(task)
@@ -261,7 +268,7 @@ class StationPeers:
             raise UnknownPeer(f"no station connection to peer {peer_id!r}")
         match payload:
             case Restart():
-                logger.info("peer %s: restart requested", peer_id)
+                peer.log.info("restart requested")
                 await self.open(peer_id, audio=peer.audio, video=peer.video)
             case Description():
                 await self._answer(peer, payload)
@@ -293,7 +300,7 @@ class StationPeers:
                 peer.video_track.set_codec(peer.codec)
             elif transceiver.kind == "audio":
                 use_fec_opus(transceiver)
-        logger.info("peer %s: answered, video codec %s", peer.peer_id, peer.codec)
+        peer.log.info("answered, video codec %s", peer.codec)
         pending, peer.pending = peer.pending, []
         for candidate in pending:
             await self._add_candidate(peer, candidate)
@@ -327,7 +334,7 @@ class StationPeers:
             if track is not None:
                 track.stop()
         await peer.pc.close()
-        logger.info("peer %s: closed, session %d", peer.peer_id, peer.session)
+        peer.log.info("closed, session %d", peer.session)
 
     async def close_all(self) -> None:
         """Hang-up: close every connection at once; an :meth:`open` still under way
