@@ -160,13 +160,14 @@ class StationControls:
     If the pins cannot be opened the station carries on without them:
     :meth:`describe` starts with ``unavailable:`` and one warning is logged.
 
+    A context manager: leaving the ``with`` block closes it (LEDs off, pins released).
+
     Example (as ``create_app`` wires it: ``spawn`` runs a coroutine on the loop)::
 
-        controls = StationControls(config.gpio, loop=asyncio.get_running_loop(),
-                                   on_press=lambda: spawn(station.button_pressed()),
-                                   on_long_press=lambda: spawn(station.button_held()))
-        controls.set_ringing(True)   # the ring LED blinks
-        controls.close()
+        with StationControls(config.gpio, loop=asyncio.get_running_loop(),
+                             on_press=lambda: spawn(station.button_pressed()),
+                             on_long_press=lambda: spawn(station.button_held())) as controls:
+            controls.set_ringing(True)   # the ring LED blinks
     """
 
     def __init__(
@@ -266,6 +267,12 @@ class StationControls:
         self._live = live
         if self._live_led is not None:
             self._live_led.value = live
+
+    def __enter__(self) -> StationControls:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Turn the LEDs off and release the pins. Safe to call more than once."""

@@ -34,7 +34,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.media import StationMedia, StationPeers
 from appliance.protocol import Description
-from tests.conftest import skip_or_fail
+from tests.helpers import skip_or_fail
 from tests.pipewire_room import DROP_IN, PACKAGES, RATE, PipeWireRoom, missing_programs, speech
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,6 @@ from typing import Any
 
 import av
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from appliance.config import CameraConfig, MicrophoneConfig
@@ -22,102 +20,19 @@ from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
 from appliance.media.peer import negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
-from appliance.protocol import Candidate, Description, EndOfCandidates, Restart, parse_payload
+from appliance.protocol import Candidate, EndOfCandidates, Restart, parse_payload
 from appliance.systemd import JournalFields
+
+from .helpers import Viewer, ViewerHub
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
 
 
-class Viewer:
-    """A browser stand-in: answers the station's offers on a receive-only connection."""
-
-    def __init__(
-        self, peer_id: str, *, codecs: list[str] | None = None, own_remb: bool = True
-    ) -> None:
-        self.peer_id = peer_id
-        self.codecs = codecs
-        self.own_remb = own_remb
-        """False: the answer drops abs-send-time, so aiortc's receiver sends no REMB of
-        its own and the test's REMBs are the only estimate (as from one browser)."""
-        self.pc: RTCPeerConnection | None = None
-        self.tracks: dict[str, MediaStreamTrack] = {}
-        self.sessions: list[int] = []
-        self.got_track = asyncio.Event()
-
-    def fresh(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection()
-        self.tracks = {}
-        pc.on("track", self._on_track)
-        if self.codecs is not None:  # a viewer that can decode only these
-            transceiver = pc.addTransceiver("video", direction="recvonly")
-            capabilities = RTCRtpReceiver.getCapabilities("video")
-            assert capabilities is not None
-            caps = capabilities.codecs
-            transceiver.setCodecPreferences([c for c in caps if c.name in self.codecs])
-        return pc
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self.tracks[track.kind] = track
-        self.got_track.set()
-
-    async def answer(self, offer: Description, session: int) -> Description:
-        if self.sessions and session != self.sessions[-1] and self.pc is not None:
-            await self.pc.close()  # a new session: drop the old connection
-            self.pc = None
-        self.sessions.append(session)
-        self.pc = self.pc or self.fresh()
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, offer.type))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        local = self.pc.localDescription
-        sdp = local.sdp
-        if not self.own_remb:
-            sdp = "".join(
-                line for line in sdp.splitlines(keepends=True) if "abs-send-time" not in line
-            )
-        return Description("answer", sdp)
-
-    async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-
-
-class Hub:
-    """The in-memory transport: offers go to viewers, answers come back as signals."""
-
-    def __init__(self) -> None:
-        self.viewers: dict[str, Viewer] = {}
-        self.peers: StationPeers | None = None
-        self.offers: list[tuple[str, Description, int]] = []
-        self.closed: list[str] = []
-        self.auto = True
-        """Deliver offers and answers by itself (False: the test does it)."""
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def send(self, peer_id: str, offer: Description, session: int) -> None:
-        self.offers.append((peer_id, offer, session))
-        if not self.auto:
-            return
-        task = asyncio.create_task(self._deliver(peer_id, offer, session))
-        self._tasks.add(task)
-
-    async def _deliver(self, peer_id: str, offer: Description, session: int) -> None:
-        answer = await self.viewers[peer_id].answer(offer, session)
-        assert self.peers is not None
-        await self.peers.handle_signal(peer_id, answer)
-
-    async def settle(self) -> None:
-        await asyncio.gather(*self._tasks)
-        self._tasks.clear()
-
-    def on_closed(self, peer_id: str) -> None:
-        self.closed.append(peer_id)
-
-
 @pytest.fixture
-async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
+async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, ViewerHub]]:
     media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
-    hub = Hub()
+    hub = ViewerHub()
     peers = StationPeers(
         media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
     )
@@ -128,7 +43,9 @@ async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
     await media.close()
 
 
-async def connect(hub: Hub, peers: StationPeers, viewer: Viewer, *, audio: bool = True) -> None:
+async def connect(
+    hub: ViewerHub, peers: StationPeers, viewer: Viewer, *, audio: bool = True
+) -> None:
     hub.viewers[viewer.peer_id] = viewer
     await peers.open(viewer.peer_id, audio=audio)
     await hub.settle()
@@ -363,7 +280,7 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
     media.video.policy = RungPolicy(
         min_bitrate=400_000, low_bitrate=150_000, up_hold=1.5, min_dwell=0.5
     )
-    hub = Hub()
+    hub = ViewerHub()
     peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
     hub.peers = peers
     # both estimates come from the test (an overloaded test machine makes aiortc's own

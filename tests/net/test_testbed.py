@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from ..conftest import BIN, skip_or_fail
+from ..conftest import BIN
+from ..helpers import skip_or_fail
 from .testbed import HOME, PHONES, PUBLIC, STATION_PUBLIC, TURN_ADDR, Testbed, missing_tools, popen
 
 pytestmark = pytest.mark.slow

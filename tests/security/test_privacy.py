@@ -17,8 +17,7 @@ from appliance.keys import AUTH, MEDIA, STATION, STORE
 from appliance.media.peer import MAX_PENDING_CANDIDATES
 
 from ..conftest import PASSWORD, Station, make_config
-from ..test_call import AiortcCaller, answered_call, ringing_guest
-from ..test_signaling import WS, connect
+from ..helpers import WS, AiortcCaller, answered_call, connect, ringing_guest
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 CANDIDATE = {
