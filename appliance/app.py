@@ -28,8 +28,10 @@ from .errors import StateDirUnusable
 from .http import (
     KEEPALIVE_TIMEOUT_SECONDS,
     StationRunner,
+    check_origin,
     error_middleware,
     security_middleware,
+    session_of,
 )
 from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .media import StationMedia
@@ -84,7 +86,10 @@ def _describe_metrics(metrics: Metrics) -> None:
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
-    response: web.StreamResponse = await request.app[HUB].handle(request)
+    """The signaling socket: the Origin and the session are checked here, by the REST
+    plumbing, before the hub takes the connection."""
+    check_origin(request)
+    response: web.StreamResponse = await request.app[HUB].handle(request, session_of(request))
     return response
 
 

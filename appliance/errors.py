@@ -8,10 +8,60 @@ signaling hub put into ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal, get_args
 
-if TYPE_CHECKING:
-    from .protocol import ErrorCode
+ErrorCode = Literal[
+    # requests and configuration
+    "internal_error",
+    "config_error",
+    "state_dir_unusable",
+    "bad_request",
+    "invalid_json",
+    "validation_error",
+    "payload_too_large",
+    "not_found",
+    "method_not_allowed",
+    "http_error",
+    "room_not_found",
+    "guest_link_not_found",
+    "conflict",
+    "already_joined",
+    "station_room_protected",
+    # auth
+    "unauthorized",
+    "not_authenticated",
+    "wrong_password",
+    "password_not_set",
+    "too_many_sockets",
+    "too_many_attempts",
+    "invalid_token",
+    "token_expired",
+    "token_not_yet_valid",
+    "guest_link_revoked",
+    "guest_link_used_up",
+    "forbidden",
+    "wrong_room",
+    "origin_rejected",
+    # signaling
+    "signaling_error",
+    "malformed_message",
+    "unknown_type",
+    "message_too_large",
+    "rate_limited",
+    "not_in_room",
+    "unknown_peer",
+    "not_connected",
+    "room_full",
+    "call_state",
+    "unsupported_version",
+    # media and hardware
+    "media_error",
+    "source_unavailable",
+    "hardware_error",
+]
+"""Every machine code the service sends: in a signaling ``error`` message and in a
+REST error body ``{"error": {"code", "message"}}`` (one vocabulary for both)."""
+ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 
 
 class VideoStationError(Exception):
@@ -19,7 +69,7 @@ class VideoStationError(Exception):
 
     status: int = 500
     code: ErrorCode = "internal_error"
-    """Its machine code: one of :data:`appliance.protocol.ErrorCode`."""
+    """Its machine code: one of :data:`ErrorCode`."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__ or self.code)

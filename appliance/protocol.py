@@ -13,7 +13,8 @@ serializer that turns it into text::
     >>> encode(Relayed("station", Description("offer", "v=0"), session=1))
     '{"type":"signal","from":"station","description":{"type":"offer","sdp":"v=0"},"session":1}'
 
-Reasons and error codes are ``Literal`` types: a new one is added here, in
+Reasons and error codes are ``Literal`` types (``ErrorCode`` is declared beside the
+error classes in :mod:`appliance.errors` and re-exported here): a new one is added here, in
 docs/signaling.md and (for a final ``bye``) in web/js/protocol.js, which
 tests/test_protocol_contract.py checks.
 """
@@ -24,6 +25,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, assert_never, get_args
 
+from .errors import ERROR_CODES as ERROR_CODES  # re-exported: the wire's error codes
+from .errors import ErrorCode as ErrorCode
 from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 
 VERSION = 1
@@ -49,58 +52,6 @@ BYE_REASONS: tuple[ByeReason, ...] = get_args(ByeReason)
 RETRIED_BYE_REASONS: tuple[ByeReason, ...] = ("shutdown",)
 """After these the page reconnects by itself; every other reason is final."""
 
-ErrorCode = Literal[
-    # requests and configuration
-    "internal_error",
-    "config_error",
-    "state_dir_unusable",
-    "bad_request",
-    "invalid_json",
-    "validation_error",
-    "payload_too_large",
-    "not_found",
-    "method_not_allowed",
-    "http_error",
-    "room_not_found",
-    "guest_link_not_found",
-    "conflict",
-    "already_joined",
-    "station_room_protected",
-    # auth
-    "unauthorized",
-    "not_authenticated",
-    "wrong_password",
-    "password_not_set",
-    "too_many_sockets",
-    "too_many_attempts",
-    "invalid_token",
-    "token_expired",
-    "token_not_yet_valid",
-    "guest_link_revoked",
-    "guest_link_used_up",
-    "forbidden",
-    "wrong_room",
-    "origin_rejected",
-    # signaling
-    "signaling_error",
-    "malformed_message",
-    "unknown_type",
-    "message_too_large",
-    "rate_limited",
-    "not_in_room",
-    "unknown_peer",
-    "not_connected",
-    "room_full",
-    "call_state",
-    "unsupported_version",
-    # media and hardware
-    "media_error",
-    "source_unavailable",
-    "hardware_error",
-]
-"""Every machine code the service sends: in a signaling ``error`` message and in a
-REST error body ``{"error": {"code", "message"}}`` (one vocabulary for both)."""
-ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 
 SdpType = Literal["offer", "answer", "pranswer", "rollback"]
 SDP_TYPES: tuple[SdpType, ...] = get_args(SdpType)

@@ -20,7 +20,6 @@ from . import errors, protocol
 from .auth import Auth, Session
 from .call import Station
 from .config import Config
-from .http import check_origin, session_of
 from .logs import IdsAdapter, with_ids
 from .metrics import Metrics
 from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
@@ -80,7 +79,7 @@ class Hub:
     Example (wired by ``create_app``)::
 
         hub = Hub(config=config, store=store, rooms=rooms, station=station, metrics=metrics)
-        app.router.add_get("/ws/", hub.handle)
+        app.router.add_get("/ws/", ws_route)  # check_origin, session_of, hub.handle
     """
 
     def __init__(
@@ -116,9 +115,10 @@ class Hub:
 
     # -- the socket -------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        check_origin(request)
-        session = session_of(request)
+    async def handle(self, request: web.Request, session: Session) -> web.WebSocketResponse:
+        """One WebSocket, from the upgrade to its close. The REST plumbing has already
+        checked the request's Origin and found its ``session`` (app.py's ``/ws/``
+        route), so the hub does not depend on it."""
         ws = web.WebSocketResponse(
             heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME, timeout=CLOSE_TIMEOUT
         )
