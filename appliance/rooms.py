@@ -158,6 +158,14 @@ class Rooms:
     def screen(self, room: str) -> Peer | None:
         return next((p for p in self.peers(room) if p.kind == "screen"), None)
 
+    async def send_to(self, room: str, peer_id: str, message: ServerMessage) -> bool:
+        """Deliver ``message`` to ``peer_id`` if it is (still) in ``room``."""
+        peer = self._rooms.get(room, {}).get(peer_id)
+        if peer is None:
+            return False
+        await peer.send(message)
+        return True
+
     def get(self, room: str, peer_id: str) -> Peer:
         peer = self._rooms.get(room, {}).get(peer_id)
         if peer is None:

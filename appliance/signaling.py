@@ -101,18 +101,6 @@ class Hub:
         self.connections: set[Connection] = set()
         station.evict = self._evict
 
-    # -- the station peer's outgoing signals ------------------------------------------
-
-    async def from_station(self, peer_id: str, offer: protocol.Description, session: int) -> None:
-        try:
-            peer = self.rooms.get(self.station.room, peer_id)
-        except errors.UnknownPeer:
-            with_ids(log, peer_id=peer_id, room_id=self.station.room).debug(
-                "station signal for a peer that left"
-            )
-            return
-        await peer.send(protocol.Relayed(STATION_PEER_ID, offer, session=session))
-
     # -- the socket -------------------------------------------------------------------
 
     async def handle(self, request: web.Request, session: Session) -> web.WebSocketResponse:

@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, STATION, STORE
+from appliance.keys import AUTH, MEDIA, PEERS, STATION, STORE
 
 from .conftest import PASSWORD, Station, free_port, make_config, serve_command, wait_healthy
 from .helpers import AiortcCaller, answered_call, connect, ringing_guest
@@ -303,4 +303,19 @@ async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None
     assert samples[f"videostation_viewer_loss_ratio{peer}"] == 0
     assert 0 < samples[f"videostation_viewer_rtt_seconds{peer}"] < 1
     assert samples[f"videostation_viewer_estimated_bitrate{peer}"] > 50_000
+    await caller.close()
+
+
+async def test_station_connections_that_fail_are_announced(station: Station) -> None:
+    """app.py subscribes the call machine to the station peers' lost connections: when
+    they fail (ICE, say), everyone gets a call-state that is no longer live."""
+    kiosk, _, caller = await answered_call(station)
+    peers = station.app[PEERS]
+    assert station.app[STATION].live
+    for link in list(peers._peers.values()):
+        await link.pc.close()  # as when ICE fails
+    state = await kiosk.expect("call-state", timeout=10)
+    while state["call"]["live"]:
+        state = await kiosk.expect("call-state", timeout=10)
+    assert state["call"]["state"] == "in-call" and not station.app[STATION].live
     await caller.close()

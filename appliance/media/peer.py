@@ -7,8 +7,8 @@ offer, session)`` carries its offer to the browser, and the browser's ``signal``
 payloads (typed by :mod:`appliance.protocol`) come back through
 :meth:`StationPeers.handle_signal`::
 
-    peers = StationPeers(media, ice_servers=[], send=hub.from_station,
-                         on_closed=lambda peer_id: station.media_changed())
+    peers = StationPeers(media, ice_servers=[], send=offer_to_browser)
+    peers.on_lost(lambda peer_id: station.media_changed())   # ICE failed, say
     await peers.open("gA1", audio=True)    # send("gA1", Description("offer", ...), 1)
     await peers.handle_signal("gA1", Description("answer", sdp))
     await peers.close_all()                # hang-up: camera closes after the linger
@@ -145,12 +145,17 @@ class StationPeers:
         """Every line carries ``room_id`` (the station's room), a peer's also ``peer_id``."""
         self._ice_servers = ice_servers
         self._send = send
-        self._on_closed = on_closed
+        self._lost_subscribers: list[OnClosed] = [on_closed] if on_closed is not None else []
         self._peers: dict[str, _Peer] = {}
         self._sessions = 0
         self._tasks: set[asyncio.Future[None]] = set()
         self._epoch = 0
         """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
+
+    def on_lost(self, subscriber: OnClosed) -> None:
+        """Call ``subscriber(peer_id)`` whenever a connection ends by itself (ICE
+        failed, the browser went away); not for the ones :meth:`close` ends."""
+        self._lost_subscribers.append(subscriber)
 
     @property
     def live(self) -> bool:
@@ -255,8 +260,8 @@ class StationPeers:
         if self._peers.get(peer.peer_id) is not peer:
             return
         await self._discard(peer)
-        if self._on_closed is not None:
-            result = self._on_closed(peer.peer_id)
+        for subscriber in list(self._lost_subscribers):
+            result = subscriber(peer.peer_id)
             if result is not None:
                 await result
 
