@@ -22,7 +22,7 @@ from aiohttp import web
 
 from . import api
 from .auth import Auth
-from .call import Station
+from .call import CallMachine
 from .config import Config
 from .errors import StateDirUnusable
 from .http import (
@@ -176,7 +176,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         room_id=room_id,
     )
     app[PEERS] = peers
-    station = Station(
+    station = CallMachine(
         room=room_id,
         rooms=rooms,
         store=app[STORE],
@@ -216,7 +216,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         await revalidation
 
 
-def _call_gauges(metrics: Metrics, station: Station, peers: StationPeers, store: Store) -> None:
+def _call_gauges(metrics: Metrics, station: CallMachine, peers: StationPeers, store: Store) -> None:
     metrics.gauge(
         "call_live",
         "1 while the station's camera and microphone are sent",

@@ -64,12 +64,12 @@ class MediaPeers(Protocol):
     def live(self) -> bool: ...
 
 
-class Station:
-    """One station, one call at a time, in the room ``room``.
+class CallMachine:
+    """The station's call state machine: one call at a time, in the room ``room``.
 
     Example::
 
-        station = Station(room="station", rooms=rooms, store=store, media=peers)
+        station = CallMachine(room="station", rooms=rooms, store=store, media=peers)
         await station.remote_joined(peer)      # rings
         await station.local_action("answer")   # the button or the kiosk
     """

@@ -16,7 +16,7 @@ from .store import Store
 from .systemd import Notifier
 
 if TYPE_CHECKING:
-    from .call import Station
+    from .call import CallMachine
     from .media import StationMedia
     from .media.peer import StationPeers
     from .signaling import Hub
@@ -30,7 +30,7 @@ AUTH = web.AppKey("auth", Auth)  # _state_ctx
 ROOMS = web.AppKey("rooms", Rooms)  # _state_ctx
 MEDIA: web.AppKey[StationMedia] = web.AppKey("media")  # _media_ctx
 PEERS: web.AppKey[StationPeers] = web.AppKey("peers")  # _call_ctx: the station's aiortc peers
-STATION: web.AppKey[Station] = web.AppKey("station")  # _call_ctx: the call machine
+STATION: web.AppKey[CallMachine] = web.AppKey("station")  # _call_ctx: the call machine
 HUB: web.AppKey[Hub] = web.AppKey("hub")  # _hub_ctx
 HARDWARE: web.AppKey[dict[str, Any]] = web.AppKey("hardware")  # create_app, _hardware_ctx
 """Descriptions of the station's devices for /api/health/: {"gpio": "...", "screen": "..."}."""

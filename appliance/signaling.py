@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import errors, protocol
 from .auth import Auth, Session
-from .call import Station
+from .call import CallMachine
 from .config import Config
 from .logs import IdsAdapter, with_ids
 from .metrics import Metrics
@@ -88,7 +88,7 @@ class Hub:
         config: Config,
         store: Store,
         rooms: Rooms,
-        station: Station,
+        station: CallMachine,
         metrics: Metrics,
         auth: Auth | None = None,
     ) -> None:

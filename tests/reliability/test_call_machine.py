@@ -1,4 +1,4 @@
-"""Hypothesis drives the real call state machine (`appliance.call.Station`) with a fake
+"""Hypothesis drives the real call state machine (`appliance.call.CallMachine`) with a fake
 media peer: rings, answers, declines, hang-ups, timeouts, knocks, admits, refusals and
 station signals (restarts) race each other; the service is killed (kill -9) and
 started again, and anyone may ask to resume. Invariant: media flows only to peers the
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from appliance import errors
-from appliance.call import Station
+from appliance.call import CallMachine
 from appliance.rooms import Peer, Rooms
 from appliance.store import Store
 
@@ -63,8 +63,8 @@ class FakeMedia:
         return bool(self.open_peers)
 
 
-class RecordingStation(Station):
-    """The real Station; records whom the household let in, at the moment it does
+class RecordingStation(CallMachine):
+    """The real CallMachine; records whom the household let in, at the moment it does
     (under the call lock), so the invariant can check media against it."""
 
     authorized: set[str]
