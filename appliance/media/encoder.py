@@ -326,10 +326,33 @@ class VideoFanout(Fanout):
         scale = min(1.0, (self._cfg.low_width * self._cfg.low_height / (width * height)) ** 0.5)
         return max(16, int(width * scale) // 2 * 2), max(16, int(height * scale) // 2 * 2)
 
+    @staticmethod
+    def _deliver(
+        tracks: list[EncodedVideoTrack], produced: dict[tuple[str, Rung], list[av.Packet[Any]]]
+    ) -> None:
+        """Hand each viewer one rung's packets of this frame. A viewer moving between
+        rungs takes the new rung's keyframe *instead of* the old rung's picture of the
+        same frame: both carry the same RTP timestamp, and a receiver would glue them
+        into one frame that no decoder can use (the viewer froze on the new rung)."""
+        for track in tracks:
+            if track.codec is None:
+                continue
+            rung = track.rung
+            if track.link.rung != rung:
+                moving = produced.get((track.codec, track.link.rung), [])
+                if any(packet.is_keyframe for packet in moving):
+                    rung = track.link.rung
+            for packet in produced.get((track.codec, rung), []):
+                before = track.rung
+                track.push(packet, rung)
+                if track.rung != before:
+                    logger.info("camera: viewer now on the %s rung", rung)
+
     async def _capture(self) -> None:
         feed = self._feed(self._cfg)
         encoders: dict[tuple[str, Rung], VideoEncoder] = {}
         started, last_pts = time.monotonic(), -1
+        produced: dict[tuple[str, Rung], list[av.Packet[Any]]] = {}
         try:
             await feed.start()
             while True:
@@ -371,12 +394,9 @@ class VideoFanout(Fanout):
                         if packet.is_keyframe:
                             self.keyframes[codec] += 1
                             self._last_keyframe[key] = now
-                        for track in tracks:
-                            if track.codec == codec and track.wants(rung):
-                                before = track.rung
-                                track.push(packet, rung)
-                                if track.rung != before:
-                                    logger.info("camera: viewer now on the %s rung", rung)
+                    produced[key] = packets
+                self._deliver(tracks, produced)
+                produced.clear()
                 for key in [k for k in encoders if k not in wanted]:
                     del encoders[key]  # the last viewer of this codec or rung left
         finally:
