@@ -130,10 +130,11 @@ def test_ringtone_volume_mute_camera_and_meter(live_station: Any, pages: Pages) 
     expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
     after = kiosk.evaluate(
         """async () => {
-          for (let i = 0; i < 400 && window.__level() < 0.1; i++) await new Promise((r) => setTimeout(r, 10));
+          const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+          for (let i = 0; i < 400 && window.__level() < 0.1; i++) await sleep(10);
           const during = window.__level();
           document.querySelector('[data-testid="kiosk-answer"]').click();
-          await new Promise((r) => setTimeout(r, 150));
+          await sleep(150);
           return [during, window.__level()];
         }"""
     )
@@ -251,13 +252,14 @@ def sizes(kiosk: Page) -> dict[str, float]:
           const px = (sel, prop) => {
             const el = document.querySelector(sel);
             if (!el) return 0;
-            return prop === 'font' ? parseFloat(getComputedStyle(el).fontSize) : el.getBoundingClientRect()[prop];
+            if (prop === 'font') return parseFloat(getComputedStyle(el).fontSize);
+            return el.getBoundingClientRect()[prop];
           };
           return {
-            clock: px('.clock', 'font'), name: px('.station-name', 'font'), hint: px('.idle-hint', 'font'),
-            info: px('.idle-info', 'height'), qr: px('.kiosk-qr', 'height'),
-            caller: px('.caller-name', 'font'), answer: px('[data-testid="kiosk-answer"]', 'height'),
-            answerWidth: px('[data-testid="kiosk-answer"]', 'width'), avatar: px('.ring-avatar', 'height'),
+            clock: px('.clock', 'font'), name: px('.station-name', 'font'),
+            hint: px('.idle-hint', 'font'), qr: px('.kiosk-qr', 'height'),
+            caller: px('.caller-name', 'font'), answer: px('.huge.answer', 'height'),
+            answerWidth: px('.huge.answer', 'width'), avatar: px('.ring-avatar', 'height'),
           };
         }"""
     )
