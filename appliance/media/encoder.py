@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
 
@@ -51,6 +52,13 @@ TIME_BASE = fractions.Fraction(1, 90000)
 KEYFRAME_MIN_INTERVAL = 0.3  # seconds: PLI storms from many viewers coalesce
 BITRATE_INTERVAL = 1.0  # seconds between high-rung bitrate changes
 BITRATE_STEP = 0.1  # smaller relative changes are not worth an encoder reconfiguration
+
+
+def black_frame(width: int, height: int) -> av.VideoFrame:
+    """A black yuv420p picture: what viewers get while the kiosk turned the camera off."""
+    luma = np.full((height, width), 16, dtype=np.uint8)  # video-range black
+    chroma = np.full((height // 2, width), 128, dtype=np.uint8)  # U and V planes, no colour
+    return av.VideoFrame.from_ndarray(np.concatenate([luma, chroma]), format="yuv420p")
 
 
 class VideoEncoder:
@@ -273,6 +281,9 @@ class VideoFanout(Fanout):
         """Frames encoded at the low rung (all codecs)."""
         self.frames = 0
         """Frames captured since start."""
+        self.blanked = False
+        """The kiosk turned the camera off: every viewer gets black pictures (the
+        device stays open, so turning it on again is instant)."""
         self.encoded = dict.fromkeys(CODECS, 0)
         """Frames encoded, per codec."""
         self.keyframes = dict.fromkeys(CODECS, 0)
@@ -358,6 +369,8 @@ class VideoFanout(Fanout):
             while True:
                 frame = await feed.read()
                 self.description = feed.describe()
+                if self.blanked:
+                    frame = black_frame(frame.width // 2 * 2, frame.height // 2 * 2)
                 now = time.monotonic()
                 # the wall clock, not the frame count: RTP timestamps stay true when
                 # the camera drops frames or is replaced by the "unavailable" picture
