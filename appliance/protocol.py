@@ -133,6 +133,16 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class StationMedia:
+    """The kiosk mutes the station's microphone / turns its camera off (in a call only)."""
+
+    audio_muted: bool
+    """True: every caller hears silence from the station."""
+    video_muted: bool
+    """True: every caller sees black from the station."""
+
+
+@dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -142,7 +152,7 @@ class Ping:
     pass
 
 
-Message = Join | Signal | Call | Media | Leave | Ping
+Message = Join | Signal | Call | Media | StationMedia | Leave | Ping
 
 
 # --- server -> client ---------------------------------------------------------------
@@ -179,6 +189,10 @@ class CallObject(TypedDict):
     auto_answer_at: float | None
     ended: str | None
     quiet: bool
+    audio_muted: bool
+    """The kiosk muted the station's microphone (this call only)."""
+    video_muted: bool
+    """The kiosk turned the station's camera off (this call only)."""
 
 
 class RoomObject(TypedDict):
@@ -260,6 +274,15 @@ class Pong:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class MicLevel:
+    """``mic-level`` (to the kiosk only): the level of the sound the station sends."""
+
+    dbfs: float | None
+    """RMS level since the last one (sent rounded to 0.1 dB); None: nothing was sent."""
+    muted: bool
+
+
 ServerMessage = (
     Welcome
     | PeerJoined
@@ -272,6 +295,7 @@ ServerMessage = (
     | Error
     | Bye
     | Pong
+    | MicLevel
 )
 
 
@@ -392,11 +416,18 @@ def parse(frame: str | bytes) -> Message:
             return Call(action)
         case "media":
             return Media(_bool(data, "audio"), _bool(data, "video"))
+        case "station-media":
+            return StationMedia(_bool(data, "audio"), _bool(data, "video"))
         case "leave":
             return Leave()
         case "ping":
             return Ping()
     raise UnknownMessageType(f"Unknown message type {kind[:40]!r}.")
+
+
+def message_type(message: Message) -> str:
+    """The wire ``type`` of a parsed message (an ``error``'s ``ref``)."""
+    return "station-media" if isinstance(message, StationMedia) else type(message).__name__.lower()
 
 
 def encodes_as_utf8(data: Any) -> bool:
@@ -435,6 +466,10 @@ def to_wire(message: ServerMessage) -> dict[str, Any]:
 
     >>> to_wire(Connect("station", polite=True, send=False))
     {'type': 'connect', 'peer_id': 'station', 'polite': True, 'send': False}
+    >>> to_wire(MicLevel(-23.456, muted=False))
+    {'type': 'mic-level', 'dbfs': -23.5, 'muted': False}
+    >>> to_wire(MicLevel(None, muted=True))
+    {'type': 'mic-level', 'dbfs': None, 'muted': True}
     """
     match message:
         case Welcome():
@@ -475,6 +510,9 @@ def to_wire(message: ServerMessage) -> dict[str, Any]:
             return {"type": "bye", "reason": reason}
         case Pong():
             return {"type": "pong"}
+        case MicLevel(dbfs, muted):
+            level = None if dbfs is None else round(dbfs, 1)
+            return {"type": "mic-level", "dbfs": level, "muted": muted}
     assert_never(message)
 
 

@@ -20,6 +20,7 @@ from appliance.protocol import (
     Connect,
     Disconnect,
     Error,
+    MicLevel,
     PeerJoined,
     PeerLeft,
     PeerUpdated,
@@ -59,6 +60,8 @@ CALL: protocol.CallObject = {
     "auto_answer_at": None,
     "ended": None,
     "quiet": False,
+    "audio_muted": False,
+    "video_muted": False,
 }
 # One of every message the service sends (a new one must be added here).
 SAMPLES: list[ServerMessage] = [
@@ -73,6 +76,7 @@ SAMPLES: list[ServerMessage] = [
     Error("forbidden", "No.", "call"),
     Bye("revoked"),
     Pong(),
+    MicLevel(-20.0, muted=False),
 ]
 
 

@@ -133,6 +133,8 @@ class CallPage {
     this.unreachable = null;
     /** @type {HTMLElement|null} */
     this.aloneEl = null;
+    /** @type {HTMLElement|null} "station muted" / "station camera off" */
+    this.stationNote = null;
   }
 
   // ---- lobby: name + preview ------------------------------------------
@@ -269,11 +271,13 @@ class CallPage {
     document.addEventListener('fullscreenchange', onFs);
     this.disposers.push(() => document.removeEventListener('fullscreenchange', onFs));
 
+    // The station's microphone muted / camera off at the kiosk: said in words.
+    this.stationNote = h('div', { class: 'station-note', role: 'status', 'data-testid': 'station-muted', hidden: true });
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
       this.quality.weak, this.aloneEl,
-      grid, this.statusCard, this.unreachable.el, this.pip, this.controls, this.toastEl);
+      grid, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
     const wake = () => this.showControls();
@@ -369,6 +373,18 @@ class CallPage {
     client.join(this.info.roomId, this.name || '');
   }
 
+  /**
+   * @param {boolean} audio  the station's microphone is muted
+   * @param {boolean} video  the station's camera is off
+   */
+  showStationMuted(audio, video) {
+    const note = this.stationNote;
+    if (!note) return;
+    const parts = [audio ? t('room.stationMuted') : '', video ? t('room.stationCamOff') : ''].filter(Boolean);
+    note.textContent = parts.join(' · ');
+    note.hidden = parts.length === 0;
+  }
+
   /** @param {CallInfo|null} call */
   onCallState(call) {
     const client = this.client;
@@ -382,6 +398,7 @@ class CallPage {
     const inCall = call.state === 'in-call' && (call.in_call || []).some((m) => memberId(m) === me);
     const calling = call.state === 'ringing' && (call.callers || []).some((m) => memberId(m) === me);
     const knocking = call.state === 'in-call' && (call.knocking || []).some((m) => memberId(m) === me);
+    this.showStationMuted(inCall && !!call.audio_muted, inCall && !!call.video_muted);
     if (inCall) {
       this.active = true;
       this.showState('in-call', '', call.live);
