@@ -78,8 +78,8 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     const onUp = (ev) => {
       if (ev.pointerId !== down.pointerId) return;
       box.classList.remove('dragging');
-      if (tap && far < 10 && ev.type === 'pointerup') onTap?.();
-      snap();
+      if (!tap || far >= 10) snap();
+      else if (ev.type === 'pointerup') onTap?.();
       target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
       target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
       target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
