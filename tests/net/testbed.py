@@ -39,7 +39,11 @@ def missing_tools() -> list[str]:
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    if check and result.returncode:
+        # The tool's own message, not only its exit status.
+        raise RuntimeError(f"{' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}")
+    return result
 
 
 def ns(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -170,7 +170,20 @@ class Chroot:
             run(["mount", "--bind", str(source), str(where)])
         self.mounts.append(where)
 
+    def make_root_a_mount_point(self) -> None:
+        """Bind the root onto itself (private), as / is a mount point on every real
+        machine: ``ip netns exec`` remounts / as a slave and fails in a plain chroot."""
+        run(["mount", "--bind", str(self.root), str(self.root)])
+        run(["mount", "--make-private", str(self.root)])
+        self.mounts.append(self.root)
+
     def unmount_all(self) -> None:
+        # What ran inside may have mounted more (``ip netns add`` mounts /run/netns):
+        # those go first, deepest first, then ours in reverse order.
+        ours = set(self.mounts)
+        inside = [m for m in mount_points() if self.root in m.parents and m not in ours]
+        for where in sorted(set(inside), key=lambda p: len(p.parts), reverse=True):
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
         for where in reversed(self.mounts):
             if subprocess.run(["umount", str(where)], capture_output=True).returncode:
                 subprocess.run(["umount", "-l", str(where)], capture_output=True)
@@ -257,6 +270,7 @@ def debian_root(
         if local_cas.is_dir() and any(local_cas.iterdir()):
             shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
             chroot.run("update-ca-certificates", timeout=900)
+        chroot.make_root_a_mount_point()
         chroot.bind(Path("/proc"), "/proc")
         chroot.bind(Path("/sys"), "/sys")
         chroot.bind(Path("/dev"), "/dev")
