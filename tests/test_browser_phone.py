@@ -342,6 +342,16 @@ def test_preview_corner_leaves_tile_labels_uncovered(station: Any, pages: Pages)
     # It snapped, without the glide (reduced motion: 0.01 ms).
     glide = page.evaluate("() => window.__glide")
     assert glide and all(float(d.rstrip("s")) < 0.001 for d in glide), glide
+    # The phone turns: the preview stays in its corner (bottom right).
+    page.set_viewport_size({"width": 844, "height": 390})
+    page.wait_for_timeout(300)
+    turned = pip.bounding_box()
+    assert turned and turned["x"] + turned["width"] >= 844 - 12, turned
+    assert turned["y"] + turned["height"] >= 390 - 12, turned
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    end = pip.bounding_box()
+    assert end
     hbox = page.locator(".pip-handle").bounding_box()
     assert hbox and hbox["width"] >= 44 and hbox["height"] >= 44
     # The handle stays on the inner corner: bottom-left of a window on the right.

@@ -19,6 +19,8 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
   let y = 0;
   let w = 0;
   let placed = false;
+  /** @type {{right: boolean, bottom: boolean}|null} the corner it sits in (null: moved by keys) */
+  let corner = { right: true, bottom: false };
 
   function bounds() {
     const r = container.getBoundingClientRect();
@@ -46,9 +48,12 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     if (!placed) {
       // Top-right corner, about a quarter of the width (smaller on phones held upright).
       w = Math.max(minWidth, Math.min(b.width * (b.width < 600 ? 0.32 : 0.22), 320));
-      x = b.width - w - 12;
-      y = 12;
       placed = true;
+    }
+    if (corner) {
+      // The screen turned or resized: stay in the same corner.
+      x = corner.right ? b.width : 0;
+      y = corner.bottom ? b.height : 0;
     }
     clampAndApply();
   }
@@ -110,6 +115,7 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
       .sort((a, b2) => Number(a.covers) - Number(b2.covers) || a.dist - b2.dist);
     x = corners[0].cx;
     y = corners[0].cy;
+    corner = { right: x + w / 2 > b.width / 2, bottom: y + hgt / 2 > (b.height + top) / 2 };
     box.classList.add('snapping');
     clampAndApply();
     setTimeout(() => box.classList.remove('snapping'), 250);
@@ -136,7 +142,7 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
   const onKey = (ev) => {
     const step = ev.shiftKey ? 40 : 10;
     const moves = /** @type {Record<string, [number, number]>} */ ({ ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] });
-    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; }
+    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; corner = null; }
     else if (ev.key === '+' || ev.key === '=') w += step;
     else if (ev.key === '-') w -= step;
     else if (ev.key === 'Enter' || ev.key === ' ') onTap?.();
