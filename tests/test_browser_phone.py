@@ -56,6 +56,8 @@ REAR_CAMERA = """
       g.fillRect(0, 0, 640, 480);
     }, 33);
     const track = canvas.captureStream(30).getVideoTracks()[0];
+    const settings = track.getSettings.bind(track);
+    track.getSettings = () => ({ ...settings(), deviceId: 'test-rear', facingMode: 'environment' });
     window.__rear.push(track);
     return new MediaStream([track]);
   };
@@ -210,6 +212,9 @@ def test_phone_switches_camera_zooms_and_swaps(station: Any, pages: Pages) -> No
         ".srcObject.getVideoTracks()[0].id === id",
         rear,
     ), "the preview does not show the rear camera"
+    # The rear camera is not mirrored (the front one is).
+    own = guest.locator("[data-testid=local-video] video")
+    expect(own).not_to_have_class(re.compile(r"\bmirror\b"))
     kiosk_frames = sum(
         int(s["framesDecoded"]) for pid, s in stats(kiosk).items() if pid != "station"
     )
@@ -226,6 +231,7 @@ def test_phone_switches_camera_zooms_and_swaps(station: Any, pages: Pages) -> No
         lambda: all(s["video"] not in (rear, front, None) for s in guest.evaluate(SENDERS)),
         "a new front track sent",
     )
+    expect(own).to_have_class(re.compile(r"\bmirror\b"))
 
     # The station's picture: whole by default; spread two fingers to fill, pinch back.
     tile = guest.locator(".tile").first
