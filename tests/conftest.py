@@ -301,3 +301,12 @@ def live_station(tmp_path: Path) -> Iterator[LiveStation]:
     live = start_live(tmp_path)
     yield live
     stop_live(live)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marks the tests that run under arm64 emulation ``emulated``: ``make test`` runs
+    them (one core of qemu-user for about 14 minutes) in a second pytest beside the
+    rest, so the suite takes the longer of the two."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "arm64" in callspec.params.values():
+        item.add_marker(pytest.mark.emulated)

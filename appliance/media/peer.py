@@ -122,6 +122,46 @@ class _Peer:
     codec: str | None = None
 
 
+def relay_gathered(pc: RTCPeerConnection) -> bool:
+    """Did this connection get a relay address from a TURN server?"""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        if dtls is not None and any(
+            c.type == "relay" for c in dtls.transport.iceGatherer.getLocalCandidates()
+        ):
+            return True
+    return False
+
+
+def why_unreachable(ice_servers: list[RTCIceServer], relayed: bool) -> str:
+    """The operator's words for a connection that failed (the pages say the same in
+    theirs: web/js/ui/unreachable.js).
+
+    >>> why_unreachable([], relayed=False).split(":")[0]
+    'no TURN server is configured (ice.turn_urls)'
+    >>> turn = RTCIceServer(urls=["turn:turn.example.net:3478"], username="u", credential="p")
+    >>> why_unreachable([turn], relayed=False).split(":")[0]
+    'the TURN server gave no relay address'
+    """
+    urls = [
+        url
+        for server in ice_servers
+        for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+    ]
+    if not any(url.startswith(("turn:", "turns:")) for url in urls):
+        return (
+            "no TURN server is configured (ice.turn_urls): callers behind a symmetric "
+            "NAT (most mobile networks) cannot reach the station without one"
+        )
+    if not relayed:
+        return (
+            "the TURN server gave no relay address: it does not answer or refused the "
+            "credentials (check ice.turn_urls and ice.turn_secret against the TURN "
+            "server's static-auth-secret)"
+        )
+    return "no path even through the TURN server (the caller's network blocks it)"
+
+
 class StationPeers:
     """Every station peer connection of the current call, keyed by the viewer's peer id."""
 
@@ -142,6 +182,8 @@ class StationPeers:
         self._tasks: set[asyncio.Future[None]] = set()
         self._epoch = 0
         """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
+        self._unreachable: set[str] = set()
+        """Viewers whose connection was logged as failing, until one of theirs connects."""
 
     @property
     def live(self) -> bool:
@@ -239,10 +281,27 @@ class StationPeers:
     def _state_changed(self, peer: _Peer) -> None:
         state = peer.pc.connectionState
         logger.info("peer %s: connection %s", peer.peer_id, state)
+        if state == "connected":
+            self._unreachable.discard(peer.peer_id)
+        elif state == "failed":
+            self._log_unreachable(peer)
         if state in ("failed", "closed") and self._peers.get(peer.peer_id) is peer:
             task = asyncio.ensure_future(self._lost(peer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _log_unreachable(self, peer: _Peer) -> None:
+        """Why this viewer cannot be reached, once until it connects (browsers restart
+        ICE every few seconds: the log says it once, not at every attempt)."""
+        if peer.peer_id in self._unreachable:
+            return
+        self._unreachable.add(peer.peer_id)
+        logger.warning(
+            "peer %s: could not connect: %s",
+            peer.peer_id,
+            why_unreachable(self._ice_servers, relay_gathered(peer.pc)),
+            extra={"peer_id": peer.peer_id},
+        )
 
     async def _lost(self, peer: _Peer) -> None:
         if self._peers.get(peer.peer_id) is not peer:
@@ -263,6 +322,8 @@ class StationPeers:
             raise MalformedMessage("signal payload must be an object")
         if payload.get("restart") is True:
             logger.info("peer %s: restart requested", peer_id)
+            if peer.pc.connectionState != "connected":
+                self._log_unreachable(peer)  # the browser gave up before aiortc did
             await self.open(peer_id, audio=peer.audio, video=peer.video)
         elif "description" in payload:
             await self._answer(peer, payload["description"])

@@ -80,13 +80,16 @@ def write_turnserver_conf(path: Path, secret: str) -> None:
     )
 
 
-def write_station_conf(path: Path, state: Path, *, secret: str, adaptive: bool = True) -> None:
+def write_station_conf(
+    path: Path, state: Path, *, secret: str, adaptive: bool = True, auto_answer: bool = True
+) -> None:
     path.write_text(
         f'[server]\nhost = "0.0.0.0"\nport = 8080\nstate_dir = "{state}"\n'
         '[camera]\nsource = "test"\nwidth = 1280\nheight = 720\nfps = 30\n'
         f"adaptive = {'true' if adaptive else 'false'}\n"
         '[microphone]\nsource = "test"\n'
-        "[call]\nauto_answer = true\nauto_answer_delay_seconds = 0\n"
+        f"[call]\nauto_answer = {'true' if auto_answer else 'false'}\n"
+        "auto_answer_delay_seconds = 0\n"
         f'[ice]\nstun_urls = ["stun:{TURN_ADDR}:3478"]\n'
         f'turn_urls = ["turn:{TURN_ADDR}:3478?transport=udp"]\nturn_secret = "{secret}"\n'
         '[screen]\npower_command = ""\n'
@@ -114,7 +117,9 @@ def start_turn(tmp_path: Path, secret: str) -> subprocess.Popen[str]:
     return popen(PUBLIC, ["turnserver", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_station(tmp_path: Path, *, turn_secret: str, adaptive: bool = True) -> None:
+def start_station(
+    tmp_path: Path, *, turn_secret: str, adaptive: bool = True, auto_answer: bool = True
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
     subprocess.run(
@@ -122,7 +127,7 @@ def start_station(tmp_path: Path, *, turn_secret: str, adaptive: bool = True) ->
         input=PASSWORD, text=True, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     conf = tmp_path / "station.toml"
-    write_station_conf(conf, state, secret=turn_secret, adaptive=adaptive)
+    write_station_conf(conf, state, secret=turn_secret, adaptive=adaptive, auto_answer=auto_answer)
     log = open(tmp_path / "station.log", "w")  # noqa: SIM115
     proc = popen(
         HOME, [str(BIN / "videostation"), "serve", "--config", str(conf)],

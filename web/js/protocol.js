@@ -48,8 +48,9 @@ const OPEN = 1;
  *   WebSocket?: typeof WebSocket,
  *   RTCPeerConnection?: typeof RTCPeerConnection,
  *   pingInterval?: number, backoffMin?: number, backoffMax?: number,
- *   stationAnswerTimeout?: number
+ *   stationAnswerTimeout?: number, unreachableAfter?: number
  * }} ClientOptions
+ * @typedef {'no-relay'|'relay-unreachable'|'relay-refused'|'network'} Unreachable
  */
 
 /** Join errors after which reconnecting cannot help. */
@@ -65,6 +66,32 @@ const EARLY_SIGNAL_MS = 2000;
 /** At most this many held signals per peer, and held peers at once. */
 const EARLY_SIGNAL_MAX = 40;
 const EARLY_PEERS_MAX = 8;
+
+/** How long a connection may stay unconnected before the page says why (ms). */
+const UNREACHABLE_AFTER_MS = 10000;
+/** TURN/STUN error codes that mean "these credentials are refused" (RFC 8489/8656). */
+const REFUSED_CODES = new Set([401, 403, 431, 437, 438, 441]);
+
+/**
+ * Why a connection did not come up, from what the browser saw (pure: no DOM).
+ * - 'no-relay': no TURN server is configured, so only direct paths were tried;
+ * - 'relay-refused': the TURN server answered with an error (wrong credentials);
+ * - 'relay-unreachable': the TURN server never answered (701: no response);
+ * - 'network': the relay worked here; the other side or the network is the problem.
+ *
+ * @param {RTCIceServer[]} iceServers  what the page was given
+ * @param {{url: string, code: number}[]} errors  its `icecandidateerror`s
+ * @returns {Unreachable}
+ */
+export function diagnoseUnreachable(iceServers, errors) {
+  const isTurn = (/** @type {string} */ url) => /^turns?:/i.test(url);
+  const turnUrls = iceServers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])).filter(isTurn);
+  if (!turnUrls.length) return 'no-relay';
+  const turnErrors = errors.filter((e) => isTurn(e.url));
+  if (turnErrors.some((e) => REFUSED_CODES.has(e.code))) return 'relay-refused';
+  if (turnErrors.length) return 'relay-unreachable';
+  return 'network';
+}
 
 /**
  * One RTCPeerConnection to one peer, negotiated with perfect negotiation
@@ -113,9 +140,27 @@ export class PeerLink {
       if (this.pc.iceConnectionState === 'failed') this.restart();
     };
     this.pc.onconnectionstatechange = () => {
-      client.onpeerstate?.(this.id, this.pc.connectionState);
-      if (this.pc.connectionState === 'failed') this.restart();
+      const state = this.pc.connectionState;
+      client.onpeerstate?.(this.id, state);
+      if (state === 'connected') this.reported = false;
+      if (state === 'failed') {
+        this.reportUnreachable();
+        this.restart();
+      }
     };
+    /** @type {{url: string, code: number}[]} the relay/STUN servers' errors, for the diagnosis */
+    this.iceErrors = [];
+    this.pc.onicecandidateerror = (ev) => {
+      const e = /** @type {RTCPeerConnectionIceErrorEvent} */ (ev);
+      if (this.iceErrors.length < 20) this.iceErrors.push({ url: e.url || '', code: e.errorCode });
+    };
+    /** whether the page has been told this connection is unreachable (until it connects) */
+    this.reported = false;
+    // A connection that is not up after a while gets a diagnosis even before the
+    // browser gives up (Chromium says 'failed' only after about 30 s).
+    this.unreachableTimer = setTimeout(() => {
+      if (!this.closed && this.pc.connectionState !== 'connected') this.reportUnreachable();
+    }, client.options.unreachableAfter ?? UNREACHABLE_AFTER_MS);
     /** @type {Map<string, RTCRtpSender>} our senders, by track kind */
     this.senders = new Map();
     if (send && client.localStream) {
@@ -246,9 +291,18 @@ export class PeerLink {
     }
   }
 
+  /** Tells the page once, until the connection comes up, why it does not. */
+  reportUnreachable() {
+    if (this.closed || this.reported) return;
+    this.reported = true;
+    this.client.onpeerunreachable?.(this.id, diagnoseUnreachable(this.client.iceServers, this.iceErrors));
+  }
+
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.unreachableTimer);
+    this.pc.onicecandidateerror = null;
     this.pc.onnegotiationneeded = null;
     this.pc.onicecandidate = null;
     this.pc.ontrack = null;
@@ -270,6 +324,9 @@ export class PeerLink {
  *   MediaStream holding every track of that connection so far.
  * - `onpeerclosed(peerId, participantId)`: the connection to a peer was closed.
  * - `onpeerstate(peerId, connectionState)`: RTCPeerConnection.connectionState changed.
+ * - `onpeerunreachable(peerId, why)`: a connection is not up after `unreachableAfter`
+ *   ms (10 s) or failed; `why` is an Unreachable (see diagnoseUnreachable). Once per
+ *   connection until it connects (`onpeerstate(peerId, 'connected')`).
  * - `onerror(code, message, ref)`: an `error` from the server, or a local failure.
  * - `onbye(reason)`: the server is about to close the socket. Unless the reason is in
  *   RETRIED_BYE (`shutdown`), the client has already stopped: no reconnect follows.
@@ -332,6 +389,7 @@ export class SignalingClient {
     /** @type {((peerId: string, participantId: string, stream: MediaStream) => void)|null} */ this.ontrack = null;
     /** @type {((peerId: string, participantId: string) => void)|null} */ this.onpeerclosed = null;
     /** @type {((peerId: string, state: string) => void)|null} */ this.onpeerstate = null;
+    /** @type {((peerId: string, why: Unreachable) => void)|null} */ this.onpeerunreachable = null;
     /** @type {((code: string, message: string, ref: string|null) => void)|null} */ this.onerror = null;
     /** @type {((reason: string) => void)|null} */ this.onbye = null;
     /** @type {((status: Status, detail?: number|string) => void)|null} */ this.onstatus = null;

@@ -209,5 +209,13 @@ export default {
 
   "duration.seconds": {"one": "{n} second", "other": "{n} seconds"},
   "duration.minutes": {"one": "{n} minute", "other": "{n} minutes"},
-  "duration.hours": {"one": "{n} hour", "other": "{n} hours"}
+  "duration.hours": {"one": "{n} hour", "other": "{n} hours"},
+  "net.noRelay": "Can't connect: your network blocks direct calls and the station has no relay (TURN) server. Try Wi-Fi or mobile data, or ask the station's owner to set one up.",
+  "net.relayRefused": "Can't connect: the station's relay (TURN) server refused the connection. Ask the station's owner to check its TURN settings.",
+  "net.relayUnreachable": "Can't connect: the station's relay (TURN) server does not answer. Ask the station's owner to check it.",
+  "net.network": "Can't connect on this network. Try another one (Wi-Fi or mobile data).",
+  "kiosk.netNoRelay": "Can't connect to the caller: their network blocks direct calls and no relay (TURN) server is set up (ice.turn_urls).",
+  "kiosk.netRelayRefused": "Can't connect to the caller: the relay (TURN) server refused the station's credentials (check ice.turn_secret).",
+  "kiosk.netRelayUnreachable": "Can't connect to the caller: the relay (TURN) server does not answer (check ice.turn_urls).",
+  "kiosk.netNetwork": "Can't connect to the caller on their network."
 };

@@ -17,6 +17,7 @@ import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
 import { QualityMeter } from '../ui/quality.js';
 import { Ringtone } from '../ui/ringtone.js';
+import { UnreachableNotice } from '../ui/unreachable.js';
 import { TileGrid } from '../ui/tiles.js';
 import { renderError } from './error.js';
 
@@ -214,8 +215,10 @@ class Kiosk {
     // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
     // mount in this slot beside the hang-up button.
     this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' });
+    /** Says why a caller's connection does not come up (e.g. the TURN server refused). */
+    this.unreachable = new UnreachableNotice('kiosk');
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.quality.weak, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
+      grid, this.previewBox, this.unreachable.el, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.quality.weak, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
@@ -284,7 +287,11 @@ class Kiosk {
       this.remoteStreams.set(peerId, { participant, stream });
       this.showRemotes();
     };
+    // The station's own preview comes over loopback: only callers' connections count.
+    client.onpeerunreachable = (peerId, why) => { if (peerId !== STATION_PEER) this.unreachable.unreachable(peerId, why); };
+    client.onpeerstate = (peerId, state) => { if (state === 'connected') this.unreachable.settled(peerId); };
     client.onpeerclosed = (peerId, participant) => {
+      this.unreachable.settled(peerId);
       if (peerId === STATION_PEER) {
         this.preview.srcObject = null;
         this.previewBox.classList.remove('has-video');

@@ -18,6 +18,7 @@ import { makeFloating } from '../ui/pip.js';
 import { QualityMeter } from '../ui/quality.js';
 import { RINGBACK, Ringtone } from '../ui/ringtone.js';
 import { TileGrid, initials } from '../ui/tiles.js';
+import { UnreachableNotice } from '../ui/unreachable.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
 import { signIn } from './login.js';
@@ -128,6 +129,8 @@ class CallPage {
     this.timerEl = null;
     /** @type {QualityMeter|null} */
     this.quality = null;
+    /** @type {UnreachableNotice|null} says why a connection does not come up */
+    this.unreachable = null;
     /** @type {HTMLElement|null} */
     this.aloneEl = null;
     /** @type {HTMLButtonElement[]} the lobby's microphone and camera toggles */
@@ -278,6 +281,7 @@ class CallPage {
     this.statusCard = h('div', { class: 'call-status', 'data-testid': 'call-status', role: 'status', 'aria-live': 'polite' });
     this.banner = h('div', { class: 'banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'toast', hidden: true, role: 'alert' });
+    this.unreachable = new UnreachableNotice('caller');
     this.timerEl = h('span', { class: 'call-timer', 'data-testid': 'call-timer', role: 'timer', hidden: true });
     // Alone in a plain room: say so (not a black screen), with the invitation at hand.
     this.aloneEl = h('div', { class: 'alone', 'data-testid': 'waiting-for-others', hidden: true },
@@ -319,7 +323,7 @@ class CallPage {
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
       this.quality.weak, this.aloneEl,
-      grid, mainLocal, this.statusCard, this.pip, this.controls, this.toastEl);
+      grid, mainLocal, this.statusCard, this.unreachable.el, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
     const wake = () => this.showControls();
@@ -379,8 +383,11 @@ class CallPage {
       tiles.setStream(participant, peerId, stream, nameOf(participant));
       this.showAlone();
     };
+    client.onpeerunreachable = (peerId, why) => this.unreachable?.unreachable(peerId, why);
+    client.onpeerstate = (peerId, state) => { if (state === 'connected') this.unreachable?.settled(peerId); };
     client.onpeerclosed = (peerId, participant) => {
       this.unswap();
+      this.unreachable?.settled(peerId);
       tiles.dropStream(participant, peerId);
       const still = [...client.peers.values()].some((l) => l.participant === participant);
       if (!still) tiles.remove(participant);

@@ -1,0 +1,82 @@
+"""Why a call does not connect, in real Chromium: the diagnosis of web/js/protocol.js and
+the notice of web/js/ui/unreachable.js in both languages. (The whole path, with a
+misconfigured coturn between namespaces, is tests/net/test_unreachable.py.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser_kit import Pages, expect
+
+pytestmark = pytest.mark.browser
+
+DIAGNOSE = """async () => {
+  const app = document.querySelector('script[type=module]').src;
+  const { diagnoseUnreachable } = await import(new URL('protocol.js', app).href);
+  const turn = [{ urls: ['stun:turn.example.net:3478', 'turn:turn.example.net:3478'],
+                  username: 'u', credential: 'p' }];
+  const stunOnly = [{ urls: 'stun:turn.example.net:3478' }];
+  const turnUrl = 'turn:turn.example.net:3478?transport=udp';
+  return {
+    nothingConfigured: diagnoseUnreachable([], []),
+    stunOnly: diagnoseUnreachable(stunOnly, [{ url: 'stun:turn.example.net:3478', code: 701 }]),
+    refused: diagnoseUnreachable(turn, [{ url: turnUrl, code: 701 }, { url: turnUrl, code: 401 }]),
+    silent: diagnoseUnreachable(turn, [{ url: turnUrl, code: 701 }]),
+    stunErrorOnly: diagnoseUnreachable(turn, [{ url: 'stun:turn.example.net:3478', code: 701 }]),
+    relayWorked: diagnoseUnreachable(turn, []),
+  };
+}"""
+
+NOTICE = """async (lang) => {
+  const app = document.querySelector('script[type=module]').src;
+  const i18n = await import(new URL('i18n.js', app).href);
+  const { UnreachableNotice } = await import(new URL('ui/unreachable.js', app).href);
+  await i18n.setLanguage(lang);
+  const out = {};
+  for (const side of ['caller', 'kiosk']) {
+    const notice = new UnreachableNotice(side);
+    const hiddenAtFirst = notice.el.hidden;
+    notice.unreachable('p1', 'relay-refused');
+    notice.unreachable('p2', 'no-relay');
+    const shown = [notice.el.hidden, notice.el.dataset.why, notice.el.textContent];
+    notice.settled('p2');
+    const afterOne = [notice.el.dataset.why, notice.el.textContent];
+    notice.settled('p1');
+    out[side] = { hiddenAtFirst, shown, afterOne, hiddenAtEnd: notice.el.hidden };
+  }
+  return out;
+}"""
+
+
+def test_the_diagnosis_names_who_can_fix_it(live_station: Any, pages: Pages) -> None:
+    page = pages.open(live_station.base_url + "/")
+    expect(page.get_by_test_id("ask-invitation")).to_be_visible()
+    assert page.evaluate(DIAGNOSE) == {
+        "nothingConfigured": "no-relay",
+        "stunOnly": "no-relay",
+        "refused": "relay-refused",
+        "silent": "relay-unreachable",
+        "stunErrorOnly": "network",
+        "relayWorked": "network",
+    }
+
+
+def test_the_notice_says_it_in_both_languages_until_every_connection_is_up(
+    live_station: Any, pages: Pages
+) -> None:
+    page = pages.open(live_station.base_url + "/")
+    expect(page.get_by_test_id("ask-invitation")).to_be_visible()
+    en, ru = page.evaluate(NOTICE, "en"), page.evaluate(NOTICE, "ru")
+    for got in (en, ru):
+        for side in ("caller", "kiosk"):
+            assert got[side]["hiddenAtFirst"] is True
+            assert got[side]["shown"][:2] == [False, "no-relay"]  # the latest one
+            assert got[side]["afterOne"][0] == "relay-refused"
+            assert got[side]["hiddenAtEnd"] is True
+    assert "TURN" in en["caller"]["afterOne"][1] and "refused" in en["caller"]["afterOne"][1]
+    assert "ice.turn_secret" in en["kiosk"]["afterOne"][1]
+    assert "отклонил" in ru["caller"]["afterOne"][1]
+    assert "ice.turn_secret" in ru["kiosk"]["afterOne"][1]
+    assert en["caller"]["shown"][2] != ru["caller"]["shown"][2]
