@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from . import protocol
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
@@ -37,6 +38,8 @@ RESUME_MAX_AGE = 30.0
 failed clean-up left behind goes stale on its own."""
 FORGET_RETRY = 2.0
 """Seconds between tries to clear resume records that a failed write left behind."""
+LEVEL_INTERVAL = 0.125
+"""Seconds between two ``mic-level`` messages to the kiosk (8 per second, in a call only)."""
 
 
 @dataclass(slots=True)
@@ -57,6 +60,8 @@ class MediaPeers(Protocol):
     async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None: ...
     async def close(self, peer_id: str) -> None: ...
     async def close_all(self) -> None: ...
+    def set_muted(self, *, audio: bool, video: bool) -> None: ...
+    def take_level(self) -> float | None: ...
 
     @property
     def live(self) -> bool: ...
@@ -119,6 +124,11 @@ class Station:
         self._resumable_written = False
         """Resume records of this run may be in the store (cleared at every call end)."""
         self._forgetting: asyncio.Task[None] | None = None
+        self.audio_muted = False
+        """The kiosk muted the station's microphone (this call only: reset at its end)."""
+        self.video_muted = False
+        """The kiosk turned the station's camera off (this call only)."""
+        self._meter: asyncio.Task[None] | None = None
 
     # -- views ------------------------------------------------------------------------
 
@@ -138,6 +148,8 @@ class Station:
             "auto_answer_at": self.auto_answer_at,
             "ended": self.ended,
             "quiet": self.quiet.on,
+            "audio_muted": self.audio_muted,
+            "video_muted": self.video_muted,
         }
 
     def status_line(self) -> str:
@@ -195,7 +207,54 @@ class Station:
     async def screen_joined(self, screen: Peer) -> None:
         async with self._lock:
             if self.state == "in-call":
+                if self.audio_muted or self.video_muted:  # a reloaded kiosk, still muted
+                    await self._apply_muted(self.audio_muted, self.video_muted)
                 await self._connect_screen(screen)
+
+    async def station_media(self, sender: Peer, *, audio_muted: bool, video_muted: bool) -> None:
+        """The kiosk mutes the station's microphone (callers hear silence) and/or turns
+        its camera off (callers see black), or undoes it. Only in a call, only from the
+        screen; it opens nothing, so it can never send media before an answer. Callers
+        see it on the screen peer's ``muted`` (``peer-updated``) and in ``call-state``."""
+        if sender.kind != "screen":
+            raise Forbidden("Only the station's own screen mutes the station.")
+        async with self._lock:
+            if self.state != "in-call":
+                raise CallStateError("The station is not in a call.")
+            log.info(
+                "station media: microphone %s, camera %s",
+                "muted" if audio_muted else "on",
+                "off" if video_muted else "on",
+                extra={"room_id": self.room},
+            )
+            await self._apply_muted(audio_muted, video_muted)
+            await self._changed()
+
+    async def _apply_muted(self, audio_muted: bool, video_muted: bool) -> None:
+        """Media first (privacy), then the screen peer's roster entry for everyone."""
+        self.audio_muted, self.video_muted = audio_muted, video_muted
+        self.media.set_muted(audio=audio_muted, video=video_muted)
+        screen = self.rooms.screen(self.room)
+        if screen is not None:
+            screen.audio_muted, screen.video_muted = audio_muted, video_muted
+            await self.rooms.broadcast(
+                self.room, protocol.peer_updated(screen.describe()), exclude=[screen]
+            )
+
+    async def _report_level(self) -> None:
+        """While in a call: the level of what the station sends, to the kiosk only."""
+        while True:
+            await asyncio.sleep(LEVEL_INTERVAL)
+            level = self.media.take_level()
+            screen = self.rooms.screen(self.room)
+            if screen is not None and self.state == "in-call":
+                muted = self.audio_muted
+                await screen.send(protocol.mic_level(None if muted else level, muted=muted))
+
+    def _stop_meter(self) -> None:
+        meter, self._meter = self._meter, None
+        if meter is not None and meter is not asyncio.current_task():
+            meter.cancel()
 
     async def screen_left(self, screen: Peer) -> None:
         async with self._lock:
@@ -387,9 +446,14 @@ class Station:
         self.since = time.time()
         self.ended = None
         self.in_call, self.callers = list(peers), []
+        # every call starts with the microphone and camera on (a known state)
+        self.audio_muted = self.video_muted = False
+        self.media.set_muted(audio=False, video=False)
         for peer in self.in_call:
             self._persist_resumable(peer)
         self._heartbeat = asyncio.create_task(self._keep_resumable(), name="call-heartbeat")
+        self._stop_meter()
+        self._meter = asyncio.create_task(self._report_level(), name="mic-level")
         screen = self.rooms.screen(self.room)
         viewers: list[tuple[str, bool]] = []  # (peer id, with audio)
         if screen is not None:
@@ -469,6 +533,10 @@ class Station:
         self.since = time.time()
         self.ended = why
         self._resume = None
+        self._stop_meter()
+        was_muted = self.audio_muted or self.video_muted
+        self.audio_muted = self.video_muted = False  # privacy: the next call starts known
+        self.media.set_muted(audio=False, video=False)
         self._forget_call()
         for peer in was_in_call:
             self.rooms.unpair(peer.id)
@@ -485,6 +553,11 @@ class Station:
                         await screen.send({"type": "disconnect", "peer_id": peer.id})
                 if screen is not None and was_state == "in-call":
                     await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                if screen is not None and was_muted:
+                    screen.audio_muted = screen.video_muted = False
+                    await self.rooms.broadcast(
+                        self.room, protocol.peer_updated(screen.describe()), exclude=[screen]
+                    )
             finally:
                 if call_id is not None:
                     self._record(self.store.call_ended, call_id, outcome)
@@ -616,6 +689,7 @@ class Station:
                     ring_knockers=False,
                 )
             self._cancel_timers()
+            self._stop_meter()
             self._forget_call()
             if self._forgetting is not None:
                 self._forgetting.cancel()

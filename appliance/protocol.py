@@ -57,6 +57,16 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class StationMedia:
+    """The kiosk mutes the station's microphone / turns its camera off (in a call only)."""
+
+    audio_muted: bool
+    """True: every caller hears silence from the station."""
+    video_muted: bool
+    """True: every caller sees black from the station."""
+
+
+@dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -66,7 +76,7 @@ class Ping:
     pass
 
 
-Message = Join | Signal | Call | Media | Leave | Ping
+Message = Join | Signal | Call | Media | StationMedia | Leave | Ping
 
 
 def _str(data: dict[str, Any], key: str, *, max_len: int = 200) -> str:
@@ -179,11 +189,18 @@ def parse(frame: str | bytes) -> Message:
             return Call(action)
         case "media":
             return Media(_bool(data, "audio"), _bool(data, "video"))
+        case "station-media":
+            return StationMedia(_bool(data, "audio"), _bool(data, "video"))
         case "leave":
             return Leave()
         case "ping":
             return Ping()
     raise UnknownMessageType(f"Unknown message type {kind[:40]!r}.")
+
+
+def message_type(message: Message) -> str:
+    """The wire ``type`` of a parsed message (an ``error``'s ``ref``)."""
+    return "station-media" if isinstance(message, StationMedia) else type(message).__name__.lower()
 
 
 def encodes_as_utf8(data: Any) -> bool:
@@ -208,3 +225,19 @@ def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
     if ref:
         out["ref"] = ref
     return out
+
+
+def peer_updated(peer: dict[str, Any]) -> dict[str, Any]:
+    """``peer-updated``: a peer object whose ``muted`` changed."""
+    return {"type": "peer-updated", "peer": peer}
+
+
+def mic_level(dbfs: float | None, *, muted: bool) -> dict[str, Any]:
+    """``mic-level`` (to the kiosk only): the level of the sound the station sends.
+
+    >>> mic_level(-23.456, muted=False)
+    {'type': 'mic-level', 'dbfs': -23.5, 'muted': False}
+    >>> mic_level(None, muted=True)
+    {'type': 'mic-level', 'dbfs': None, 'muted': True}
+    """
+    return {"type": "mic-level", "dbfs": None if dbfs is None else round(dbfs, 1), "muted": muted}

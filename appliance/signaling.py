@@ -158,7 +158,7 @@ class Hub:
         ref: str | None = None
         try:
             message = protocol.parse(frame)
-            ref = type(message).__name__.lower()
+            ref = protocol.message_type(message)
             self.metrics.inc("signaling_messages_total", type=ref)
             await self._dispatch(conn, message)
         except errors.VideoStationError as exc:
@@ -197,7 +197,15 @@ class Hub:
                     if peer.room != self.station.room:
                         raise errors.CallStateError("This room has no station to call.")
                     await self.station.action(peer, message.action, message.peer)
+                elif isinstance(message, protocol.StationMedia):
+                    if peer.room != self.station.room:
+                        raise errors.CallStateError("This room has no station.")
+                    await self.station.station_media(
+                        peer, audio_muted=message.audio_muted, video_muted=message.video_muted
+                    )
                 elif isinstance(message, protocol.Media):
+                    if peer.kind == "screen":  # its `muted` says whether the station is
+                        raise errors.Forbidden("The kiosk mutes the station with station-media.")
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
                         peer.room, {"type": "peer-updated", "peer": peer.describe()}, exclude=[peer]

@@ -321,6 +321,20 @@ async def frame_size(viewer: Viewer, size: tuple[int, int], *, within: float) ->
     return False
 
 
+async def keeps_decoding(viewer: Viewer, size: tuple[int, int], *, frames: int) -> int:
+    """Frames of ``size`` that ``viewer`` decodes in the next 4 s, up to ``frames``: a
+    viewer that froze after a switch (one picture, then nothing) gets far fewer."""
+    loop = asyncio.get_running_loop()
+    deadline, count = loop.time() + 4.0, 0
+    while count < frames and loop.time() < deadline:
+        try:
+            frame = await asyncio.wait_for(viewer.tracks["video"].recv(), deadline - loop.time())
+        except TimeoutError:
+            break
+        count += (frame.width, frame.height) == size
+    return count
+
+
 async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
     media = StationMedia(ADAPTIVE_CAMERA, MICROPHONE, linger=0.5)
     media.video.policy = RungPolicy(
@@ -349,6 +363,9 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
         await send_remb(weak, peers, 450_000)  # the estimate it started with
         pressure = asyncio.create_task(link_carries(100_000))
         assert await frame_size(weak, (320, 180), within=30)
+        # and keeps moving there: the switch's keyframe came alone, not glued to the
+        # old rung's picture of the same frame (same RTP timestamp)
+        assert await keeps_decoding(weak, (320, 180), frames=15) == 15
         assert await frame_size(strong, (640, 360), within=10)
         stats = peers.stats()["peers"]
         assert stats["weak"]["rung"] == "low" and stats["strong"]["rung"] == "high"
@@ -381,6 +398,7 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
             await pressure
         pressure = asyncio.create_task(link_carries(2_000_000))
         assert await frame_size(weak, (640, 360), within=40)
+        assert await keeps_decoding(weak, (640, 360), frames=15) == 15
         assert peers.stats()["peers"]["weak"]["rung"] == "high"
         assert peers.stats()["peers"]["weak"]["rung_switches"] == 2
         low_frames = media.counters()["encoded_low"]

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
 
@@ -51,6 +52,13 @@ TIME_BASE = fractions.Fraction(1, 90000)
 KEYFRAME_MIN_INTERVAL = 0.3  # seconds: PLI storms from many viewers coalesce
 BITRATE_INTERVAL = 1.0  # seconds between high-rung bitrate changes
 BITRATE_STEP = 0.1  # smaller relative changes are not worth an encoder reconfiguration
+
+
+def black_frame(width: int, height: int) -> av.VideoFrame:
+    """A black yuv420p picture: what viewers get while the kiosk turned the camera off."""
+    luma = np.full((height, width), 16, dtype=np.uint8)  # video-range black
+    chroma = np.full((height // 2, width), 128, dtype=np.uint8)  # U and V planes, no colour
+    return av.VideoFrame.from_ndarray(np.concatenate([luma, chroma]), format="yuv420p")
 
 
 class VideoEncoder:
@@ -273,6 +281,9 @@ class VideoFanout(Fanout):
         """Frames encoded at the low rung (all codecs)."""
         self.frames = 0
         """Frames captured since start."""
+        self.blanked = False
+        """The kiosk turned the camera off: every viewer gets black pictures (the
+        device stays open, so turning it on again is instant)."""
         self.encoded = dict.fromkeys(CODECS, 0)
         """Frames encoded, per codec."""
         self.keyframes = dict.fromkeys(CODECS, 0)
@@ -326,15 +337,40 @@ class VideoFanout(Fanout):
         scale = min(1.0, (self._cfg.low_width * self._cfg.low_height / (width * height)) ** 0.5)
         return max(16, int(width * scale) // 2 * 2), max(16, int(height * scale) // 2 * 2)
 
+    @staticmethod
+    def _deliver(
+        tracks: list[EncodedVideoTrack], produced: dict[tuple[str, Rung], list[av.Packet[Any]]]
+    ) -> None:
+        """Hand each viewer one rung's packets of this frame. A viewer moving between
+        rungs takes the new rung's keyframe *instead of* the old rung's picture of the
+        same frame: both carry the same RTP timestamp, and a receiver would glue them
+        into one frame that no decoder can use (the viewer froze on the new rung)."""
+        for track in tracks:
+            if track.codec is None:
+                continue
+            rung = track.rung
+            if track.link.rung != rung:
+                moving = produced.get((track.codec, track.link.rung), [])
+                if any(packet.is_keyframe for packet in moving):
+                    rung = track.link.rung
+            for packet in produced.get((track.codec, rung), []):
+                before = track.rung
+                track.push(packet, rung)
+                if track.rung != before:
+                    logger.info("camera: viewer now on the %s rung", rung)
+
     async def _capture(self) -> None:
         feed = self._feed(self._cfg)
         encoders: dict[tuple[str, Rung], VideoEncoder] = {}
         started, last_pts = time.monotonic(), -1
+        produced: dict[tuple[str, Rung], list[av.Packet[Any]]] = {}
         try:
             await feed.start()
             while True:
                 frame = await feed.read()
                 self.description = feed.describe()
+                if self.blanked:
+                    frame = black_frame(frame.width // 2 * 2, frame.height // 2 * 2)
                 now = time.monotonic()
                 # the wall clock, not the frame count: RTP timestamps stay true when
                 # the camera drops frames or is replaced by the "unavailable" picture
@@ -371,12 +407,9 @@ class VideoFanout(Fanout):
                         if packet.is_keyframe:
                             self.keyframes[codec] += 1
                             self._last_keyframe[key] = now
-                        for track in tracks:
-                            if track.codec == codec and track.wants(rung):
-                                before = track.rung
-                                track.push(packet, rung)
-                                if track.rung != before:
-                                    logger.info("camera: viewer now on the %s rung", rung)
+                    produced[key] = packets
+                self._deliver(tracks, produced)
+                produced.clear()
                 for key in [k for k in encoders if k not in wanted]:
                     del encoders[key]  # the last viewer of this codec or rung left
         finally:

@@ -25,10 +25,12 @@ from collections import deque
 from collections.abc import Callable
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..config import MicrophoneConfig
 from .microphone import SAMPLE_RATE, microphone_feed
+from .pcm import dbfs, silence
 from .source import Resilient
 
 logger = logging.getLogger(__name__)
@@ -167,6 +169,23 @@ class AudioFanout(Fanout):
         self._feed = feed
         self.frames = 0
         """20 ms frames captured since start."""
+        self.muted = False
+        """The kiosk muted the station: every listener gets silence instead of the
+        microphone (the device stays open, so unmuting is instant)."""
+        self._squares = 0.0
+        self._samples = 0
+
+    def take_level(self) -> float | None:
+        """The RMS level (dBFS) of what was sent since the last call, or None when
+        nothing was (no call, the microphone not open yet)."""
+        squares, samples = self._squares, self._samples
+        self._squares, self._samples = 0.0, 0
+        return dbfs(squares, samples) if samples else None
+
+    def _measure(self, frame: av.AudioFrame) -> None:
+        data = frame.to_ndarray().astype(np.float64)
+        self._squares += float(np.dot(data.ravel(), data.ravel()))
+        self._samples += data.size
 
     def track(self) -> AudioFanoutTrack:
         track = AudioFanoutTrack(self)
@@ -182,6 +201,9 @@ class AudioFanout(Fanout):
             while True:
                 frame = await feed.read()
                 self.description = feed.describe()
+                if self.muted:
+                    frame = silence()
+                self._measure(frame)
                 # one continuous clock, whatever source (or silence) the frame came from
                 frame.pts, frame.time_base = samples, time_base
                 samples += frame.samples

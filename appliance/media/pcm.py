@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import math
 import os
 import re
 import subprocess
@@ -64,6 +65,25 @@ def audio_frame(samples: np.ndarray[Any, np.dtype[np.int16]], pts: int) -> av.Au
 def silence(pts: int = 0) -> av.AudioFrame:
     """20 ms of silence (what a call hears while the microphone is re-opened)."""
     return audio_frame(np.zeros(FRAME_SAMPLES, dtype=np.int16), pts)
+
+
+LEVEL_FLOOR_DBFS = -90.0
+"""The quietest level reported: digital silence reads as this, not minus infinity."""
+
+
+def dbfs(sum_squares: float, count: int) -> float:
+    """The RMS level of ``count`` s16 samples whose squares sum to ``sum_squares``, in
+    dB below a full-scale square wave (a full-scale sine reads -3 dBFS)::
+
+        >>> dbfs(0.0, 960)
+        -90.0
+        >>> round(dbfs(960 * 32768.0**2, 960), 1)
+        0.0
+    """
+    if count <= 0 or sum_squares <= 0:
+        return LEVEL_FLOOR_DBFS
+    rms = math.sqrt(sum_squares / count) / 32768.0
+    return max(LEVEL_FLOOR_DBFS, 20 * math.log10(rms))
 
 
 def pcm_frame(chunk: bytes, pts: int) -> av.AudioFrame:

@@ -190,6 +190,15 @@ class StationPeers:
         """True while any peer connection exists (camera and microphone are sent)."""
         return bool(self._peers)
 
+    def set_muted(self, *, audio: bool, video: bool) -> None:
+        """Silence the microphone / black the camera for every viewer (the kiosk's
+        controls); opens nothing."""
+        self._media.set_muted(audio=audio, video=video)
+
+    def take_level(self) -> float | None:
+        """The level (dBFS) of the sound sent since the last call, None if none was."""
+        return self._media.take_level()
+
     def __contains__(self, peer_id: object) -> bool:
         return peer_id in self._peers
 

@@ -35,6 +35,16 @@ class StationMedia:
         """A new listener of the microphone (starts capture)."""
         return self.audio.track()
 
+    def set_muted(self, *, audio: bool, video: bool) -> None:
+        """The kiosk's mute and camera-off: silence / black to every viewer from the
+        next frame on. Never opens a device: outside a call nothing is captured."""
+        self.audio.muted = audio
+        self.video.blanked = video
+
+    def take_level(self) -> float | None:
+        """The level (dBFS) of the sound sent since the last call (see AudioFanout)."""
+        return self.audio.take_level()
+
     @property
     def capturing(self) -> bool:
         """True while the camera or the microphone is open."""

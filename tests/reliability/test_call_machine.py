@@ -31,6 +31,7 @@ class FakeMedia:
     def __init__(self) -> None:
         self.open_peers: set[str] = set()
         self.epoch = 0
+        self.muted = (False, False)
 
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
         epoch = self.epoch
@@ -57,6 +58,12 @@ class FakeMedia:
         self.epoch += 1
         self.open_peers.clear()
         await asyncio.sleep(0)
+
+    def set_muted(self, *, audio: bool, video: bool) -> None:
+        self.muted = (audio, video)
+
+    def take_level(self) -> float | None:
+        return None
 
     @property
     def live(self) -> bool:
@@ -210,6 +217,16 @@ class CallMachine(RuleBasedStateMachine):
 
         self.loop.run_until_complete(race())
 
+    @rule(audio=st.booleans(), video=st.booleans())
+    def kiosk_mutes(self, audio: bool, video: bool) -> None:
+        """The kiosk's mute / camera off: refused outside a call, never opens media."""
+
+        async def mute() -> None:
+            with contextlib.suppress(errors.CallStateError):
+                await self.station.station_media(self.screen, audio_muted=audio, video_muted=video)
+
+        self.loop.run_until_complete(mute())
+
     @rule(grace=st.sampled_from([0.0, 3600.0]))
     def crash(self, grace: float) -> None:
         """kill -9 and a restart: nothing of the old process runs again; every socket
@@ -242,6 +259,9 @@ class CallMachine(RuleBasedStateMachine):
         if st_.state != "in-call":
             assert not open_, (st_.state, open_)
             assert not st_.live
+            # a mute never outlives its call: the next one starts with everything on
+            assert self.media.muted == (False, False), self.media.muted
+            assert not (st_.audio_muted or st_.video_muted)
         for peer in st_.in_call:
             assert peer.id in self.authorized or peer.role == "user"
 

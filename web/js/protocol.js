@@ -30,7 +30,7 @@ const OPEN = 1;
  *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
  *   knocking?: CallMember[], live: boolean, since?: number|null, ring_timeout_at?: number|null,
  *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|'quiet'|null,
- *   quiet?: boolean
+ *   quiet?: boolean, audio_muted?: boolean, video_muted?: boolean
  * }} CallInfo
  * @typedef {{
  *   type: 'welcome', version: number, peer_id: string, role: string,
@@ -323,6 +323,8 @@ export class PeerLink {
  * - `ontrack(peerId, participantId, stream)`: a remote track arrived; `stream` is a new
  *   MediaStream holding every track of that connection so far.
  * - `onpeerclosed(peerId, participantId)`: the connection to a peer was closed.
+ * - `onmiclevel(dbfs, muted)` (the kiosk only): the level of what the station's
+ *   microphone sends, about 8 times a second in a call; `dbfs` is null while muted.
  * - `onpeerstate(peerId, connectionState)`: RTCPeerConnection.connectionState changed.
  * - `onpeerunreachable(peerId, why)`: a connection is not up after `unreachableAfter`
  *   ms (10 s) or failed; `why` is an Unreachable (see diagnoseUnreachable). Once per
@@ -388,6 +390,7 @@ export class SignalingClient {
     /** @type {((call: CallInfo|null) => void)|null} */ this.oncallstate = null;
     /** @type {((peerId: string, participantId: string, stream: MediaStream) => void)|null} */ this.ontrack = null;
     /** @type {((peerId: string, participantId: string) => void)|null} */ this.onpeerclosed = null;
+    /** @type {((dbfs: number|null, muted: boolean) => void)|null} */ this.onmiclevel = null;
     /** @type {((peerId: string, state: string) => void)|null} */ this.onpeerstate = null;
     /** @type {((peerId: string, why: Unreachable) => void)|null} */ this.onpeerunreachable = null;
     /** @type {((code: string, message: string, ref: string|null) => void)|null} */ this.onerror = null;
@@ -429,6 +432,16 @@ export class SignalingClient {
     // Camera on/off swaps the video sender's track (no renegotiation).
     for (const p of this.peers.values()) void p.setLocalStream(this.localStream);
     this.sendRaw({ type: 'media', audio, video });
+  }
+
+  /**
+   * The kiosk mutes the station's microphone / turns its camera off (in a call only;
+   * the service answers with `call-state`, or `error` `call_state` / `forbidden`).
+   * @param {boolean} audio  true: the station's microphone is muted
+   * @param {boolean} video  true: the station's camera is off
+   */
+  setStationMedia(audio, video) {
+    this.sendRaw({ type: 'station-media', audio, video });
   }
 
   /**
@@ -741,6 +754,9 @@ export class SignalingClient {
           this.setStatus('closed', String(msg.reason));
         }
         this.onbye?.(String(msg.reason));
+        break;
+      case 'mic-level':
+        this.onmiclevel?.(typeof msg.dbfs === 'number' ? msg.dbfs : null, !!msg.muted);
         break;
       case 'pong':
         break;

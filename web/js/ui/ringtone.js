@@ -2,13 +2,19 @@
 // two-tone ring, 0.4 s on / 0.2 s off / 0.4 s on / 2 s off (its Chromium allows
 // autoplay); a caller hears the ringback while the station rings: 425 Hz, 1 s on,
 // 4 s off (started by the press on "Call", so phones allow it too).
+//
+// Levels (of the page's output, before the system volume): the ring's two tones at
+// 0.16 each peak at 0.32 of full scale (-10 dBFS, about -16 dBFS RMS while on), loud
+// enough across a room without the clipping a full-scale square-ish beat would have;
+// the ringback at 0.12 (-18 dBFS peak) is heard at a phone's ear. `stop()` silences at
+// once (the tone is disconnected before its context closes).
 
 /**
  * @typedef {{freqs: number[], bursts: [number, number][], period: number, gain: number}} Pattern
  */
 
 /** @type {Pattern} */
-export const RING = { freqs: [440, 480], bursts: [[0, 0.4], [0.6, 1.0]], period: 3, gain: 0.25 };
+export const RING = { freqs: [440, 480], bursts: [[0, 0.4], [0.6, 1.0]], period: 3, gain: 0.16 };
 /** @type {Pattern} */
 export const RINGBACK = { freqs: [425], bursts: [[0, 1.0]], period: 5, gain: 0.12 };
 
@@ -21,6 +27,8 @@ export class Ringtone {
     /** @type {ReturnType<typeof setInterval>|null} */
     this.timer = null;
     this.playing = false;
+    /** @type {GainNode|null} the burst sounding now */
+    this.current = null;
   }
 
   start() {
@@ -43,6 +51,8 @@ export class Ringtone {
     const gain = ctx.createGain();
     gain.gain.value = 0;
     gain.connect(ctx.destination);
+    this.current?.disconnect();
+    this.current = gain;
     const { freqs, bursts, gain: level } = this.pattern;
     const end = bursts[bursts.length - 1][1];
     for (const f of freqs) {
@@ -64,6 +74,8 @@ export class Ringtone {
     this.playing = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.current?.disconnect(); // silent now, not when the context has closed
+    this.current = null;
     if (this.ctx) {
       void this.ctx.close();
       this.ctx = null;

@@ -6,7 +6,7 @@ import * as i18n from '../i18n.js';
 export class TileGrid {
   /**
    * @param {HTMLElement} el the grid container
-   * @param {{muted?: boolean}} [opts]
+   * @param {{muted?: boolean, volume?: number}} [opts]  volume: 0..1 of every tile's sound
    */
   constructor(el, opts = {}) {
     this.el = el;
@@ -24,6 +24,7 @@ export class TileGrid {
     if (!t) {
       const video = h('video', { class: 'tile-video', autoplay: true, playsinline: true });
       video.muted = !!this.opts.muted;
+      video.volume = this.opts.volume ?? 1;
       // The whole picture is shown (contain); this blurred copy fills the bars around it.
       const backdrop = h('video', { class: 'tile-backdrop', autoplay: true, playsinline: true, 'aria-hidden': 'true' });
       backdrop.muted = true;
@@ -96,6 +97,15 @@ export class TileGrid {
     if (!t) return;
     t.badges.replaceChildren(...(muted.audio ? [h('span', { class: 'badge-muted', title: i18n.t('tiles.micOff'), 'aria-label': i18n.t('tiles.micOff'), text: i18n.t('tiles.micOffShort') })] : []));
     t.tile.classList.toggle('video-muted', !!muted.video);
+  }
+
+  /**
+   * The volume (0..1) of every participant's sound, now and for tiles still to come.
+   * @param {number} volume
+   */
+  setVolume(volume) {
+    this.opts.volume = volume;
+    for (const t of this.tiles.values()) t.video.volume = volume;
   }
 
   /** @param {string} participant */

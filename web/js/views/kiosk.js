@@ -17,6 +17,7 @@ import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
 import { QualityMeter } from '../ui/quality.js';
 import { Ringtone } from '../ui/ringtone.js';
+import { StationAudio } from '../ui/station-audio.js';
 import { UnreachableNotice } from '../ui/unreachable.js';
 import { TileGrid } from '../ui/tiles.js';
 import { renderError } from './error.js';
@@ -201,7 +202,8 @@ class Kiosk {
       h('div', { class: 'ring-actions' }, this.declineButton, this.answerButton));
 
     const grid = h('div', { class: 'tiles', 'data-testid': 'kiosk-remote' });
-    this.tiles = new TileGrid(grid);
+    this.stationAudio = new StationAudio();
+    this.tiles = new TileGrid(grid, { volume: this.stationAudio.volume });
     this.preview = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     this.preview.muted = true;
     this.previewBox = h('div', { class: 'self-preview', 'data-testid': 'station-preview' }, this.preview);
@@ -214,7 +216,7 @@ class Kiosk {
     this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER).map((l) => l.pc));
     // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
     // mount in this slot beside the hang-up button.
-    this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' });
+    this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' }, this.stationAudio.el);
     /** Says why a caller's connection does not come up (e.g. the TURN server refused). */
     this.unreachable = new UnreachableNotice('kiosk');
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
@@ -240,7 +242,10 @@ class Kiosk {
     /** Knock ids already on screen, so a call-state does not rebuild pressed buttons. */
     this.knockIds = '';
 
-    this.answerButton.addEventListener('click', () => this.client?.call('answer'));
+    // The ringtone stops at the touch, not a round trip later.
+    this.answerButton.addEventListener('click', () => { this.ringtone.stop(); this.client?.call('answer'); });
+    this.stationAudio.onvolume = (volume) => this.tiles.setVolume(volume);
+    this.stationAudio.onmute = (audio, video) => this.client?.setStationMedia(audio, video);
     this.declineButton.addEventListener('click', () => this.client?.call('decline'));
     this.hangButton.addEventListener('click', () => this.client?.call('hangup'));
     this.missedPanel.addEventListener('click', () => this.clearMissed());
@@ -302,6 +307,7 @@ class Kiosk {
       this.tiles.remove(participant);
     };
     client.onpeerupdated = (peer) => this.tiles.setMuted(peer.participant || peer.id, peer.muted || {});
+    client.onmiclevel = (dbfs, muted) => this.stationAudio.showLevel(dbfs, muted);
     client.onerror = (code, message) => console.warn('signaling:', code, message);
     client.join(this.station.room_id, t('kiosk.stationScreen'));
   }
@@ -341,9 +347,22 @@ class Kiosk {
   }
 
   showLive() {
-    const live = this.connected && !!(this.call && this.call.live);
+    const call = this.call;
+    const live = this.connected && !!(call && call.live);
     this.live.hidden = !live;
     this.root.classList.toggle('is-live', live);
+    // What is sent: camera and microphone, the microphone only, the camera only, neither.
+    const audio = !call?.audio_muted;
+    const video = !call?.video_muted;
+    const mode = audio && video ? 'live' : audio ? 'mic-only' : video ? 'camera-only' : 'muted';
+    if (this.live.dataset.mode === mode) return;
+    this.live.dataset.mode = mode;
+    const text = t(mode === 'live' ? 'kiosk.live' : mode === 'mic-only' ? 'kiosk.liveMicOnly'
+      : mode === 'camera-only' ? 'kiosk.liveCamOnly' : 'kiosk.liveMuted');
+    this.live.setAttribute('aria-label', text);
+    this.live.title = text;
+    const icons = { live: [icon('cam')], 'mic-only': [icon('mic')], 'camera-only': [icon('cam'), icon('micOff')], muted: [icon('camOff'), icon('micOff')] }[mode];
+    this.live.replaceChildren(h('span', { class: 'dot', 'aria-hidden': 'true' }), ...icons);
   }
 
   /** @param {CallInfo|null} call */
@@ -353,6 +372,8 @@ class Kiosk {
     const state = call ? call.state : 'idle';
     this.root.dataset.state = state;
     if (call) this.showQuiet(!!call.quiet);
+    this.stationAudio.showMuted(!!call?.audio_muted, !!call?.video_muted);
+    if (state !== 'in-call') this.stationAudio.showLevel(null, false);
     if (state === 'ringing' && call) {
       const names = (call.callers || []).map((c) => c.name || t('kiosk.someone'));
       this.callerName.textContent = names.length ? names.join(', ') : t('kiosk.someone');

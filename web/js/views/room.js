@@ -143,6 +143,8 @@ class CallPage {
     this.mainLocal = null;
     /** Is our own video the main picture and the other side's in the small window? */
     this.swapped = false;
+    /** @type {HTMLElement|null} "station muted" / "station camera off" */
+    this.stationNote = null;
   }
 
   // ---- lobby: name + preview ------------------------------------------
@@ -160,7 +162,7 @@ class CallPage {
       icon('phone'), this.info.isStation ? t('room.callStation', { name: this.info.roomName }) : t('room.join'));
     // Before joining: microphone and camera on or off (pressed = on), and a level meter
     // that shows the microphone is heard. The choices carry into the call.
-    const meter = h('div', { class: 'mic-meter', role: 'meter', 'aria-label': t('room.micLevel'), 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'data-testid': 'mic-level' }, h('span'));
+    const meter = h('div', { class: 'lobby-meter', role: 'meter', 'aria-label': t('room.micLevel'), 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'data-testid': 'mic-level' }, h('span'));
     const micToggle = this.toggleButton('audio', 'lobby-mic');
     const camToggle = this.toggleButton('video', 'lobby-cam');
     this.lobbyButtons = [micToggle, camToggle];
@@ -319,11 +321,13 @@ class CallPage {
     document.addEventListener('fullscreenchange', onFs);
     this.disposers.push(() => document.removeEventListener('fullscreenchange', onFs));
 
+    // The station's microphone muted / camera off at the kiosk: said in words.
+    this.stationNote = h('div', { class: 'station-note', role: 'status', 'data-testid': 'station-muted', hidden: true });
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.flipButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
       this.quality.weak, this.aloneEl,
-      grid, mainLocal, this.statusCard, this.unreachable.el, this.pip, this.controls, this.toastEl);
+      grid, mainLocal, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
     const wake = () => this.showControls();
@@ -422,6 +426,18 @@ class CallPage {
     client.join(this.info.roomId, this.name || '');
   }
 
+  /**
+   * @param {boolean} audio  the station's microphone is muted
+   * @param {boolean} video  the station's camera is off
+   */
+  showStationMuted(audio, video) {
+    const note = this.stationNote;
+    if (!note) return;
+    const parts = [audio ? t('room.stationMuted') : '', video ? t('room.stationCamOff') : ''].filter(Boolean);
+    note.textContent = parts.join(' · ');
+    note.hidden = parts.length === 0;
+  }
+
   /** @param {CallInfo|null} call */
   onCallState(call) {
     const client = this.client;
@@ -435,6 +451,7 @@ class CallPage {
     const inCall = call.state === 'in-call' && (call.in_call || []).some((m) => memberId(m) === me);
     const calling = call.state === 'ringing' && (call.callers || []).some((m) => memberId(m) === me);
     const knocking = call.state === 'in-call' && (call.knocking || []).some((m) => memberId(m) === me);
+    this.showStationMuted(inCall && !!call.audio_muted, inCall && !!call.video_muted);
     if (inCall) {
       this.active = true;
       this.showState('in-call', '', call.live);
