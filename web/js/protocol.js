@@ -169,7 +169,9 @@ export class PeerLink {
     this.senders = new Map();
     if (send && client.localStream) {
       for (const track of client.localStream.getTracks()) {
-        this.senders.set(track.kind, this.pc.addTrack(track, client.localStream));
+        const sender = this.pc.addTrack(track, client.localStream);
+        this.senders.set(track.kind, sender);
+        if (track.kind === 'video' && client.muted.video) void sender.replaceTrack(null);
       }
     }
   }
@@ -280,11 +282,15 @@ export class PeerLink {
     const tracks = stream ? stream.getTracks() : [];
     for (const kind of ['audio', 'video']) {
       const track = tracks.find((t) => t.kind === kind) || null;
+      // Camera off sends no video at all (not black frames): the sender holds no track.
+      const sent = kind === 'video' && this.client.muted.video ? null : track;
       const sender = this.senders.get(kind);
       if (sender) {
-        await sender.replaceTrack(track);
+        if (sender.track !== sent) await sender.replaceTrack(sent);
       } else if (track && stream) {
-        this.senders.set(kind, this.pc.addTrack(track, stream)); // fires negotiationneeded
+        const added = this.pc.addTrack(track, stream); // fires negotiationneeded
+        this.senders.set(kind, added);
+        if (!sent) await added.replaceTrack(null);
       }
     }
   }
@@ -427,6 +433,8 @@ export class SignalingClient {
   setMuted(audio, video) {
     this.muted = { audio, video };
     this.applyMuted();
+    // Camera on/off swaps the video sender's track (no renegotiation).
+    for (const p of this.peers.values()) void p.setLocalStream(this.localStream);
     this.sendRaw({ type: 'media', audio, video });
   }
 
