@@ -21,6 +21,7 @@ MODULES = [
     "appliance.protocol",
     "appliance.quiet",
     "appliance.rooms",
+    "appliance.static",
     "appliance.media.pcm",
     "appliance.media.peer",
     "appliance.media.ratecontrol",

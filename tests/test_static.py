@@ -137,7 +137,7 @@ def test_comment_lines_are_blanked_and_every_file_still_parses(tmp_path: Path) -
     to download), line for line, and Node still parses every module."""
     node = shutil.which("node")
     if node is None:
-        from .conftest import skip_or_fail
+        from .helpers import skip_or_fail
 
         skip_or_fail("node is not installed (make deps-test installs nodejs)")
     site = StaticSite(web_root())
