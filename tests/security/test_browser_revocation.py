@@ -63,6 +63,7 @@ def test_a_revoked_guest_lands_on_a_finished_page(live_station: Any, pages: Page
         ("en-US", "This invitation was withdrawn", "Ask the person who sent it for a new one."),
         ("ru-RU", "Приглашение отозвано", "Попросите у того, кто его прислал, новое."),  # noqa: RUF001
     ],
+    ids=["en-US", "ru-RU"],
 )
 def test_a_guest_revoked_while_ringing_is_told_in_its_language(
     live_station: Any, pages: Pages, locale: str, title: str, message: str
