@@ -23,7 +23,8 @@ def settled(box: Any) -> dict[str, float]:
     last = None
     for _ in range(100):  # bounded: 10 s
         now = box.bounding_box()
-        if now is not None and now == last and "snapping" not in (box.get_attribute("class") or ""):
+        moving = {"snapping", "dragging"} & set((box.get_attribute("class") or "").split())
+        if now is not None and now == last and not moving:
             return dict(now)
         last = now
         box.page.wait_for_timeout(100)

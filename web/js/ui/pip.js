@@ -79,19 +79,25 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
       move(ev.clientX - down.clientX, ev.clientY - down.clientY, start);
       clampAndApply();
     };
+    let done = false;
     /** @param {PointerEvent} ev */
     const onUp = (ev) => {
-      if (ev.pointerId !== down.pointerId) return;
+      if (ev.pointerId !== down.pointerId || done) return;
+      done = true;
       box.classList.remove('dragging');
       if (!tap || far >= 10) snap();
       else if (ev.type === 'pointerup') onTap?.();
       target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
       target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
       target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
+      target.removeEventListener('lostpointercapture', /** @type {EventListener} */ (onUp));
     };
     target.addEventListener('pointermove', /** @type {EventListener} */ (onMove));
     target.addEventListener('pointerup', /** @type {EventListener} */ (onUp));
     target.addEventListener('pointercancel', /** @type {EventListener} */ (onUp));
+    // However the drag ends (even if the pointer capture is lost without a pointerup),
+    // the window lands in a corner instead of staying where the finger left it.
+    target.addEventListener('lostpointercapture', /** @type {EventListener} */ (onUp));
   }
 
   /**
