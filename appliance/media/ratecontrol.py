@@ -192,8 +192,7 @@ class RungPolicy:
                 self._switch(link, "low", now)
             return link.rung
         clean = link.loss <= self.up_loss and not (
-            link.estimate is not None
-            and (link.estimate < self.low_bitrate or not link.has_room)
+            link.estimate is not None and (link.estimate < self.low_bitrate or not link.has_room)
         )
         if not clean:
             link.clean_since = None
