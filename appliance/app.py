@@ -22,20 +22,36 @@ from aiohttp import web
 
 from . import api
 from .auth import Auth
-from .call import Station
+from .call import CallMachine
 from .config import Config
 from .errors import StateDirUnusable
 from .http import (
     KEEPALIVE_TIMEOUT_SECONDS,
     StationRunner,
+    check_origin,
     error_middleware,
     security_middleware,
+    session_of,
 )
-from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
+from .keys import (
+    AUTH,
+    CONFIG,
+    HARDWARE,
+    HUB,
+    MEDIA,
+    METRICS,
+    NOTIFIER,
+    PEERS,
+    PIN_FACTORY,
+    ROOMS,
+    STATION,
+    STORE,
+)
 from .media import StationMedia
 from .metrics import Labels, Metrics
+from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
-from .rooms import Rooms
+from .rooms import STATION_PEER_ID, Rooms
 from .signaling import Hub
 from .static import StaticSite, static_handler, web_root
 from .store import Store
@@ -45,8 +61,6 @@ if TYPE_CHECKING:
     from .media.peer import StationPeers
 
 log = logging.getLogger(__name__)
-NOTIFIER = web.AppKey("notifier", Notifier)
-PIN_FACTORY = web.AppKey("pin_factory", object)
 
 
 def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Application:
@@ -62,7 +76,9 @@ def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Applica
     if pin_factory is not None:
         app[PIN_FACTORY] = pin_factory
     _describe_metrics(app[METRICS])
-    app.cleanup_ctx.extend([_state_ctx, _call_ctx, _hardware_ctx, _systemd_ctx])
+    app.cleanup_ctx.extend(
+        [_state_ctx, _media_ctx, _call_ctx, _hub_ctx, _hardware_ctx, _systemd_ctx]
+    )
     app.on_shutdown.append(_close_sockets)
     app.router.add_routes(api.routes)
     app.router.add_get("/ws/", _ws)
@@ -83,7 +99,10 @@ def _describe_metrics(metrics: Metrics) -> None:
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
-    response: web.StreamResponse = await request.app[HUB].handle(request)
+    """The signaling socket: the Origin and the session are checked here, by the REST
+    plumbing, before the hub takes the connection."""
+    check_origin(request)
+    response: web.StreamResponse = await request.app[HUB].handle(request, session_of(request))
     return response
 
 
@@ -121,31 +140,45 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """MEDIA: the station's camera and microphone (opened only while someone views)."""
+    config = app[CONFIG]
+    media = StationMedia(config.camera, config.microphone)
+    app[MEDIA] = media
+    for name in media.counters():
+        app[METRICS].gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
+    yield
+    await media.close()
+
+
 async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
+    """PEERS and STATION: the station's aiortc peers and the call machine that opens
+    them only in a call."""
     from aiortc import RTCIceServer
 
     from .media.peer import StationPeers
     from .turn import ice_servers
 
     config = app[CONFIG]
-    media = StationMedia(config.camera, config.microphone)
-    app[MEDIA] = media
-    hub_ref: list[Hub] = []
+    room_id = config.station.room_id
+    rooms = app[ROOMS]
 
-    async def send(peer_id: str, payload: dict[str, Any]) -> None:
-        await hub_ref[0].from_station(peer_id, payload)
+    async def offer_to_browser(peer_id: str, offer: Description, session: int) -> None:
+        """The station peer's offer, as a `signal` from peer "station" (if still there)."""
+        relayed = Relayed(STATION_PEER_ID, offer, session=session)
+        if not await rooms.send_to(room_id, peer_id, relayed):
+            log.debug("station signal for a peer that left", extra={"peer_id": peer_id})
 
-    station_ref: list[Station] = []
-    servers = [RTCIceServer(**s) for s in ice_servers(config.ice)]
     peers = StationPeers(
-        media,
-        ice_servers=servers,
-        send=send,
-        on_closed=lambda peer_id: station_ref[0].media_changed(),
+        app[MEDIA],
+        ice_servers=[RTCIceServer(**s) for s in ice_servers(config.ice)],
+        send=offer_to_browser,
+        room_id=room_id,
     )
-    station = Station(
-        room=config.station.room_id,
-        rooms=app[ROOMS],
+    app[PEERS] = peers
+    station = CallMachine(
+        room=room_id,
+        rooms=rooms,
         store=app[STORE],
         media=peers,
         ring_timeout=config.call.ring_timeout_seconds,
@@ -153,23 +186,37 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         auto_answer_delay=config.call.auto_answer_delay_seconds,
         quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
     )
-    station_ref.append(station)
     app[STATION] = station
+    peers.on_lost(lambda peer_id: station.media_changed())  # e.g. ICE failed: tell everyone
     # A call that kill -9 or a power cut interrupted resumes, for its own people only,
     # if they come back within a few seconds of this start.
     if config.call.resume_seconds:
         station.restore(grace=config.call.resume_seconds)
+    _call_gauges(app[METRICS], station, peers, app[STORE])
+    yield
+    await station.close()
+    await peers.close_all()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """HUB: every signaling socket, and the task that checks their sessions again."""
     hub = Hub(
-        config=config,
+        config=app[CONFIG],
         store=app[STORE],
         rooms=app[ROOMS],
-        station=station,
+        station=app[STATION],
         metrics=app[METRICS],
         auth=app[AUTH],
     )
-    hub_ref.append(hub)
     app[HUB] = hub
-    metrics = app[METRICS]
+    revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
+    yield
+    revalidation.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await revalidation
+
+
+def _call_gauges(metrics: Metrics, station: CallMachine, peers: StationPeers, store: Store) -> None:
     metrics.gauge(
         "call_live",
         "1 while the station's camera and microphone are sent",
@@ -178,20 +225,18 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics.gauge(
         "calls_answered",
         "Calls answered (call log)",
-        lambda: float(app[STORE].count_calls().get("answered", 0)),
+        lambda: float(store.count_calls().get("answered", 0)),
     )
     metrics.gauge(
         "calls_missed",
         "Calls missed (call log)",
-        lambda: float(app[STORE].count_calls().get("missed", 0)),
+        lambda: float(store.count_calls().get("missed", 0)),
     )
     metrics.gauge(
         "calls_declined",
         "Calls declined (call log)",
-        lambda: float(app[STORE].count_calls().get("declined", 0)),
+        lambda: float(store.count_calls().get("declined", 0)),
     )
-    for name in media.counters():
-        metrics.gauge(f"media_{name}", f"Media counter {name}", _counter_reader(media, name))
     metrics.gauge(
         "call_log_write_failures",
         "Call-log writes that failed (the call went on)",
@@ -200,14 +245,6 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     # adaptive quality: one sample per viewer of the station camera
     for name, field_name, help_text in VIEWER_GAUGES:
         metrics.labelled_gauge(name, help_text, _viewer_reader(peers, field_name))
-    revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
-    yield
-    revalidation.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await revalidation
-    await station.close()
-    await peers.close_all()
-    await media.close()
 
 
 def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
@@ -261,12 +298,12 @@ async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HARDWARE]["gpio"] = controls.describe()
     app[HARDWARE]["screen"] = screen.describe()
 
-    def follow(call: dict[str, Any]) -> None:
+    def follow(call: CallObject) -> None:
         controls.set_ringing(call["state"] == "ringing")
         controls.set_live(bool(call["live"]))
         busy = call["state"] != "idle"
         screen.hold(busy)
-        if call.get("ended") == "quiet" and not busy:
+        if call["ended"] == "quiet" and not busy:
             return  # a call in quiet hours: nobody was rung, the screen stays as it is
         spawn(screen.wake() if call["state"] == "ringing" else screen.activity())
 
@@ -285,7 +322,7 @@ async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[NOTIFIER]
     station = app[STATION]
 
-    def status(call: dict[str, Any]) -> None:
+    def status(call: CallObject) -> None:
         notifier.status(station.status_line())
 
     station.observers.append(status)

@@ -183,11 +183,25 @@ class LoginLimiter:
 class Auth:
     """Issues and checks every credential of the station.
 
-    Example::
+    Example (a throw-away state dir and an in-memory database)::
 
-        auth = Auth(store, state_dir, station_room="station")
-        auth.set_password("correct horse")
-        cookie = auth.login("correct horse", client="192.0.2.1", ttl=3600)
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from appliance.store import Store
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = Store(Path(":memory:"))
+        >>> _ = store.ensure_station_room("station", "Station")
+        >>> auth = Auth(store, Path(tmp.name), station_room="station")
+        >>> auth.set_password("correct horse")
+        >>> auth.check_password("correct horse", client="192.0.2.1")  # or WrongPassword
+        >>> cookie = auth.issue_session(Session("user", None, "user"), ttl=3600)
+        >>> auth.read_session(cookie).role
+        'user'
+        >>> issued = auth.make_guest_link("station", ttl=600, label="Grandma")
+        >>> guest = auth.redeem_guest_token(issued.token)
+        >>> guest.role, guest.room, guest.label, guest.may_enter("kitchen")
+        ('guest', 'station', 'Grandma', False)
+        >>> store.close(); tmp.cleanup()
     """
 
     def __init__(

@@ -16,8 +16,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from . import protocol
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .logs import with_ids
+from .protocol import (
+    ByeReason,
+    CallObject,
+    CallState,
+    Disconnect,
+    MicLevel,
+    PeerUpdated,
+    SignalPayload,
+)
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
 from .store import Store
@@ -26,8 +35,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["idle", "ringing", "in-call"]
 Ended = Literal["hangup", "declined", "missed", "cancelled", "quiet"]
-Observer = Callable[[dict[str, Any]], None]
-Evict = Callable[[Peer, str], Coroutine[Any, Any, None]]
+Observer = Callable[[CallObject], None]
+Evict = Callable[[Peer, ByeReason], Coroutine[Any, Any, None]]
 
 RESUME_GRACE = 20.0
 """Seconds after start-up during which a call a crash interrupted may resume."""
@@ -57,7 +66,7 @@ class MediaPeers(Protocol):
     """The station's media peer (appliance.media.peer.StationPeers)."""
 
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None: ...
-    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None: ...
+    async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None: ...
     async def close(self, peer_id: str) -> None: ...
     async def close_all(self) -> None: ...
     def set_muted(self, *, audio: bool, video: bool) -> None: ...
@@ -67,12 +76,12 @@ class MediaPeers(Protocol):
     def live(self) -> bool: ...
 
 
-class Station:
-    """One station, one call at a time, in the room ``room``.
+class CallMachine:
+    """The station's call state machine: one call at a time, in the room ``room``.
 
     Example::
 
-        station = Station(room="station", rooms=rooms, store=store, media=peers)
+        station = CallMachine(room="station", rooms=rooms, store=store, media=peers)
         await station.remote_joined(peer)      # rings
         await station.local_action("answer")   # the button or the kiosk
     """
@@ -90,6 +99,8 @@ class Station:
         quiet: QuietMode | None = None,
     ) -> None:
         self.room = room
+        self.log = with_ids(log, room_id=room)
+        """Every line carries ``room_id``; a line about one peer adds its ``peer_id``."""
         self.rooms = rooms
         self.store = store
         self.media = media
@@ -136,7 +147,7 @@ class Station:
     def live(self) -> bool:
         return self.media.live
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> CallObject:
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
@@ -162,12 +173,12 @@ class Station:
 
     async def _changed(self) -> None:
         call = self.describe()
-        await self.rooms.broadcast(self.room, {"type": "call-state", "call": call})
+        await self.rooms.broadcast(self.room, CallState(call))
         for observer in list(self.observers):
             try:
                 observer(call)
             except Exception:
-                log.exception("call observer failed")
+                self.log.exception("call observer failed")
 
     def media_changed(self) -> None:
         """The media peer dropped a connection by itself (ICE failed): tell everyone.
@@ -221,11 +232,10 @@ class Station:
         async with self._lock:
             if self.state != "in-call":
                 raise CallStateError("The station is not in a call.")
-            log.info(
+            self.log.info(
                 "station media: microphone %s, camera %s",
                 "muted" if audio_muted else "on",
                 "off" if video_muted else "on",
-                extra={"room_id": self.room},
             )
             await self._apply_muted(audio_muted, video_muted)
             await self._changed()
@@ -237,9 +247,7 @@ class Station:
         screen = self.rooms.screen(self.room)
         if screen is not None:
             screen.audio_muted, screen.video_muted = audio_muted, video_muted
-            await self.rooms.broadcast(
-                self.room, protocol.peer_updated(screen.describe()), exclude=[screen]
-            )
+            await self.rooms.broadcast(self.room, PeerUpdated(screen.describe()), exclude=[screen])
 
     async def _report_level(self) -> None:
         """While in a call: the level of what the station sends, to the kiosk only."""
@@ -249,7 +257,7 @@ class Station:
             screen = self.rooms.screen(self.room)
             if screen is not None and self.state == "in-call":
                 muted = self.audio_muted
-                await screen.send(protocol.mic_level(None if muted else level, muted=muted))
+                await screen.send(MicLevel(None if muted else level, muted=muted))
 
     def _stop_meter(self) -> None:
         meter, self._meter = self._meter, None
@@ -261,7 +269,7 @@ class Station:
             await self.media.close(screen.id)
             await self._changed()
 
-    async def signal(self, sender: Peer, payload: dict[str, Any]) -> None:
+    async def signal(self, sender: Peer, payload: SignalPayload) -> None:
         """A browser's signaling message for the station peer.
 
         Handled under the call lock, so a ``restart`` cannot open a fresh station
@@ -348,17 +356,17 @@ class Station:
                 raise UnknownPeer(f"No one knocking with id {str(peer_id)[:64]!r}.")
             self.knocking.remove(peer)
             if admit:
-                log.info("let in", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("let in", extra={"peer_id": peer.id})
                 self.in_call.append(peer)
                 self._persist_resumable(peer)
                 await self._changed()
                 await self._connect_remote(peer)
                 return
-            log.info("refused", extra={"room_id": self.room, "peer_id": peer.id})
+            self.log.info("refused", extra={"peer_id": peer.id})
             await self._changed()
             self._spawn_evict(peer, "refused")
 
-    def _spawn_evict(self, peer: Peer, reason: str) -> None:
+    def _spawn_evict(self, peer: Peer, reason: ByeReason) -> None:
         """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
         if self.evict is None:
             return
@@ -389,7 +397,7 @@ class Station:
                 await self._changed()
                 await self._connect_remote(peer)
             else:
-                log.info("knocking", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("knocking", extra={"peer_id": peer.id})
                 self.knocking.append(peer)
                 await self._changed()
             return
@@ -400,10 +408,10 @@ class Station:
             self.ended = None
             self.ring_timeout_at = self.since + self.ring_timeout
             self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
-            log.info("ringing", extra={"room_id": self.room, "peer_id": peer.id})
+            self.log.info("ringing", extra={"peer_id": peer.id})
             self._call_id = self._record(self.store.call_started, self.room, peer.name)
             if self.quiet.on:  # no ring, no screen wake-up: logged missed, the caller told
-                log.info("quiet: not ringing", extra={"room_id": self.room, "peer_id": peer.id})
+                self.log.info("quiet: not ringing", extra={"peer_id": peer.id})
                 await self._end("quiet", outcome="missed")
                 return
         if self.auto_answer and peer.role == "user" and self._auto is None:
@@ -437,7 +445,7 @@ class Station:
         self._cancel_timers()
         if self._call_id is not None:
             self._record(self.store.call_answered, self._call_id)
-        log.info("answered", extra={"room_id": self.room})
+        self.log.info("answered")
         await self._start_call(self.callers)
 
     async def _start_call(self, peers: list[Peer]) -> None:
@@ -474,7 +482,7 @@ class Station:
         )
         for (peer_id, _), result in zip(viewers, results, strict=True):
             if isinstance(result, BaseException):
-                log.error("station peer failed: %s", result, extra={"peer_id": peer_id})
+                self.log.error("station peer failed: %s", result, extra={"peer_id": peer_id})
 
     async def _connect_screen(self, screen: Peer) -> None:
         """A kiosk screen that (re)appears during a call: preview and every caller."""
@@ -508,11 +516,11 @@ class Station:
         screen = self.rooms.screen(self.room)
         others = [*self.in_call, *([screen] if screen else [])]
         for other in others:
-            await other.send({"type": "disconnect", "peer_id": peer.id})
+            await other.send(Disconnect(peer.id))
             if notify_self:
-                await peer.send({"type": "disconnect", "peer_id": other.id})
+                await peer.send(Disconnect(other.id))
         if notify_self:
-            await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+            await peer.send(Disconnect(STATION_PEER_ID))
         if not self.in_call:
             await self._end("hangup")
         else:
@@ -545,23 +553,23 @@ class Station:
         finally:
             try:
                 for peer in was_in_call:
-                    await peer.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                    await peer.send(Disconnect(STATION_PEER_ID))
                     for other in [*was_in_call, *([screen] if screen else [])]:
                         if other is not peer:
-                            await peer.send({"type": "disconnect", "peer_id": other.id})
+                            await peer.send(Disconnect(other.id))
                     if screen is not None:
-                        await screen.send({"type": "disconnect", "peer_id": peer.id})
+                        await screen.send(Disconnect(peer.id))
                 if screen is not None and was_state == "in-call":
-                    await screen.send({"type": "disconnect", "peer_id": STATION_PEER_ID})
+                    await screen.send(Disconnect(STATION_PEER_ID))
                 if screen is not None and was_muted:
                     screen.audio_muted = screen.video_muted = False
                     await self.rooms.broadcast(
-                        self.room, protocol.peer_updated(screen.describe()), exclude=[screen]
+                        self.room, PeerUpdated(screen.describe()), exclude=[screen]
                     )
             finally:
                 if call_id is not None:
                     self._record(self.store.call_ended, call_id, outcome)
-                log.info("call ended: %s", why, extra={"room_id": self.room})
+                self.log.info("call ended: %s", why)
                 await self._changed()
         # People who knocked during the call now ring the station themselves.
         for peer in knocking if ring_knockers else ():
@@ -578,16 +586,15 @@ class Station:
         try:
             found = self.store.take_resumable(max_age=RESUME_MAX_AGE)
         except Exception as exc:
-            log.error("the interrupted call cannot resume: %s", exc, extra={"room_id": self.room})
+            self.log.error("the interrupted call cannot resume: %s", exc)
             return False
         if found is None or found.room_id != self.room:
             return False
         self._resume = _Resume(found.call_id, set(found.sids), time.monotonic() + grace)
-        log.info(
+        self.log.info(
             "a call interrupted by a restart may resume for %d session(s) within %.0f s",
             len(found.sids),
             grace,
-            extra={"room_id": self.room},
         )
         return True
 
@@ -608,7 +615,7 @@ class Station:
     async def _resume_call(self, peer: Peer) -> None:
         assert self._resume is not None
         self._resume.sids.discard(peer.sid)
-        log.info("call resumed after a restart", extra={"room_id": self.room, "peer_id": peer.id})
+        self.log.info("call resumed after a restart", extra={"peer_id": peer.id})
         if self.state == "in-call":
             self.in_call.append(peer)
             self._persist_resumable(peer)
@@ -647,7 +654,7 @@ class Station:
         except Exception as exc:
             self.store_errors += 1
             self.last_store_error = str(exc)
-            log.error("resume record not cleared: %s", exc, extra={"room_id": self.room})
+            self.log.error("resume record not cleared: %s", exc)
             if self._forgetting is None or self._forgetting.done():
                 self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
         else:
@@ -661,10 +668,10 @@ class Station:
             try:
                 self.store.call_not_resumable()
             except Exception as exc:
-                log.debug("resume record still not cleared: %s", exc)
+                self.log.debug("resume record still not cleared: %s", exc)
                 continue
             self._resumable_written = False
-            log.info("resume record cleared", extra={"room_id": self.room})
+            self.log.info("resume record cleared")
 
     def _call_running(self) -> bool:
         return self.state == "in-call"
@@ -676,7 +683,7 @@ class Station:
         except Exception as exc:
             self.store_errors += 1
             self.last_store_error = str(exc)
-            log.error("call log not written: %s", exc, extra={"room_id": self.room})
+            self.log.error("call log not written: %s", exc)
             return None
 
     async def close(self) -> None:

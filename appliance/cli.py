@@ -8,6 +8,7 @@ import getpass
 import logging
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from . import __version__, qr
 from .config import Config, load
 from .errors import ConfigError, VideoStationError
 
-log = logging.getLogger("appliance")
+log = logging.getLogger(__name__)
 
 
 def _common(parser: argparse.ArgumentParser, *, address: bool = False) -> None:
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"videostation: configuration error: {exc}", file=sys.stderr)
         return 2
-    command = args.command.replace("-", "_")
-    handler = globals()[f"cmd_{command}"]
+    handler = COMMANDS[args.command]
     try:
         return int(handler(config, args))
     except KeyboardInterrupt:
@@ -221,3 +221,13 @@ def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "set-password": cmd_set_password,
+    "guest-link": cmd_guest_link,
+    "kiosk-url": cmd_kiosk_url,
+    "doctor": cmd_doctor,
+}
+"""What each sub-command of ``build_parser`` runs."""

@@ -1,7 +1,14 @@
 """Typed configuration: a TOML file, overridden by command-line flags.
 
 Every key is validated at start-up; a bad value raises :class:`ConfigError` whose
-message names the key, e.g. ``server.port: expected an integer from 1 to 65535, got 'x'``.
+message names the key::
+
+    >>> from_mapping({"server": {"port": 8443}}).server.port
+    8443
+    >>> from_mapping({"server": {"port": "x"}})
+    Traceback (most recent call last):
+    ...
+    appliance.errors.ConfigError: server.port: expected an integer, got 'x'
 
 Example ``/etc/videostation/config.toml``::
 

@@ -226,7 +226,7 @@ def check_pi_pieces(machine: str | None = None) -> list[Finding]:
     return out
 
 
-def make_cert(config: Config) -> Finding:
+def write_self_signed_cert(config: Config) -> Finding:
     """A self-signed certificate for the public host name (phones will warn once)."""
     from urllib.parse import urlsplit
 
@@ -286,7 +286,7 @@ def run_doctor(config: Config, *, make_cert: bool = False, audio: bool = False) 
     if audio:
         return report(check_audio(config))
     if make_cert:
-        findings.append(globals()["make_cert"](config))
+        findings.append(write_self_signed_cert(config))
     findings += check_state_dir(config)
     findings.append(check_password(config))
     findings.append(check_port(config))

@@ -8,12 +8,68 @@ signaling hub put into ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+ErrorCode = Literal[
+    # requests and configuration
+    "internal_error",
+    "config_error",
+    "state_dir_unusable",
+    "bad_request",
+    "invalid_json",
+    "validation_error",
+    "payload_too_large",
+    "not_found",
+    "method_not_allowed",
+    "http_error",
+    "room_not_found",
+    "guest_link_not_found",
+    "conflict",
+    "already_joined",
+    "station_room_protected",
+    # auth
+    "unauthorized",
+    "not_authenticated",
+    "wrong_password",
+    "password_not_set",
+    "too_many_sockets",
+    "too_many_attempts",
+    "invalid_token",
+    "token_expired",
+    "token_not_yet_valid",
+    "guest_link_revoked",
+    "guest_link_used_up",
+    "forbidden",
+    "wrong_room",
+    "origin_rejected",
+    # signaling
+    "signaling_error",
+    "malformed_message",
+    "unknown_type",
+    "message_too_large",
+    "rate_limited",
+    "not_in_room",
+    "unknown_peer",
+    "not_connected",
+    "room_full",
+    "call_state",
+    "unsupported_version",
+    # media and hardware
+    "media_error",
+    "source_unavailable",
+    "hardware_error",
+]
+"""Every machine code the service sends: in a signaling ``error`` message and in a
+REST error body ``{"error": {"code", "message"}}`` (one vocabulary for both)."""
+ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
+
 
 class VideoStationError(Exception):
     """Root of all Video Station errors."""
 
     status: int = 500
-    code: str = "internal_error"
+    code: ErrorCode = "internal_error"
+    """Its machine code: one of :data:`ErrorCode`."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__ or self.code)
@@ -29,7 +85,7 @@ class VideoStationError(Exception):
 class ConfigError(VideoStationError, ValueError):
     """The configuration is invalid."""
 
-    code = "config_error"
+    code: ErrorCode = "config_error"
 
 
 # --- request validation ------------------------------------------------------------
@@ -38,47 +94,47 @@ class ConfigError(VideoStationError, ValueError):
 class StateDirUnusable(ConfigError):
     """The state dir (database, keys) cannot be created or written."""
 
-    code = "state_dir_unusable"
+    code: ErrorCode = "state_dir_unusable"
 
 
 class RequestError(VideoStationError, ValueError):
     """The request is malformed."""
 
     status = 400
-    code = "bad_request"
+    code: ErrorCode = "bad_request"
 
 
 class InvalidJSON(RequestError):
     """The request body is not valid JSON."""
 
-    code = "invalid_json"
+    code: ErrorCode = "invalid_json"
 
 
 class ValidationError(RequestError):
     """A field of the request is missing or has the wrong type."""
 
-    code = "validation_error"
+    code: ErrorCode = "validation_error"
 
 
 class PayloadTooLarge(RequestError):
     """The request body is too large."""
 
     status = 413
-    code = "payload_too_large"
+    code: ErrorCode = "payload_too_large"
 
 
 class NotFound(VideoStationError, LookupError):
     """No such resource."""
 
     status = 404
-    code = "not_found"
+    code: ErrorCode = "not_found"
 
 
 class MethodNotAllowed(VideoStationError):
     """This path does not take that method."""
 
     status = 405
-    code = "method_not_allowed"
+    code: ErrorCode = "method_not_allowed"
 
     def __init__(self, message: str | None = None, *, allow: list[str]) -> None:
         super().__init__(message)
@@ -88,32 +144,32 @@ class MethodNotAllowed(VideoStationError):
 class RoomNotFound(NotFound):
     """No such room."""
 
-    code = "room_not_found"
+    code: ErrorCode = "room_not_found"
 
 
 class GuestLinkNotFound(NotFound):
     """No such guest link."""
 
-    code = "guest_link_not_found"
+    code: ErrorCode = "guest_link_not_found"
 
 
 class Conflict(VideoStationError):
     """The request conflicts with the current state."""
 
     status = 409
-    code = "conflict"
+    code: ErrorCode = "conflict"
 
 
 class AlreadyJoined(Conflict):
     """Already in a room: one room per connection."""
 
-    code = "already_joined"
+    code: ErrorCode = "already_joined"
 
 
 class StationRoomProtected(Conflict, PermissionError):
     """The station's own room cannot be deleted."""
 
-    code = "station_room_protected"
+    code: ErrorCode = "station_room_protected"
 
 
 # --- auth --------------------------------------------------------------------------
@@ -123,40 +179,40 @@ class AuthError(VideoStationError, PermissionError):
     """Authentication or authorisation failed."""
 
     status = 401
-    code = "unauthorized"
+    code: ErrorCode = "unauthorized"
 
 
 class NotAuthenticated(AuthError):
     """Log in first."""
 
-    code = "not_authenticated"
+    code: ErrorCode = "not_authenticated"
 
 
 class WrongPassword(AuthError):
     """Wrong password."""
 
-    code = "wrong_password"
+    code: ErrorCode = "wrong_password"
 
 
 class PasswordNotSet(AuthError):
     """No master password is set yet: run `videostation set-password`."""
 
     status = 503
-    code = "password_not_set"
+    code: ErrorCode = "password_not_set"
 
 
 class TooManySockets(VideoStationError):
     """One session opened too many WebSockets."""
 
     status = 429
-    code = "too_many_sockets"
+    code: ErrorCode = "too_many_sockets"
 
 
 class TooManyAttempts(AuthError):
     """Too many failed logins; try again later."""
 
     status = 429
-    code = "too_many_attempts"
+    code: ErrorCode = "too_many_attempts"
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
@@ -166,52 +222,52 @@ class TooManyAttempts(AuthError):
 class InvalidToken(AuthError):
     """The guest token is invalid."""
 
-    code = "invalid_token"
+    code: ErrorCode = "invalid_token"
 
 
 class TokenExpired(InvalidToken):
     """The guest link has expired."""
 
-    code = "token_expired"
+    code: ErrorCode = "token_expired"
 
 
 class TokenNotYetValid(InvalidToken):
     """The guest link is not valid yet."""
 
-    code = "token_not_yet_valid"
+    code: ErrorCode = "token_not_yet_valid"
 
 
 class GuestLinkRevoked(InvalidToken):
     """The guest link was revoked."""
 
     status = 403
-    code = "guest_link_revoked"
+    code: ErrorCode = "guest_link_revoked"
 
 
 class GuestLinkUsedUp(InvalidToken):
     """The guest link has been used as often as it may be."""
 
     status = 403
-    code = "guest_link_used_up"
+    code: ErrorCode = "guest_link_used_up"
 
 
 class Forbidden(AuthError):
     """You may not do that."""
 
     status = 403
-    code = "forbidden"
+    code: ErrorCode = "forbidden"
 
 
 class WrongRoom(Forbidden):
     """This guest link is for another room."""
 
-    code = "wrong_room"
+    code: ErrorCode = "wrong_room"
 
 
 class OriginRejected(Forbidden):
     """Cross-origin request refused."""
 
-    code = "origin_rejected"
+    code: ErrorCode = "origin_rejected"
 
 
 # --- signaling ---------------------------------------------------------------------
@@ -221,65 +277,65 @@ class SignalingError(VideoStationError, ValueError):
     """A signaling message was refused."""
 
     status = 400
-    code = "signaling_error"
+    code: ErrorCode = "signaling_error"
 
 
 class MalformedMessage(SignalingError):
     """The message is not a valid signaling message."""
 
-    code = "malformed_message"
+    code: ErrorCode = "malformed_message"
 
 
 class UnknownMessageType(SignalingError):
     """Unknown message type."""
 
-    code = "unknown_type"
+    code: ErrorCode = "unknown_type"
 
 
 class MessageTooLarge(SignalingError):
     """The message is too large."""
 
-    code = "message_too_large"
+    code: ErrorCode = "message_too_large"
 
 
 class RateLimited(SignalingError):
     """Too many messages; slow down."""
 
     status = 429
-    code = "rate_limited"
+    code: ErrorCode = "rate_limited"
 
 
 class NotInRoom(SignalingError):
     """Join a room first."""
 
-    code = "not_in_room"
+    code: ErrorCode = "not_in_room"
 
 
 class UnknownPeer(SignalingError, LookupError):
     """No such peer in this room."""
 
     status = 404
-    code = "unknown_peer"
+    code: ErrorCode = "unknown_peer"
 
 
 class NotConnected(SignalingError, PermissionError):
     """Signaling between two peers the call has not connected (no ``connect`` sent)."""
 
-    code = "not_connected"
+    code: ErrorCode = "not_connected"
 
 
 class RoomFull(SignalingError):
     """The room is full."""
 
     status = 409
-    code = "room_full"
+    code: ErrorCode = "room_full"
 
 
 class CallStateError(SignalingError):
     """That call action does not fit the station's call state."""
 
     status = 409
-    code = "call_state"
+    code: ErrorCode = "call_state"
 
 
 # --- media and hardware ------------------------------------------------------------
@@ -288,16 +344,16 @@ class CallStateError(SignalingError):
 class MediaError(VideoStationError, RuntimeError):
     """A camera, microphone or encoder problem."""
 
-    code = "media_error"
+    code: ErrorCode = "media_error"
 
 
 class SourceUnavailable(MediaError, OSError):
     """The camera or microphone could not be opened."""
 
-    code = "source_unavailable"
+    code: ErrorCode = "source_unavailable"
 
 
 class HardwareError(VideoStationError, RuntimeError):
     """A GPIO or display problem."""
 
-    code = "hardware_error"
+    code: ErrorCode = "hardware_error"

@@ -6,8 +6,9 @@ numbers, not header positions.
 * **Answer button** — a momentary push button between the GPIO pin and any ground
   pin (e.g. GPIO17 = header pin 11, ground = header pin 9). No resistor: the
   internal pull-up is used, so the pin reads low while the button is pressed.
-  A short press answers a ring (or hangs up a call); holding it for
-  ``gpio.long_press_seconds`` declines the ring or hangs up.
+  A short press answers a ring and does nothing else (it never hangs up, and never
+  lets a knocking guest in); holding it for ``gpio.long_press_seconds`` declines
+  the ring or hangs up the call.
 * **Ring LED** — LED from the GPIO pin through a 330 Ω resistor to ground (long
   leg to the pin). Blinks while the station rings.
 * **Camera-live LED** — wired the same way. Lit exactly while the station sends
@@ -159,11 +160,14 @@ class StationControls:
     If the pins cannot be opened the station carries on without them:
     :meth:`describe` starts with ``unavailable:`` and one warning is logged.
 
-    Example::
+    A context manager: leaving the ``with`` block closes it (LEDs off, pins released).
 
-        controls = StationControls(config.gpio, loop=asyncio.get_running_loop(),
-                                   on_press=calls.answer_or_hang_up, on_long_press=calls.decline)
-        controls.set_ringing(True)
+    Example (as ``create_app`` wires it: ``spawn`` runs a coroutine on the loop)::
+
+        with StationControls(config.gpio, loop=asyncio.get_running_loop(),
+                             on_press=lambda: spawn(station.button_pressed()),
+                             on_long_press=lambda: spawn(station.button_held())) as controls:
+            controls.set_ringing(True)   # the ring LED blinks
     """
 
     def __init__(
@@ -263,6 +267,12 @@ class StationControls:
         self._live = live
         if self._live_led is not None:
             self._live_led.value = live
+
+    def __enter__(self) -> StationControls:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Turn the LEDs off and release the pins. Safe to call more than once."""

@@ -17,8 +17,13 @@ class Metrics:
 
     Example::
 
-        metrics.inc("signaling_messages_total", type="join")
-        metrics.gauge("websocket_connections", "Open WebSockets", lambda: len(sockets))
+        >>> metrics = Metrics()
+        >>> metrics.inc("signaling_messages_total", type="join")
+        >>> metrics.value("signaling_messages_total", type="join")
+        1.0
+        >>> metrics.gauge("peers", "Peers connected to signaling", lambda: 3.0)
+        >>> "videostation_peers 3" in metrics.render().splitlines()
+        True
     """
 
     started: float = field(default_factory=time.monotonic)

@@ -1,16 +1,32 @@
-"""The signaling codec: JSON frames to typed messages and back (docs/signaling.md).
+"""The signaling vocabulary, both ways (docs/signaling.md).
 
-Pure functions, no sockets: :func:`parse` turns a text frame into one of the
-message dataclasses or raises a :class:`~appliance.errors.SignalingError`;
-:func:`encode` turns an outgoing message (a plain dict with a ``type``) into text.
+Pure functions and frozen values, no sockets. Inbound, :func:`parse` turns a text
+frame into one of the client message dataclasses or raises a
+:class:`~appliance.errors.SignalingError`. Outbound, every message the service
+sends is one of the server message dataclasses, and :func:`encode` is the one
+serializer that turns it into text::
+
+    >>> parse('{"type": "call", "action": "answer"}')
+    Call(action='answer', peer=None)
+    >>> encode(Bye("revoked"))
+    '{"type":"bye","reason":"revoked"}'
+    >>> encode(Relayed("station", Description("offer", "v=0"), session=1))
+    '{"type":"signal","from":"station","description":{"type":"offer","sdp":"v=0"},"session":1}'
+
+Reasons and error codes are ``Literal`` types (``ErrorCode`` is declared beside the
+error classes in :mod:`appliance.errors` and re-exported here): a new one is added here, in
+docs/signaling.md and (for a final ``bye``) in web/js/protocol.js, which
+tests/test_protocol_contract.py checks.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, assert_never, get_args
 
+from .errors import ERROR_CODES as ERROR_CODES  # re-exported: the wire's error codes
+from .errors import ErrorCode as ErrorCode
 from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 
 VERSION = 1
@@ -18,7 +34,67 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_NAME_CHARS = 40
 MAX_CANDIDATE_CHARS = 1024
 CallAction = Literal["ring", "answer", "decline", "hangup", "admit", "refuse"]
-CALL_ACTIONS: tuple[CallAction, ...] = ("ring", "answer", "decline", "hangup", "admit", "refuse")
+CALL_ACTIONS: tuple[CallAction, ...] = get_args(CallAction)
+
+ByeReason = Literal[
+    "room_deleted",
+    "room_full",
+    "replaced",
+    "shutdown",
+    "left",
+    "refused",
+    "revoked",
+    "session_ended",
+    "expired",
+]
+"""Why the server is about to close a socket (the ``reason`` of ``bye``)."""
+BYE_REASONS: tuple[ByeReason, ...] = get_args(ByeReason)
+RETRIED_BYE_REASONS: tuple[ByeReason, ...] = ("shutdown",)
+"""After these the page reconnects by itself; every other reason is final."""
+
+
+SdpType = Literal["offer", "answer", "pranswer", "rollback"]
+SDP_TYPES: tuple[SdpType, ...] = get_args(SdpType)
+
+
+# --- what a signal carries (both ways) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """An RTCSessionDescription: ``{"description": {"type", "sdp"}}``."""
+
+    type: SdpType
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An RTCIceCandidateInit: ``{"candidate": {...}}``; ``candidate=""`` is the
+    browser's end-of-candidates marker."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+    username_fragment: str | None = None
+    """The ICE generation it belongs to: without it, a candidate gathered for an offer
+    that was rolled back (glare) is applied to the next generation."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfCandidates:
+    """``{"candidate": null}``: the sender gathered every candidate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """``{"restart": true}``: asks the station peer to renegotiate from scratch."""
+
+
+SignalPayload = Description | Candidate | EndOfCandidates | Restart
+
+
+# --- client -> server ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +115,8 @@ class Join:
 class Signal:
     to: str
     """Peer id of the receiver."""
-    payload: dict[str, Any]
-    """Exactly one of {"description": ...}, {"candidate": ...}, {"restart": True}."""
+    payload: SignalPayload
+    """A description, a candidate, end-of-candidates or a restart request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +155,153 @@ class Ping:
 Message = Join | Signal | Call | Media | StationMedia | Leave | Ping
 
 
+# --- server -> client ---------------------------------------------------------------
+
+
+class PeerObject(TypedDict):
+    """A peer as every page sees it (docs/signaling.md, "Peers and participants")."""
+
+    id: str
+    name: str
+    role: str
+    kind: str
+    participant: str
+    sends: list[str]
+    receives: list[str]
+    muted: dict[str, bool]
+
+
+class Person(TypedDict):
+    id: str
+    name: str
+
+
+class CallObject(TypedDict):
+    """The station's call state (docs/signaling.md, "The call object")."""
+
+    state: str
+    callers: list[Person]
+    in_call: list[Person]
+    knocking: list[Person]
+    live: bool
+    since: float
+    ring_timeout_at: float | None
+    auto_answer_at: float | None
+    ended: str | None
+    quiet: bool
+    audio_muted: bool
+    """The kiosk muted the station's microphone (this call only)."""
+    video_muted: bool
+    """The kiosk turned the station's camera off (this call only)."""
+
+
+class RoomObject(TypedDict):
+    id: str
+    name: str
+    is_station: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    peer_id: str
+    role: str
+    room: RoomObject
+    ice_servers: list[dict[str, Any]]
+    peers: list[PeerObject]
+    call: CallObject | None
+    station_name: str
+    version: int = VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class PeerJoined:
+    peer: PeerObject
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUpdated:
+    peer: PeerObject
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLeft:
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open an RTCPeerConnection to ``peer_id`` now; ``send``: add your local tracks."""
+
+    peer_id: str
+    polite: bool
+    send: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A ``signal`` from ``sender``; from the station peer it carries its ``session``."""
+
+    sender: str
+    payload: SignalPayload
+    session: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    call: CallObject
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+    """The ``type`` of the message that caused it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    reason: ByeReason
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MicLevel:
+    """``mic-level`` (to the kiosk only): the level of the sound the station sends."""
+
+    dbfs: float | None
+    """RMS level since the last one (sent rounded to 0.1 dB); None: nothing was sent."""
+    muted: bool
+
+
+ServerMessage = (
+    Welcome
+    | PeerJoined
+    | PeerUpdated
+    | PeerLeft
+    | Connect
+    | Disconnect
+    | Relayed
+    | CallState
+    | Error
+    | Bye
+    | Pong
+    | MicLevel
+)
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
 def _str(data: dict[str, Any], key: str, *, max_len: int = 200) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > max_len:
@@ -95,26 +318,26 @@ def _bool(data: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _description(value: Any) -> dict[str, Any]:
+def _description(value: Any) -> Description:
     if not isinstance(value, dict):
         raise MalformedMessage("'description' must be an object.")
     kind = value.get("type")
-    if kind not in ("offer", "answer", "pranswer", "rollback"):
+    if kind not in SDP_TYPES:
         raise MalformedMessage("'description.type' must be offer, answer, pranswer or rollback.")
     sdp = value.get("sdp", "")
     if not isinstance(sdp, str) or (kind != "rollback" and not sdp):
         raise MalformedMessage("'description.sdp' must be a non-empty string.")
-    return {"type": kind, "sdp": sdp}
+    return Description(kind, sdp)
 
 
-def _candidate(value: Any) -> dict[str, Any] | None:
+def _candidate(value: Any) -> Candidate | EndOfCandidates:
     if value is None:
-        return None
+        return EndOfCandidates()
     if not isinstance(value, dict) or not isinstance(value.get("candidate", ""), str):
         raise MalformedMessage("'candidate' must be an RTCIceCandidateInit object or null.")
-    if len(value.get("candidate", "")) > MAX_CANDIDATE_CHARS:
+    text = value.get("candidate", "")
+    if len(text) > MAX_CANDIDATE_CHARS:
         raise MalformedMessage(f"'candidate' may have at most {MAX_CANDIDATE_CHARS} characters.")
-    clean: dict[str, Any] = {"candidate": value.get("candidate", "")}
     mid = value.get("sdpMid")
     if mid is not None and not isinstance(mid, str):
         raise MalformedMessage("'candidate.sdpMid' must be a string or null.")
@@ -124,12 +347,29 @@ def _candidate(value: Any) -> dict[str, Any] | None:
     ufrag = value.get("usernameFragment")
     if ufrag is not None and not isinstance(ufrag, str):
         raise MalformedMessage("'candidate.usernameFragment' must be a string or null.")
-    clean["sdpMid"] = mid
-    clean["sdpMLineIndex"] = index
-    # The ICE generation a candidate belongs to: without it, a candidate gathered for an
-    # offer that was rolled back (glare) is applied to the next generation.
-    clean["usernameFragment"] = ufrag
-    return clean
+    return Candidate(text, mid, index, ufrag)
+
+
+def parse_payload(data: dict[str, Any]) -> SignalPayload:
+    """The payload of a ``signal``: exactly one of ``description``, ``candidate``,
+    ``restart``.
+
+    >>> parse_payload({"candidate": None})
+    EndOfCandidates()
+    >>> parse_payload({"description": {"type": "answer", "sdp": "v=0"}})
+    Description(type='answer', sdp='v=0')
+    """
+    present = [k for k in ("description", "candidate", "restart") if k in data]
+    if len(present) != 1:
+        raise MalformedMessage("'signal' needs exactly one of description, candidate, restart.")
+    key = present[0]
+    if key == "description":
+        return _description(data["description"])
+    if key == "candidate":
+        return _candidate(data["candidate"])
+    if data["restart"] is not True:
+        raise MalformedMessage("'restart' must be true.")
+    return Restart()
 
 
 def parse(frame: str | bytes) -> Message:
@@ -166,20 +406,7 @@ def parse(frame: str | bytes) -> Message:
                 version, _str(data, "room", max_len=64), " ".join(name.split()), resume=resume
             )
         case "signal":
-            to = _str(data, "to", max_len=64)
-            present = [k for k in ("description", "candidate", "restart") if k in data]
-            if len(present) != 1:
-                raise MalformedMessage(
-                    "'signal' needs exactly one of description, candidate, restart."
-                )
-            key = present[0]
-            if key == "description":
-                return Signal(to, {"description": _description(data["description"])})
-            if key == "candidate":
-                return Signal(to, {"candidate": _candidate(data["candidate"])})
-            if data["restart"] is not True:
-                raise MalformedMessage("'restart' must be true.")
-            return Signal(to, {"restart": True})
+            return Signal(_str(data, "to", max_len=64), parse_payload(data))
         case "call":
             action = data.get("action")
             if action not in CALL_ACTIONS:
@@ -213,31 +440,82 @@ def encodes_as_utf8(data: Any) -> bool:
     return True
 
 
-def encode(message: dict[str, Any]) -> str:
-    """Serialise an outgoing message (a dict with a 'type')."""
-    if "type" not in message:
-        raise ValueError("outgoing message without a type")
-    return json.dumps(message, separators=(",", ":"))
+def payload_wire(payload: SignalPayload) -> dict[str, Any]:
+    """The JSON fields of a signal payload (merged into a ``signal`` message)."""
+    match payload:
+        case Description(kind, sdp):
+            return {"description": {"type": kind, "sdp": sdp}}
+        case Candidate(text, mid, index, ufrag):
+            return {
+                "candidate": {
+                    "candidate": text,
+                    "sdpMid": mid,
+                    "sdpMLineIndex": index,
+                    "usernameFragment": ufrag,
+                }
+            }
+        case EndOfCandidates():
+            return {"candidate": None}
+        case Restart():
+            return {"restart": True}
+    assert_never(payload)
 
 
-def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref:
-        out["ref"] = ref
-    return out
+def to_wire(message: ServerMessage) -> dict[str, Any]:
+    """The JSON object of an outgoing message (what :func:`encode` serialises).
 
-
-def peer_updated(peer: dict[str, Any]) -> dict[str, Any]:
-    """``peer-updated``: a peer object whose ``muted`` changed."""
-    return {"type": "peer-updated", "peer": peer}
-
-
-def mic_level(dbfs: float | None, *, muted: bool) -> dict[str, Any]:
-    """``mic-level`` (to the kiosk only): the level of the sound the station sends.
-
-    >>> mic_level(-23.456, muted=False)
+    >>> to_wire(Connect("station", polite=True, send=False))
+    {'type': 'connect', 'peer_id': 'station', 'polite': True, 'send': False}
+    >>> to_wire(MicLevel(-23.456, muted=False))
     {'type': 'mic-level', 'dbfs': -23.5, 'muted': False}
-    >>> mic_level(None, muted=True)
+    >>> to_wire(MicLevel(None, muted=True))
     {'type': 'mic-level', 'dbfs': None, 'muted': True}
     """
-    return {"type": "mic-level", "dbfs": None if dbfs is None else round(dbfs, 1), "muted": muted}
+    match message:
+        case Welcome():
+            return {
+                "type": "welcome",
+                "version": message.version,
+                "peer_id": message.peer_id,
+                "role": message.role,
+                "room": dict(message.room),
+                "ice_servers": message.ice_servers,
+                "peers": [dict(p) for p in message.peers],
+                "call": dict(message.call) if message.call is not None else None,
+                "station": {"name": message.station_name},
+            }
+        case PeerJoined(peer):
+            return {"type": "peer-joined", "peer": dict(peer)}
+        case PeerUpdated(peer):
+            return {"type": "peer-updated", "peer": dict(peer)}
+        case PeerLeft(peer_id):
+            return {"type": "peer-left", "peer_id": peer_id}
+        case Connect(peer_id, polite, send):
+            return {"type": "connect", "peer_id": peer_id, "polite": polite, "send": send}
+        case Disconnect(peer_id):
+            return {"type": "disconnect", "peer_id": peer_id}
+        case Relayed(sender, payload, session):
+            out = {"type": "signal", "from": sender, **payload_wire(payload)}
+            if session is not None:
+                out["session"] = session
+            return out
+        case CallState(call):
+            return {"type": "call-state", "call": dict(call)}
+        case Error(code, text, ref):
+            error: dict[str, Any] = {"type": "error", "code": code, "message": text}
+            if ref:
+                error["ref"] = ref
+            return error
+        case Bye(reason):
+            return {"type": "bye", "reason": reason}
+        case Pong():
+            return {"type": "pong"}
+        case MicLevel(dbfs, muted):
+            level = None if dbfs is None else round(dbfs, 1)
+            return {"type": "mic-level", "dbfs": level, "muted": muted}
+    assert_never(message)
+
+
+def encode(message: ServerMessage) -> str:
+    """Serialise an outgoing message: the one way anything leaves the hub."""
+    return json.dumps(to_wire(message), separators=(",", ":"))

@@ -10,15 +10,16 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from .errors import RoomFull, UnknownPeer
+from .protocol import Connect, PeerObject, ServerMessage
 
 log = logging.getLogger(__name__)
 
 Role = Literal["user", "guest", "kiosk", "station"]
 Kind = Literal["remote", "screen", "station"]
-Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+Deliver = Callable[[ServerMessage], Awaitable[None]]
 STATION_PEER_ID = "station"
 STATION_PARTICIPANT = "station"
 
@@ -67,7 +68,7 @@ class Peer:
             self.kind
         ]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> PeerObject:
         return {
             "id": self.id,
             "name": self.name,
@@ -79,31 +80,39 @@ class Peer:
             "muted": {"audio": self.audio_muted, "video": self.video_muted},
         }
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: ServerMessage) -> None:
         try:
             await self.deliver(message)
         except Exception:  # a dead socket must not break a broadcast
             log.debug("delivery to peer failed", extra={"peer_id": self.id, "room_id": self.room})
 
 
-def connect_message(to: Peer, other: Peer, *, send: bool) -> dict[str, Any]:
+def connect_message(to: Peer, other: Peer, *, send: bool) -> Connect:
     """The `connect` that tells browser ``to`` to open a connection to ``other``.
 
     The impolite side makes the first offer, so it must be the one with something to
     send: the screen (receive-only) is always polite, and between two remotes the
-    smaller id is polite. (For the station peer see :func:`connect_to_station`.)"""
+    smaller id is polite. (For the station peer see :func:`connect_to_station`.)
+
+    >>> async def nowhere(message): pass
+    >>> a, b = (Peer(i, "kitchen", i, "guest", "remote", nowhere) for i in ("pA", "pB"))
+    >>> connect_message(a, b, send=True)
+    Connect(peer_id='pB', polite=True, send=True)
+    >>> connect_message(b, a, send=True).polite
+    False
+    """
     if to.kind == "screen":
         polite = True
     elif other.kind == "screen":
         polite = False
     else:
         polite = to.id < other.id
-    return {"type": "connect", "peer_id": other.id, "polite": polite, "send": send}
+    return Connect(other.id, polite=polite, send=send)
 
 
-def connect_to_station() -> dict[str, Any]:
+def connect_to_station() -> Connect:
     """The `connect` for the station peer: it always offers (aiortc is impolite)."""
-    return {"type": "connect", "peer_id": STATION_PEER_ID, "polite": True, "send": False}
+    return Connect(STATION_PEER_ID, polite=True, send=False)
 
 
 @dataclass(slots=True)
@@ -149,6 +158,14 @@ class Rooms:
     def screen(self, room: str) -> Peer | None:
         return next((p for p in self.peers(room) if p.kind == "screen"), None)
 
+    async def send_to(self, room: str, peer_id: str, message: ServerMessage) -> bool:
+        """Deliver ``message`` to ``peer_id`` if it is (still) in ``room``."""
+        peer = self._rooms.get(room, {}).get(peer_id)
+        if peer is None:
+            return False
+        await peer.send(message)
+        return True
+
     def get(self, room: str, peer_id: str) -> Peer:
         peer = self._rooms.get(room, {}).get(peer_id)
         if peer is None:
@@ -183,7 +200,7 @@ class Rooms:
         return sum(len(m) for m in self._rooms.values())
 
     async def broadcast(
-        self, room: str, message: dict[str, Any], *, exclude: Iterable[Peer] = ()
+        self, room: str, message: ServerMessage, *, exclude: Iterable[Peer] = ()
     ) -> None:
         skip = {p.id for p in exclude}
         for peer in self.peers(room):

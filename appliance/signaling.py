@@ -18,9 +18,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import errors, protocol
 from .auth import Auth, Session
-from .call import Station
+from .call import CallMachine
 from .config import Config
-from .http import check_origin, session_of
+from .logs import IdsAdapter, with_ids
 from .metrics import Metrics
 from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
 from .store import Store
@@ -50,6 +50,12 @@ class Connection:
     tokens: float = RATE_BURST
     refilled: float = field(default_factory=time.monotonic)
     refused: int = 0
+    log: IdsAdapter = field(default_factory=lambda: with_ids(log))
+    """Logs with this connection's ``peer_id`` and ``room_id`` as fields, once joined."""
+
+    def joined(self, peer: Peer) -> None:
+        self.peer = peer
+        self.log = with_ids(log, peer_id=peer.id, room_id=peer.room)
 
     def allow(self) -> bool:
         """Token bucket: RATE_PER_SECOND sustained, RATE_BURST at once."""
@@ -61,7 +67,7 @@ class Connection:
             return True
         return False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: protocol.ServerMessage) -> None:
         if self.ws.closed:
             return
         await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
@@ -73,7 +79,7 @@ class Hub:
     Example (wired by ``create_app``)::
 
         hub = Hub(config=config, store=store, rooms=rooms, station=station, metrics=metrics)
-        app.router.add_get("/ws/", hub.handle)
+        app.router.add_get("/ws/", ws_route)  # check_origin, session_of, hub.handle
     """
 
     def __init__(
@@ -82,7 +88,7 @@ class Hub:
         config: Config,
         store: Store,
         rooms: Rooms,
-        station: Station,
+        station: CallMachine,
         metrics: Metrics,
         auth: Auth | None = None,
     ) -> None:
@@ -95,21 +101,12 @@ class Hub:
         self.connections: set[Connection] = set()
         station.evict = self._evict
 
-    # -- the station peer's outgoing signals ------------------------------------------
-
-    async def from_station(self, peer_id: str, payload: dict[str, Any]) -> None:
-        try:
-            peer = self.rooms.get(self.station.room, peer_id)
-        except errors.UnknownPeer:
-            log.debug("station signal for a peer that left", extra={"peer_id": peer_id})
-            return
-        await peer.send({"type": "signal", "from": STATION_PEER_ID, **payload})
-
     # -- the socket -------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        check_origin(request)
-        session = session_of(request)
+    async def handle(self, request: web.Request, session: Session) -> web.WebSocketResponse:
+        """One WebSocket, from the upgrade to its close. The REST plumbing has already
+        checked the request's Origin and found its ``session`` (app.py's ``/ws/``
+        route), so the hub does not depend on it."""
         ws = web.WebSocketResponse(
             heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME, timeout=CLOSE_TIMEOUT
         )
@@ -149,7 +146,7 @@ class Hub:
         conn.refused += 1
         self.metrics.inc("signaling_errors_total", code=exc.code)
         with contextlib.suppress(Exception):
-            await conn.send(protocol.error(exc.code, exc.message, ref))
+            await conn.send(protocol.Error(exc.code, exc.message, ref))
 
     async def _receive(self, conn: Connection, frame: str) -> None:
         if not conn.allow():
@@ -164,28 +161,22 @@ class Hub:
         except errors.VideoStationError as exc:
             await self._refuse(conn, exc, ref)
         except Exception:
-            log.exception("signaling handler failed", extra=self._ids(conn))
+            conn.log.exception("signaling handler failed")
             await self._refuse(
                 conn, errors.VideoStationError("Something went wrong on the station."), ref
             )
         else:
             conn.refused = 0
 
-    @staticmethod
-    def _ids(conn: Connection) -> dict[str, str]:
-        if conn.peer is None:
-            return {}
-        return {"peer_id": conn.peer.id, "room_id": conn.peer.room}
-
     async def _dispatch(self, conn: Connection, message: protocol.Message) -> None:
         match message:
             case protocol.Ping():
-                await conn.send({"type": "pong"})
+                await conn.send(protocol.Pong())
             case protocol.Join():
                 await self._join(conn, message)
             case protocol.Leave():
                 await self._depart(conn)
-                await conn.send({"type": "bye", "reason": "left"})
+                await conn.send(protocol.Bye("left"))
                 await conn.ws.close()
             case _:
                 peer = conn.peer
@@ -208,7 +199,7 @@ class Hub:
                         raise errors.Forbidden("The kiosk mutes the station with station-media.")
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
-                        peer.room, {"type": "peer-updated", "peer": peer.describe()}, exclude=[peer]
+                        peer.room, protocol.PeerUpdated(peer.describe()), exclude=[peer]
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
@@ -216,7 +207,7 @@ class Hub:
             raise errors.AlreadyJoined()
         if join.version != protocol.VERSION:
             await conn.send(
-                protocol.error(
+                protocol.Error(
                     "unsupported_version",
                     f"This station speaks protocol version {protocol.VERSION}; reload the page.",
                     "join",
@@ -229,8 +220,8 @@ class Hub:
             try:
                 self.auth.revalidate(session)
             except errors.AuthError as exc:
-                await conn.send(protocol.error(exc.code, exc.message, "join"))
-                await conn.send({"type": "bye", "reason": _bye_reason(exc)})
+                await conn.send(protocol.Error(exc.code, exc.message, "join"))
+                await conn.send(protocol.Bye(_bye_reason(exc)))
                 await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
                 return
         room = self.store.get_room(join.room)
@@ -263,29 +254,25 @@ class Hub:
         try:
             others = self.rooms.add(peer)
         except errors.RoomFull as exc:
-            await conn.send(protocol.error(exc.code, exc.message, "join"))
-            await conn.send({"type": "bye", "reason": "room_full"})
+            await conn.send(protocol.Error(exc.code, exc.message, "join"))
+            await conn.send(protocol.Bye("room_full"))
             await conn.ws.close()
             return
-        conn.peer = peer
-        log.info("joined as %s", peer.kind, extra=self._ids(conn))
+        conn.joined(peer)
+        conn.log.info("joined as %s", peer.kind)
         is_station = room.id == self.station.room
         await conn.send(
-            {
-                "type": "welcome",
-                "version": protocol.VERSION,
-                "peer_id": peer.id,
-                "role": session.role,
-                "room": {"id": room.id, "name": room.name, "is_station": is_station},
-                "ice_servers": self.ice_servers(),
-                "peers": [p.describe() for p in others],
-                "call": self.station.describe() if is_station else None,
-                "station": {"name": self.config.station.name},
-            }
+            protocol.Welcome(
+                peer_id=peer.id,
+                role=session.role,
+                room={"id": room.id, "name": room.name, "is_station": is_station},
+                ice_servers=self.ice_servers(),
+                peers=[p.describe() for p in others],
+                call=self.station.describe() if is_station else None,
+                station_name=self.config.station.name,
+            )
         )
-        await self.rooms.broadcast(
-            room.id, {"type": "peer-joined", "peer": peer.describe()}, exclude=[peer]
-        )
+        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.describe()), exclude=[peer])
         if is_station:
             if peer.kind == "screen":
                 await self.station.screen_joined(peer)
@@ -302,18 +289,18 @@ class Hub:
         if signal.to == peer.id:
             raise errors.UnknownPeer("You cannot signal yourself.")
         target = self.rooms.get(peer.room, signal.to)
-        if "restart" in signal.payload:
+        if isinstance(signal.payload, protocol.Restart):
             raise errors.MalformedMessage("Only the station peer renegotiates on 'restart'.")
         if not self.rooms.paired(peer.id, target.id):
             raise errors.NotConnected("You are not connected to that peer.")
-        await target.send({"type": "signal", "from": peer.id, **signal.payload})
+        await target.send(protocol.Relayed(peer.id, signal.payload))
 
     async def _depart(self, conn: Connection) -> None:
         peer, conn.peer = conn.peer, None
         if peer is None or not self.rooms.remove(peer):
             return
-        log.info("left", extra={"peer_id": peer.id, "room_id": peer.room})
-        await self.rooms.broadcast(peer.room, {"type": "peer-left", "peer_id": peer.id})
+        conn.log.info("left")
+        await self.rooms.broadcast(peer.room, protocol.PeerLeft(peer.id))
         if peer.room == self.station.room:
             try:
                 if peer.kind == "screen":
@@ -321,19 +308,19 @@ class Hub:
                 else:
                     await self.station.remote_left(peer)
             except Exception:
-                log.exception("station clean-up failed", extra={"peer_id": peer.id})
+                conn.log.exception("station clean-up failed")
 
     # -- server-initiated disconnects -------------------------------------------------
 
     def _connection_of(self, peer: Peer) -> Connection | None:
         return next((c for c in self.connections if c.peer is peer), None)
 
-    async def _evict(self, peer: Peer, reason: str) -> None:
+    async def _evict(self, peer: Peer, reason: protocol.ByeReason) -> None:
         conn = self._connection_of(peer)
         if conn is None:
             return
         with contextlib.suppress(Exception):
-            await conn.send({"type": "bye", "reason": reason})
+            await conn.send(protocol.Bye(reason))
         await self._depart(conn)
         await conn.ws.close(code=WSCloseCode.GOING_AWAY)
 
@@ -347,14 +334,14 @@ class Hub:
             if conn.session.role == "guest" and conn.session.subject == jti:
                 await self._close(conn, "revoked")
 
-    async def close_session(self, sid: str, reason: str) -> None:
+    async def close_session(self, sid: str, reason: protocol.ByeReason) -> None:
         for conn in list(self.connections):
             if conn.session.sid == sid:
                 await self._close(conn, reason)
 
-    async def _close(self, conn: Connection, reason: str) -> None:
+    async def _close(self, conn: Connection, reason: protocol.ByeReason) -> None:
         with contextlib.suppress(Exception):
-            await conn.send({"type": "bye", "reason": reason})
+            await conn.send(protocol.Bye(reason))
         await self._depart(conn)
         await conn.ws.close(code=WSCloseCode.GOING_AWAY)
 
@@ -368,7 +355,7 @@ class Hub:
                 self.auth.revalidate(conn.session)
             except errors.AuthError as exc:
                 closed += 1
-                log.info("session no longer valid: %s", exc.code, extra=self._ids(conn))
+                conn.log.info("session no longer valid: %s", exc.code)
                 await self._close(conn, _bye_reason(exc))
         return closed
 
@@ -386,7 +373,7 @@ class Hub:
 
         async def close(conn: Connection) -> None:
             with contextlib.suppress(Exception):
-                await conn.send({"type": "bye", "reason": "shutdown"})
+                await conn.send(protocol.Bye("shutdown"))
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown")
 
         await asyncio.gather(*(close(c) for c in list(self.connections)), return_exceptions=True)
@@ -399,7 +386,7 @@ class Hub:
         return ice_servers(self.config.ice)
 
 
-def _bye_reason(exc: errors.AuthError) -> str:
+def _bye_reason(exc: errors.AuthError) -> protocol.ByeReason:
     """The ``bye`` reason for a session that stopped holding."""
     if isinstance(exc, errors.GuestLinkRevoked):
         return "revoked"

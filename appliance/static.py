@@ -61,8 +61,58 @@ def _is_served(rel: Path) -> bool:
     return rel.suffix != ".py" and "__pycache__" not in rel.parts and rel.name[:1] != "."
 
 
+def without_comment_lines(text: str, *, line_comments: bool = True) -> str:
+    """``text`` (JavaScript, or CSS with ``line_comments=False``) with every line that
+    holds only a comment blanked. Every line stays, so stack traces keep their line
+    numbers; comments after code stay; lines inside a template literal that spans
+    lines are never touched. The code here is documented generously (JSDoc types):
+    this takes about a third off what a guest downloads, with no bundler.
+
+    >>> without_comment_lines("// why\\nconst a = 1; // stays\\n/**\\n * @type {T}\\n */\\nf();")
+    '\\nconst a = 1; // stays\\n\\n\\n\\nf();'
+    >>> without_comment_lines("const t = `\\n// in a string\\n`;")
+    'const t = `\\n// in a string\\n`;'
+    >>> without_comment_lines("/* a */ b();\\n/* c\\n*/ d();")  # code beside: left alone
+    '/* a */ b();\\n/* c\\n*/ d();'
+    """
+    out: list[str] = []
+    in_block = in_template = False
+    for line in text.split("\n"):
+        code = line.strip()
+        if in_template:
+            out.append(line)
+        elif in_block:
+            end = code.find("*/")
+            if end != -1 and end != len(code) - 2:
+                return text  # code after the comment on the same line: keep the file as is
+            in_block = end == -1
+            out.append("")
+            continue
+        elif line_comments and code.startswith("//"):
+            out.append("")
+            continue
+        elif code.startswith("/*"):
+            end = code.find("*/", 2)
+            if end == -1:
+                in_block = True
+                out.append("")
+                continue
+            if end == len(code) - 2:
+                out.append("")
+                continue
+            out.append(line)
+        else:
+            out.append(line)
+        if line.count("`") % 2:
+            in_template = not in_template
+    return "\n".join(out)
+
+
 def _asset(body: bytes, name: str, stamp: tuple[int, int]) -> Asset:
     suffix = Path(name).suffix
+    if suffix in (".js", ".css"):
+        slim = without_comment_lines(body.decode("utf-8"), line_comments=suffix == ".js")
+        body = slim.encode("utf-8")
     gzipped = None
     if suffix in COMPRESSIBLE:
         packed = gzip.compress(body, compresslevel=9, mtime=0)

@@ -168,7 +168,7 @@ def _journal_field(name: str) -> str | None:
     return field if field and not field[0].isdigit() else None
 
 
-class _JournalFields(logging.Filter):
+class JournalFields(logging.Filter):
     """Copies ``extra`` fields to upper-case attributes, which the journal keeps.
 
     JournalHandler sends every record attribute as a field, but journald drops
@@ -251,7 +251,7 @@ def setup_logging(*, level: int = logging.INFO) -> None:
     handler: logging.Handler
     if journal and _journal_handler_class is not None:
         handler = _journal_handler_class(SYSLOG_IDENTIFIER="videostation")
-        handler.addFilter(_JournalFields())
+        handler.addFilter(JournalFields())
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_ReadableFormatter(journal_prefix=journal))

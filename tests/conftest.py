@@ -41,13 +41,6 @@ SCRUBBED = (
 )
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip on a developer's machine; under CI a missing dependency is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must install it)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(autouse=True)
 def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests must not see the developer's systemd or station settings."""

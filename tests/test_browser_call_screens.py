@@ -16,6 +16,20 @@ from tests.browser_kit import Page, Pages, assert_video_flows, expect, wait_for
 
 pytestmark = pytest.mark.browser
 
+
+def settled(box: Any) -> dict[str, float]:
+    """The bounding box of ``box`` once its glide has ended (the same twice in a row;
+    a loaded machine animates slowly, so no fixed wait)."""
+    last = None
+    for _ in range(100):  # bounded: 10 s
+        now = box.bounding_box()
+        if now is not None and now == last and "snapping" not in (box.get_attribute("class") or ""):
+            return dict(now)
+        last = now
+        box.page.wait_for_timeout(100)
+    raise AssertionError(f"the preview never came to rest: {last}")
+
+
 # Before the page's scripts: record each oscillator frequency started and whether the
 # AudioContext holding it was closed again (the ringback is synthesised with WebAudio).
 AUDIO_PROBE = """
@@ -161,8 +175,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     guest.mouse.down()
     guest.mouse.move(150, 520, steps=8)
     guest.mouse.up()
-    guest.wait_for_timeout(500)
-    after = pip.bounding_box()
+    after = settled(pip)
     controls_box = guest.locator(".controls").bounding_box()
     top_box = guest.locator(".call-top").bounding_box()
     assert after and controls_box and top_box
@@ -177,8 +190,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     guest.mouse.down()
     guest.mouse.move(300, 60, steps=8)
     guest.mouse.up()
-    guest.wait_for_timeout(500)
-    again = pip.bounding_box()
+    again = settled(pip)
     assert again and again["y"] >= top_box["y"] + top_box["height"], (
         "the preview covers the top bar"
     )

@@ -7,11 +7,12 @@ microphone meter, and the layouts on the 7" panel and a 1080p TV."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_kit import Page, Pages, call_from_phone, expect, wait_for
+from tests.browser_kit import Browser, Page, Pages, call_from_phone, expect, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -290,3 +291,50 @@ def test_idle_and_ringing_screens_scale_up_on_a_1080p_tv(live_station: Any, page
         assert ring_tv[key] >= 1.4 * ring_small[key], (
             f"ringing {key}: {ring_small[key]} px -> {ring_tv[key]} px on a TV"
         )
+
+
+def test_the_ring_stops_when_the_station_answers_by_itself(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Auto-answer (as the GPIO button, an answer that does not come from the kiosk's
+    touch): the ringtone is silenced by the call state, the moment it says in-call."""
+    from tests.conftest import start_live, stop_live
+
+    cfg = tmp_path / "auto-answer.toml"
+    cfg.write_text(
+        "[call]\nauto_answer = true\nauto_answer_delay_seconds = 2\n\n"
+        '[screen]\npower_command = ""\n'
+    )
+    live = start_live(tmp_path, "--config", str(cfg))
+    p = Pages(browser)
+    try:
+        kiosk = p.open(live.kiosk_url, setup=lambda page: page.add_init_script(RING_TAP))
+        expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        user = sign_in(p, live)  # auto-answer is for the household, not for guests
+        user.goto(live.base_url + "/#/room/station")
+        expect(user.get_by_test_id("lobby")).to_be_visible()
+        if not user.locator("#name").input_value():
+            user.locator("#name").fill("Dad")
+        user.get_by_test_id("start-call").click()
+        expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
+        heard = kiosk.evaluate(
+            """async () => {
+              const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+              const state = () => document.querySelector('[data-testid="kiosk"]').dataset.state;
+              let ringing = 0;
+              for (let i = 0; i < 1000 && state() !== 'in-call'; i++) {
+                ringing = Math.max(ringing, window.__level());
+                await sleep(10);
+              }
+              await sleep(150);
+              return [ringing, state(), window.__level()];
+            }"""
+        )
+        assert heard[0] >= 0.1, f"the ring was not heard before the station answered: {heard}"
+        assert heard[1] == "in-call", heard
+        assert heard[2] == 0.0, f"the ring still sounds 150 ms after the answer: {heard}"
+        wait_for(lambda: contexts_closed(kiosk), "the ringtone's context to close", 5)
+        assert loudest(kiosk, 3200) == 0.0
+    finally:
+        p.close()
+        stop_live(live)

@@ -12,86 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from gpiozero.pins.mock import MockFactory
 
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, STATION, STORE
+from appliance.keys import AUTH, MEDIA, PEERS, STATION, STORE
 
 from .conftest import PASSWORD, Station, free_port, make_config, serve_command, wait_healthy
-from .test_signaling import WS, connect
-
-
-class AiortcCaller:
-    """A remote participant made of aiortc: answers the station's offer, decodes media."""
-
-    def __init__(self, ws: WS) -> None:
-        self.ws = ws
-        self.pc: RTCPeerConnection | None = None
-        self.video: asyncio.Queue[Any] = asyncio.Queue()
-        self.audio: asyncio.Queue[Any] = asyncio.Queue()
-        self.pumps: set[asyncio.Future[None]] = set()
-
-    async def accept_station(self) -> dict[str, Any]:
-        """Wait for connect + offer from the station peer, answer it."""
-        connect_msg = await self.ws.expect("connect", peer_id="station")
-        offer = await self.ws.expect("signal", timeout=15)
-        assert offer["from"] == "station" and offer["description"]["type"] == "offer"
-        pc = self.pc = RTCPeerConnection()
-
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            queue = self.video if track.kind == "video" else self.audio
-
-            async def pump() -> None:
-                while True:
-                    try:
-                        frame = await track.recv()
-                    except Exception:
-                        return
-                    queue.put_nowait(frame)
-
-            self.pumps.add(asyncio.ensure_future(pump()))
-
-        await pc.setRemoteDescription(RTCSessionDescription(**offer["description"]))
-        await pc.setLocalDescription(await pc.createAnswer())
-        await self.ws.send(
-            type="signal",
-            to="station",
-            description={"type": "answer", "sdp": pc.localDescription.sdp},
-        )
-        return connect_msg
-
-    async def frames(self, kind: str, count: int, timeout: float = 20) -> list[Any]:
-        queue = self.video if kind == "video" else self.audio
-        return [await asyncio.wait_for(queue.get(), timeout) for _ in range(count)]
-
-    async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-
-
-async def ringing_guest(station: Station, name: str = "Grandma") -> tuple[WS, WS]:
-    kiosk = await connect(await station.kiosk())
-    await kiosk.join("station")
-    guest = await connect(await station.guest("station", label=name))
-    welcome = await guest.join("station", name)
-    assert welcome["call"]["state"] == "idle"  # joining is what rings:
-    assert (await guest.expect("call-state"))["call"]["state"] == "ringing"
-    ring = await kiosk.expect("call-state")
-    assert ring["call"]["state"] == "ringing"
-    assert [c["name"] for c in ring["call"]["callers"]] == [name]
-    return kiosk, guest
-
-
-async def answered_call(station: Station, name: str = "Grandma") -> tuple[WS, WS, AiortcCaller]:
-    """A guest rings, the kiosk answers, the guest's aiortc side decodes station video."""
-    kiosk, guest = await ringing_guest(station, name)
-    await kiosk.send(type="call", action="answer")
-    caller = AiortcCaller(guest)
-    await caller.accept_station()
-    await caller.frames("video", 2)
-    return kiosk, guest, caller
+from .helpers import AiortcCaller, answered_call, connect, ringing_guest
 
 
 async def test_guest_calls_kiosk_answers_media_flows_hangup(station: Station) -> None:
@@ -376,4 +303,19 @@ async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None
     assert samples[f"videostation_viewer_loss_ratio{peer}"] == 0
     assert 0 < samples[f"videostation_viewer_rtt_seconds{peer}"] < 1
     assert samples[f"videostation_viewer_estimated_bitrate{peer}"] > 50_000
+    await caller.close()
+
+
+async def test_station_connections_that_fail_are_announced(station: Station) -> None:
+    """app.py subscribes the call machine to the station peers' lost connections: when
+    they fail (ICE, say), everyone gets a call-state that is no longer live."""
+    kiosk, _, caller = await answered_call(station)
+    peers = station.app[PEERS]
+    assert station.app[STATION].live
+    for link in list(peers._peers.values()):
+        await link.pc.close()  # as when ICE fails
+    state = await kiosk.expect("call-state", timeout=10)
+    while state["call"]["live"]:
+        state = await kiosk.expect("call-state", timeout=10)
+    assert state["call"]["state"] == "in-call" and not station.app[STATION].live
     await caller.close()

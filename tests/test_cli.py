@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ssl
 import stat
 from pathlib import Path
@@ -175,3 +176,12 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     print(f"videostation serve answered /api/health/ after {live.startup_seconds:.2f} s")
     assert stop_live(live) == 0
     assert "shutting down" in live.log_path.read_text()
+
+
+def test_every_sub_command_has_its_handler() -> None:
+    """The parser's sub-commands and the dispatch table are the same list."""
+    from appliance.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)

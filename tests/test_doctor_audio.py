@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.helpers import skip_or_fail
 from tests.pipewire_room import PACKAGES, PipeWireRoom, missing_programs
 
 pytestmark = pytest.mark.slow

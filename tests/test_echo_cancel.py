@@ -33,7 +33,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.media import StationMedia, StationPeers
-from tests.conftest import skip_or_fail
+from appliance.protocol import Description
+from tests.helpers import skip_or_fail
 from tests.pipewire_room import DROP_IN, PACKAGES, RATE, PipeWireRoom, missing_programs, speech
 
 pytestmark = pytest.mark.slow
@@ -83,11 +84,10 @@ class Listener:
         except MediaStreamError:
             pass
 
-    async def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.pc.setRemoteDescription(RTCSessionDescription(**payload["description"]))
+    async def answer(self, offer: Description) -> Description:
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, offer.type))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        local = self.pc.localDescription
-        return {"description": {"type": local.type, "sdp": local.sdp}}
+        return Description("answer", self.pc.localDescription.sdp)
 
     def heard(self) -> np.ndarray[Any, Any]:
         """Everything heard on the station's clock from the first frame; NaN in gaps."""
@@ -121,8 +121,8 @@ class Call:
         self.peers = StationPeers(self.media, ice_servers=[], send=self._send)
         self._answered = asyncio.Event()
 
-    async def _send(self, peer_id: str, payload: dict[str, Any]) -> None:
-        answer = await self.listener.answer(payload)
+    async def _send(self, peer_id: str, offer: Description, session: int) -> None:
+        answer = await self.listener.answer(offer)
         await self.peers.handle_signal(peer_id, answer)
         self._answered.set()
 

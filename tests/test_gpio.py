@@ -53,9 +53,9 @@ class Presses:
         self.long += 1
 
 
-async def controls(
-    config: GpioConfig, factory: MockFactory | None, presses: Presses
-) -> StationControls:
+def controls(config: GpioConfig, factory: MockFactory | None, presses: Presses) -> StationControls:
+    """Controls on the running loop; use ``with``, so that a failing test still
+    releases its pins."""
     return StationControls(
         config,
         loop=asyncio.get_running_loop(),
@@ -67,109 +67,111 @@ async def controls(
 
 async def test_short_press_calls_on_press(factory: MockFactory) -> None:
     presses = Presses()
-    station = await controls(WIRED, factory, presses)
-    pin = factory.pin(BUTTON)
+    with controls(WIRED, factory, presses):
+        pin = factory.pin(BUTTON)
 
-    pin.drive_low()
-    await asyncio.sleep(0.05)
-    pin.drive_high()
-    await asyncio.sleep(0.05)
+        pin.drive_low()
+        await asyncio.sleep(0.05)
+        pin.drive_high()
+        await asyncio.sleep(0.05)
 
-    assert (presses.short, presses.long) == (1, 0)
-    station.close()
+        assert (presses.short, presses.long) == (1, 0)
 
 
 async def test_long_press_calls_on_long_press_only_once(factory: MockFactory) -> None:
     presses = Presses()
-    station = await controls(WIRED, factory, presses)
-    pin = factory.pin(BUTTON)
+    with controls(WIRED, factory, presses):
+        pin = factory.pin(BUTTON)
 
-    pin.drive_low()
-    await asyncio.sleep(WIRED.long_press_seconds * 3)  # long enough for a repeat, if any
-    assert (presses.short, presses.long) == (0, 1)  # fires while still held
-    pin.drive_high()
-    await asyncio.sleep(0.05)
+        pin.drive_low()
+        await asyncio.sleep(WIRED.long_press_seconds * 3)  # long enough for a repeat, if any
+        assert (presses.short, presses.long) == (0, 1)  # fires while still held
+        pin.drive_high()
+        await asyncio.sleep(0.05)
 
-    assert (presses.short, presses.long) == (0, 1)
-    station.close()
+        assert (presses.short, presses.long) == (0, 1)
 
 
 async def test_presses_after_a_long_press_count_again(factory: MockFactory) -> None:
     presses = Presses()
-    station = await controls(WIRED, factory, presses)
-    pin = factory.pin(BUTTON)
+    with controls(WIRED, factory, presses):
+        pin = factory.pin(BUTTON)
 
-    pin.drive_low()
-    await asyncio.sleep(WIRED.long_press_seconds + 0.15)
-    pin.drive_high()
-    await asyncio.sleep(0.05)
-    pin.drive_low()
-    await asyncio.sleep(0.05)
-    pin.drive_high()
-    await asyncio.sleep(0.05)
+        pin.drive_low()
+        await asyncio.sleep(WIRED.long_press_seconds + 0.15)
+        pin.drive_high()
+        await asyncio.sleep(0.05)
+        pin.drive_low()
+        await asyncio.sleep(0.05)
+        pin.drive_high()
+        await asyncio.sleep(0.05)
 
-    assert (presses.short, presses.long) == (1, 1)
-    station.close()
+        assert (presses.short, presses.long) == (1, 1)
 
 
 async def test_callbacks_run_on_the_event_loop(factory: MockFactory) -> None:
     loop = asyncio.get_running_loop()
     seen: list[asyncio.AbstractEventLoop] = []
-    station = StationControls(
+    with StationControls(
         WIRED,
         loop=loop,
         on_press=lambda: seen.append(asyncio.get_running_loop()),
         on_long_press=lambda: seen.append(asyncio.get_running_loop()),
         pin_factory=factory,
-    )
-    pin = factory.pin(BUTTON)
-    pin.drive_low()
-    await asyncio.sleep(WIRED.long_press_seconds + 0.15)  # long press: from the hold thread
-    pin.drive_high()
-    pin.drive_low()
-    pin.drive_high()  # short press: from this thread's pin callback
-    await asyncio.sleep(0.05)
+    ):
+        pin = factory.pin(BUTTON)
+        pin.drive_low()
+        await asyncio.sleep(WIRED.long_press_seconds + 0.15)  # long press: from the hold thread
+        pin.drive_high()
+        pin.drive_low()
+        pin.drive_high()  # short press: from this thread's pin callback
+        await asyncio.sleep(0.05)
 
-    assert seen == [loop, loop]
-    station.close()
+        assert seen == [loop, loop]
 
 
 async def test_ring_led_blinks_while_ringing_and_is_off_after(factory: MockFactory) -> None:
-    station = await controls(WIRED, factory, Presses())
-    led = factory.pin(RING)
-    led.clear_states()
+    with controls(WIRED, factory, Presses()) as station:
+        led = factory.pin(RING)
+        led.clear_states()
 
-    station.set_ringing(True)
-    await asyncio.sleep(RING_BLINK_SECONDS * 2.5)
-    changes = [s.state for s in led.states[1:]]
-    assert changes[:3] == [True, False, True]  # on, off, on again: blinking
+        station.set_ringing(True)
+        await asyncio.sleep(RING_BLINK_SECONDS * 2.5)
+        changes = [s.state for s in led.states[1:]]
+        assert changes[:3] == [True, False, True]  # on, off, on again: blinking
 
-    station.set_ringing(False)
-    await asyncio.sleep(RING_BLINK_SECONDS * 1.5)
-    assert led.state is False
-    station.close()
+        station.set_ringing(False)
+        await asyncio.sleep(RING_BLINK_SECONDS * 1.5)
+        assert led.state is False
 
 
 async def test_live_led_follows_set_live(factory: MockFactory) -> None:
-    station = await controls(WIRED, factory, Presses())
-    led = factory.pin(LIVE)
-    assert led.state is False
+    with controls(WIRED, factory, Presses()) as station:
+        led = factory.pin(LIVE)
+        assert led.state is False
 
-    station.set_live(True)
-    assert led.state is True
-    station.set_live(False)
-    assert led.state is False
-    station.close()
+        station.set_live(True)
+        assert led.state is True
+        station.set_live(False)
+        assert led.state is False
+
+
+async def test_a_failing_test_still_releases_its_pins(factory: MockFactory) -> None:
+    """The with block closes on an exception too: the next test's pins are free."""
+    with pytest.raises(AssertionError), controls(WIRED, factory, Presses()) as station:
+        station.set_live(True)
+        raise AssertionError("a test that fails half-way")
+    assert factory.pin(LIVE).state is False
+    with controls(WIRED, factory, Presses()) as again:
+        assert again.available
 
 
 async def test_close_is_idempotent_and_turns_leds_off(factory: MockFactory) -> None:
     presses = Presses()
-    station = await controls(WIRED, factory, presses)
-    station.set_live(True)
-    station.set_ringing(True)
-
-    station.close()
-    station.close()
+    with controls(WIRED, factory, presses) as station:
+        station.set_live(True)
+        station.set_ringing(True)
+    station.close()  # again, after the with block: harmless
 
     assert factory.pin(LIVE).state is False
     assert factory.pin(RING).state is False
@@ -182,19 +184,16 @@ async def test_close_is_idempotent_and_turns_leds_off(factory: MockFactory) -> N
 
 
 async def test_pins_are_released_on_close(factory: MockFactory) -> None:
-    first = await controls(WIRED, factory, Presses())
-    first.close()
-    second = await controls(WIRED, factory, Presses())
-    assert second.available
-    second.close()
+    with controls(WIRED, factory, Presses()) as first:
+        assert first.available
+    with controls(WIRED, factory, Presses()) as second:
+        assert second.available
 
 
 async def test_no_pins_configured_is_fine(no_driver: None) -> None:
-    station = await controls(GpioConfig(), None, Presses())
-
-    station.set_ringing(True)
-    station.set_live(True)
-    station.close()
+    with controls(GpioConfig(), None, Presses()) as station:
+        station.set_ringing(True)
+        station.set_live(True)
 
     assert station.available
     assert station.describe() == "no GPIO configured"
@@ -202,13 +201,11 @@ async def test_no_pins_configured_is_fine(no_driver: None) -> None:
 
 async def test_only_some_parts_fitted(factory: MockFactory) -> None:
     config = GpioConfig(button_pin=BUTTON, ring_led_pin=RING)
-    station = await controls(config, factory, Presses())
+    with controls(config, factory, Presses()) as station:
+        station.set_live(True)  # no live LED: nothing to light, no error
+        station.set_ringing(True)
 
-    station.set_live(True)  # no live LED: nothing to light, no error
-    station.set_ringing(True)
-
-    assert station.describe() == "button on GPIO17, ring LED GPIO27, live LED none"
-    station.close()
+        assert station.describe() == "button on GPIO17, ring LED GPIO27, live LED none"
 
 
 async def test_without_a_pin_driver_degrades_with_one_warning(
@@ -216,10 +213,9 @@ async def test_without_a_pin_driver_degrades_with_one_warning(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="appliance.gpio")
 
-    station = await controls(WIRED, None, Presses())
-    station.set_ringing(True)
-    station.set_live(True)
-    station.close()
+    with controls(WIRED, None, Presses()) as station:
+        station.set_ringing(True)
+        station.set_live(True)
 
     assert not station.available
     assert station.describe().startswith("unavailable: no GPIO driver")
@@ -228,21 +224,19 @@ async def test_without_a_pin_driver_degrades_with_one_warning(
 
 
 async def test_pin_in_use_degrades(factory: MockFactory) -> None:
-    holder = await controls(WIRED, factory, Presses())
-
-    second = await controls(WIRED, factory, Presses())
-
-    assert second.describe() == "unavailable: GPIO17 is in use by another program or device"
-    holder.close()
-    second.close()
+    with (
+        controls(WIRED, factory, Presses()) as holder,
+        controls(WIRED, factory, Presses()) as second,
+    ):
+        assert holder.available
+        assert second.describe() == "unavailable: GPIO17 is in use by another program or device"
 
 
 async def test_same_pin_twice_degrades(factory: MockFactory) -> None:
     config = GpioConfig(button_pin=BUTTON, ring_led_pin=BUTTON)
-    station = await controls(config, factory, Presses())
-    expected = "unavailable: gpio.button_pin and gpio.ring_led_pin are both GPIO17"
-    assert station.describe() == expected
-    station.close()
+    with controls(config, factory, Presses()) as station:
+        expected = "unavailable: gpio.button_pin and gpio.ring_led_pin are both GPIO17"
+        assert station.describe() == expected
 
 
 def test_probe_reports_nothing_configured() -> None:
@@ -269,9 +263,8 @@ def test_probe_without_driver_says_how_to_fix(no_driver: None) -> None:
 def test_probe_reports_a_busy_pin(factory: MockFactory) -> None:
     from gpiozero import Button
 
-    other = Button(LIVE, pin_factory=factory)
-    ok, message = probe_gpio(WIRED, pin_factory=factory)
-    other.close()
+    with Button(LIVE, pin_factory=factory):
+        ok, message = probe_gpio(WIRED, pin_factory=factory)
     assert not ok
     assert message.startswith("GPIO22 is in use")
 

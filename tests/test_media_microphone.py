@@ -36,6 +36,8 @@ from appliance.media.microphone import (
 from appliance.media.pcm import PcmCapture
 from appliance.media.source import Source
 
+from .helpers import skip_or_fail
+
 PROLOGUE = """\
 import math, os, struct, sys, time
 name = os.path.basename(sys.argv[0])
@@ -418,15 +420,15 @@ for n in range(1500):
 
 # --- the real arecord ---------------------------------------------------------------
 
-# Under CI (which installs alsa-utils through `make deps`) a missing arecord fails.
-real_arecord = pytest.mark.skipif(
-    os.environ.get("CI") != "true"
-    and (shutil.which("arecord") is None or not Path("/usr/share/alsa/alsa.conf").exists()),
-    reason="needs arecord (apt install alsa-utils)",
-)
+
+@pytest.fixture
+def real_arecord() -> None:
+    """arecord and ALSA's configuration (alsa-utils; `make deps` installs it for CI)."""
+    if shutil.which("arecord") is None or not Path("/usr/share/alsa/alsa.conf").exists():
+        skip_or_fail("needs arecord (apt install alsa-utils)")
 
 
-@real_arecord
+@pytest.mark.usefixtures("real_arecord")
 async def test_real_arecord_null_device() -> None:
     # ALSA's null device needs no sound card. It records whatever arecord's buffer
     # holds (not necessarily silence) as fast as it is read: the format is what counts.
@@ -441,7 +443,7 @@ async def test_real_arecord_null_device() -> None:
         await shut(mic)
 
 
-@real_arecord
+@pytest.mark.usefixtures("real_arecord")
 async def test_real_arecord_records_known_samples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

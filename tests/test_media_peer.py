@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +12,6 @@ from typing import Any
 
 import av
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from appliance.config import CameraConfig, MicrophoneConfig
@@ -21,101 +20,22 @@ from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
 from appliance.media.peer import negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
+from appliance.protocol import Candidate, EndOfCandidates, Restart, parse_payload
+from appliance.systemd import JournalFields
+
+from .helpers import Viewer, ViewerHub
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
 
 
-class Viewer:
-    """A browser stand-in: answers the station's offers on a receive-only connection."""
-
-    def __init__(
-        self, peer_id: str, *, codecs: list[str] | None = None, own_remb: bool = True
-    ) -> None:
-        self.peer_id = peer_id
-        self.codecs = codecs
-        self.own_remb = own_remb
-        """False: the answer drops abs-send-time, so aiortc's receiver sends no REMB of
-        its own and the test's REMBs are the only estimate (as from one browser)."""
-        self.pc: RTCPeerConnection | None = None
-        self.tracks: dict[str, MediaStreamTrack] = {}
-        self.sessions: list[int] = []
-        self.got_track = asyncio.Event()
-
-    def fresh(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection()
-        self.tracks = {}
-        pc.on("track", self._on_track)
-        if self.codecs is not None:  # a viewer that can decode only these
-            transceiver = pc.addTransceiver("video", direction="recvonly")
-            capabilities = RTCRtpReceiver.getCapabilities("video")
-            assert capabilities is not None
-            caps = capabilities.codecs
-            transceiver.setCodecPreferences([c for c in caps if c.name in self.codecs])
-        return pc
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self.tracks[track.kind] = track
-        self.got_track.set()
-
-    async def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if self.sessions and payload["session"] != self.sessions[-1] and self.pc is not None:
-            await self.pc.close()  # a new session: drop the old connection
-            self.pc = None
-        self.sessions.append(payload["session"])
-        self.pc = self.pc or self.fresh()
-        await self.pc.setRemoteDescription(RTCSessionDescription(**payload["description"]))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        local = self.pc.localDescription
-        sdp = local.sdp
-        if not self.own_remb:
-            sdp = "".join(
-                line for line in sdp.splitlines(keepends=True) if "abs-send-time" not in line
-            )
-        return {"description": {"type": local.type, "sdp": sdp}}
-
-    async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-
-
-class Hub:
-    """The in-memory transport: offers go to viewers, answers come back as signals."""
-
-    def __init__(self) -> None:
-        self.viewers: dict[str, Viewer] = {}
-        self.peers: StationPeers | None = None
-        self.offers: list[tuple[str, dict[str, Any]]] = []
-        self.closed: list[str] = []
-        self.auto = True
-        """Deliver offers and answers by itself (False: the test does it)."""
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def send(self, peer_id: str, payload: dict[str, Any]) -> None:
-        self.offers.append((peer_id, payload))
-        if not self.auto:
-            return
-        task = asyncio.create_task(self._deliver(peer_id, payload))
-        self._tasks.add(task)
-
-    async def _deliver(self, peer_id: str, payload: dict[str, Any]) -> None:
-        answer = await self.viewers[peer_id].answer(payload)
-        assert self.peers is not None
-        await self.peers.handle_signal(peer_id, answer)
-
-    async def settle(self) -> None:
-        await asyncio.gather(*self._tasks)
-        self._tasks.clear()
-
-    def on_closed(self, peer_id: str) -> None:
-        self.closed.append(peer_id)
-
-
 @pytest.fixture
-async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
+async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, ViewerHub]]:
     media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
-    hub = Hub()
-    peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
+    hub = ViewerHub()
+    peers = StationPeers(
+        media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
+    )
     hub.peers = peers
     yield media, peers, hub
     await peers.close_all()
@@ -123,7 +43,9 @@ async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, Hub]]:
     await media.close()
 
 
-async def connect(hub: Hub, peers: StationPeers, viewer: Viewer, *, audio: bool = True) -> None:
+async def connect(
+    hub: ViewerHub, peers: StationPeers, viewer: Viewer, *, audio: bool = True
+) -> None:
     hub.viewers[viewer.peer_id] = viewer
     await peers.open(viewer.peer_id, audio=audio)
     await hub.settle()
@@ -145,7 +67,7 @@ async def test_three_viewers_decode_one_encoding(station: Any) -> None:
     for viewer in viewers:
         await connect(hub, peers, viewer)
     assert peers.live
-    assert [p["session"] for _, p in hub.offers] == [1, 2, 3]
+    assert [session for _, _, session in hub.offers] == [1, 2, 3]
     for viewer in viewers:
         frames = await first_frames(viewer)
         assert all(isinstance(f, av.VideoFrame) for f in frames)
@@ -240,16 +162,16 @@ async def test_candidates_restart_and_errors(station: Any) -> None:
     hub.viewers["remote"] = viewer
     hub.auto = False
     with pytest.raises(UnknownPeer):
-        await peers.handle_signal("nobody", {"candidate": None})
+        await peers.handle_signal("nobody", EndOfCandidates())
     await peers.open("remote", audio=True)
-    _, offer = hub.offers[-1]
-    answer = await viewer.answer(offer)
+    _, offer, session = hub.offers[-1]
+    answer = await viewer.answer(offer, session)
     # the browser's candidates may arrive before its answer: buffered, then applied
     assert viewer.pc is not None
     lines = [x[2:] for x in viewer.pc.localDescription.sdp.splitlines() if x.startswith("a=cand")]
     for line in lines:
-        await peers.handle_signal("remote", {"candidate": {"candidate": line, "sdpMid": "0"}})
-    await peers.handle_signal("remote", {"candidate": None})
+        await peers.handle_signal("remote", Candidate(line, sdp_mid="0"))
+    await peers.handle_signal("remote", EndOfCandidates())
     assert len(peers._peers["remote"].pending) == len(lines) + 1
     await peers.handle_signal("remote", answer)
     assert peers._peers["remote"].pending == []
@@ -262,16 +184,16 @@ async def test_candidates_restart_and_errors(station: Any) -> None:
         {"candidate": {"candidate": "garbage", "sdpMid": "0"}},
         {"candidate": {"candidate": lines[0]}},
     ):
-        with pytest.raises(MalformedMessage):
-            await peers.handle_signal("remote", bad)
+        with pytest.raises(MalformedMessage):  # refused by the codec or by the station
+            await peers.handle_signal("remote", parse_payload(bad))
     with pytest.raises(MalformedMessage):  # a second answer in the wrong state
         await peers.handle_signal("remote", answer)
     # restart: a new session and a new offer, answered on a fresh connection
     viewer.got_track.clear()
     hub.auto = True
-    await peers.handle_signal("remote", {"restart": True})
+    await peers.handle_signal("remote", Restart())
     await hub.settle()
-    assert [p["session"] for _, p in hub.offers] == [1, 2]
+    assert [session for _, _, session in hub.offers] == [1, 2]
     assert viewer.sessions == [1, 2]
     assert (await first_frames(viewer, 2))[-1].width == 320
     assert peers.live and media.counters()["video_viewers"] == 1
@@ -290,6 +212,38 @@ async def test_connection_that_ends_is_discarded_and_reported(station: Any) -> N
             break
     assert not peers.live and hub.closed == ["screen"]
     await peers.close("screen")  # closing again is harmless
+
+
+async def test_the_lines_of_an_ended_connection_carry_its_ids_as_fields(
+    station: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`journalctl PEER_ID=…` finds every line of a failed call: the ids are record
+    fields (journal fields under systemd), not only words in the text."""
+    _, peers, hub = station
+    caplog.set_level(logging.INFO, logger="appliance.media.peer")
+    viewer = Viewer("gA1")
+    await connect(hub, peers, viewer, audio=True)
+    await first_frames(viewer, 2)
+    await peers._peers["gA1"].pc.close()  # as when ICE fails
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        if hub.closed:
+            break
+    assert hub.closed == ["gA1"]
+    lines = [r for r in caplog.records if r.name == "appliance.media.peer"]
+    texts = [r.getMessage() for r in lines]
+    assert "offer, session 1" in texts and "connection closed" in texts, texts
+    assert any(t.startswith("answered, video codec") for t in texts), texts
+    for record in lines:
+        assert (record.__dict__.get("peer_id"), record.__dict__.get("room_id")) == (
+            "gA1",
+            "station",
+        ), record.getMessage()
+        assert "gA1" not in record.getMessage()  # the id is a field, not only text
+    journal = JournalFields()
+    for record in lines:
+        journal.filter(record)
+        assert (record.__dict__["PEER_ID"], record.__dict__["ROOM_ID"]) == ("gA1", "station")
 
 
 ADAPTIVE_CAMERA = CameraConfig(
@@ -340,7 +294,7 @@ async def test_weak_viewer_gets_the_low_rung_and_climbs_back() -> None:
     media.video.policy = RungPolicy(
         min_bitrate=400_000, low_bitrate=150_000, up_hold=1.5, min_dwell=0.5
     )
-    hub = Hub()
+    hub = ViewerHub()
     peers = StationPeers(media, ice_servers=[], send=hub.send, on_closed=hub.on_closed)
     hub.peers = peers
     # both estimates come from the test (an overloaded test machine makes aiortc's own

@@ -4,124 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient
 
-from appliance import protocol
-from appliance.errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 from appliance.keys import STATION, STORE
 
 from .conftest import Station
-
-
-class WS:
-    """A signaling client: a WebSocket plus a little inbox."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.peer_id = ""
-        self.seen: list[dict[str, Any]] = []
-
-    async def send(self, **message: Any) -> None:
-        await self.ws.send_str(json.dumps(message))
-
-    async def recv(self, timeout: float = 5) -> dict[str, Any]:
-        msg = await asyncio.wait_for(self.ws.receive(), timeout)
-        assert msg.type == WSMsgType.TEXT, msg
-        message = dict(json.loads(msg.data))
-        self.seen.append(message)
-        return message
-
-    async def expect(self, type_: str, timeout: float = 5, **match: Any) -> dict[str, Any]:
-        """Read until a message of ``type_`` (matching ``match``) arrives."""
-        while True:
-            message = await self.recv(timeout)
-            if message["type"] == type_ and all(message.get(k) == v for k, v in match.items()):
-                return message
-
-    async def join(self, room: str = "station", name: str = "Grandma") -> dict[str, Any]:
-        await self.send(type="join", version=1, room=room, name=name)
-        welcome = await self.expect("welcome")
-        self.peer_id = welcome["peer_id"]
-        return welcome
-
-
-async def connect(client: TestClient, **headers: str) -> WS:
-    return WS(await client.ws_connect("/ws/", headers=headers or None))
-
-
-# -- the codec, without sockets --------------------------------------------------------
-
-
-def test_codec_parses_every_client_message() -> None:
-    assert protocol.parse(
-        '{"type":"join","version":1,"room":"r","name":" A  B "}'
-    ) == protocol.Join(1, "r", "A B")
-    sig = protocol.parse(
-        '{"type":"signal","to":"p1","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}'
-    )
-    assert isinstance(sig, protocol.Signal) and sig.payload["candidate"]["sdpMid"] == "0"
-    assert protocol.parse('{"type":"signal","to":"p1","candidate":null}') == protocol.Signal(
-        "p1", {"candidate": None}
-    )
-    assert protocol.parse('{"type":"signal","to":"station","restart":true}') == protocol.Signal(
-        "station", {"restart": True}
-    )
-    assert protocol.parse('{"type":"call","action":"answer"}') == protocol.Call("answer")
-    assert protocol.parse('{"type":"media","audio":true,"video":false}') == protocol.Media(
-        True, False
-    )
-    assert protocol.parse('{"type":"leave"}') == protocol.Leave()
-    assert protocol.parse('{"type":"ping"}') == protocol.Ping()
-
-
-@pytest.mark.parametrize(
-    ("frame", "error"),
-    [
-        ("nope", MalformedMessage),
-        ("[]", MalformedMessage),
-        ('{"type": 5}', MalformedMessage),
-        ('{"type":"warp"}', UnknownMessageType),
-        ('{"type":"join","room":"r"}', MalformedMessage),
-        ('{"type":"join","version":true,"room":"r"}', MalformedMessage),
-        ('{"type":"join","version":1,"room":"' + "r" * 65 + '"}', MalformedMessage),
-        ('{"type":"join","version":1,"room":"r","name":"' + "n" * 41 + '"}', MalformedMessage),
-        ('{"type":"signal","to":"p"}', MalformedMessage),
-        ('{"type":"signal","to":"p","description":{"type":"offer"}}', MalformedMessage),
-        ('{"type":"signal","to":"p","description":{"type":"bogus","sdp":"x"}}', MalformedMessage),
-        (
-            '{"type":"signal","to":"p","description":{"type":"offer","sdp":"x"},"candidate":null}',
-            MalformedMessage,
-        ),
-        ('{"type":"signal","to":"p","candidate":{"candidate":1}}', MalformedMessage),
-        (
-            '{"type":"signal","to":"p","candidate":{"candidate":"c","sdpMLineIndex":-1}}',
-            MalformedMessage,
-        ),
-        (
-            '{"type":"signal","to":"p","candidate":{"candidate":"c","usernameFragment":5}}',
-            MalformedMessage,
-        ),
-        ('{"type":"signal","to":"p","restart":false}', MalformedMessage),
-        ('{"type":"call","action":"explode"}', MalformedMessage),
-        ('{"type":"media","audio":"yes","video":true}', MalformedMessage),
-        ("x" * (protocol.MAX_FRAME_BYTES + 1), MessageTooLarge),
-        ("[" * 100000 + "]" * 100000, MessageTooLarge),
-        ("[" * 30000 + "]" * 30000, MalformedMessage),
-    ],
-)
-def test_codec_refuses_bad_frames(frame: str, error: type[Exception]) -> None:
-    with pytest.raises(error):
-        protocol.parse(frame)
-
-
-def test_codec_refuses_binary() -> None:
-    with pytest.raises(MalformedMessage):
-        protocol.parse(b"\x00\x01")
-
+from .helpers import connect
 
 # -- joining, presence, relay ----------------------------------------------------------
 
@@ -151,6 +43,30 @@ async def test_join_welcome_presence_and_leave(station: Station) -> None:
     await bob.send(type="leave")
     assert (await bob.expect("bye"))["reason"] == "left"
     assert (await alice.expect("peer-left"))["peer_id"] == bob.peer_id
+
+
+async def test_the_lines_about_a_peer_carry_its_ids_as_fields(
+    station: Station, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub and the call machine log a peer's ids as record fields (journal fields)."""
+    caplog.set_level(logging.INFO, logger="appliance")
+    guest = await connect(await station.guest())
+    await guest.join("station", "Grandma")
+    await guest.send(type="leave")
+    await guest.expect("bye")
+    for _ in range(50):
+        if any(r.getMessage() == "left" for r in caplog.records):
+            break
+        await asyncio.sleep(0.02)
+    about = {
+        (r.name, r.getMessage()): (r.__dict__.get("peer_id"), r.__dict__.get("room_id"))
+        for r in caplog.records
+    }
+    ids = (guest.peer_id, "station")
+    assert about[("appliance.signaling", "joined as remote")] == ids
+    assert about[("appliance.call", "ringing")] == ids
+    assert about[("appliance.signaling", "left")] == ids
+    assert about[("appliance.call", "call ended: cancelled")] == (None, "station")
 
 
 async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:

@@ -16,8 +16,7 @@ from appliance.keys import MEDIA, STATION
 from appliance.media.pcm import LEVEL_FLOOR_DBFS, dbfs
 
 from .conftest import Station
-from .test_call import AiortcCaller, answered_call, ringing_guest
-from .test_signaling import WS
+from .helpers import WS, AiortcCaller, answered_call, connect, ringing_guest
 
 TONE_DBFS = 20 * np.log10(0.25 / np.sqrt(2))
 """The test tone (a sine at a quarter of full scale) reads about -15 dBFS."""
@@ -40,12 +39,12 @@ def test_station_media_is_parsed_and_mic_level_built() -> None:
     message = protocol.parse('{"type":"station-media","audio":false,"video":true}')
     assert protocol.message_type(message) == "station-media"
     assert protocol.message_type(protocol.Ping()) == "ping"
-    assert protocol.mic_level(-23.456, muted=False) == {
+    assert protocol.to_wire(protocol.MicLevel(-23.456, muted=False)) == {
         "type": "mic-level",
         "dbfs": -23.5,
         "muted": False,
     }
-    assert protocol.mic_level(None, muted=True)["dbfs"] is None
+    assert protocol.to_wire(protocol.MicLevel(None, muted=True))["dbfs"] is None
 
 
 def test_dbfs_of_silence_full_scale_and_the_test_tone() -> None:
@@ -224,8 +223,6 @@ async def test_mute_and_camera_off_end_with_the_call(station: Station) -> None:
 
 
 async def test_a_reloaded_kiosk_finds_the_station_still_muted(station: Station) -> None:
-    from .test_signaling import connect
-
     kiosk, guest, caller = await answered_call(station)
     try:
         await kiosk.send(type="station-media", audio=True, video=False)

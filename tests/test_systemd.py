@@ -19,7 +19,7 @@ import pytest
 import appliance.systemd as sd
 from appliance.systemd import HANDLER_NAME, Notifier, run_watchdog, setup_logging
 
-from .conftest import skip_or_fail
+from .helpers import skip_or_fail
 
 SYSTEMD_VARS = (
     "NOTIFY_SOCKET",

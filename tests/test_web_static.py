@@ -4,7 +4,6 @@ manifest and icons, service-worker shell, stylesheet rules and the type check.""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from .helpers import skip_or_fail
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 JS = sorted((WEB / "js").rglob("*.js"))
@@ -186,18 +187,12 @@ def test_stylesheet_follows_the_house_rules() -> None:
     assert touch and int(touch.group(1)) >= 48
 
 
-def _npx() -> str | None:
-    found = shutil.which("npx")
-    if not found and os.environ.get("CI") == "true":
-        pytest.fail("npx is missing: the JS type check cannot run in CI")
-    return found
-
-
 @pytest.mark.parametrize("project", ["tsconfig.json", "tsconfig.sw.json"])
 def test_typescript_check_is_clean(project: str) -> None:
-    npx = _npx()
+    npx = shutil.which("npx")
     if not npx:
-        pytest.skip("npx (Node.js) not installed: JS type check skipped")
+        skip_or_fail("npx (Node.js) not installed: JS type check skipped")
+    assert npx is not None
     proc = subprocess.run(
         [npx, "--yes", "-p", "typescript@5", "tsc", "-p", str(WEB / project)],
         capture_output=True,

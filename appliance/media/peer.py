@@ -3,13 +3,15 @@
 One ``RTCPeerConnection`` per viewer (each remote participant, and the kiosk screen
 for its local preview). The station only sends, and is always the offerer (the
 impolite side of perfect negotiation). It is transport-agnostic: ``send(peer_id,
-payload)`` carries the payload of a ``signal`` message to the browser, and the
-browser's ``signal`` payloads come back through :meth:`StationPeers.handle_signal`::
+offer, session)`` carries its offer to the browser, and the browser's ``signal``
+payloads (typed by :mod:`appliance.protocol`) come back through
+:meth:`StationPeers.handle_signal`::
 
-    peers = StationPeers(media, ice_servers=[], send=hub_send, on_closed=call.peer_gone)
-    await peers.open("gA1", audio=True)    # send("gA1", {"description": offer, "session": 1})
-    await peers.handle_signal("gA1", {"description": {"type": "answer", "sdp": "..."}})
-    await peers.close_all()                         # hang-up: camera closes after the linger
+    peers = StationPeers(media, ice_servers=[], send=offer_to_browser)
+    peers.on_lost(lambda peer_id: station.media_changed())   # ICE failed, say
+    await peers.open("gA1", audio=True)    # send("gA1", Description("offer", ...), 1)
+    await peers.handle_signal("gA1", Description("answer", sdp))
+    await peers.close_all()                # hang-up: camera closes after the linger
 
 aiortc does not trickle: the offer carries the station's gathered candidates. The
 browser's candidates go to ``addIceCandidate`` (buffered until its answer is set).
@@ -35,18 +37,20 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket
 from aiortc.sdp import candidate_from_sdp
 
 from ..errors import MalformedMessage, UnknownPeer
+from ..logs import IdsAdapter, with_ids
+from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
 from .encoder import EncodedVideoTrack
 from .fanout import AudioFanoutTrack
 from .station import StationMedia
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
-Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+Send = Callable[[str, Description, int], Awaitable[None]]
+"""Carries the station's offer (and its session number) to the browser ``peer_id``."""
 OnClosed = Callable[[str], Awaitable[None] | None]
 
 MAX_PENDING_CANDIDATES = 64
 """Candidates a browser may send before its answer (a real browser sends a handful)."""
-MAX_CANDIDATE_CHARS = 1024
 
 # Constrained baseline first (what every browser decodes in hardware), then
 # baseline, then VP8 for the rare peer without H.264.
@@ -115,10 +119,12 @@ class _Peer:
     session: int
     audio: bool
     video: bool
+    log: IdsAdapter
+    """Logs with this viewer's ``peer_id`` (and the station's ``room_id``) as fields."""
     video_track: EncodedVideoTrack | None = None
     audio_track: AudioFanoutTrack | None = None
     answered: bool = False
-    pending: list[dict[str, Any] | None] = field(default_factory=list)
+    pending: list[Candidate | EndOfCandidates] = field(default_factory=list)
     codec: str | None = None
 
 
@@ -172,11 +178,14 @@ class StationPeers:
         ice_servers: list[RTCIceServer],
         send: Send,
         on_closed: OnClosed | None = None,
+        room_id: str = "",
     ) -> None:
         self._media = media
+        self._log = with_ids(log, room_id=room_id)
+        """Every line carries ``room_id`` (the station's room), a peer's also ``peer_id``."""
         self._ice_servers = ice_servers
         self._send = send
-        self._on_closed = on_closed
+        self._lost_subscribers: list[OnClosed] = [on_closed] if on_closed is not None else []
         self._peers: dict[str, _Peer] = {}
         self._sessions = 0
         self._tasks: set[asyncio.Future[None]] = set()
@@ -184,6 +193,11 @@ class StationPeers:
         """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
         self._unreachable: set[str] = set()
         """Viewers whose connection was logged as failing, until one of theirs connects."""
+
+    def on_lost(self, subscriber: OnClosed) -> None:
+        """Call ``subscriber(peer_id)`` whenever a connection ends by itself (ICE
+        failed, the browser went away); not for the ones :meth:`close` ends."""
+        self._lost_subscribers.append(subscriber)
 
     @property
     def live(self) -> bool:
@@ -211,11 +225,12 @@ class StationPeers:
         if peer_id in self._peers:
             await self.close(peer_id)
         if epoch != self._epoch:
-            logger.info("peer %s: not opened, the call ended", peer_id)
+            with_ids(self._log, peer_id=peer_id).info("not opened, the call ended")
             return
         self._sessions += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
-        peer = _Peer(peer_id, pc, self._sessions, audio, video)
+        peer_log = with_ids(self._log, peer_id=peer_id)
+        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log)
         self._peers[peer_id] = peer  # registered before the first await
         pc.on("connectionstatechange", lambda: self._state_changed(peer))
         try:
@@ -230,15 +245,12 @@ class StationPeers:
                 pc.addTransceiver(peer.audio_track, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
             if epoch != self._epoch or self._peers.get(peer_id) is not peer:
-                logger.info("peer %s: offer dropped, the call ended", peer_id)
+                peer.log.info("offer dropped, the call ended")
                 await self._discard(peer)
                 return
             offer = pc.localDescription
-            logger.info("peer %s: offer, session %d", peer_id, peer.session)
-            await self._send(
-                peer_id,
-                {"description": {"type": offer.type, "sdp": offer.sdp}, "session": peer.session},
-            )
+            peer.log.info("offer, session %d", peer.session)
+            await self._send(peer_id, Description("offer", offer.sdp), peer.session)
         except BaseException:
             if self._peers.get(peer_id) is peer:
                 await self._discard(peer)
@@ -289,7 +301,7 @@ class StationPeers:
 
     def _state_changed(self, peer: _Peer) -> None:
         state = peer.pc.connectionState
-        logger.info("peer %s: connection %s", peer.peer_id, state)
+        peer.log.info("connection %s", state)
         if state == "connected":
             self._unreachable.discard(peer.peer_id)
         elif state == "failed":
@@ -305,68 +317,51 @@ class StationPeers:
         if peer.peer_id in self._unreachable:
             return
         self._unreachable.add(peer.peer_id)
-        logger.warning(
-            "peer %s: could not connect: %s",
-            peer.peer_id,
-            why_unreachable(self._ice_servers, relay_gathered(peer.pc)),
-            extra={"peer_id": peer.peer_id},
+        peer.log.warning(
+            "could not connect: %s", why_unreachable(self._ice_servers, relay_gathered(peer.pc))
         )
 
     async def _lost(self, peer: _Peer) -> None:
         if self._peers.get(peer.peer_id) is not peer:
             return
         await self._discard(peer)
-        if self._on_closed is not None:
-            result = self._on_closed(peer.peer_id)
+        for subscriber in list(self._lost_subscribers):
+            result = subscriber(peer.peer_id)
             if result is not None:
                 await result
 
-    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None:
-        """A ``signal`` from the browser: its ``description`` (answer), a ``candidate``
-        (an RTCIceCandidateInit, or null for end-of-candidates), or ``restart``."""
+    async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None:
+        """A ``signal`` from the browser: its answer, a candidate (or end-of-candidates),
+        or a restart request (:func:`appliance.protocol.parse` checked the fields)."""
         peer = self._peers.get(peer_id)
         if peer is None:
             raise UnknownPeer(f"no station connection to peer {peer_id!r}")
-        if not isinstance(payload, dict):
-            raise MalformedMessage("signal payload must be an object")
-        if payload.get("restart") is True:
-            logger.info("peer %s: restart requested", peer_id)
-            if peer.pc.connectionState != "connected":
-                self._log_unreachable(peer)  # the browser gave up before aiortc did
-            await self.open(peer_id, audio=peer.audio, video=peer.video)
-        elif "description" in payload:
-            await self._answer(peer, payload["description"])
-        elif "candidate" in payload:
-            candidate = payload["candidate"]
-            if candidate is not None and not isinstance(candidate, dict):
-                raise MalformedMessage("candidate must be an RTCIceCandidateInit object or null")
-            if candidate is not None and len(str(candidate.get("candidate", ""))) > (
-                MAX_CANDIDATE_CHARS
-            ):
-                raise MalformedMessage(f"a candidate may have at most {MAX_CANDIDATE_CHARS} chars")
-            if peer.answered:
-                await self._add_candidate(peer, candidate)
-            elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
-                raise MalformedMessage(
-                    f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
-                )
-            else:
-                peer.pending.append(candidate)
-        else:
-            raise MalformedMessage("signal needs one of description, candidate or restart")
+        match payload:
+            case Restart():
+                peer.log.info("restart requested")
+                if peer.pc.connectionState != "connected":
+                    self._log_unreachable(peer)  # the browser gave up before aiortc did
+                await self.open(peer_id, audio=peer.audio, video=peer.video)
+            case Description():
+                await self._answer(peer, payload)
+            case Candidate() | EndOfCandidates():
+                if peer.answered:
+                    await self._add_candidate(peer, payload)
+                elif len(peer.pending) >= MAX_PENDING_CANDIDATES:
+                    raise MalformedMessage(
+                        f"at most {MAX_PENDING_CANDIDATES} candidates before the answer"
+                    )
+                else:
+                    peer.pending.append(payload)
 
-    async def _answer(self, peer: _Peer, description: Any) -> None:
-        if not isinstance(description, dict) or not isinstance(description.get("sdp"), str):
-            raise MalformedMessage("description must be an object with type and sdp")
-        if description.get("type") != "answer":
-            raise MalformedMessage(
-                f"the station only takes answers, got {description.get('type')!r}"
-            )
+    async def _answer(self, peer: _Peer, description: Description) -> None:
+        if description.type != "answer":
+            raise MalformedMessage(f"the station only takes answers, got {description.type!r}")
         if peer.pc.signalingState != "have-local-offer":
             raise MalformedMessage(f"unexpected answer in state {peer.pc.signalingState}")
         try:
             await peer.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=description["sdp"], type="answer")
+                RTCSessionDescription(sdp=description.sdp, type="answer")
             )
         except Exception as exc:  # aiortc raises ValueError, OperationError...
             raise MalformedMessage(f"cannot use the answer: {exc}") from exc
@@ -377,27 +372,22 @@ class StationPeers:
                 peer.video_track.set_codec(peer.codec)
             elif transceiver.kind == "audio":
                 use_fec_opus(transceiver)
-        logger.info("peer %s: answered, video codec %s", peer.peer_id, peer.codec)
+        peer.log.info("answered, video codec %s", peer.codec)
         pending, peer.pending = peer.pending, []
         for candidate in pending:
             await self._add_candidate(peer, candidate)
 
-    async def _add_candidate(self, peer: _Peer, init: dict[str, Any] | None) -> None:
-        text = "" if init is None else init.get("candidate", "")
-        if not isinstance(text, str):
-            raise MalformedMessage("candidate.candidate must be a string")
-        if not text:
+    async def _add_candidate(self, peer: _Peer, init: Candidate | EndOfCandidates) -> None:
+        if isinstance(init, EndOfCandidates) or not init.candidate:
             return  # end-of-candidates: aiortc needs nothing
-        assert init is not None
-        mid, index = init.get("sdpMid"), init.get("sdpMLineIndex")
-        if mid is None and index is None:
+        if init.sdp_mid is None and init.sdp_mline_index is None:
             raise MalformedMessage("candidate needs sdpMid or sdpMLineIndex")
         try:
-            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+            candidate = candidate_from_sdp(init.candidate.removeprefix("candidate:"))
         except (AssertionError, ValueError, IndexError) as exc:
-            raise MalformedMessage(f"cannot parse candidate {text!r}") from exc
-        candidate.sdpMid = mid if isinstance(mid, str) else None
-        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+            raise MalformedMessage(f"cannot parse candidate {init.candidate!r}") from exc
+        candidate.sdpMid = init.sdp_mid
+        candidate.sdpMLineIndex = init.sdp_mline_index
         try:
             await peer.pc.addIceCandidate(candidate)
         except ValueError as exc:
@@ -416,7 +406,7 @@ class StationPeers:
             if track is not None:
                 track.stop()
         await peer.pc.close()
-        logger.info("peer %s: closed, session %d", peer.peer_id, peer.session)
+        peer.log.info("closed, session %d", peer.session)
 
     async def close_all(self) -> None:
         """Hang-up: close every connection at once; an :meth:`open` still under way

@@ -25,6 +25,7 @@ from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.media import StationMedia, StationPeers
 from appliance.media.pattern import PatternPainter
 from appliance.media.peer import video_codec_preferences
+from appliance.protocol import Description
 
 pytestmark = pytest.mark.bench
 
@@ -133,10 +134,9 @@ async def shared(n: int) -> tuple[float, int, dict[str, int]]:
     media = StationMedia(camera, MicrophoneConfig(source="test"), linger=0.1)
     peers: StationPeers
 
-    async def send(peer_id: str, payload: dict[str, Any]) -> None:
-        sdp = payload["description"]["sdp"]
-        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": sdp})
-        await peers.handle_signal(peer_id, {"description": {"type": "answer", **answer}})
+    async def send(peer_id: str, offer: Description, session: int) -> None:
+        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": offer.sdp})
+        await peers.handle_signal(peer_id, Description("answer", answer["sdp"]))
 
     peers = StationPeers(media, ice_servers=[], send=send)
     ids = [f"v{i}" for i in range(n)]

@@ -23,7 +23,7 @@ from playwright.sync_api import Page
 
 from tests.browser_kit import Pages
 
-from .test_bench_join import AnsweringKiosk, kiosk, percentiles  # noqa: F401 - a fixture
+from .kit import AnsweringKiosk, percentiles
 
 pytestmark = [pytest.mark.bench, pytest.mark.browser]
 
@@ -115,7 +115,7 @@ def collect(page: Page, seconds: float) -> tuple[list[float], int]:
 def test_glass_to_glass(
     live_station: Any,
     pages: Pages,
-    kiosk: AnsweringKiosk,  # noqa: F811 - the fixture imported above
+    kiosk: AnsweringKiosk,
 ) -> None:
     # the reference: Chromium to itself, in a page of the station's origin
     reference_page = pages.open(live_station.base_url + "/")

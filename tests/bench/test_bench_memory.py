@@ -21,8 +21,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import start_live, stop_live
-from tests.test_call import AiortcCaller
-from tests.test_signaling import WS
+from tests.helpers import WS, AiortcCaller
 
 pytestmark = pytest.mark.bench
 

@@ -10,26 +10,22 @@ coturn's ``turnserver`` (the Makefile's apt list installs them).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..conftest import BIN, skip_or_fail
-from .testbed import HOME, PHONES, PUBLIC, STATION_PUBLIC, TURN_ADDR, Testbed, missing_tools, popen
+from .services import PASSWORD, SECRET, start_station, start_turn
+from .testbed import PHONES, STATION_PUBLIC, Testbed, popen
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "net-test-password"
-SECRET = "net-turn-secret-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,84 +63,6 @@ class Phone:
                 if len(out) == n:
                     break
         return out
-
-
-def write_turnserver_conf(path: Path, secret: str) -> None:
-    """coturn as the role configures it; its pid file and database in the test's dir."""
-    path.write_text(
-        f"pidfile={path.parent / 'turnserver.pid'}\nuserdb={path.parent / 'turndb'}\n"
-        f"listening-ip={TURN_ADDR}\nrelay-ip={TURN_ADDR}\nlistening-port=3478\n"
-        "min-port=49152\nmax-port=49400\nrealm=videostation\nuse-auth-secret\n"
-        f"static-auth-secret={secret}\nfingerprint\nno-tls\nno-dtls\nno-cli\n"
-        "no-multicast-peers\nrelay-threads=1\nlog-file=stdout\nsimple-log\nverbose\n"
-    )
-
-
-def write_station_conf(
-    path: Path, state: Path, *, secret: str, adaptive: bool = True, auto_answer: bool = True
-) -> None:
-    path.write_text(
-        f'[server]\nhost = "0.0.0.0"\nport = 8080\nstate_dir = "{state}"\n'
-        '[camera]\nsource = "test"\nwidth = 1280\nheight = 720\nfps = 30\n'
-        f"adaptive = {'true' if adaptive else 'false'}\n"
-        '[microphone]\nsource = "test"\n'
-        f"[call]\nauto_answer = {'true' if auto_answer else 'false'}\n"
-        "auto_answer_delay_seconds = 0\n"
-        f'[ice]\nstun_urls = ["stun:{TURN_ADDR}:3478"]\n'
-        f'turn_urls = ["turn:{TURN_ADDR}:3478?transport=udp"]\nturn_secret = "{secret}"\n'
-        '[screen]\npower_command = ""\n'
-    )
-
-
-@pytest.fixture
-def bed(tmp_path: Path) -> Iterator[Testbed]:
-    if os.geteuid() != 0:
-        skip_or_fail("the network test bed needs root (network namespaces)")
-    if missing := missing_tools():
-        skip_or_fail(f"the network test bed needs {', '.join(missing)}")
-    testbed = Testbed()
-    try:
-        testbed.up()
-        yield testbed
-    finally:
-        testbed.down()
-
-
-def start_turn(tmp_path: Path, secret: str) -> subprocess.Popen[str]:
-    conf = tmp_path / "turnserver.conf"
-    write_turnserver_conf(conf, secret)
-    log = open(tmp_path / "turn.log", "w")  # noqa: SIM115 - lives as long as the process
-    return popen(PUBLIC, ["turnserver", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-
-
-def start_station(
-    tmp_path: Path, *, turn_secret: str, adaptive: bool = True, auto_answer: bool = True
-) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(
-        [str(BIN / "videostation"), "set-password", "--stdin", "--state-dir", str(state)],
-        input=PASSWORD, text=True, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    conf = tmp_path / "station.toml"
-    write_station_conf(conf, state, secret=turn_secret, adaptive=adaptive, auto_answer=auto_answer)
-    log = open(tmp_path / "station.log", "w")  # noqa: SIM115
-    proc = popen(
-        HOME, [str(BIN / "videostation"), "serve", "--config", str(conf)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    health = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/api/health/', timeout=1)"
-    for _ in range(150):  # bounded: 15 s
-        probe = subprocess.run(
-            ["ip", "netns", "exec", HOME, sys.executable, "-c", health],
-            capture_output=True, timeout=10,
-        )  # fmt: skip
-        if probe.returncode == 0:
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError("station did not start:\n" + (tmp_path / "station.log").read_text())
 
 
 def start_phone(name: str, seconds: int) -> Phone:

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ..browser_kit import ARGS  # first: skips, or fails under CI, without Playwright
 from ..conftest import BIN
-from .test_testbed import SECRET, bed, start_station, start_turn  # noqa: F401 - bed is a fixture
+from .services import SECRET, start_station, start_turn
 from .testbed import HOME, PHONES, STATION_PUBLIC, Testbed
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -47,7 +47,7 @@ def cli(tmp_path: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def browsers(bed: Testbed, tmp_path: Path) -> Iterator[dict[str, Browser]]:  # noqa: F811
+def browsers(bed: Testbed, tmp_path: Path) -> Iterator[dict[str, Browser]]:
     """A phone's Chromium in the carrier's network, the kiosk's at home."""
     with sync_playwright() as pw:
         phone = pw.chromium.launch(

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pytest
+from ..helpers import skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CACHE = Path(os.environ.get("VIDEOSTATION_TEST_CACHE", "/var/cache/videostation-tests"))
@@ -81,9 +81,7 @@ def need(arch: str = HOST_ARCH) -> None:
     """Skip (or under CI=true fail) when a root of ``arch`` cannot be built here."""
     reason = unavailable(arch)
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"provisioning test cannot run under CI: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(f"provisioning test cannot run here: {reason}")
 
 
 def run(cmd: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import skip_or_fail
+from ..helpers import skip_or_fail
 from .conftest import TEST_UID, TURN_SECRET, provisioned_chroot
 from .rootfs import RECAP, REPO, chroot_env
 

@@ -12,24 +12,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from ..conftest import free_port
+from ..helpers import station_health
 from .rootfs import REPO, Chroot, chroot_env, debian_root
 
 FRESH_PACKAGES = ("git", "make", "python3", "ca-certificates", "sudo")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -42,16 +35,6 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
-
-
-def _health(port: int) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=5) as resp:
-            if resp.status == 200:
-                return json.loads(resp.read())  # type: ignore[no-any-return]
-    except (OSError, urllib.error.URLError, ValueError):
-        pass
-    return None
 
 
 def clone_into(chroot: Chroot) -> Path:
@@ -73,7 +56,7 @@ def test_make_run_on_a_fresh_debian_root() -> None:
     started = time.monotonic()
     with debian_root(FRESH_PACKAGES, version="fresh-v1") as chroot:
         clone_into(chroot)
-        port = _free_port()
+        port = free_port()
         log = chroot.root / "root/make-run.log"
         with log.open("w") as out:
             make = subprocess.Popen(
@@ -88,7 +71,7 @@ def test_make_run_on_a_fresh_debian_root() -> None:
             health = None
             while health is None and time.monotonic() < deadline and make.poll() is None:
                 time.sleep(2)
-                health = _health(port)
+                health = station_health(port)
             assert health is not None, f"make run exited {make.poll()}:\n{log.read_text()[-6000:]}"
             assert health.get("status") == "ok", health
             ready = time.monotonic() - started

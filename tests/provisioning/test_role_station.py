@@ -25,11 +25,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ..test_call import AiortcCaller
-from ..test_signaling import WS
+from ..conftest import free_port
+from ..helpers import WS, AiortcCaller, station_health
 from .conftest import provisioned_chroot
 from .rootfs import Chroot
-from .test_fresh_machine import _free_port, _health
 
 PASSWORD = "role station password"
 VENV = "/opt/videostation/venv"
@@ -61,7 +60,7 @@ def station(provisioned: dict[str, Any]) -> Iterator[RootStation]:
         input=PASSWORD + "\n",
         timeout=300,
     )
-    port = _free_port()
+    port = free_port()
     log = chroot.root / "tmp/serve.log"
     started = time.monotonic()
     with log.open("wb") as handle:
@@ -76,9 +75,9 @@ def station(provisioned: dict[str, Any]) -> Iterator[RootStation]:
         )
     try:
         deadline = time.monotonic() + 300
-        while _health(port) is None and time.monotonic() < deadline and proc.poll() is None:
+        while station_health(port) is None and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(1)
-        assert _health(port) is not None, log.read_text()[-4000:]
+        assert station_health(port) is not None, log.read_text()[-4000:]
         print(f"{provisioned['arch']}: healthy after {time.monotonic() - started:.0f} s")
         yield RootStation(chroot, provisioned["arch"], f"http://127.0.0.1:{port}", proc, log)
     finally:
@@ -107,7 +106,7 @@ def test_the_roles_venv_is_native_and_serves(station: RootStation) -> None:
         assert native, path
         header = native[0].read_bytes()[:20]
         assert header[:4] == b"\x7fELF" and header[18] == ELF_MACHINE[station.arch], native[0]
-    health = _health(int(station.base.rsplit(":", 1)[1]))
+    health = station_health(int(station.base.rsplit(":", 1)[1]))
     assert health is not None and health["status"] == "ok"
 
 

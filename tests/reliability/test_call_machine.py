@@ -1,4 +1,4 @@
-"""Hypothesis drives the real call state machine (`appliance.call.Station`) with a fake
+"""Hypothesis drives the real call state machine (`appliance.call.CallMachine`) with a fake
 media peer: rings, answers, declines, hang-ups, timeouts, knocks, admits, refusals and
 station signals (restarts) race each other; the service is killed (kill -9) and
 started again, and anyone may ask to resume. Invariant: media flows only to peers the
@@ -18,8 +18,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from appliance import errors
-from appliance.call import Station
+from appliance import errors, protocol
+from appliance.call import CallMachine
 from appliance.rooms import Peer, Rooms
 from appliance.store import Store
 
@@ -42,10 +42,10 @@ class FakeMedia:
         self.open_peers.add(peer_id)
         await asyncio.sleep(0)
 
-    async def handle_signal(self, peer_id: str, payload: dict[str, Any]) -> None:
+    async def handle_signal(self, peer_id: str, payload: protocol.SignalPayload) -> None:
         if peer_id not in self.open_peers:
             raise errors.UnknownPeer(peer_id)
-        if payload.get("restart"):
+        if isinstance(payload, protocol.Restart):
             await self.open(peer_id, audio=True)
         else:
             await asyncio.sleep(0)
@@ -70,8 +70,8 @@ class FakeMedia:
         return bool(self.open_peers)
 
 
-class RecordingStation(Station):
-    """The real Station; records whom the household let in, at the moment it does
+class RecordingStation(CallMachine):
+    """The real CallMachine; records whom the household let in, at the moment it does
     (under the call lock), so the invariant can check media against it."""
 
     authorized: set[str]
@@ -183,7 +183,7 @@ class CallMachine(RuleBasedStateMachine):
         elif action in ("ring", "hangup") and peer is not None:
             await st_.action(peer, action)
         elif action == "restart" and peer is not None:
-            await st_.signal(peer, {"restart": True})
+            await st_.signal(peer, protocol.Restart())
         elif action == "answer":
             await st_.action(self.screen, "answer")
         elif action == "decline":

@@ -10,8 +10,7 @@ from appliance import signaling
 from appliance.keys import MEDIA, STATION, STORE
 
 from ..conftest import Station
-from ..test_call import AiortcCaller, answered_call
-from ..test_signaling import connect
+from ..helpers import AiortcCaller, answered_call, connect
 
 
 async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(station: Station) -> None:

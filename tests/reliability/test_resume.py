@@ -17,80 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import pytest
 
 from appliance.store import Store
 
 from ..conftest import LiveStation, serve_command, start_live, stop_live, wait_healthy
-from ..test_call import AiortcCaller
-from ..test_signaling import WS
-
-
-class Inbox(WS):
-    """A signaling client that remembers how far call_state has read."""
-
-    read = 0
-
-
-class Client:
-    """One browser's worth of state: a cookie jar and at most one signaling socket."""
-
-    def __init__(self, live: LiveStation) -> None:
-        self.live = live
-        self.http = aiohttp.ClientSession(
-            base_url=live.base_url,
-            cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies for 127.0.0.1
-            headers={"Origin": live.base_url},
-        )
-        self.ws: Inbox | None = None
-
-    @classmethod
-    async def guest(cls, live: LiveStation, label: str) -> Client:
-        link = live.guest_link(label=label)
-        token = parse_qs(urlsplit(urlsplit(link).fragment).query)["guest_token"][0]
-        client = cls(live)
-        resp = await client.http.post("/api/auth/guest", json={"guest_token": token})
-        assert resp.status == 200, await resp.text()
-        return client
-
-    @classmethod
-    async def kiosk(cls, live: LiveStation) -> Client:
-        client = cls(live)
-        key = (live.state_dir / "kiosk.key").read_text().strip()
-        resp = await client.http.post("/api/auth/kiosk", json={"key": key})
-        assert resp.status == 200, await resp.text()
-        return client
-
-    async def join(self, name: str = "Grandma", *, resume: bool = False) -> Inbox:
-        self.ws = Inbox(await self.http.ws_connect("/ws/"))
-        message: dict[str, Any] = {"type": "join", "version": 1, "room": "station", "name": name}
-        if resume:
-            message["resume"] = True
-        await self.ws.send(**message)
-        welcome = await self.ws.expect("welcome")
-        self.ws.peer_id = welcome["peer_id"]
-        return self.ws
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.ws.close()
-        await self.http.close()
-
-
-async def call_state(ws: Inbox, state: str, timeout: float = 10) -> dict[str, Any]:
-    """The next call-state in ``state``, read or not yet read by other helpers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        while ws.read < len(ws.seen):
-            message = ws.seen[ws.read]
-            ws.read += 1
-            if message["type"] == "call-state" and message["call"]["state"] == state:
-                return dict(message["call"])
-        await ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+from ..helpers import AiortcCaller, Client, Inbox, call_state, no_station_connect
 
 
 def health(live: LiveStation) -> None:
@@ -151,18 +84,6 @@ def calls(live: LiveStation) -> list[tuple[str, float | None]]:
     finally:
         db.close()
     return [(str(r[0]), r[1]) for r in rows]
-
-
-async def no_station_connect(ws: WS, seconds: float) -> None:
-    """Nothing from the station reaches ``ws`` for ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            message = await ws.recv(timeout=left)
-        except TimeoutError:
-            return
-        assert not (message["type"] == "connect" and message.get("peer_id") == "station"), message
-        assert message.get("from") != "station", message
 
 
 async def test_a_killed_call_resumes_without_ringing_for_the_same_session(

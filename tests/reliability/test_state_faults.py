@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..conftest import free_port, run_cli, serve_command, skip_or_fail, start_live, stop_live
-from ..test_call import AiortcCaller
-from .test_resume import Client, call_state, no_station_connect
+from ..conftest import free_port, run_cli, serve_command, start_live, stop_live
+from ..helpers import AiortcCaller, Client, call_state, no_station_connect, skip_or_fail
 
 
 @contextmanager

@@ -55,3 +55,43 @@ def test_a_revoked_guest_lands_on_a_finished_page(live_station: Any, pages: Page
     holds(lambda: sockets == [], "the page kept reconnecting after a final bye", 3)
     expect(guest.get_by_test_id("finished-page")).to_be_visible()
     expect(guest.get_by_text("reconnecting")).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "title", "message"),
+    [
+        ("en-US", "This invitation was withdrawn", "Ask the person who sent it for a new one."),
+        ("ru-RU", "Приглашение отозвано", "Попросите у того, кто его прислал, новое."),  # noqa: RUF001
+    ],
+    ids=["en-US", "ru-RU"],
+)
+def test_a_guest_revoked_while_ringing_is_told_in_its_language(
+    live_station: Any, pages: Pages, locale: str, title: str, message: str
+) -> None:
+    """`Hub.close_guest` says `bye` `revoked` to a guest still in the room, before any
+    answer: its page ends on "withdrawn, ask for a new one", in its own language."""
+    kiosk = pages.kiosk(live_station.kiosk_url)
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    label = f"Rev {locale}"
+    guest = pages.open(
+        live_station.guest_link(label=label),
+        locale=locale,
+        viewport={"width": 412, "height": 860},
+        has_touch=True,
+        is_mobile=True,
+    )
+    expect(guest.get_by_test_id("lobby")).to_be_visible()
+    guest.locator("#name").fill("Ex")
+    guest.get_by_test_id("start-call").click()
+    expect(kiosk.get_by_test_id("kiosk-answer")).to_be_visible()  # it rings
+    sockets: list[str] = []
+    guest.on("websocket", lambda ws: sockets.append(ws.url))
+
+    user = sign_in(pages, live_station)
+    assert user.evaluate(REVOKE, label) == 200
+
+    expect(guest.get_by_test_id("finished-title")).to_have_text(title)
+    expect(guest.get_by_test_id("finished-message")).to_have_text(message)
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()  # nobody rings any more
+    holds(lambda: sockets == [], "the page reconnected after `bye` `revoked`", 3)
+    expect(guest.get_by_test_id("finished-title")).to_have_text(title)

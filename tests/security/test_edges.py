@@ -22,8 +22,7 @@ from ..conftest import (
     start_live,
     stop_live,
 )
-from ..test_call import ringing_guest
-from ..test_signaling import connect
+from ..helpers import connect, ringing_guest
 
 LONE = '"\\ud800"'  # JSON text for a lone surrogate
 

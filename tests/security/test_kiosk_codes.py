@@ -14,7 +14,7 @@ from appliance import auth as auth_mod
 from appliance.keys import AUTH, STORE
 
 from ..conftest import Station
-from ..test_signaling import connect
+from ..helpers import connect
 
 
 def decode_qr(data_url: str) -> str:

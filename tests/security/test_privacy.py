@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from appliance import protocol
 from appliance.app import create_app
 from appliance.keys import AUTH, MEDIA, STATION, STORE
 from appliance.media.peer import MAX_PENDING_CANDIDATES
 
 from ..conftest import PASSWORD, Station, make_config
-from ..test_call import AiortcCaller, answered_call, ringing_guest
-from ..test_signaling import WS, connect
+from ..helpers import WS, AiortcCaller, answered_call, connect, ringing_guest
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 CANDIDATE = {
@@ -273,7 +273,7 @@ async def test_restart_racing_hangups_never_leaves_the_camera_on(station: Statio
 async def test_station_peers_open_cannot_outlive_close_all(station: Station) -> None:
     peers = station.app[STATION].media
     await peers.open("pX", audio=False)
-    restart = asyncio.ensure_future(peers.handle_signal("pX", {"restart": True}))
+    restart = asyncio.ensure_future(peers.handle_signal("pX", protocol.Restart()))
     await asyncio.sleep(0)  # the restart is closing the old connection
     await peers.close_all()
     await restart

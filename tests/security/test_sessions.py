@@ -14,7 +14,7 @@ from appliance.auth import Session
 from appliance.keys import AUTH, HUB, ROOMS
 
 from ..conftest import PASSWORD, Station
-from ..test_signaling import WS, connect
+from ..helpers import WS, connect
 
 
 async def closed_with(ws: WS, reason: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from ..conftest import skip_or_fail
+from ..helpers import skip_or_fail
 from . import vmimage
 from .vmimage import VM, X86_64
 

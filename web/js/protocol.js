@@ -57,10 +57,14 @@ const OPEN = 1;
 const FATAL_JOIN_ERRORS = new Set(['unsupported_version', 'forbidden', 'room_not_found', 'room_full', 'already_joined']);
 /**
  * `bye` reasons after which the client reconnects by itself: the service is restarting.
- * Every other reason (`left`, `room_deleted`, `room_full`, `replaced`, `revoked`,
- * `refused`, `session_ended`, and any a newer server adds) is final.
+ * Every other reason is final: those of FINAL_BYE, and any a newer server adds.
  */
 export const RETRIED_BYE = new Set(['shutdown']);
+/**
+ * The final `bye` reasons this page knows (appliance/protocol.py's `ByeReason` but
+ * `shutdown`; tests/test_protocol_contract.py keeps the two in step).
+ */
+export const FINAL_BYE = new Set(['left', 'room_deleted', 'room_full', 'replaced', 'refused', 'revoked', 'session_ended', 'expired']);
 /** How long signals from a peer without a `connect` are held before they are dropped (ms). */
 const EARLY_SIGNAL_MS = 2000;
 /** At most this many held signals per peer, and held peers at once. */
@@ -165,7 +169,9 @@ export class PeerLink {
     this.senders = new Map();
     if (send && client.localStream) {
       for (const track of client.localStream.getTracks()) {
-        this.senders.set(track.kind, this.pc.addTrack(track, client.localStream));
+        const sender = this.pc.addTrack(track, client.localStream);
+        this.senders.set(track.kind, sender);
+        if (track.kind === 'video' && client.muted.video) void sender.replaceTrack(null);
       }
     }
   }
@@ -276,11 +282,15 @@ export class PeerLink {
     const tracks = stream ? stream.getTracks() : [];
     for (const kind of ['audio', 'video']) {
       const track = tracks.find((t) => t.kind === kind) || null;
+      // Camera off sends no video at all (not black frames): the sender holds no track.
+      const sent = kind === 'video' && this.client.muted.video ? null : track;
       const sender = this.senders.get(kind);
       if (sender) {
-        await sender.replaceTrack(track);
+        if (sender.track !== sent) await sender.replaceTrack(sent);
       } else if (track && stream) {
-        this.senders.set(kind, this.pc.addTrack(track, stream)); // fires negotiationneeded
+        const added = this.pc.addTrack(track, stream); // fires negotiationneeded
+        this.senders.set(kind, added);
+        if (!sent) await added.replaceTrack(null);
       }
     }
   }
@@ -423,6 +433,8 @@ export class SignalingClient {
   setMuted(audio, video) {
     this.muted = { audio, video };
     this.applyMuted();
+    // Camera on/off swaps the video sender's track (no renegotiation).
+    for (const p of this.peers.values()) void p.setLocalStream(this.localStream);
     this.sendRaw({ type: 'media', audio, video });
   }
 

@@ -1,21 +1,26 @@
 // The local video as a floating 4:3 window: drag it with a finger or the mouse,
 // resize it from the corner handle (the ratio stays 4:3), and it never leaves its
 // container nor covers the controls bar (the bottom `reserve` pixels) or the top bar
-// with the reconnecting banner (`reserveTop`). Let go, it glides to the nearest corner.
+// with the reconnecting banner (`reserveTop`). Let go, it glides to the nearest corner
+// that leaves the `avoid` rectangles (tile labels) uncovered. A tap (no drag) or Enter
+// calls `onTap` (the call page swaps it with the main picture).
 
 const RATIO = 3 / 4;
 
 /**
  * @param {HTMLElement} box       the floating element (absolutely positioned)
  * @param {HTMLElement} container the area it moves in
- * @param {{handle: HTMLElement, reserveBottom?: () => number, reserveTop?: () => number, minWidth?: number}} opts
+ * @param {{handle: HTMLElement, reserveBottom?: () => number, reserveTop?: () => number, minWidth?: number,
+ *   avoid?: () => DOMRect[], onTap?: () => void}} opts
  * @returns {() => void} detaches the listeners
  */
-export function makeFloating(box, container, { handle, reserveBottom = () => 0, reserveTop = () => 0, minWidth = 96 }) {
+export function makeFloating(box, container, { handle, reserveBottom = () => 0, reserveTop = () => 0, minWidth = 96, avoid = () => [], onTap }) {
   let x = 0;
   let y = 0;
   let w = 0;
   let placed = false;
+  /** @type {{right: boolean, bottom: boolean}|null} the corner it sits in (null: moved by keys) */
+  let corner = { right: true, bottom: false };
 
   function bounds() {
     const r = container.getBoundingClientRect();
@@ -43,9 +48,12 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     if (!placed) {
       // Top-right corner, about a quarter of the width (smaller on phones held upright).
       w = Math.max(minWidth, Math.min(b.width * (b.width < 600 ? 0.32 : 0.22), 320));
-      x = b.width - w - 12;
-      y = 12;
       placed = true;
+    }
+    if (corner) {
+      // The screen turned or resized: stay in the same corner.
+      x = corner.right ? b.width : 0;
+      y = corner.bottom ? b.height : 0;
     }
     clampAndApply();
   }
@@ -53,17 +61,21 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
   /**
    * @param {PointerEvent} down
    * @param {(dx: number, dy: number, start: {x: number, y: number, w: number}) => void} move
+   * @param {boolean} [tap] a press that does not move is a tap
    */
-  function track(down, move) {
+  function track(down, move, tap = false) {
     down.preventDefault();
     down.stopPropagation();
     const target = /** @type {Element} */ (down.currentTarget);
     target.setPointerCapture(down.pointerId);
     const start = { x, y, w };
     box.classList.add('dragging');
+    let far = 0;
     /** @param {PointerEvent} ev */
     const onMove = (ev) => {
       if (ev.pointerId !== down.pointerId) return;
+      far = Math.max(far, Math.hypot(ev.clientX - down.clientX, ev.clientY - down.clientY));
+      if (tap && far < 10) return; // a finger wobbles on a tap
       move(ev.clientX - down.clientX, ev.clientY - down.clientY, start);
       clampAndApply();
     };
@@ -71,7 +83,8 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     const onUp = (ev) => {
       if (ev.pointerId !== down.pointerId) return;
       box.classList.remove('dragging');
-      snap();
+      if (!tap || far >= 10) snap();
+      else if (ev.type === 'pointerup') onTap?.();
       target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
       target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
       target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
@@ -81,13 +94,28 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     target.addEventListener('pointercancel', /** @type {EventListener} */ (onUp));
   }
 
-  /** To the nearest corner, with a short glide (none when motion is reduced). */
+  /**
+   * To the nearest corner that covers no `avoid` rectangle (else the nearest), with a
+   * short glide (none when motion is reduced: the stylesheet drops the transition).
+   */
   function snap() {
     const b = bounds();
     const margin = 8;
     const hgt = w * RATIO;
-    x = x + w / 2 < b.width / 2 ? margin : b.width - w - margin;
-    y = y + hgt / 2 < (b.height + reserveTop()) / 2 ? 0 : b.height;
+    const top = Math.max(margin, reserveTop());
+    const origin = container.getBoundingClientRect();
+    const labels = avoid();
+    const corners = [margin, b.width - w - margin].flatMap((cx) => [top, b.height - hgt - margin].map((cy) => ({ cx, cy })))
+      .map(({ cx, cy }) => ({
+        cx, cy,
+        dist: Math.hypot(cx - x, cy - y),
+        covers: labels.some((r) => r.width > 0 && r.left - origin.left < cx + w && r.right - origin.left > cx
+          && r.top - origin.top < cy + hgt && r.bottom - origin.top > cy),
+      }))
+      .sort((a, b2) => Number(a.covers) - Number(b2.covers) || a.dist - b2.dist);
+    x = corners[0].cx;
+    y = corners[0].cy;
+    corner = { right: x + w / 2 > b.width / 2, bottom: y + hgt / 2 > (b.height + top) / 2 };
     box.classList.add('snapping');
     clampAndApply();
     setTimeout(() => box.classList.remove('snapping'), 250);
@@ -96,7 +124,7 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
   /** @param {PointerEvent} ev */
   const onDragStart = (ev) => {
     if (ev.button !== 0 || ev.target === handle) return;
-    track(ev, (dx, dy, s) => { x = s.x + dx; y = s.y + dy; });
+    track(ev, (dx, dy, s) => { x = s.x + dx; y = s.y + dy; }, true);
   };
   /** @param {PointerEvent} ev */
   const onResizeStart = (ev) => {
@@ -114,9 +142,10 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
   const onKey = (ev) => {
     const step = ev.shiftKey ? 40 : 10;
     const moves = /** @type {Record<string, [number, number]>} */ ({ ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] });
-    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; }
+    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; corner = null; }
     else if (ev.key === '+' || ev.key === '=') w += step;
     else if (ev.key === '-') w -= step;
+    else if (ev.key === 'Enter' || ev.key === ' ') onTap?.();
     else return;
     ev.preventDefault();
     clampAndApply();

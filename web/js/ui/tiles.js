@@ -33,7 +33,9 @@ export class TileGrid {
       const tile = h('div', { class: 'tile waiting', 'data-participant': participant },
         backdrop, video, h('div', { class: 'tile-placeholder', 'aria-hidden': 'true', text: initials(name) }), h('div', { class: 'tile-label' }, label, badges));
       // A double tap (or double click) fills the tile with the picture, cropping it; again: whole.
+      // Two fingers apart fill it too, together show it whole.
       tile.addEventListener('dblclick', () => tile.classList.toggle('fill'));
+      touchZoom(tile);
       t = { tile, video, backdrop, label, badges, streams: new Map() };
       this.tiles.set(participant, t);
       this.el.append(tile);
@@ -127,6 +129,48 @@ export class TileGrid {
     const cols = n <= 1 ? 1 : n <= 4 ? 2 : 3;
     this.el.style.setProperty('--cols', String(cols));
   }
+}
+
+/** How much two fingers must spread (or pinch) to fill (or show whole). */
+const PINCH = 1.2;
+/** Two taps within this many ms are a double tap. */
+const DOUBLE_TAP_MS = 350;
+
+/**
+ * Pinch and double tap on a touch screen: spread fills the tile, pinch shows the
+ * picture whole, a double tap toggles. Handled here (the page is not zoomed:
+ * `touch-action: none` on the tiles), so one gesture toggles once.
+ * @param {HTMLElement} tile
+ */
+function touchZoom(tile) {
+  /** @param {TouchList} t */
+  const spread = (t) => Math.hypot(t[0].clientX - t[1].clientX, t[0].clientY - t[1].clientY);
+  let start = 0;
+  let lastTap = 0;
+  let multi = false; // this gesture had more than one finger: not a tap
+  tile.addEventListener('touchstart', (ev) => {
+    if (ev.touches.length > 1) multi = true;
+    if (ev.touches.length === 2) start = spread(ev.touches);
+  }, { passive: true });
+  tile.addEventListener('touchmove', (ev) => {
+    if (!start || ev.touches.length !== 2) return;
+    const ratio = spread(ev.touches) / start;
+    if (ratio > PINCH || ratio < 1 / PINCH) {
+      tile.classList.toggle('fill', ratio > 1);
+      start = 0; // one change per gesture
+    }
+  }, { passive: true });
+  tile.addEventListener('touchend', (ev) => {
+    if (ev.touches.length) return;
+    if (multi) { multi = false; start = 0; lastTap = 0; return; } // the end of a pinch
+    if (ev.timeStamp - lastTap < DOUBLE_TAP_MS) {
+      ev.preventDefault(); // no synthesised click/dblclick: it would toggle back
+      tile.classList.toggle('fill');
+      lastTap = 0;
+    } else {
+      lastTap = ev.timeStamp;
+    }
+  });
 }
 
 /** @param {string} name */

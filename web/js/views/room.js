@@ -133,6 +133,16 @@ class CallPage {
     this.unreachable = null;
     /** @type {HTMLElement|null} */
     this.aloneEl = null;
+    /** @type {HTMLButtonElement[]} the lobby's microphone and camera toggles */
+    this.lobbyButtons = [];
+    /** @type {(() => void)|null} stops the lobby's level meter */
+    this.stopMeter = null;
+    /** @type {HTMLButtonElement|null} */
+    this.flipButton = null;
+    /** @type {HTMLVideoElement|null} our own video as the main picture (swapped) */
+    this.mainLocal = null;
+    /** Is our own video the main picture and the other side's in the small window? */
+    this.swapped = false;
     /** @type {HTMLElement|null} "station muted" / "station camera off" */
     this.stationNote = null;
   }
@@ -150,8 +160,15 @@ class CallPage {
     });
     const go = h('button', { class: 'button primary wide big', type: 'submit', 'data-testid': 'start-call' },
       icon('phone'), this.info.isStation ? t('room.callStation', { name: this.info.roomName }) : t('room.join'));
+    // Before joining: microphone and camera on or off (pressed = on), and a level meter
+    // that shows the microphone is heard. The choices carry into the call.
+    const meter = h('div', { class: 'lobby-meter', role: 'meter', 'aria-label': t('room.micLevel'), 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'data-testid': 'mic-level' }, h('span'));
+    const micToggle = this.toggleButton('audio', 'lobby-mic');
+    const camToggle = this.toggleButton('video', 'lobby-cam');
+    this.lobbyButtons = [micToggle, camToggle];
     const form = h('form', { class: 'card lobby-card', 'data-testid': 'lobby' },
-      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: t('room.cameraOff') })),
+      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: t('room.cameraOff') }),
+        h('div', { class: 'lobby-media' }, micToggle, meter, camToggle)),
       h('div', { class: 'lobby-form' },
         h('div', { class: 'lobby-top' },
           h('p', { class: 'eyebrow', text: this.info.isStation ? t('room.videoCall') : t('room.room') }),
@@ -171,14 +188,38 @@ class CallPage {
     if (!nameInput.value) nameInput.focus();
 
     this.mediaReady = this.acquireMedia().then((stream) => {
+      micToggle.disabled = !stream || !stream.getAudioTracks().length;
+      camToggle.disabled = !stream || !stream.getVideoTracks().length;
       if (stream) {
+        this.applyMuted();
         preview.srcObject = stream;
         form.classList.add('has-video');
         if (!stream.getVideoTracks().length) mediaNote.textContent = t('room.noCamera');
+        this.stopMeter = startMeter(stream, meter);
       } else {
         mediaNote.textContent = t('room.noMedia');
       }
     });
+  }
+
+  /**
+   * A microphone or camera toggle: pressed = on.
+   * @param {'audio'|'video'} kind
+   * @param {string} testid
+   */
+  toggleButton(kind, testid) {
+    const label = t(kind === 'audio' ? 'room.microphone' : 'room.camera');
+    const button = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted[kind]), 'aria-label': label, title: label, 'data-testid': testid },
+      icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
+    button.addEventListener('click', () => this.toggle(kind));
+    return button;
+  }
+
+  /** Mutes the local tracks as chosen (before the call; in the call the client does it). */
+  applyMuted() {
+    for (const tr of this.localStream?.getAudioTracks() ?? []) tr.enabled = !this.muted.audio;
+    for (const tr of this.localStream?.getVideoTracks() ?? []) tr.enabled = !this.muted.video;
+    this.lobbyPreview?.closest('form')?.classList.toggle('video-muted', this.muted.video);
   }
 
   // ---- camera and microphone ----------------------------------------------
@@ -208,7 +249,9 @@ class CallPage {
   async useMedia() {
     const stream = this.localStream || await this.acquireMedia();
     if (this.destroyed) return;
+    this.unswap();
     if (this.localVideo) this.localVideo.srcObject = stream;
+    void this.showFlip();
     if (this.pip) this.pip.hidden = !stream || !stream.getVideoTracks().length;
     if (this.micButton) this.micButton.disabled = !stream || !stream.getAudioTracks().length;
     if (this.camButton) this.camButton.disabled = !stream || !stream.getVideoTracks().length;
@@ -222,6 +265,7 @@ class CallPage {
     this.localStream = null;
     stopStream(stream);
     if (this.lobbyPreview) this.lobbyPreview.srcObject = null;
+    this.unswap();
     if (this.localVideo) this.localVideo.srcObject = null;
     if (this.pip) this.pip.hidden = true;
     if (this.client && this.client.localStream) void this.client.setLocalStream(null);
@@ -232,6 +276,8 @@ class CallPage {
   /** @param {string} name */
   async startCall(name) {
     this.name = name;
+    this.stopMeter?.();
+    this.stopMeter = null;
     const grid = h('div', { class: 'tiles', 'data-testid': 'remote-tiles' });
     this.tiles = new TileGrid(grid);
     this.statusCard = h('div', { class: 'call-status', 'data-testid': 'call-status', role: 'status', 'aria-live': 'polite' });
@@ -248,18 +294,22 @@ class CallPage {
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
     this.localVideo = localVideo;
+    const mainLocal = h('video', { class: 'mirror local-main', autoplay: true, playsinline: true, 'data-testid': 'local-main' });
+    mainLocal.muted = true;
+    this.mainLocal = mainLocal;
     const handle = h('div', { class: 'pip-handle', 'aria-hidden': 'true' });
     this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': t('room.yourVideo'), 'data-testid': 'local-video' },
       localVideo, h('div', { class: 'pip-off', text: t('room.cameraOff') }), handle);
 
     // Toggles: pressed = on (the microphone is heard, the camera is seen). Icon-only
     // buttons carry their name as a tooltip too.
-    this.micButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.audio), 'aria-label': t('room.microphone'), title: t('room.microphone'), 'data-testid': 'toggle-mic' }, icon('mic'));
-    this.camButton = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted.video), 'aria-label': t('room.camera'), title: t('room.camera'), 'data-testid': 'toggle-cam' }, icon('cam'));
+    this.micButton = this.toggleButton('audio', 'toggle-mic');
+    this.camButton = this.toggleButton('video', 'toggle-cam');
+    // Front/back camera: shown once the device turns out to have more than one.
+    this.flipButton = h('button', { class: 'round', type: 'button', hidden: true, 'aria-label': t('room.switchCamera'), title: t('room.switchCamera'), 'data-testid': 'switch-camera' }, icon('flip'));
+    this.flipButton.addEventListener('click', () => { void this.switchCamera(); });
     this.fsButton = h('button', { class: 'round', type: 'button', 'aria-label': t('room.fullScreen'), title: t('room.fullScreen'), 'data-testid': 'toggle-fullscreen' }, icon('full'));
     this.hangButton = h('button', { class: 'round danger', type: 'button', 'aria-label': t('room.hangUp'), title: t('room.hangUp'), 'data-testid': 'hangup' }, icon('hangup'));
-    this.micButton.addEventListener('click', () => this.toggle('audio'));
-    this.camButton.addEventListener('click', () => this.toggle('video'));
     this.fsButton.addEventListener('click', () => { void toggleFullscreen(); });
     this.hangButton.addEventListener('click', () => this.hangup());
     const fsButton = this.fsButton;
@@ -273,11 +323,11 @@ class CallPage {
 
     // The station's microphone muted / camera off at the kiosk: said in words.
     this.stationNote = h('div', { class: 'station-note', role: 'status', 'data-testid': 'station-muted', hidden: true });
-    this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.fsButton, this.hangButton);
+    this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.flipButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
       h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
       this.quality.weak, this.aloneEl,
-      grid, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
+      grid, mainLocal, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
     const wake = () => this.showControls();
@@ -290,6 +340,8 @@ class CallPage {
       handle,
       reserveBottom: () => controls.getBoundingClientRect().height + 16,
       reserveTop: () => top.getBoundingClientRect().height + 4,
+      avoid: () => [...grid.querySelectorAll('.tile-label')].map((el) => el.getBoundingClientRect()),
+      onTap: () => this.swap(),
     }));
     this.showState('connecting');
     // The camera may still be starting (the permission prompt is open): wait for it,
@@ -338,6 +390,7 @@ class CallPage {
     client.onpeerunreachable = (peerId, why) => this.unreachable?.unreachable(peerId, why);
     client.onpeerstate = (peerId, state) => { if (state === 'connected') this.unreachable?.settled(peerId); };
     client.onpeerclosed = (peerId, participant) => {
+      this.unswap();
       this.unreachable?.settled(peerId);
       tiles.dropStream(participant, peerId);
       const still = [...client.peers.values()].some((l) => l.participant === participant);
@@ -558,13 +611,62 @@ class CallPage {
   /** @param {'audio'|'video'} kind */
   toggle(kind) {
     this.muted = { ...this.muted, [kind]: !this.muted[kind] };
-    this.client?.setMuted(this.muted.audio, this.muted.video);
-    const button = kind === 'audio' ? this.micButton : this.camButton;
-    if (button) {
+    if (this.client) this.client.setMuted(this.muted.audio, this.muted.video);
+    else this.applyMuted();
+    const index = kind === 'audio' ? 0 : 1;
+    for (const button of [this.lobbyButtons?.[index], kind === 'audio' ? this.micButton : this.camButton]) {
+      if (!button) continue;
       button.setAttribute('aria-pressed', String(!this.muted[kind]));
       button.replaceChildren(icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
     }
     this.pip?.classList.toggle('video-muted', this.muted.video);
+  }
+
+  /** Shows the camera switch when there is more than one camera to switch between. */
+  async showFlip() {
+    const devices = await navigator.mediaDevices?.enumerateDevices?.().catch(() => []) ?? [];
+    const cameras = devices.filter((d) => d.kind === 'videoinput');
+    if (this.flipButton) this.flipButton.hidden = cameras.length < 2 || !this.localStream?.getVideoTracks().length;
+    return cameras;
+  }
+
+  /**
+   * The next camera (front/back on a phone): a new video track replaces the old one in
+   * the preview and on every sender (replaceTrack: no renegotiation).
+   */
+  async switchCamera() {
+    const stream = this.localStream;
+    const old = stream?.getVideoTracks()[0];
+    if (!stream || !old || !this.flipButton) return;
+    this.flipButton.disabled = true;
+    try {
+      const cameras = await this.showFlip();
+      const current = cameras.findIndex((c) => c.deviceId === old.getSettings().deviceId);
+      const next = cameras[(current + 1) % cameras.length];
+      // Phones seldom open two cameras at once: let go of this one first.
+      old.stop();
+      let fresh;
+      try {
+        fresh = await navigator.mediaDevices.getUserMedia({ video: { ...VIDEO, facingMode: undefined, deviceId: { exact: next.deviceId } } });
+      } catch (err) {
+        console.warn('switch camera', err);
+        fresh = await navigator.mediaDevices.getUserMedia({ video: VIDEO });
+      }
+      const track = fresh.getVideoTracks()[0];
+      if (this.destroyed || this.localStream !== stream) { track.stop(); return; }
+      track.enabled = !this.muted.video;
+      const swapped = new MediaStream([...stream.getAudioTracks(), track]);
+      this.localStream = swapped;
+      // The rear camera is not mirrored: text behind the caller reads the right way.
+      const front = track.getSettings().facingMode !== 'environment';
+      this.localVideo?.classList.toggle('mirror', front && !this.swapped);
+      this.mainLocal?.classList.toggle('mirror', front);
+      if (this.localVideo && !this.swapped) this.localVideo.srcObject = swapped;
+      if (this.mainLocal && this.swapped) this.mainLocal.srcObject = swapped;
+      await this.client?.setLocalStream(swapped);
+    } finally {
+      this.flipButton.disabled = false;
+    }
   }
 
   hangup() {
@@ -673,14 +775,67 @@ class CallPage {
     if (this.fadeTimer) clearTimeout(this.fadeTimer);
     this.ringback.stop();
     this.quality?.stop();
+    this.stopMeter?.();
     this.releaseMedia();
   }
+
+  /** A tap on the small window swaps it with the main picture (the other side's), and back. */
+  swap() {
+    const tile = [...(this.tiles?.tiles.values() ?? [])].find((x) => x.video.srcObject);
+    const remote = tile ? /** @type {MediaStream} */ (tile.video.srcObject).getVideoTracks() : [];
+    const swapped = !this.swapped && remote.length > 0 && !!this.localStream;
+    if (swapped === this.swapped || !this.localVideo || !this.mainLocal) return;
+    this.swapped = swapped;
+    this.stage?.classList.toggle('swapped', swapped);
+    // The remote audio keeps playing from its tile: only pictures move.
+    this.mainLocal.srcObject = swapped ? this.localStream : null;
+    this.localVideo.srcObject = swapped ? new MediaStream(remote) : this.localStream;
+    this.localVideo.classList.toggle('mirror', !swapped && this.mainLocal.classList.contains('mirror'));
+  }
+
+  unswap() {
+    if (this.swapped) this.swap();
+  }
+}
+
+/** @type {MediaTrackConstraints} the front camera, 4:3 */
+const VIDEO = { width: { ideal: 640 }, height: { ideal: 480 }, aspectRatio: { ideal: 4 / 3 }, facingMode: 'user' };
+
+/**
+ * A live microphone level (Web Audio AnalyserNode) drawn into `meter`.
+ * @param {MediaStream} stream
+ * @param {HTMLElement} meter
+ * @returns {() => void} stops it
+ */
+function startMeter(stream, meter) {
+  if (!stream.getAudioTracks().length || typeof AudioContext !== 'function') return () => undefined;
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const bar = /** @type {HTMLElement} */ (meter.firstElementChild);
+  let frame = 0;
+  const draw = () => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const v of samples) sum += v * v;
+    // RMS in dB, -60..0 dB shown as 0..100.
+    const db = 10 * Math.log10(sum / samples.length + 1e-10);
+    const level = Math.round(Math.min(100, Math.max(0, (db + 60) * 100 / 60)));
+    meter.setAttribute('aria-valuenow', String(level));
+    bar.style.transform = `scaleX(${level / 100})`;
+    frame = requestAnimationFrame(draw);
+  };
+  void ctx.resume().catch(() => undefined);
+  draw();
+  return () => { cancelAnimationFrame(frame); void ctx.close().catch(() => undefined); };
 }
 
 /** Camera + microphone, falling back to microphone only, then to nothing. */
 async function getLocalMedia() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return null;
-  const video = { width: { ideal: 640 }, height: { ideal: 480 }, aspectRatio: { ideal: 4 / 3 }, facingMode: 'user' };
+  const video = VIDEO;
   const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   for (const constraints of [{ video, audio }, { audio }]) {
     try {

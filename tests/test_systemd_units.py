@@ -4,7 +4,6 @@ hardening, and the kiosk launcher driven with stand-in compositor and browser.""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import skip_or_fail
+from .helpers import skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMD = REPO / "systemd"
@@ -26,9 +25,8 @@ SYSTEM_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")
 def _need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed")
-        pytest.skip(f"{tool} is not installed (apt-get install systemd)")
+        skip_or_fail(f"{tool} is not installed (apt-get install systemd)")
+    assert path is not None
     return path
 
 
