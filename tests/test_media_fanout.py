@@ -7,13 +7,21 @@ import fractions
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.errors import MediaError, SourceUnavailable
 from appliance.media.camera import TestPattern
-from appliance.media.encoder import EncodedVideoTrack, VideoFanout, has_sps, serves_new_viewers
+from appliance.media.encoder import (
+    VBV_PER_SECOND,
+    EncodedVideoTrack,
+    VideoEncoder,
+    VideoFanout,
+    has_sps,
+    serves_new_viewers,
+)
 from appliance.media.fanout import AudioFanout
 from appliance.media.pattern import unavailable_frame
 from appliance.media.source import Resilient
@@ -218,3 +226,22 @@ def test_encoder_check_rejects_keyframes_without_headers() -> None:
     assert serves_new_viewers(x264(global_header=False))
     assert not serves_new_viewers(x264(global_header=True))
     assert has_sps(b"\x00\x00\x00\x01\x67\x42") and not has_sps(b"\x00\x00\x01\x65\x88")
+
+
+def test_keyframes_fit_a_weak_link_queue() -> None:
+    """A keyframe of the low rung is no larger than a quarter second of its bitrate (VBV):
+    a 400 kbit/s link's queue (tbf: 200 ms + 8 KB) takes it whole instead of dropping
+    its tail, which made the viewer ask for keyframe after keyframe and freeze."""
+    bitrate = 250_000
+    encoder = VideoEncoder("H264", width=640, height=360, fps=30, bitrate=bitrate)
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, size=(360 * 3 // 2, 640), dtype=np.uint8)  # worst case
+    keyframes: list[int] = []
+    for i in range(60):
+        frame = av.VideoFrame.from_ndarray(np.roll(noise, 4 * i, axis=1), format="yuv420p")
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
+        packets = encoder.encode(frame, keyframe=i % 20 == 0)
+        keyframes += [p.size for p in packets if p.is_keyframe]
+    assert len(keyframes) == 3
+    budget = bitrate / VBV_PER_SECOND / 8  # 7.8 KB; uncapped a noisy keyframe is ~90 KB
+    assert max(keyframes) <= budget * 1.1, keyframes

@@ -382,6 +382,7 @@ def test_policy_hysteresis_and_backoff() -> None:
     link.on_remb(100_000, now=10)  # the estimate falls below what is sent
     assert policy.choose(link, now=10) == "high"  # one REMB is not enough
     assert policy.choose(link, now=11.5) == "low"
+    link.sent_rate = 300_000  # what the low rung sends
     # a short dip of the estimate does not bounce the viewer; loss holds it down
     link.estimate, link.loss = 700_000, 0.03
     assert policy.choose(link, now=20) == "low"
@@ -389,11 +390,12 @@ def test_policy_hysteresis_and_backoff() -> None:
     assert policy.choose(link, now=21) == "low"  # clean, but not for up_hold yet
     assert policy.choose(link, now=25.9) == "low"
     assert policy.choose(link, now=26) == "high"
+    link.sent_rate = 900_000  # the high rung's rate
     # the climb fails at once: the next climb waits twice as long
     link.on_remb(100_000, now=28)
     assert policy.choose(link, now=28) == "high"
     assert policy.choose(link, now=29.5) == "low" and link.failed_climbs == 1
-    link.estimate = 700_000
+    link.estimate, link.sent_rate = 700_000, 300_000
     assert policy.choose(link, now=31.5) == "low"
     assert policy.choose(link, now=41.4) == "low"
     assert policy.choose(link, now=41.5) == "high"
@@ -405,6 +407,13 @@ def test_policy_hysteresis_and_backoff() -> None:
     calm = ViewerLink(sent_rate=200_000)
     calm.on_remb(300_000, now=0)
     assert policy.choose(calm, now=5) == "high"
+    # a capped link: clean, the estimate above the low rung but not above what the
+    # viewer receives (a full link's estimator stays there): no climb into a flood
+    capped = ViewerLink(rung="low", sent_rate=240_000, estimate=348_000)
+    assert all(policy.choose(capped, now=t) == "low" for t in range(0, 120, 5))
+    capped.estimate = 480_000  # the cap lifted: the estimate grows past the rate
+    assert policy.choose(capped, now=120) == "low"
+    assert policy.choose(capped, now=125) == "high"
 
 
 @pytest.mark.parametrize(

@@ -61,11 +61,21 @@ def black_frame(width: int, height: int) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(np.concatenate([luma, chroma]), format="yuv420p")
 
 
+VBV_PER_SECOND = 4
+"""libx264's VBV buffer holds 1/4 s of the bitrate it is opened with (the rung's highest)."""
+
+
 class VideoEncoder:
     """One codec context, fed yuv420p frames, returning packets."""
 
-    def __init__(self, codec: str, *, width: int, height: int, fps: int, bitrate: int) -> None:
+    def __init__(
+        self, codec: str, *, width: int, height: int, fps: int, bitrate: int,
+        max_bitrate: int | None = None,
+    ) -> None:  # fmt: skip
+        """``max_bitrate`` (default ``bitrate``): the most :meth:`set_bitrate` may ask for
+        later; libx264's VBV is sized from it."""
         self.codec = codec
+        self.max_bitrate = max(bitrate, max_bitrate or bitrate)
         self.width, self.height = width, height
         self.fps, self.bitrate = fps, bitrate
         candidates = ["h264_v4l2m2m", "libx264"] if codec == "H264" else ["libvpx"]
@@ -100,6 +110,11 @@ class VideoEncoder:
                 "level": "31" if self.width * self.height <= 1280 * 720 else "40",
                 "forced-idr": "1",
                 "bf": "0",
+                # VBV: no picture (a keyframe above all) larger than a quarter second of
+                # the bitrate. Uncapped, a keyframe is 10-30x a frame: a 400 kbit/s link's
+                # queue drops its tail, the viewer asks for another keyframe, and freezes.
+                "maxrate": str(self.max_bitrate),
+                "bufsize": str(self.max_bitrate // VBV_PER_SECOND),
             }
         elif name == "libvpx":
             ctx.options = {
@@ -390,6 +405,7 @@ class VideoFanout(Fanout):
                         encoders[key] = await asyncio.to_thread(
                             VideoEncoder, codec, width=width, height=height,
                             fps=self._cfg.fps, bitrate=bitrate,
+                            max_bitrate=self._cfg.bitrate if rung == "high" else bitrate,
                         )  # fmt: skip
                         self.implementations[codec] = encoders[key].implementation
                         logger.info(

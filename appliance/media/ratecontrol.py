@@ -15,7 +15,8 @@ the weakest viewer still on it, between ``camera.min_bitrate`` and ``camera.bitr
 
 Going down is quick (an estimate falling below ``min_bitrate`` and below what is
 sent, or heavy loss, for ``down_hold`` seconds); going up needs a clean link (loss
-below ``up_loss``, the estimate above the low rung) for ``up_hold`` seconds, and a
+below ``up_loss``, the estimate above the low rung and a quarter above what the viewer
+receives, see :attr:`ViewerLink.has_room`) for ``up_hold`` seconds, and a
 failed climb doubles the wait before the next one, so a viewer capped near a rung
 does not oscillate.
 """
@@ -37,6 +38,10 @@ CONGESTED = 0.95
 """An estimate below this share of the sent rate means the link is full."""
 FALLING = 0.9
 """An estimate below this share of its peak since the last switch is falling."""
+
+
+ROOM_TO_CLIMB = 1.25
+"""A viewer climbs only while its estimate is this share above what it receives."""
 
 
 @dataclass(slots=True)
@@ -99,6 +104,26 @@ class ViewerLink:
         if self.estimate is None or self.estimate > FALLING * self.peak:
             return False
         return self.sent_rate is None or self.estimate < CONGESTED * self.sent_rate
+
+    @property
+    def has_room(self) -> bool:
+        """Does the estimate grow past what this viewer receives (room to climb)?
+
+        A receiver's estimator grows to at most ~1.5 x what it receives (aiortc:
+        1.5 x throughput + 10 kbit/s; Chromium's is similar) and stays at or below it
+        while the link is full. Only an estimate well above the received rate says the
+        link carries more; climbing on less floods a capped link with the high rung.
+
+        >>> link = ViewerLink(estimate=348_000, sent_rate=240_000)  # a 400 kbit/s cap
+        >>> link.has_room
+        False
+        >>> link.estimate = 480_000  # the cap lifted: the estimate grows past the rate
+        >>> link.has_room
+        True
+        """
+        if self.estimate is None or self.sent_rate is None:
+            return True
+        return self.estimate >= ROOM_TO_CLIMB * (self.sent_rate + AUDIO_SHARE)
 
     def on_remb(self, bitrate: float, *, now: float) -> None:
         self.remb_count += 1
@@ -167,7 +192,7 @@ class RungPolicy:
                 self._switch(link, "low", now)
             return link.rung
         clean = link.loss <= self.up_loss and not (
-            link.estimate is not None and link.estimate < self.low_bitrate
+            link.estimate is not None and (link.estimate < self.low_bitrate or not link.has_room)
         )
         if not clean:
             link.clean_since = None

@@ -106,9 +106,11 @@ def test_phone_behind_symmetric_nat_reaches_the_station_through_turn(
 
 
 @pytest.mark.xfail(
-    reason="target missed: the weak phone moves to the low rung at >= 15 fps, but its "
-    "aiortc receiver is frozen far more than 2 % of the time (NACK stalls behind the tbf "
-    "queue; 53 % measured); see the README's Performance section",
+    reason="target missed at the switch: on the low rung the weak phone decodes 30 fps, "
+    "0 % frozen for 25 s, but its aiortc receiver stalls 10-22 s on a packet lost in the "
+    "flood before the switch (jitter buffer of 512 packets, NACK of the last 128), and "
+    "its catch-up burst lifts the estimate above the cap (472 kbit/s): a climb floods the "
+    "link again; see the README's Performance section",
     strict=False,
 )
 def test_weak_phone_gets_the_low_rung_and_climbs_back(bed: Testbed, tmp_path: Path) -> None:
@@ -121,13 +123,26 @@ def test_weak_phone_gets_the_low_rung_and_climbs_back(bed: Testbed, tmp_path: Pa
         for phone in (weak, strong):
             assert wait_state(phone, "connected", "failed")["state"] == "connected"
         bed.impair(PHONES[0], kbit=400, loss_percent=3)
-        weak.seconds(15)  # settling: the estimate falls, the viewer moves down
-        strong.seconds(15)
+        # settling: the estimate falls, the viewer moves down, and its aiortc receiver
+        # gets over the flood (its jitter buffer waits 512 packets for a packet lost
+        # before the switch: ~10 s at the low rung, a Chromium receiver asks for a
+        # keyframe instead); bounded: at most 45 s, until 3 clean seconds at 640x360
+        settling: list[dict[str, Any]] = []
+        while len(settling) < 45 and not (
+            len(settling) >= 3
+            and all(s["size"] == [640, 360] and not s["frozen"] for s in settling[-3:])
+        ):
+            settling += weak.seconds(1)
+        strong.seconds(len(settling))
+        print("net: settling", [(s["t"], s["frames"], s.get("max_gap")) for s in settling],
+              file=sys.stderr)  # fmt: skip
+        print("net: measuring from", time.strftime("%H:%M:%S"), file=sys.stderr)
         weak_run, strong_run = weak.seconds(30), strong.seconds(30)
         frames = sum(s["frames"] for s in weak_run)
         frozen = sum(s["frozen"] for s in weak_run)
         report = {"weak_fps": frames / 30, "weak_frozen_share": frozen / 30}
-        print("net:", report, file=sys.stderr)
+        seconds = [(s["t"], s["frames"], s.get("max_gap"), s["frozen"]) for s in weak_run]
+        print("net:", report, seconds, file=sys.stderr)
         assert weak_run[-1]["size"] == [640, 360], weak_run
         assert frames / 30 >= 15, report
         assert frozen / 30 < 0.02, report
