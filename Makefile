@@ -109,12 +109,14 @@ test: venv-test
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 	@echo "Running every test (about 45 minutes here cold, 15–20 once the caches under $(TEST_CACHE) are warm;"
 	@echo "the arm64 tests run under emulation beside the rest, at low priority: their report comes last)…"
-	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); \
+	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); native_log=$$(mktemp /tmp/videostation-native.XXXXXX); \
 	nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider -m "$(EMULATED)" >"$$emulated_log" 2>&1 & \
 	emulated=$$!; trap 'kill $$emulated 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest -q --durations=15 -m "$(NATIVE)"; native_rc=$$?; \
+	$(BIN)/python -m pytest -q --durations=15 -m "$(NATIVE)" | tee "$$native_log"; native_rc=$${PIPESTATUS[0]}; \
 	wait $$emulated; emulated_rc=$$?; \
-	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; rm -f "$$emulated_log"; \
+	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; \
+	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 1 "$$emulated_log")"; \
+	rm -f "$$emulated_log" "$$native_log"; \
 	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ]
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
