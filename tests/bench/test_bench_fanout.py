@@ -160,10 +160,9 @@ async def rungs(*, weak: bool) -> tuple[float, int, dict[str, int]]:
     media = StationMedia(camera, MicrophoneConfig(source="test"), linger=0.1)
     peers: StationPeers
 
-    async def send(peer_id: str, payload: dict[str, Any]) -> None:
-        sdp = payload["description"]["sdp"]
-        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": sdp})
-        await peers.handle_signal(peer_id, {"description": {"type": "answer", **answer}})
+    async def send(peer_id: str, offer: Description, session: int) -> None:
+        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": offer.sdp})
+        await peers.handle_signal(peer_id, Description("answer", answer["sdp"]))
 
     peers = StationPeers(media, ice_servers=[], send=send)
     ids = ["strong", "weak"]
