@@ -219,10 +219,6 @@ def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     return run_doctor(config, make_cert=args.make_cert, audio=args.audio)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "set-password": cmd_set_password,
@@ -231,3 +227,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
 }
 """What each sub-command of ``build_parser`` runs."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

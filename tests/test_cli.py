@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ssl
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,17 @@ def test_help_lists_every_command() -> None:
     assert out.returncode == 0
     for command in ("serve", "set-password", "guest-link", "kiosk-url", "doctor"):
         assert command in out.stdout
+
+
+def test_runs_as_a_module_too(tmp_path: Path) -> None:
+    """``python -m appliance.cli`` (how doctor --audio is run under sudo -u) dispatches
+    like the console script: the command table exists before ``main`` runs."""
+    out = subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "kiosk-url", "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "/#/kiosk?key=" in out.stdout
 
 
 def test_set_password_from_stdin(tmp_path: Path) -> None:
