@@ -8,12 +8,14 @@ is ``resource.getrusage(RUSAGE_SELF)`` over a fixed window at 1280x720@30.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import av
@@ -127,7 +129,12 @@ async def measure(viewers: ViewerProcess, ids: list[str]) -> tuple[float, int]:
     return used / elapsed, round(received / elapsed)
 
 
-async def shared(n: int) -> tuple[float, int, dict[str, int]]:
+@contextlib.asynccontextmanager
+async def station_viewed_by(
+    ids: list[str],
+) -> AsyncIterator[tuple[ViewerProcess, StationMedia, StationPeers]]:
+    """The station's media at 1280x720@30 (adaptive encoder, the default) with one
+    connected viewer per id in a child process; everything closed afterwards."""
     viewers = ViewerProcess()
     await viewers.start()
     camera = CameraConfig(source="test", width=WIDTH, height=HEIGHT, fps=FPS)
@@ -139,35 +146,36 @@ async def shared(n: int) -> tuple[float, int, dict[str, int]]:
         await peers.handle_signal(peer_id, Description("answer", answer["sdp"]))
 
     peers = StationPeers(media, ice_servers=[], send=send)
+    try:
+        for peer_id in ids:
+            await peers.open(peer_id, audio=False)
+        yield viewers, media, peers
+    finally:
+        await peers.close_all()
+        await media.close()
+        await viewers.stop()
+
+
+async def shared(n: int) -> tuple[float, int, dict[str, int]]:
     ids = [f"v{i}" for i in range(n)]
-    for peer_id in ids:
-        await peers.open(peer_id, audio=False)
-    c0 = media.counters()
-    load, fps = await measure(viewers, ids)
-    c1 = media.counters()
-    await peers.close_all()
-    await media.close()
-    await viewers.stop()
+    async with station_viewed_by(ids) as (viewers, media, _):
+        c0 = media.counters()
+        load, fps = await measure(viewers, ids)
+        c1 = media.counters()
     return load, fps, {k: c1[k] - c0[k] for k in ("camera_frames", "encoded_h264")}
 
 
 async def rungs(*, weak: bool) -> tuple[float, int, dict[str, int]]:
     """Two viewers of the adaptive encoder; with ``weak`` one of them reports 25 % loss
     (as a phone on a bad link would), which holds it on the low rung: both encodes run."""
-    viewers = ViewerProcess()
-    await viewers.start()
-    camera = CameraConfig(source="test", width=WIDTH, height=HEIGHT, fps=FPS, adaptive=True)
-    media = StationMedia(camera, MicrophoneConfig(source="test"), linger=0.1)
-    peers: StationPeers
-
-    async def send(peer_id: str, offer: Description, session: int) -> None:
-        answer = await viewers.ask({"op": "offer", "id": peer_id, "sdp": offer.sdp})
-        await peers.handle_signal(peer_id, Description("answer", answer["sdp"]))
-
-    peers = StationPeers(media, ice_servers=[], send=send)
     ids = ["strong", "weak"]
-    for peer_id in ids:
-        await peers.open(peer_id, audio=False)
+    async with station_viewed_by(ids) as (viewers, media, peers):
+        return await _measure_rungs(viewers, media, peers, ids, weak=weak)
+
+
+async def _measure_rungs(
+    viewers: ViewerProcess, media: StationMedia, peers: StationPeers, ids: list[str], *, weak: bool
+) -> tuple[float, int, dict[str, int]]:
     link = peers._peers["weak"].video_track.link  # type: ignore[union-attr]
 
     async def lossy_reports() -> None:
@@ -186,9 +194,6 @@ async def rungs(*, weak: bool) -> tuple[float, int, dict[str, int]]:
     c1 = media.counters()
     if feeder is not None:
         feeder.cancel()
-    await peers.close_all()
-    await media.close()
-    await viewers.stop()
     counts = {k: c1[k] - c0[k] for k in ("camera_frames", "encoded_h264", "encoded_low")}
     return load, fps, {**counts, "viewers_low": c1["viewers_low"]}
 
