@@ -237,8 +237,13 @@ class RungPolicy:
                     link.up_wait = 0.0
                 self._switch(link, "low", now)
             return link.rung
-        room = link.loss <= self.up_loss and not queue and not (
-            link.estimate is not None and (link.estimate < self.low_bitrate or not link.has_room)
+        room = (
+            link.loss <= self.up_loss
+            and not queue
+            and not (
+                link.estimate is not None
+                and (link.estimate < self.low_bitrate or not link.has_room)
+            )
         )
         quiet = link.loss <= self.quiet_loss and not queue
         if not (room or quiet):
@@ -267,9 +272,7 @@ what it receives, so a sender that keeps a wide margin under the estimate spiral
 down with every back-off (estimate, then rate, then estimate)."""
 
 
-def high_bitrate(
-    links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = HEADROOM
-) -> int:
+def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = HEADROOM) -> int:
     """The high rung's bitrate: what the weakest viewer on it carries, within bounds.
 
     ``headroom`` leaves room for headers and retransmissions; REMB covers the whole
