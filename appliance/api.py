@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
+from .appkeys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http import (
     clear_session_cookie,
@@ -22,7 +23,6 @@ from .http import (
     session_of,
     set_session_cookie,
 )
-from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
 from .openapi import openapi_document
 
 routes = web.RouteTableDef()

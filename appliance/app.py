@@ -21,19 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import api
-from .auth import Auth
-from .call import CallMachine
-from .config import Config
-from .errors import StateDirUnusable
-from .http import (
-    KEEPALIVE_TIMEOUT_SECONDS,
-    StationRunner,
-    check_origin,
-    error_middleware,
-    security_middleware,
-    session_of,
-)
-from .keys import (
+from .appkeys import (
     AUTH,
     CONFIG,
     HARDWARE,
@@ -46,6 +34,18 @@ from .keys import (
     ROOMS,
     STATION,
     STORE,
+)
+from .auth import Auth
+from .call import CallMachine
+from .config import Config
+from .errors import StateDirUnusable
+from .http import (
+    KEEPALIVE_TIMEOUT_SECONDS,
+    StationRunner,
+    check_origin,
+    error_middleware,
+    security_middleware,
+    session_of,
 )
 from .media import StationMedia
 from .metrics import Labels, Metrics

@@ -16,8 +16,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from . import errors
+from .appkeys import AUTH, CONFIG, METRICS
 from .auth import SESSION_COOKIE, Session
-from .keys import AUTH, CONFIG, METRICS
 from .protocol import encodes_as_utf8
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from appliance import config as config_mod
 from appliance.app import create_app
+from appliance.appkeys import AUTH, STORE
 from appliance.auth import Auth
-from appliance.keys import AUTH, STORE
 
 PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent

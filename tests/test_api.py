@@ -11,8 +11,8 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from appliance.appkeys import AUTH, STORE
 from appliance.auth import ALGORITHM, GUEST_AUDIENCE
-from appliance.keys import AUTH, STORE
 
 from .conftest import PASSWORD, Station
 

@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, PEERS, STATION, STORE
+from appliance.appkeys import AUTH, MEDIA, PEERS, STATION, STORE
 
 from .conftest import PASSWORD, Station, free_port, make_config, serve_command, wait_healthy
 from .helpers import AiortcCaller, answered_call, connect, ringing_guest

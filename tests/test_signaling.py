@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from appliance.keys import STATION, STORE
+from appliance.appkeys import STATION, STORE
 
 from .conftest import Station
 from .helpers import connect
@@ -201,7 +201,7 @@ async def test_a_huge_frame_closes_only_that_socket(station: Station) -> None:
 
 async def test_room_full(config: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
-    from appliance.keys import AUTH
+    from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
 
     app = create_app(make_config(config.state_path, call={"max_remote_participants": 2}))
@@ -244,7 +244,7 @@ async def test_revoking_a_link_disconnects_its_guest(station: Station) -> None:
 
 async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
-    from appliance.keys import AUTH
+    from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
 
     cfg = make_config(

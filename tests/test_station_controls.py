@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from appliance import protocol
+from appliance.appkeys import MEDIA, STATION
 from appliance.errors import MalformedMessage
-from appliance.keys import MEDIA, STATION
 from appliance.media.pcm import LEVEL_FLOOR_DBFS, dbfs
 
 from .conftest import Station

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from appliance import signaling
-from appliance.keys import MEDIA, STATION, STORE
+from appliance.appkeys import MEDIA, STATION, STORE
 
 from ..conftest import Station
 from ..helpers import AiortcCaller, answered_call, connect

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from appliance.keys import CONFIG, STATION, STORE
+from appliance.appkeys import CONFIG, STATION, STORE
 
 from ..conftest import (
     PASSWORD,

@@ -11,7 +11,7 @@ import zxingcpp
 from PIL import Image
 
 from appliance import auth as auth_mod
-from appliance.keys import AUTH, STORE
+from appliance.appkeys import AUTH, STORE
 
 from ..conftest import Station
 from ..helpers import connect

@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance import protocol
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, STATION, STORE
+from appliance.appkeys import AUTH, MEDIA, STATION, STORE
 from appliance.media.peer import MAX_PENDING_CANDIDATES
 
 from ..conftest import PASSWORD, Station, make_config

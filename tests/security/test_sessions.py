@@ -10,8 +10,8 @@ import pytest
 from aiohttp import WSServerHandshakeError
 
 from appliance import errors, signaling
+from appliance.appkeys import AUTH, HUB, ROOMS
 from appliance.auth import Session
-from appliance.keys import AUTH, HUB, ROOMS
 
 from ..conftest import PASSWORD, Station
 from ..helpers import WS, connect
