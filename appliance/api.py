@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .appkeys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
+from .appkeys import AUTH, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STATION, STORE
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http import (
     clear_session_cookie,
@@ -374,7 +374,6 @@ async def health(request: web.Request) -> web.Response:
         session = None
     if session is None or session.role == "guest":
         return web.json_response({"status": status, "version": __version__}, status=code)
-    hardware: dict[str, Any] = app[HARDWARE]
     body: dict[str, Any] = {
         "status": status,
         "reasons": reasons,
@@ -383,7 +382,8 @@ async def health(request: web.Request) -> web.Response:
         "camera": _device(media.get("camera", "unknown"), app[CONFIG].camera.source),
         "microphone": _device(media.get("microphone", "unknown"), app[CONFIG].microphone.source),
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
-        **hardware,
+        "gpio": app[GPIO].describe(),
+        "screen": app[SCREEN].describe(),
         "call": app[STATION].state,
         "password_set": app[AUTH].password_set,
     }

@@ -124,8 +124,7 @@ class CallMachine:
         self._auto: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self.evict: Evict | None = None
-        """Set by the signaling hub: says ``bye`` to a peer and closes its socket."""
+        self._evict_subscribers: list[Evict] = []
         self.store_errors = 0
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
         self.last_store_error = ""
@@ -366,13 +365,17 @@ class CallMachine:
             await self._changed()
             self._spawn_evict(peer, "refused")
 
+    def on_evict(self, subscriber: Evict) -> None:
+        """Call ``subscriber(peer, reason)`` when the call sends someone away (a
+        knocker refused): the signaling hub says ``bye`` and closes their socket."""
+        self._evict_subscribers.append(subscriber)
+
     def _spawn_evict(self, peer: Peer, reason: ByeReason) -> None:
         """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
-        if self.evict is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.evict(peer, reason))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        for evict in self._evict_subscribers:
+            task = asyncio.get_running_loop().create_task(evict(peer, reason))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def button_pressed(self) -> None:
         """Short press: answer a ring, otherwise nothing (it never lets a knocker in)."""
