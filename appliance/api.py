@@ -319,7 +319,7 @@ async def call_log(request: web.Request) -> web.Response:
     require(request, "user", "kiosk")
     station = request.app[STATION]
     calls = [c.to_json() for c in request.app[STORE].list_calls()]
-    return web.json_response({"current": station.describe(), "calls": calls})
+    return web.json_response({"current": station.as_object(), "calls": calls})
 
 
 # -- health, metrics, OpenAPI ----------------------------------------------------------

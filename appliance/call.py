@@ -146,7 +146,8 @@ class CallMachine:
     def live(self) -> bool:
         return self.media.live
 
-    def describe(self) -> CallObject:
+    def as_object(self) -> CallObject:
+        """The call as the wire's ``CallObject`` (``call-state``, ``welcome``, the API)."""
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
@@ -171,7 +172,7 @@ class CallMachine:
         return "idle"
 
     async def _changed(self) -> None:
-        call = self.describe()
+        call = self.as_object()
         await self.rooms.broadcast(self.room, CallState(call))
         for observer in list(self.observers):
             try:
@@ -246,7 +247,7 @@ class CallMachine:
         screen = self.rooms.screen(self.room)
         if screen is not None:
             screen.audio_muted, screen.video_muted = audio_muted, video_muted
-            await self.rooms.broadcast(self.room, PeerUpdated(screen.describe()), exclude=[screen])
+            await self.rooms.broadcast(self.room, PeerUpdated(screen.as_object()), exclude=[screen])
 
     async def _report_level(self) -> None:
         """While in a call: the level of what the station sends, to the kiosk only."""
@@ -567,7 +568,7 @@ class CallMachine:
                 if screen is not None and was_muted:
                     screen.audio_muted = screen.video_muted = False
                     await self.rooms.broadcast(
-                        self.room, PeerUpdated(screen.describe()), exclude=[screen]
+                        self.room, PeerUpdated(screen.as_object()), exclude=[screen]
                     )
             finally:
                 if call_id is not None:

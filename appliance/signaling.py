@@ -199,7 +199,7 @@ class Hub:
                         raise errors.Forbidden("The kiosk mutes the station with station-media.")
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
-                        peer.room, protocol.PeerUpdated(peer.describe()), exclude=[peer]
+                        peer.room, protocol.PeerUpdated(peer.as_object()), exclude=[peer]
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
@@ -267,12 +267,12 @@ class Hub:
                 role=session.role,
                 room={"id": room.id, "name": room.name, "is_station": is_station},
                 ice_servers=self.ice_servers(),
-                peers=[p.describe() for p in others],
-                call=self.station.describe() if is_station else None,
+                peers=[p.as_object() for p in others],
+                call=self.station.as_object() if is_station else None,
                 station_name=self.config.station.name,
             )
         )
-        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.describe()), exclude=[peer])
+        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
         if is_station:
             if peer.kind == "screen":
                 await self.station.screen_joined(peer)

@@ -267,7 +267,7 @@ async def test_a_second_caller_joins_a_running_call(station: ServiceHarness) -> 
     to_second = [m for m in second.seen if m.get("peer_id") == first.peer_id]
     assert to_second and to_second[0]["send"] and to_first["send"]
     assert to_second[0]["polite"] != to_first["polite"]
-    state = station.app[STATION].describe()
+    state = station.app[STATION].as_object()
     assert [p["name"] for p in state["in_call"]] == ["Grandma", "Grandpa"]
     assert station.app[STATION].status_line() == "in call with 2"
     # one caller hanging up leaves the other in the call

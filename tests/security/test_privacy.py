@@ -108,7 +108,7 @@ async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: ServiceHa
     assert (await second.frames("video", 2))[-1].width == 320
     assert any(m.get("peer_id") == kiosk.peer_id for m in knocker.seen if m["type"] == "connect")
     await guest.expect("connect", peer_id=knocker.peer_id)
-    call = station.app[STATION].describe()
+    call = station.app[STATION].as_object()
     assert call["knocking"] == [] and [p["name"] for p in call["in_call"]] == ["Grandma", "Uncle"]
     await caller.close()
     await second.close()
@@ -161,7 +161,7 @@ async def test_a_household_user_joins_a_running_call_at_once(station: ServiceHar
     assert joined["peer"]["role"] == "user"  # the kiosk announces it
     second = AiortcCaller(user)
     await second.accept_station()
-    assert station.app[STATION].describe()["knocking"] == []
+    assert station.app[STATION].as_object()["knocking"] == []
     await caller.close()
     await second.close()
 
