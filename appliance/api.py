@@ -15,14 +15,8 @@ from aiohttp import web
 from . import __version__, errors, qr
 from .appkeys import AUTH, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STATION, STORE
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
-from .http import (
-    clear_session_cookie,
-    field,
-    json_body,
-    require,
-    session_of,
-    set_session_cookie,
-)
+from .http.bodies import field, json_body
+from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
 from .openapi import openapi_document
 
 routes = web.RouteTableDef()

@@ -41,14 +41,10 @@ from .auth import Auth
 from .call import CallMachine
 from .config import Config
 from .errors import StateDirUnusable
-from .http import (
-    KEEPALIVE_TIMEOUT_SECONDS,
-    StationRunner,
-    check_origin,
-    error_middleware,
-    security_middleware,
-    session_of,
-)
+from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner
+from .http.jsonerrors import error_middleware
+from .http.security import check_origin, security_middleware
+from .http.sessions import session_of
 from .media import StationMedia
 from .metrics import Labels, Metrics
 from .protocol import CallObject, Description, Relayed
