@@ -21,6 +21,7 @@ import { TileGrid, initials } from '../ui/tiles.js';
 import { UnreachableNotice } from '../ui/unreachable.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
+import { tradeLinkSecret } from './link-secret.js';
 import { signIn } from './login.js';
 
 /**
@@ -44,20 +45,9 @@ const SESSION_CHECK_MS = 10_000;
  * @returns {Promise<(() => void)|void>}
  */
 export async function renderRoom(ctx, roomId) {
-  const token = ctx.route.params.get('guest_token');
-  if (token) {
-    try {
-      await api.guestLogin(token);
-    } catch (err) {
-      ctx.clearHashParams();
-      if (err instanceof api.ApiError && err.status !== 0 && err.status < 500) {
-        renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []);
-        return;
-      }
-      throw err;
-    }
-    ctx.clearHashParams();
-  }
+  const traded = await tradeLinkSecret(ctx, 'guest_token', api.guestLogin,
+    (err) => renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []));
+  if (traded === 'refused') return;
 
   const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
@@ -382,7 +372,7 @@ class CallPage {
         void this.checkSession();
       }
     };
-    client.oncallstate = (call) => this.onCallState(call);
+    client.oncallstate = (call) => this.gotCallState(call);
     client.ontrack = (peerId, participant, stream) => {
       tiles.setStream(participant, peerId, stream, nameOf(participant));
       this.showAlone();
@@ -439,7 +429,7 @@ class CallPage {
   }
 
   /** @param {CallInfo|null} call */
-  onCallState(call) {
+  gotCallState(call) {
     const client = this.client;
     if (this.skipWelcomeState) {
       this.skipWelcomeState = false;
