@@ -270,11 +270,16 @@ class CallPage {
     this.lobbyView?.clearPreview(); // gone with the lobby
     const controls = this.controls;
     const top = /** @type {HTMLElement} */ (this.stage.querySelector('.call-top'));
+    const weak = this.quality.weak;
+    const stage = this.stage;
     this.disposers.push(makeFloating(this.pip, this.stage, {
       handle,
       reserveBottom: () => controls.getBoundingClientRect().height + 16,
-      reserveTop: () => top.getBoundingClientRect().height + 4,
+      // Below the top bar (the banner lives in it) and the weak-connection notice.
+      reserveTop: () => Math.max(top.getBoundingClientRect().bottom, weak.hidden ? 0 : weak.getBoundingClientRect().bottom)
+        - stage.getBoundingClientRect().top + 4,
       avoid: () => [...grid.querySelectorAll('.tile-label')].map((el) => el.getBoundingClientRect()),
+      watch: [top, weak, grid],
       onTap: () => this.swap(),
     }));
     this.showState('connecting');
