@@ -5,13 +5,13 @@
 ``probe_microphone`` back ``videostation doctor``.
 """
 
+from .audio import AudioFanout, AudioFanoutTrack
 from .camera import camera_feed, open_camera, probe_camera
-from .encoder import EncodedVideoTrack, VideoFanout
-from .fanout import AudioFanout, AudioFanoutTrack
 from .microphone import microphone_feed, open_microphone, probe_microphone
 from .peer import StationPeers
 from .source import Resilient, Source
 from .station import StationMedia
+from .video import EncodedVideoTrack, VideoFanout
 
 __all__ = [
     "AudioFanout",

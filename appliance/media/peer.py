@@ -39,9 +39,9 @@ from aiortc.sdp import candidate_from_sdp
 from ..errors import MalformedMessage, UnknownPeer
 from ..logs import IdsAdapter, with_ids
 from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
-from .encoder import EncodedVideoTrack
-from .fanout import AudioFanoutTrack
+from .audio import AudioFanoutTrack
 from .station import StationMedia
+from .video import EncodedVideoTrack
 
 log = logging.getLogger(__name__)
 

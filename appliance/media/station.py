@@ -12,8 +12,8 @@ Nothing is opened until the first track is asked for, and both devices close
 from __future__ import annotations
 
 from ..config import CameraConfig, MicrophoneConfig
-from .encoder import EncodedVideoTrack, VideoFanout
-from .fanout import AudioFanout, AudioFanoutTrack
+from .audio import AudioFanout, AudioFanoutTrack
+from .video import EncodedVideoTrack, VideoFanout
 
 
 class StationMedia:
