@@ -132,19 +132,23 @@ export function makeFloating(box, container, {
       if (ev.pointerId !== down.pointerId || done) return;
       done = true;
       box.classList.remove('dragging');
-      if (!tap || far >= 10) settle();
+      const moved = x !== start.x || y !== start.y || w !== start.w;
+      if (!tap || far >= 10 || moved) settle();
       else if (ev.type === 'pointerup') onTap?.();
       target.removeEventListener('pointermove', /** @type {EventListener} */ (gotMove));
       target.removeEventListener('pointerup', /** @type {EventListener} */ (gotUp));
       target.removeEventListener('pointercancel', /** @type {EventListener} */ (gotUp));
       target.removeEventListener('lostpointercapture', /** @type {EventListener} */ (gotUp));
+      document.removeEventListener('pointerup', /** @type {EventListener} */ (gotUp), true);
     };
     target.addEventListener('pointermove', /** @type {EventListener} */ (gotMove));
     target.addEventListener('pointerup', /** @type {EventListener} */ (gotUp));
     target.addEventListener('pointercancel', /** @type {EventListener} */ (gotUp));
-    // However the drag ends (even if the pointer capture is lost without a pointerup),
-    // the window lands in a corner instead of staying where the finger left it.
+    // However the drag ends (the pointer capture lost without a pointerup, or the
+    // pointerup sent elsewhere), the window lands in a corner instead of staying where
+    // the finger left it.
     target.addEventListener('lostpointercapture', /** @type {EventListener} */ (gotUp));
+    document.addEventListener('pointerup', /** @type {EventListener} */ (gotUp), true);
   }
 
   /** @param {PointerEvent} ev */
