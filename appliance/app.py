@@ -47,7 +47,7 @@ from .keys import (
     STATION,
     STORE,
 )
-from .media import StationMedia
+from .media.station import StationMedia
 from .metrics import Labels, Metrics
 from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
@@ -154,8 +154,6 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     """PEERS and STATION: the station's aiortc peers and the call machine that opens
     them only in a call."""
-    from aiortc import RTCIceServer
-
     from .media.peer import StationPeers
     from .turn import ice_servers
 
@@ -171,7 +169,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
 
     peers = StationPeers(
         app[MEDIA],
-        ice_servers=[RTCIceServer(**s) for s in ice_servers(config.ice)],
+        ice_servers=ice_servers(config.ice),
         send=offer_to_browser,
         room_id=room_id,
     )
