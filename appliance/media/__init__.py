@@ -16,23 +16,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .audio import AudioFanout, AudioFanoutTrack
     from .camera import camera_feed, open_camera, probe_camera
-    from .encoder import EncodedVideoTrack, VideoFanout
-    from .fanout import AudioFanout, AudioFanoutTrack
     from .microphone import microphone_feed, open_microphone, probe_microphone
     from .peer import StationPeers
     from .source import Resilient, Source
     from .station import StationMedia
+    from .video import EncodedVideoTrack, VideoFanout
 
 _HOMES = {
-    "AudioFanout": "fanout",
-    "AudioFanoutTrack": "fanout",
-    "EncodedVideoTrack": "encoder",
+    "AudioFanout": "audio",
+    "AudioFanoutTrack": "audio",
+    "EncodedVideoTrack": "video",
     "Resilient": "source",
     "Source": "source",
     "StationMedia": "station",
     "StationPeers": "peer",
-    "VideoFanout": "encoder",
+    "VideoFanout": "video",
     "camera_feed": "camera",
     "microphone_feed": "microphone",
     "open_camera": "camera",

@@ -40,8 +40,8 @@ from .station import StationMedia
 if TYPE_CHECKING:
     from aiortc import RTCPeerConnection
 
-    from .encoder import EncodedVideoTrack
-    from .fanout import AudioFanoutTrack
+    from .audio import AudioFanoutTrack
+    from .video import EncodedVideoTrack
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ IceServer = dict[str, Any]
 """An RTCIceServer dictionary (``urls``, and ``username``/``credential`` for TURN), as
 :func:`appliance.turn.ice_servers` makes them."""
 
-MEDIA_STACK = ("aiortc", "appliance.media.encoder", "appliance.media.fanout")
+MEDIA_STACK = ("aiortc", "appliance.media.video", "appliance.media.audio")
 """What a call imports: aiortc, and through the fan-outs PyAV and numpy."""
 
 

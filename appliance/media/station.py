@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from ..config import CameraConfig, MicrophoneConfig
 
 if TYPE_CHECKING:
-    from .encoder import EncodedVideoTrack, VideoFanout
-    from .fanout import AudioFanout, AudioFanoutTrack
+    from .audio import AudioFanout, AudioFanoutTrack
+    from .video import EncodedVideoTrack, VideoFanout
 
 IDLE_VIDEO_COUNTERS = (
     "camera_frames",
@@ -54,7 +54,7 @@ class StationMedia:
     def video(self) -> VideoFanout:
         """The camera's shared encoder (made, and the media stack imported, on first use)."""
         if self._video is None:
-            from .encoder import VideoFanout
+            from .video import VideoFanout
 
             self._video = VideoFanout(self.camera, linger=self.linger)
             self._video.blanked = self._video_blanked
@@ -64,7 +64,7 @@ class StationMedia:
     def audio(self) -> AudioFanout:
         """The microphone's fan-out (made on first use)."""
         if self._audio is None:
-            from .fanout import AudioFanout
+            from .audio import AudioFanout
 
             self._audio = AudioFanout(self.microphone, linger=self.linger)
             self._audio.muted = self._audio_muted

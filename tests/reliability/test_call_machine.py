@@ -154,7 +154,7 @@ class CallMachine(RuleBasedStateMachine):
         async def evict(peer: Peer, reason: str) -> None:
             await self._leave(peer.id)
 
-        self.station.evict = evict
+        self.station.on_evict(evict)
 
     # -- the moves ------------------------------------------------------------------
 
