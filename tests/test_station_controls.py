@@ -149,11 +149,16 @@ async def test_kiosk_turns_the_camera_off_and_a_real_viewer_sees_black(
         await expect_screen_muted(guest, kiosk.peer_id, audio=False, video=True)
         dark = await seen_luma(caller, settle=1.0)
         assert dark < 20, f"the viewer still sees a picture with the camera off ({dark:.1f})"
+        # and the camera itself is closed (its LED out), not only painted over
+        video = station.app[MEDIA].video
+        assert not video.device_open and video.counters()["camera_open"] == 0
+        assert video.description.startswith("off")
         heard = await heard_rms(caller)
         assert heard > 0.05, "the microphone goes on while the camera is off"
         await kiosk.send(type="station-media", audio=False, video=False)
         again = await seen_luma(caller, settle=1.0)
         assert again > 40, f"the picture did not come back ({again:.1f})"
+        assert video.device_open
     finally:
         await caller.close()
 

@@ -194,8 +194,10 @@ class VideoFanout(Fanout):
         self.frames = 0
         """Frames captured since start."""
         self.blanked = False
-        """The kiosk turned the camera off: every viewer gets black pictures (the
-        device stays open, so turning it on again is instant)."""
+        """The kiosk turned the camera off: every viewer gets black pictures and the
+        device is closed (its LED goes out); turning it on again re-opens it."""
+        self.device_open = False
+        """Is the camera device open (capturing) right now?"""
         self.encoded = dict.fromkeys(CODECS, 0)
         """Frames encoded, per codec."""
         self.keyframes = dict.fromkeys(CODECS, 0)
@@ -270,17 +272,40 @@ class VideoFanout(Fanout):
                     log.info("camera: viewer now on the %s rung", rung)
 
     async def _capture(self) -> None:
-        feed = self._feed(self._cfg)
         encoders: dict[tuple[str, Rung], VideoEncoder] = {}
         clock = RtpClock(time.monotonic())
+        while True:
+            if self.blanked:
+                await self._black(encoders, clock)
+            await self._camera(encoders, clock)
+
+    async def _camera(
+        self, encoders: dict[tuple[str, Rung], VideoEncoder], clock: RtpClock
+    ) -> None:
+        """The camera's pictures to the viewers, until the kiosk turns it off."""
+        feed = self._feed(self._cfg)
         try:
             await feed.start()
-            while True:
+            self.device_open = True
+            while not self.blanked:
                 frame = await feed.read()
                 self.description = feed.describe()
                 await self._send(frame, encoders, clock)
         finally:
+            self.device_open = False
             await feed.close()
+
+    async def _black(self, encoders: dict[tuple[str, Rung], VideoEncoder], clock: RtpClock) -> None:
+        """Black pictures at the camera's rate, the device closed, until it is on again:
+        the viewers' streams keep going (no renegotiation, no frozen last picture)."""
+        self.description = "off (turned off at the kiosk)"
+        width, height = output_size(self._cfg)
+        period = 1 / self._cfg.fps
+        due = time.monotonic()
+        while self.blanked:
+            await self._send(black_frame(width // 2 * 2, height // 2 * 2), encoders, clock)
+            due = max(due + period, time.monotonic() - period)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
 
     async def _send(
         self, frame: av.VideoFrame, encoders: dict[tuple[str, Rung], VideoEncoder], clock: RtpClock
@@ -345,6 +370,7 @@ class VideoFanout(Fanout):
         tracks = self._tracks()
         return {
             "camera_frames": self.frames,
+            "camera_open": int(self.device_open),
             "encoded_h264": self.encoded["H264"],
             "encoded_vp8": self.encoded["VP8"],
             "keyframes_h264": self.keyframes["H264"],
