@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 IDLE_VIDEO_COUNTERS = (
     "camera_frames",
+    "camera_open",
     "encoded_h264",
     "encoded_vp8",
     "keyframes_h264",
