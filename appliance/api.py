@@ -88,6 +88,7 @@ async def guest(request: web.Request) -> web.Response:
     ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
     link = request.app[STORE].get_guest_link(session.subject)
     ttl = max(60, min(ttl, int(link.expires_at - time.time()) + 3600))
+    request.app[STATION].caller_expected(session.room)
     response = web.json_response({"role": "guest", "room": session.room, "label": session.label})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     return response
@@ -279,6 +280,7 @@ async def kiosk_code(request: web.Request) -> web.Response:
     except errors.InvalidToken:
         raise web.HTTPSeeOther("/#/") from None
     ttl = KIOSK_SESSION_TTL
+    request.app[STATION].caller_expected(session.room)
     response = web.HTTPSeeOther(f"/#/room/{session.room}")
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     raise response

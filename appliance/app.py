@@ -45,7 +45,7 @@ from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner
 from .http.jsonerrors import error_middleware
 from .http.security import check_origin, security_middleware
 from .http.sessions import session_of
-from .media import StationMedia
+from .media.station import StationMedia
 from .metrics import Labels, Metrics
 from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
@@ -178,9 +178,8 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """PEERS: the station's aiortc peers, one per viewer (opened only in a call)."""
-    from aiortc import RTCIceServer
-
+    """PEERS: the station's aiortc peers, one per viewer (opened only in a call; the
+    media stack is imported when one is in sight, see StationPeers.prepare)."""
     from .media.peer import StationPeers
     from .turn import ice_servers
 
@@ -196,7 +195,7 @@ async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
 
     peers = StationPeers(
         app[MEDIA],
-        ice_servers=[RTCIceServer(**s) for s in ice_servers(config.ice)],
+        ice_servers=ice_servers(config.ice),
         send=offer_to_browser,
         room_id=room_id,
     )

@@ -65,6 +65,7 @@ class _Resume:
 class MediaPeers(Protocol):
     """The station's media peer (appliance.media.peer.StationPeers)."""
 
+    def prepare(self) -> None: ...
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None: ...
     async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None: ...
     async def close(self, peer_id: str) -> None: ...
@@ -196,6 +197,13 @@ class CallMachine:
             await self._changed()
 
     # -- events from the room ---------------------------------------------------------
+
+    def caller_expected(self, room: str | None) -> None:
+        """Someone got a session for ``room`` (traded a guest link or the kiosk's code):
+        if it is the station's, the media stack starts loading now, so their ring finds
+        it ready."""
+        if room == self.room and not self.quiet.on:
+            self.media.prepare()
 
     async def remote_joined(self, peer: Peer) -> None:
         async with self._lock:
@@ -418,6 +426,7 @@ class CallMachine:
                 self.log.info("quiet: not ringing", extra={"peer_id": peer.id})
                 await self._end("quiet", outcome="missed")
                 return
+            self.media.prepare()
         if self.auto_answer and peer.role == "user" and self._auto is None:
             self.auto_answer_at = time.time() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")

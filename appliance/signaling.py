@@ -70,7 +70,12 @@ class Connection:
     async def send(self, message: protocol.ServerMessage) -> None:
         if self.ws.closed:
             return
-        await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+        try:
+            await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+        except ConnectionResetError:
+            # The client is gone (a page says `leave` and closes at once): nobody is
+            # left to tell, and its socket's end does the clean-up. Not an error.
+            self.log.debug("socket closed before a %s could be sent", type(message).__name__)
 
 
 class Hub:

@@ -265,3 +265,22 @@ async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: An
     assert servers[1]["urls"] == ["turn:turn.example.net:3478"]
     expiry, user = servers[1]["username"].split(":")
     assert user == "videostation" and int(expiry) > 0 and servers[1]["credential"]
+
+
+async def test_a_client_that_leaves_and_hangs_up_at_once_is_no_error(
+    station: ServiceHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page that says `leave` and closes its socket straight away (as a page being
+    unloaded does) is not a failure: its `bye` finds the socket closing, and the hub
+    says nothing about it (B7 found 4,400 tracebacks a minute logged for this)."""
+    caplog.set_level(logging.INFO, logger="appliance")
+    station.room("Kitchen")
+    for i in range(5):
+        guest = await connect(await station.guest("kitchen", label=f"Guest {i}"))
+        await guest.join("kitchen", f"Guest {i}")
+        await guest.send(type="leave")
+        guest.ws._response.connection.transport.abort()  # gone, no close handshake
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert sum(r.getMessage() == "left" for r in caplog.records) == 5
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
