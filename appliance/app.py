@@ -195,7 +195,8 @@ async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
 
     peers = StationPeers(
         app[MEDIA],
-        ice_servers=ice_servers(config.ice),
+        # minted for every connection: TURN credentials expire after a day
+        ice_servers=lambda: ice_servers(config.ice),
         send=offer_to_browser,
         room_id=room_id,
     )

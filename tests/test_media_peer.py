@@ -101,6 +101,37 @@ async def test_three_viewers_decode_one_encoding(station: Any) -> None:
     assert media.status()["camera"] == "test-pattern 320x240@30"
 
 
+async def test_every_connection_gets_freshly_minted_turn_credentials() -> None:
+    """A station runs for months and TURN credentials expire after a day: the ICE
+    servers are made for each connection, not once at start-up."""
+    from appliance.config import IceConfig
+    from appliance.turn import ice_servers
+
+    ice = IceConfig(turn_urls=["turn:127.0.0.1:9"], turn_secret="s3cret")
+    minted: list[list[dict[str, Any]]] = []
+
+    def servers() -> list[dict[str, Any]]:
+        minted.append(ice_servers(ice))
+        return []  # no relay to gather here (nothing listens): a fast test
+
+    media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
+    hub = ViewerHub()
+    peers = StationPeers(media, ice_servers=servers, send=hub.send, on_closed=hub.on_closed)
+    hub.peers = peers
+    viewers = [Viewer("first"), Viewer("second")]
+    try:
+        await connect(hub, peers, viewers[0], audio=False)
+        await asyncio.sleep(1.1)  # the user name carries the expiry, in seconds
+        await connect(hub, peers, viewers[1], audio=False)
+        assert len(minted) == 2, "not made for each connection"
+        first, second = (m[-1]["username"] for m in minted)
+        assert int(second.split(":")[0]) > int(first.split(":")[0]), (first, second)
+    finally:
+        await peers.close_all()
+        await asyncio.gather(*(v.close() for v in viewers))
+        await media.close()
+
+
 async def test_vp8_only_viewer_gets_vp8(station: Any) -> None:
     media, peers, hub = station
     modern, old = Viewer("modern"), Viewer("old", codecs=["VP8", "rtx"])

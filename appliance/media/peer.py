@@ -49,6 +49,10 @@ IceServer = dict[str, Any]
 """An RTCIceServer dictionary (``urls``, and ``username``/``credential`` for TURN), as
 :func:`appliance.turn.ice_servers` makes them."""
 
+IceServers = Callable[[], list[IceServer]]
+"""Makes the ICE servers for one new connection: TURN credentials are minted then (they
+expire; a station runs for months)."""
+
 MEDIA_STACK = ("aiortc", "appliance.media.video", "appliance.media.audio")
 """What a call imports: aiortc, and through the fan-outs PyAV and numpy."""
 
@@ -143,6 +147,8 @@ class _Peer:
     answered: bool = False
     pending: list[Candidate | EndOfCandidates] = field(default_factory=list)
     codec: str | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+    """The servers this connection was made with (for saying why it failed)."""
 
 
 def relay_gathered(pc: RTCPeerConnection) -> bool:
@@ -192,7 +198,7 @@ class StationPeers:
         self,
         media: StationMedia,
         *,
-        ice_servers: list[IceServer],
+        ice_servers: IceServers | list[IceServer],
         send: Send,
         on_closed: OnClosed | None = None,
         room_id: str = "",
@@ -200,7 +206,10 @@ class StationPeers:
         self._media = media
         self._log = with_ids(log, room_id=room_id)
         """Every line carries ``room_id`` (the station's room), a peer's also ``peer_id``."""
-        self._ice_servers = ice_servers
+        self._ice_servers: IceServers = (
+            ice_servers if callable(ice_servers) else lambda: list(ice_servers)
+        )
+        """Called for every new connection (a plain list: the same every time)."""
         self._send = send
         self._lost_subscribers: list[OnClosed] = [on_closed] if on_closed is not None else []
         self._peers: dict[str, _Peer] = {}
@@ -260,10 +269,11 @@ class StationPeers:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
         self._sessions += 1
-        servers = [RTCIceServer(**server) for server in self._ice_servers]
+        ice_servers = self._ice_servers()
+        servers = [RTCIceServer(**server) for server in ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
         peer_log = with_ids(self._log, peer_id=peer_id)
-        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log)
+        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log, ice_servers=ice_servers)
         self._peers[peer_id] = peer  # registered before the first await
         pc.on("connectionstatechange", lambda: self._state_changed(peer))
         try:
@@ -359,7 +369,7 @@ class StationPeers:
             return
         self._unreachable.add(peer.peer_id)
         peer.log.warning(
-            "could not connect: %s", why_unreachable(self._ice_servers, relay_gathered(peer.pc))
+            "could not connect: %s", why_unreachable(peer.ice_servers, relay_gathered(peer.pc))
         )
 
     async def _lost(self, peer: _Peer) -> None:
