@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .appkeys import AUTH, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STATION, STORE
+from .appkeys import AUTH, CALL_MACHINE, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STORE
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http.bodies import field, json_body
 from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
@@ -88,7 +88,7 @@ async def guest(request: web.Request) -> web.Response:
     ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
     link = request.app[STORE].get_guest_link(session.subject)
     ttl = max(60, min(ttl, int(link.expires_at - time.time()) + 3600))
-    request.app[STATION].caller_expected(session.room)
+    request.app[CALL_MACHINE].caller_expected(session.room)
     response = web.json_response({"role": "guest", "room": session.room, "label": session.label})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     return response
@@ -257,7 +257,7 @@ async def kiosk_quiet(request: web.Request) -> web.Response:
     the caller told) until it is switched off or the configured quiet hours turn."""
     require(request, "kiosk")
     on = field(await json_body(request), "on", bool)
-    station = request.app[STATION]
+    station = request.app[CALL_MACHINE]
     station.quiet.set(on)
     station.settings_changed()
     return web.json_response({"quiet": station.quiet.on})
@@ -280,7 +280,7 @@ async def kiosk_code(request: web.Request) -> web.Response:
     except errors.InvalidToken:
         raise web.HTTPSeeOther("/#/") from None
     ttl = KIOSK_SESSION_TTL
-    request.app[STATION].caller_expected(session.room)
+    request.app[CALL_MACHINE].caller_expected(session.room)
     response = web.HTTPSeeOther(f"/#/room/{session.room}")
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     raise response
@@ -313,7 +313,7 @@ async def revoke_guest_link(request: web.Request) -> web.Response:
 @routes.get("/api/calls")
 async def call_log(request: web.Request) -> web.Response:
     require(request, "user", "kiosk")
-    station = request.app[STATION]
+    station = request.app[CALL_MACHINE]
     calls = [c.to_json() for c in request.app[STORE].list_calls()]
     return web.json_response({"current": station.as_object(), "calls": calls})
 
@@ -357,7 +357,7 @@ async def health(request: web.Request) -> web.Response:
     free = _free_bytes(app[CONFIG].state_path)
     if free is not None and free < LOW_DISK_BYTES:
         reasons.append(f"state dir: disk full ({free // 1024} KiB free)")
-    station = app[STATION]
+    station = app[CALL_MACHINE]
     if station.store_errors:
         reasons.append(
             f"call log: {station.store_errors} write(s) failed (last: {station.last_store_error})"
@@ -380,7 +380,7 @@ async def health(request: web.Request) -> web.Response:
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
         "gpio": app[GPIO].describe(),
         "screen": app[SCREEN].describe(),
-        "call": app[STATION].state,
+        "call": app[CALL_MACHINE].state,
         "password_set": app[AUTH].password_set,
     }
     return web.json_response(body, status=code)

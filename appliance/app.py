@@ -24,6 +24,7 @@ from aiohttp import web
 from . import api
 from .appkeys import (
     AUTH,
+    CALL_MACHINE,
     CONFIG,
     GPIO,
     HUB,
@@ -34,7 +35,6 @@ from .appkeys import (
     PIN_FACTORY,
     ROOMS,
     SCREEN,
-    STATION,
     STORE,
 )
 from .auth import Auth
@@ -81,7 +81,7 @@ def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Applica
             _rooms_ctx,  # ROOMS
             _media_ctx,  # MEDIA
             _peers_ctx,  # PEERS
-            _call_ctx,  # STATION
+            _call_ctx,  # CALL_MACHINE
             _hub_ctx,  # HUB
             _gpio_ctx,  # GPIO
             _screen_ctx,  # SCREEN
@@ -207,7 +207,7 @@ async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
-    """STATION: the call machine (idle, ringing, in call) that opens the peers."""
+    """CALL_MACHINE: the call machine (idle, ringing, in call) that opens the peers."""
     config = app[CONFIG]
     peers = app[PEERS]
     station = CallMachine(
@@ -220,7 +220,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         auto_answer_delay=config.call.auto_answer_delay_seconds,
         quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
     )
-    app[STATION] = station
+    app[CALL_MACHINE] = station
     peers.on_lost(lambda peer_id: station.media_changed())  # e.g. ICE failed: tell everyone
     # A call that kill -9 or a power cut interrupted resumes, for its own people only,
     # if they come back within a few seconds of this start.
@@ -237,12 +237,12 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         config=app[CONFIG],
         store=app[STORE],
         rooms=app[ROOMS],
-        station=app[STATION],
+        station=app[CALL_MACHINE],
         metrics=app[METRICS],
         auth=app[AUTH],
     )
     app[HUB] = hub
-    app[STATION].on_evict(hub.evict)  # a knocker refused: bye, and the socket closes
+    app[CALL_MACHINE].on_evict(hub.evict)  # a knocker refused: bye, and the socket closes
     revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
     revalidation.cancel()
@@ -332,7 +332,7 @@ async def _gpio_ctx(app: web.Application) -> AsyncIterator[None]:
     """GPIO: the button answers and hangs up, the LEDs follow the call."""
     from .gpio import StationControls
 
-    station = app[STATION]
+    station = app[CALL_MACHINE]
     spawn = _Spawned()
     controls = StationControls(
         app[CONFIG].gpio,
@@ -358,7 +358,7 @@ async def _screen_ctx(app: web.Application) -> AsyncIterator[None]:
     """SCREEN: the display wakes for a ring and stays on through a call."""
     from .screen import ScreenPower
 
-    station = app[STATION]
+    station = app[CALL_MACHINE]
     spawn = _Spawned()
     screen = ScreenPower(app[CONFIG].screen)
     app[SCREEN] = screen
@@ -379,7 +379,7 @@ async def _screen_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[NOTIFIER]
-    station = app[STATION]
+    station = app[CALL_MACHINE]
 
     def status(call: CallObject) -> None:
         notifier.status(station.status_line())
@@ -443,7 +443,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(signal.SIGUSR2, _block_event_loop)
     notifier = app[NOTIFIER]
     notifier.ready()
-    notifier.status(app[STATION].status_line())
+    notifier.status(app[CALL_MACHINE].status_line())
     log.info("listening on %s (station %r)", config.base_url, config.station.name)
     if ready is not None:
         ready.set()

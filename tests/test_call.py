@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.app import create_app
-from appliance.appkeys import AUTH, MEDIA, PEERS, STATION, STORE
+from appliance.appkeys import AUTH, CALL_MACHINE, MEDIA, PEERS, STORE
 
 from .conftest import PASSWORD, ServiceHarness, free_port, make_config, serve_command, wait_healthy
 from .helpers import AiortcCaller, answered_call, connect, ringing_guest
@@ -25,7 +25,7 @@ async def test_guest_calls_kiosk_answers_media_flows_hangup(station: ServiceHarn
     app = station.app
     kiosk, guest = await ringing_guest(station)
     # privacy: nothing is captured or sent while ringing
-    assert app[STATION].live is False
+    assert app[CALL_MACHINE].live is False
     assert app[MEDIA].capturing is False  # the camera is not even open
     caller = AiortcCaller(guest)
     await kiosk.send(type="call", action="answer")
@@ -46,8 +46,8 @@ async def test_guest_calls_kiosk_answers_media_flows_hangup(station: ServiceHarn
     while not live["call"]["live"]:
         live = await guest.expect("call-state", timeout=10)
     assert live["call"]["state"] == "in-call"
-    assert app[STATION].live is True
-    assert app[STATION].status_line() == "in call with 1"
+    assert app[CALL_MACHINE].live is True
+    assert app[CALL_MACHINE].status_line() == "in call with 1"
     # hang up at the station
     await kiosk.send(type="call", action="hangup")
     assert (await guest.expect("disconnect"))["peer_id"] in ("station", kiosk.peer_id)
@@ -55,7 +55,7 @@ async def test_guest_calls_kiosk_answers_media_flows_hangup(station: ServiceHarn
     while ended["call"]["state"] != "idle":
         ended = await guest.expect("call-state")
     assert ended["call"] == {**ended["call"], "state": "idle", "ended": "hangup", "live": False}
-    assert app[STATION].live is False
+    assert app[CALL_MACHINE].live is False
     calls = app[STORE].list_calls()
     assert calls[0].outcome == "answered" and calls[0].ended_at is not None
     await caller.close()
@@ -66,7 +66,7 @@ async def test_no_rtp_before_the_answer(station: ServiceHarness) -> None:
     kiosk, guest = await ringing_guest(station)
     with pytest.raises(asyncio.TimeoutError):
         await guest.expect("signal", timeout=1.0)
-    assert station.app[STATION].live is False
+    assert station.app[CALL_MACHINE].live is False
     await kiosk.send(type="call", action="answer")
     caller = AiortcCaller(guest)
     await caller.accept_station()
@@ -119,7 +119,7 @@ async def test_auto_answer_is_for_users_only(config: Any, aiohttp_client: Any) -
     guest = await connect(await station.guest("station"))
     await guest.join("station", "Guest")
     await asyncio.sleep(0.3)
-    assert app[STATION].state == "ringing"
+    assert app[CALL_MACHINE].state == "ringing"
     await guest.send(type="call", action="hangup")
     await guest.expect("call-state")
     user = await connect(await station.user())
@@ -128,7 +128,7 @@ async def test_auto_answer_is_for_users_only(config: Any, aiohttp_client: Any) -
     assert ringing["state"] == "ringing" and ringing["auto_answer_at"] is not None
     caller = AiortcCaller(user)
     await caller.accept_station()
-    assert app[STATION].state == "in-call"
+    assert app[CALL_MACHINE].state == "in-call"
     await caller.close()
 
 
@@ -200,16 +200,16 @@ async def test_the_button_answers_and_a_long_press_hangs_up(
     caller = AiortcCaller(guest)
     await caller.accept_station()
     await caller.frames("video", 2)
-    assert app[STATION].state == "in-call"
+    assert app[CALL_MACHINE].state == "in-call"
     assert live.state == 1 and ring.state == 0
     button.drive_low()
     await asyncio.sleep(0.6)
     button.drive_high()
     for _ in range(50):
-        if app[STATION].state == "idle":
+        if app[CALL_MACHINE].state == "idle":
             break
         await asyncio.sleep(0.05)
-    assert app[STATION].state == "idle"
+    assert app[CALL_MACHINE].state == "idle"
     await asyncio.sleep(0.1)
     assert live.state == 0
     await caller.close()
@@ -267,16 +267,16 @@ async def test_a_second_caller_joins_a_running_call(station: ServiceHarness) -> 
     to_second = [m for m in second.seen if m.get("peer_id") == first.peer_id]
     assert to_second and to_second[0]["send"] and to_first["send"]
     assert to_second[0]["polite"] != to_first["polite"]
-    state = station.app[STATION].as_object()
+    state = station.app[CALL_MACHINE].as_object()
     assert [p["name"] for p in state["in_call"]] == ["Grandma", "Grandpa"]
-    assert station.app[STATION].status_line() == "in call with 2"
+    assert station.app[CALL_MACHINE].status_line() == "in call with 2"
     # one caller hanging up leaves the other in the call
     await first.send(type="call", action="hangup")
     for _ in range(50):
-        if len(station.app[STATION].in_call) == 1:
+        if len(station.app[CALL_MACHINE].in_call) == 1:
             break
         await asyncio.sleep(0.05)
-    assert station.app[STATION].state == "in-call" and station.app[STATION].live
+    assert station.app[CALL_MACHINE].state == "in-call" and station.app[CALL_MACHINE].live
     await caller1.close()
     await caller2.close()
 
@@ -311,11 +311,11 @@ async def test_station_connections_that_fail_are_announced(station: ServiceHarne
     they fail (ICE, say), everyone gets a call-state that is no longer live."""
     kiosk, _, caller = await answered_call(station)
     peers = station.app[PEERS]
-    assert station.app[STATION].live
+    assert station.app[CALL_MACHINE].live
     for link in list(peers._peers.values()):
         await link.pc.close()  # as when ICE fails
     state = await kiosk.expect("call-state", timeout=10)
     while state["call"]["live"]:
         state = await kiosk.expect("call-state", timeout=10)
-    assert state["call"]["state"] == "in-call" and not station.app[STATION].live
+    assert state["call"]["state"] == "in-call" and not station.app[CALL_MACHINE].live
     await caller.close()

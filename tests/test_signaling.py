@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from appliance.appkeys import STATION, STORE
+from appliance.appkeys import CALL_MACHINE, STORE
 
 from .conftest import ServiceHarness
 from .helpers import connect
@@ -158,7 +158,7 @@ async def test_bad_messages_get_errors_and_the_hub_keeps_going(station: ServiceH
     await ws.send(type="ping")
     assert (await ws.expect("pong"))["type"] == "pong"
     # the room still has its peer and the service is healthy
-    assert [p.name for p in station.app[STATION].rooms.peers("station")] == ["Tester"]
+    assert [p.name for p in station.app[CALL_MACHINE].rooms.peers("station")] == ["Tester"]
     client = await station.client()
     assert (await (await client.get("/api/health/")).json())["status"] == "ok"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from appliance import protocol
-from appliance.appkeys import MEDIA, STATION
+from appliance.appkeys import CALL_MACHINE, MEDIA
 from appliance.errors import MalformedMessage
 from appliance.media.pcm import LEVEL_FLOOR_DBFS, dbfs
 
@@ -171,7 +171,7 @@ async def test_only_the_kiosk_in_a_call_mutes_and_bad_input_is_refused(
     await kiosk.send(type="station-media", audio=False, video=False)
     error = await kiosk.expect("error")
     assert (error["code"], error["ref"]) == ("call_state", "station-media")
-    assert station.app[MEDIA].capturing is False and station.app[STATION].live is False
+    assert station.app[MEDIA].capturing is False and station.app[CALL_MACHINE].live is False
     await kiosk.send(type="call", action="answer")
     caller = AiortcCaller(guest)
     try:
@@ -181,7 +181,7 @@ async def test_only_the_kiosk_in_a_call_mutes_and_bad_input_is_refused(
         await guest.send(type="station-media", audio=True, video=True)
         error = await guest.expect("error")
         assert (error["code"], error["ref"]) == ("forbidden", "station-media")
-        assert station.app[STATION].audio_muted is False
+        assert station.app[CALL_MACHINE].audio_muted is False
         assert station.app[MEDIA].audio.muted is False
         # wrong types
         await kiosk.send(type="station-media", audio="yes", video=False)

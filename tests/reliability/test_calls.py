@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from appliance import signaling
-from appliance.appkeys import MEDIA, STATION, STORE
+from appliance.appkeys import CALL_MACHINE, MEDIA, STORE
 
 from ..conftest import ServiceHarness
 from ..helpers import AiortcCaller, answered_call, connect
@@ -17,7 +17,7 @@ async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(
     station: ServiceHarness,
 ) -> None:
     kiosk, guest, caller = await answered_call(station)
-    assert station.app[STATION].live
+    assert station.app[CALL_MACHINE].live
     # the phone loses its network: the TCP connection just goes away
     transport = guest.ws._response.connection.transport
     transport.abort()
@@ -25,7 +25,7 @@ async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(
     while state["call"]["state"] != "idle":
         state = await kiosk.expect("call-state")
     assert state["call"]["ended"] == "hangup" and state["call"]["live"] is False
-    assert station.app[STATION].live is False
+    assert station.app[CALL_MACHINE].live is False
     assert station.app[STORE].list_calls()[0].outcome == "answered"
     await caller.close()
 
@@ -77,6 +77,6 @@ async def test_many_calls_in_a_row_leak_nothing(station: ServiceHarness) -> None
         state = await kiosk.expect("call-state")
         while state["call"]["state"] != "idle":
             state = await kiosk.expect("call-state")
-    assert station.app[STATION].media.stats()["peers"] == {}
-    assert len(station.app[STATION].rooms.peers("station")) == 1  # only the kiosk
+    assert station.app[CALL_MACHINE].media.stats()["peers"] == {}
+    assert len(station.app[CALL_MACHINE].rooms.peers("station")) == 1  # only the kiosk
     assert [c.outcome for c in station.app[STORE].list_calls()] == ["answered"] * 5

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from appliance.appkeys import CONFIG, STATION, STORE
+from appliance.appkeys import CALL_MACHINE, CONFIG, STORE
 
 from ..conftest import (
     PASSWORD,
@@ -34,7 +34,7 @@ async def test_lone_surrogates_are_refused_in_signaling(station: ServiceHarness)
     await guest.ws.send_str('{"type":"join","version":1,"room":"station","name":' + LONE + "}")
     err = await guest.expect("error")
     assert err["code"] == "malformed_message"
-    assert station.app[STATION].state == "idle"  # no silent ring
+    assert station.app[CALL_MACHINE].state == "idle"  # no silent ring
     assert station.app[STORE].list_calls() == []
 
 

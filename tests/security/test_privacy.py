@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance import protocol
 from appliance.app import create_app
-from appliance.appkeys import AUTH, MEDIA, STATION, STORE
+from appliance.appkeys import AUTH, CALL_MACHINE, MEDIA, STORE
 from appliance.media.peer import MAX_PENDING_CANDIDATES
 
 from ..conftest import PASSWORD, ServiceHarness, make_config
@@ -95,7 +95,7 @@ async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: ServiceHa
     await guest.send(type="signal", to=knocker.peer_id, description=OFFER)
     assert (await guest.expect("error"))["code"] == "not_connected"
     await no_signal(knocker)
-    assert knocker.peer_id not in station.app[STATION].media
+    assert knocker.peer_id not in station.app[CALL_MACHINE].media
     # only the kiosk decides, and only about someone knocking
     await guest.send(type="call", action="admit", peer=knocker.peer_id)
     assert (await guest.expect("error"))["code"] == "forbidden"
@@ -108,7 +108,7 @@ async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: ServiceHa
     assert (await second.frames("video", 2))[-1].width == 320
     assert any(m.get("peer_id") == kiosk.peer_id for m in knocker.seen if m["type"] == "connect")
     await guest.expect("connect", peer_id=knocker.peer_id)
-    call = station.app[STATION].as_object()
+    call = station.app[CALL_MACHINE].as_object()
     assert call["knocking"] == [] and [p["name"] for p in call["in_call"]] == ["Grandma", "Uncle"]
     await caller.close()
     await second.close()
@@ -132,7 +132,7 @@ async def test_refused_knockers_get_bye_and_withdrawn_ones_vanish(station: Servi
     await until(kiosk, lambda m: m["call"]["knocking"])
     await shy.send(type="call", action="hangup")
     await until(kiosk, lambda m: not m["call"]["knocking"])
-    assert station.app[STATION].state == "in-call"
+    assert station.app[CALL_MACHINE].state == "in-call"
     # outside a call there is nobody to let in
     await kiosk.send(type="call", action="hangup")
     await until(kiosk, lambda m: m["call"]["state"] == "idle")
@@ -149,7 +149,7 @@ async def test_knockers_ring_when_the_call_ends(station: ServiceHarness) -> None
     await kiosk.send(type="call", action="hangup")
     ring = await until(kiosk, lambda m: m["call"]["state"] == "ringing")
     assert ring["call"]["callers"] == [{"id": knocker.peer_id, "name": "Late"}]
-    assert station.app[STATION].live is False
+    assert station.app[CALL_MACHINE].live is False
     await caller.close()
 
 
@@ -161,7 +161,7 @@ async def test_a_household_user_joins_a_running_call_at_once(station: ServiceHar
     assert joined["peer"]["role"] == "user"  # the kiosk announces it
     second = AiortcCaller(user)
     await second.accept_station()
-    assert station.app[STATION].as_object()["knocking"] == []
+    assert station.app[CALL_MACHINE].as_object()["knocking"] == []
     await caller.close()
     await second.close()
 
@@ -179,14 +179,14 @@ async def test_the_gpio_button_never_lets_a_knocker_in(config: Any, aiohttp_clie
     knocker = await connect(await station.guest("station", label="Uncle"))
     await knocker.join("station", "Uncle")
     await until(kiosk, lambda m: m["call"]["knocking"])
-    await app[STATION].button_pressed()
+    await app[CALL_MACHINE].button_pressed()
     button = factory.pin(17)
     button.drive_low()
     await asyncio.sleep(0.3)
     button.drive_high()
     await asyncio.sleep(0.3)
-    assert [p.id for p in app[STATION].knocking] == [knocker.peer_id]
-    assert knocker.peer_id not in app[STATION].media
+    assert [p.id for p in app[CALL_MACHINE].knocking] == [knocker.peer_id]
+    assert knocker.peer_id not in app[CALL_MACHINE].media
     with pytest.raises(asyncio.TimeoutError):
         await knocker.expect("connect", timeout=0.3)
     await caller.close()
@@ -208,15 +208,15 @@ async def test_a_failed_call_log_write_never_leaves_the_station_in_a_call(
     await kiosk.send(type="call", action="hangup")
     ended = await until(guest, lambda m: m["call"]["state"] == "idle")
     assert ended["call"]["live"] is False
-    assert app[STATION].state == "idle" and not app[STATION].live
-    assert app[STATION].store_errors == 1
+    assert app[CALL_MACHINE].state == "idle" and not app[CALL_MACHINE].live
+    assert app[CALL_MACHINE].store_errors == 1
     # the next guest rings; it receives nothing from the station
     nxt = await connect(await station.guest("station", label="Next"))
     await nxt.join("station", "Next")
     await until(nxt, lambda m: m["call"]["state"] == "ringing")
     with pytest.raises(asyncio.TimeoutError):
         await nxt.expect("connect", timeout=0.5)
-    assert not app[STATION].live
+    assert not app[CALL_MACHINE].live
     await caller.close()
 
 
@@ -231,7 +231,7 @@ async def test_a_failed_write_at_the_ring_still_rings_and_times_out(
     kiosk, _guest = await ringing_guest(station)
     missed = await until(kiosk, lambda m: m["call"]["state"] == "idle")
     assert missed["call"]["ended"] == "missed"
-    assert app[STATION].store_errors == 1
+    assert app[CALL_MACHINE].store_errors == 1
 
 
 async def test_restart_racing_hangups_never_leaves_the_camera_on(station: ServiceHarness) -> None:
@@ -258,9 +258,9 @@ async def test_restart_racing_hangups_never_leaves_the_camera_on(station: Servic
         await until(kiosk, lambda m: m["call"]["state"] == "idle")
         await guest.send(type="ping")
         await guest.expect("pong", timeout=10)  # every restart was handled
-        assert app[STATION].state == "idle"
-        assert app[STATION].media.stats()["peers"] == {}, f"round {round_}"
-        assert not app[STATION].live
+        assert app[CALL_MACHINE].state == "idle"
+        assert app[CALL_MACHINE].media.stats()["peers"] == {}, f"round {round_}"
+        assert not app[CALL_MACHINE].live
         await guest.send(type="leave")
     media = app[MEDIA]
     for _ in range(100):  # the devices close a few seconds after the last viewer
@@ -271,7 +271,7 @@ async def test_restart_racing_hangups_never_leaves_the_camera_on(station: Servic
 
 
 async def test_station_peers_open_cannot_outlive_close_all(station: ServiceHarness) -> None:
-    peers = station.app[STATION].media
+    peers = station.app[CALL_MACHINE].media
     await peers.open("pX", audio=False)
     restart = asyncio.ensure_future(peers.handle_signal("pX", protocol.Restart()))
     await asyncio.sleep(0)  # the restart is closing the old connection
@@ -298,5 +298,5 @@ async def test_candidates_before_the_answer_are_capped(station: ServiceHarness) 
     big = {**CANDIDATE, "candidate": "candidate:" + "x" * 5000}
     await guest.send(type="signal", to="station", candidate=big)
     assert (await guest.expect("error"))["code"] == "malformed_message"
-    peer = station.app[STATION].media._peers[guest.peer_id]
+    peer = station.app[CALL_MACHINE].media._peers[guest.peer_id]
     assert len(peer.pending) == MAX_PENDING_CANDIDATES
