@@ -59,6 +59,7 @@ def nft(name: str, script: str) -> None:
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a test class, though its name starts with "Test"
     namespaces: list[str] = field(default_factory=list)
 
     def up(self) -> None:
