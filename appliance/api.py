@@ -385,6 +385,11 @@ async def health(request: web.Request) -> web.Response:
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
         **hardware,
         "call": app[STATION].state,
+        # Whether the kiosk's own screen (Chromium) is in the station room: the kiosk
+        # session's watchdog (`videostation kiosk-watch`) restarts the screen when not.
+        "kiosk_screen": (
+            "connected" if app[ROOMS].screen(app[STATION].room) is not None else "absent"
+        ),
         "password_set": app[AUTH].password_set,
     }
     return web.json_response(body, status=code)
