@@ -13,16 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, errors, qr
+from .appkeys import AUTH, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STATION, STORE
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
-from .http import (
-    clear_session_cookie,
-    field,
-    json_body,
-    require,
-    session_of,
-    set_session_cookie,
-)
-from .keys import AUTH, CONFIG, HARDWARE, HUB, MEDIA, METRICS, ROOMS, STATION, STORE
+from .http.bodies import field, json_body
+from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
 from .openapi import openapi_document
 
 routes = web.RouteTableDef()
@@ -94,6 +88,7 @@ async def guest(request: web.Request) -> web.Response:
     ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
     link = request.app[STORE].get_guest_link(session.subject)
     ttl = max(60, min(ttl, int(link.expires_at - time.time()) + 3600))
+    request.app[STATION].caller_expected(session.room)
     response = web.json_response({"role": "guest", "room": session.room, "label": session.label})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     return response
@@ -285,6 +280,7 @@ async def kiosk_code(request: web.Request) -> web.Response:
     except errors.InvalidToken:
         raise web.HTTPSeeOther("/#/") from None
     ttl = KIOSK_SESSION_TTL
+    request.app[STATION].caller_expected(session.room)
     response = web.HTTPSeeOther(f"/#/room/{session.room}")
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
     raise response
@@ -319,7 +315,7 @@ async def call_log(request: web.Request) -> web.Response:
     require(request, "user", "kiosk")
     station = request.app[STATION]
     calls = [c.to_json() for c in request.app[STORE].list_calls()]
-    return web.json_response({"current": station.describe(), "calls": calls})
+    return web.json_response({"current": station.as_object(), "calls": calls})
 
 
 # -- health, metrics, OpenAPI ----------------------------------------------------------
@@ -374,7 +370,6 @@ async def health(request: web.Request) -> web.Response:
         session = None
     if session is None or session.role == "guest":
         return web.json_response({"status": status, "version": __version__}, status=code)
-    hardware: dict[str, Any] = app[HARDWARE]
     body: dict[str, Any] = {
         "status": status,
         "reasons": reasons,
@@ -383,7 +378,8 @@ async def health(request: web.Request) -> web.Response:
         "camera": _device(media.get("camera", "unknown"), app[CONFIG].camera.source),
         "microphone": _device(media.get("microphone", "unknown"), app[CONFIG].microphone.source),
         "database": "ok" if not any(r.startswith("database") for r in reasons) else "error",
-        **hardware,
+        "gpio": app[GPIO].describe(),
+        "screen": app[SCREEN].describe(),
         "call": app[STATION].state,
         # Whether the kiosk's own screen (Chromium) is in the station room: the kiosk
         # session's watchdog (`videostation kiosk-watch`) restarts the screen when not.

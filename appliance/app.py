@@ -15,28 +15,17 @@ import signal
 import sqlite3
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from . import api
-from .auth import Auth
-from .call import CallMachine
-from .config import Config
-from .errors import StateDirUnusable
-from .http import (
-    KEEPALIVE_TIMEOUT_SECONDS,
-    StationRunner,
-    check_origin,
-    error_middleware,
-    security_middleware,
-    session_of,
-)
-from .keys import (
+from .appkeys import (
     AUTH,
     CONFIG,
-    HARDWARE,
+    GPIO,
     HUB,
     MEDIA,
     METRICS,
@@ -44,10 +33,19 @@ from .keys import (
     PEERS,
     PIN_FACTORY,
     ROOMS,
+    SCREEN,
     STATION,
     STORE,
 )
-from .media import StationMedia
+from .auth import Auth
+from .call import CallMachine
+from .config import Config
+from .errors import StateDirUnusable
+from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner
+from .http.jsonerrors import error_middleware
+from .http.security import check_origin, security_middleware
+from .http.sessions import session_of
+from .media.station import StationMedia
 from .metrics import Labels, Metrics
 from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
@@ -71,13 +69,24 @@ def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Applica
     )
     app[CONFIG] = config
     app[METRICS] = Metrics()
-    app[HARDWARE] = {}
     app[NOTIFIER] = Notifier()
     if pin_factory is not None:
         app[PIN_FACTORY] = pin_factory
     _describe_metrics(app[METRICS])
+    # one context per resource, in the order they need each other (torn down backwards)
     app.cleanup_ctx.extend(
-        [_state_ctx, _media_ctx, _call_ctx, _hub_ctx, _hardware_ctx, _systemd_ctx]
+        [
+            _store_ctx,  # STORE
+            _auth_ctx,  # AUTH
+            _rooms_ctx,  # ROOMS
+            _media_ctx,  # MEDIA
+            _peers_ctx,  # PEERS
+            _call_ctx,  # STATION
+            _hub_ctx,  # HUB
+            _gpio_ctx,  # GPIO
+            _screen_ctx,  # SCREEN
+            _systemd_ctx,  # the watchdog, STATUS=
+        ]
     )
     app.on_shutdown.append(_close_sockets)
     app.router.add_routes(api.routes)
@@ -106,7 +115,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """STORE: the SQLite database in the state dir (created on first start)."""
     config = app[CONFIG]
     state_dir = config.state_path
     try:
@@ -114,30 +124,46 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(state_dir / "station.db")
         store.ensure_station_room(config.station.room_id, config.station.name)
         closed = store.close_open_calls()
+    except (OSError, sqlite3.Error) as exc:
+        raise _unusable(state_dir, exc) from exc
+    if closed:
+        log.info("closed %d call(s) left open by a crash", closed)
+    app[STORE] = store
+    app[METRICS].gauge("rooms", "Rooms in the database", lambda: float(len(store.list_rooms())))
+    yield
+    store.close()
+
+
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """AUTH: the master password, sessions, guest links and the kiosk key (its
+    secrets are files in the state dir)."""
+    config = app[CONFIG]
+    try:
         app[AUTH] = Auth(
-            store,
-            state_dir,
+            app[STORE],
+            config.state_path,
             station_room=config.station.room_id,
             login_attempts=config.auth.login_attempts,
             login_window=config.auth.login_window_seconds,
         )
     except (OSError, sqlite3.Error) as exc:
-        raise StateDirUnusable(
-            f"the state dir {state_dir} is not usable ({exc}); it must be writable"
-        ) from exc
-    if closed:
-        log.info("closed %d call(s) left open by a crash", closed)
-    app[STORE] = store
-    app[ROOMS] = Rooms(max_remotes=config.call.max_remote_participants)
-    metrics = app[METRICS]
-    rooms = app[ROOMS]
-    metrics.gauge("peers", "Peers connected to signaling", lambda: float(rooms.count()))
-    metrics.gauge(
+        raise _unusable(config.state_path, exc) from exc
+    yield
+
+
+def _unusable(state_dir: Path, exc: Exception) -> StateDirUnusable:
+    return StateDirUnusable(f"the state dir {state_dir} is not usable ({exc}); it must be writable")
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    """ROOMS: who is in which room, and which pairs may signal each other."""
+    rooms = Rooms(max_remotes=app[CONFIG].call.max_remote_participants)
+    app[ROOMS] = rooms
+    app[METRICS].gauge("peers", "Peers connected to signaling", lambda: float(rooms.count()))
+    app[METRICS].gauge(
         "rooms_active", "Rooms with someone in them", lambda: float(len(rooms.room_ids()))
     )
-    metrics.gauge("rooms", "Rooms in the database", lambda: float(len(store.list_rooms())))
     yield
-    store.close()
 
 
 async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -151,11 +177,9 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
     await media.close()
 
 
-async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
-    """PEERS and STATION: the station's aiortc peers and the call machine that opens
-    them only in a call."""
-    from aiortc import RTCIceServer
-
+async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """PEERS: the station's aiortc peers, one per viewer (opened only in a call; the
+    media stack is imported when one is in sight, see StationPeers.prepare)."""
     from .media.peer import StationPeers
     from .turn import ice_servers
 
@@ -171,14 +195,24 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
 
     peers = StationPeers(
         app[MEDIA],
-        ice_servers=[RTCIceServer(**s) for s in ice_servers(config.ice)],
+        # minted for every connection: TURN credentials expire after a day
+        ice_servers=lambda: ice_servers(config.ice),
         send=offer_to_browser,
         room_id=room_id,
     )
     app[PEERS] = peers
+    _viewer_gauges(app[METRICS], peers)
+    yield
+    await peers.close_all()
+
+
+async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
+    """STATION: the call machine (idle, ringing, in call) that opens the peers."""
+    config = app[CONFIG]
+    peers = app[PEERS]
     station = CallMachine(
-        room=room_id,
-        rooms=rooms,
+        room=config.station.room_id,
+        rooms=app[ROOMS],
         store=app[STORE],
         media=peers,
         ring_timeout=config.call.ring_timeout_seconds,
@@ -192,10 +226,9 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     # if they come back within a few seconds of this start.
     if config.call.resume_seconds:
         station.restore(grace=config.call.resume_seconds)
-    _call_gauges(app[METRICS], station, peers, app[STORE])
+    _call_gauges(app[METRICS], station, app[STORE])
     yield
     await station.close()
-    await peers.close_all()
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -209,6 +242,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         auth=app[AUTH],
     )
     app[HUB] = hub
+    app[STATION].on_evict(hub.evict)  # a knocker refused: bye, and the socket closes
     revalidation = asyncio.create_task(hub.run_revalidation(), name="revalidate-sessions")
     yield
     revalidation.cancel()
@@ -216,7 +250,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         await revalidation
 
 
-def _call_gauges(metrics: Metrics, station: CallMachine, peers: StationPeers, store: Store) -> None:
+def _call_gauges(metrics: Metrics, station: CallMachine, store: Store) -> None:
     metrics.gauge(
         "call_live",
         "1 while the station's camera and microphone are sent",
@@ -242,7 +276,10 @@ def _call_gauges(metrics: Metrics, station: CallMachine, peers: StationPeers, st
         "Call-log writes that failed (the call went on)",
         lambda: float(station.store_errors),
     )
-    # adaptive quality: one sample per viewer of the station camera
+
+
+def _viewer_gauges(metrics: Metrics, peers: StationPeers) -> None:
+    """Adaptive quality: one sample per viewer of the station camera."""
     for name, field_name, help_text in VIEWER_GAUGES:
         metrics.labelled_gauge(name, help_text, _viewer_reader(peers, field_name))
 
@@ -273,34 +310,60 @@ def _viewer_reader(peers: StationPeers, field_name: str) -> Callable[[], dict[La
     return read
 
 
-async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
+class _Spawned:
+    """Tasks a context starts from device callbacks; cancelled at its teardown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _gpio_ctx(app: web.Application) -> AsyncIterator[None]:
+    """GPIO: the button answers and hangs up, the LEDs follow the call."""
     from .gpio import StationControls
-    from .screen import ScreenPower
 
-    config = app[CONFIG]
     station = app[STATION]
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(coro: Any) -> None:
-        task = loop.create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
+    spawn = _Spawned()
     controls = StationControls(
-        config.gpio,
-        loop=loop,
+        app[CONFIG].gpio,
+        loop=asyncio.get_running_loop(),
         on_press=lambda: spawn(station.button_pressed()),
         on_long_press=lambda: spawn(station.button_held()),
         pin_factory=app.get(PIN_FACTORY),
     )
-    screen = ScreenPower(config.screen)
-    app[HARDWARE]["gpio"] = controls.describe()
-    app[HARDWARE]["screen"] = screen.describe()
+    app[GPIO] = controls
 
     def follow(call: CallObject) -> None:
         controls.set_ringing(call["state"] == "ringing")
         controls.set_live(bool(call["live"]))
+
+    station.observers.append(follow)
+    yield
+    station.observers.remove(follow)
+    await spawn.cancel()
+    controls.close()
+
+
+async def _screen_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SCREEN: the display wakes for a ring and stays on through a call."""
+    from .screen import ScreenPower
+
+    station = app[STATION]
+    spawn = _Spawned()
+    screen = ScreenPower(app[CONFIG].screen)
+    app[SCREEN] = screen
+
+    def follow(call: CallObject) -> None:
         busy = call["state"] != "idle"
         screen.hold(busy)
         if call["ended"] == "quiet" and not busy:
@@ -310,11 +373,7 @@ async def _hardware_ctx(app: web.Application) -> AsyncIterator[None]:
     station.observers.append(follow)
     yield
     station.observers.remove(follow)
-    for task in list(tasks):
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*tasks, return_exceptions=True)
-    controls.close()
+    await spawn.cancel()
     await screen.close()
 
 

@@ -65,6 +65,7 @@ class _Resume:
 class MediaPeers(Protocol):
     """The station's media peer (appliance.media.peer.StationPeers)."""
 
+    def prepare(self) -> None: ...
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None: ...
     async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None: ...
     async def close(self, peer_id: str) -> None: ...
@@ -124,8 +125,7 @@ class CallMachine:
         self._auto: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self.evict: Evict | None = None
-        """Set by the signaling hub: says ``bye`` to a peer and closes its socket."""
+        self._evict_subscribers: list[Evict] = []
         self.store_errors = 0
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
         self.last_store_error = ""
@@ -147,7 +147,8 @@ class CallMachine:
     def live(self) -> bool:
         return self.media.live
 
-    def describe(self) -> CallObject:
+    def as_object(self) -> CallObject:
+        """The call as the wire's ``CallObject`` (``call-state``, ``welcome``, the API)."""
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
@@ -172,7 +173,7 @@ class CallMachine:
         return "idle"
 
     async def _changed(self) -> None:
-        call = self.describe()
+        call = self.as_object()
         await self.rooms.broadcast(self.room, CallState(call))
         for observer in list(self.observers):
             try:
@@ -196,6 +197,13 @@ class CallMachine:
             await self._changed()
 
     # -- events from the room ---------------------------------------------------------
+
+    def caller_expected(self, room: str | None) -> None:
+        """Someone got a session for ``room`` (traded a guest link or the kiosk's code):
+        if it is the station's, the media stack starts loading now, so their ring finds
+        it ready."""
+        if room == self.room and not self.quiet.on:
+            self.media.prepare()
 
     async def remote_joined(self, peer: Peer) -> None:
         async with self._lock:
@@ -247,7 +255,7 @@ class CallMachine:
         screen = self.rooms.screen(self.room)
         if screen is not None:
             screen.audio_muted, screen.video_muted = audio_muted, video_muted
-            await self.rooms.broadcast(self.room, PeerUpdated(screen.describe()), exclude=[screen])
+            await self.rooms.broadcast(self.room, PeerUpdated(screen.as_object()), exclude=[screen])
 
     async def _report_level(self) -> None:
         """While in a call: the level of what the station sends, to the kiosk only."""
@@ -366,13 +374,17 @@ class CallMachine:
             await self._changed()
             self._spawn_evict(peer, "refused")
 
+    def on_evict(self, subscriber: Evict) -> None:
+        """Call ``subscriber(peer, reason)`` when the call sends someone away (a
+        knocker refused): the signaling hub says ``bye`` and closes their socket."""
+        self._evict_subscribers.append(subscriber)
+
     def _spawn_evict(self, peer: Peer, reason: ByeReason) -> None:
         """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
-        if self.evict is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.evict(peer, reason))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        for evict in self._evict_subscribers:
+            task = asyncio.get_running_loop().create_task(evict(peer, reason))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def button_pressed(self) -> None:
         """Short press: answer a ring, otherwise nothing (it never lets a knocker in)."""
@@ -414,6 +426,7 @@ class CallMachine:
                 self.log.info("quiet: not ringing", extra={"peer_id": peer.id})
                 await self._end("quiet", outcome="missed")
                 return
+            self.media.prepare()
         if self.auto_answer and peer.role == "user" and self._auto is None:
             self.auto_answer_at = time.time() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")
@@ -564,7 +577,7 @@ class CallMachine:
                 if screen is not None and was_muted:
                     screen.audio_muted = screen.video_muted = False
                     await self.rooms.broadcast(
-                        self.room, PeerUpdated(screen.describe()), exclude=[screen]
+                        self.room, PeerUpdated(screen.as_object()), exclude=[screen]
                     )
             finally:
                 if call_id is not None:

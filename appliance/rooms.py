@@ -68,7 +68,8 @@ class Peer:
             self.kind
         ]
 
-    def describe(self) -> PeerObject:
+    def as_object(self) -> PeerObject:
+        """This peer as the wire's ``PeerObject`` (in ``welcome``, ``peer-joined``, ...)."""
         return {
             "id": self.id,
             "name": self.name,

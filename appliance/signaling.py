@@ -70,7 +70,12 @@ class Connection:
     async def send(self, message: protocol.ServerMessage) -> None:
         if self.ws.closed:
             return
-        await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+        try:
+            await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+        except ConnectionResetError:
+            # The client is gone (a page says `leave` and closes at once): nobody is
+            # left to tell, and its socket's end does the clean-up. Not an error.
+            self.log.debug("socket closed before a %s could be sent", type(message).__name__)
 
 
 class Hub:
@@ -79,6 +84,7 @@ class Hub:
     Example (wired by ``create_app``)::
 
         hub = Hub(config=config, store=store, rooms=rooms, station=station, metrics=metrics)
+        station.on_evict(hub.evict)  # a knocker refused: bye, and the socket closes
         app.router.add_get("/ws/", ws_route)  # check_origin, session_of, hub.handle
     """
 
@@ -99,7 +105,6 @@ class Hub:
         self.station = station
         self.metrics = metrics
         self.connections: set[Connection] = set()
-        station.evict = self._evict
 
     # -- the socket -------------------------------------------------------------------
 
@@ -199,7 +204,7 @@ class Hub:
                         raise errors.Forbidden("The kiosk mutes the station with station-media.")
                     peer.audio_muted, peer.video_muted = message.audio_muted, message.video_muted
                     await self.rooms.broadcast(
-                        peer.room, protocol.PeerUpdated(peer.describe()), exclude=[peer]
+                        peer.room, protocol.PeerUpdated(peer.as_object()), exclude=[peer]
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
@@ -233,13 +238,13 @@ class Hub:
             )
             old = self.rooms.screen(room.id)
             if old is not None:
-                await self._evict(old, "replaced")
+                await self.evict(old, "replaced")
         else:
             # One joined peer per session: a newer socket (a reload, a second tab)
             # replaces the older, so one link cannot fill every slot of the room.
             for older in list(self.connections):
                 if older is not conn and older.peer and older.session.sid == session.sid:
-                    await self._evict(older.peer, "replaced")
+                    await self.evict(older.peer, "replaced")
             name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
             peer = Peer(
                 new_peer_id(),
@@ -267,12 +272,12 @@ class Hub:
                 role=session.role,
                 room={"id": room.id, "name": room.name, "is_station": is_station},
                 ice_servers=self.ice_servers(),
-                peers=[p.describe() for p in others],
-                call=self.station.describe() if is_station else None,
+                peers=[p.as_object() for p in others],
+                call=self.station.as_object() if is_station else None,
                 station_name=self.config.station.name,
             )
         )
-        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.describe()), exclude=[peer])
+        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
         if is_station:
             if peer.kind == "screen":
                 await self.station.screen_joined(peer)
@@ -315,7 +320,8 @@ class Hub:
     def _connection_of(self, peer: Peer) -> Connection | None:
         return next((c for c in self.connections if c.peer is peer), None)
 
-    async def _evict(self, peer: Peer, reason: protocol.ByeReason) -> None:
+    async def evict(self, peer: Peer, reason: protocol.ByeReason) -> None:
+        """Say ``bye`` to ``peer`` with ``reason``, let it leave, close its socket."""
         conn = self._connection_of(peer)
         if conn is None:
             return
@@ -326,7 +332,7 @@ class Hub:
 
     async def close_room(self, room_id: str) -> None:
         for peer in self.rooms.peers(room_id):
-            await self._evict(peer, "room_deleted")
+            await self.evict(peer, "room_deleted")
 
     async def close_guest(self, jti: str) -> None:
         """A revoked link: every socket of its guests goes, joined or not."""

@@ -371,3 +371,17 @@ class Attacker:
 
     def leave(self) -> None:
         self.page.evaluate("() => window.attacker.ws.close()")
+
+
+def settled(box: Any) -> dict[str, float]:
+    """The bounding box of ``box`` once its glide has ended (the same twice in a row;
+    a loaded machine animates slowly, so no fixed wait)."""
+    last = None
+    for _ in range(100):  # bounded: 10 s
+        now = box.bounding_box()
+        moving = {"snapping", "dragging"} & set((box.get_attribute("class") or "").split())
+        if now is not None and now == last and not moving:
+            return dict(now)
+        last = now
+        box.page.wait_for_timeout(100)
+    raise AssertionError(f"the preview never came to rest: {last}")

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from appliance import config as config_mod
 from appliance.app import create_app
+from appliance.appkeys import AUTH, STORE
 from appliance.auth import Auth
-from appliance.keys import AUTH, STORE
 
 PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent
@@ -68,8 +68,9 @@ def config(tmp_path: Path) -> config_mod.Config:
 
 
 @dataclass
-class Station:
-    """A running service and a way to make clients of every role."""
+class ServiceHarness:
+    """The service running in-process (a real aiohttp server on loopback) and a way
+    to make clients of every role; the `station` fixture yields one."""
 
     app: web.Application
     server: TestServer
@@ -110,12 +111,12 @@ class Station:
 @pytest.fixture
 async def station(
     config: config_mod.Config, aiohttp_client: Callable[..., Any]
-) -> AsyncIterator[Station]:
+) -> AsyncIterator[ServiceHarness]:
     app = create_app(config)
     server = TestServer(app)
     await server.start_server()
     app[AUTH].set_password(PASSWORD)
-    yield Station(app, server, aiohttp_client)
+    yield ServiceHarness(app, server, aiohttp_client)
     await server.close()
 
 

@@ -36,7 +36,7 @@ from appliance.media import StationPeers
 from appliance.protocol import Description
 
 if TYPE_CHECKING:
-    from .conftest import LiveStation, Station
+    from .conftest import LiveStation, ServiceHarness
 
 
 def skip_or_fail(reason: str, *, module_level: bool = False) -> None:
@@ -149,7 +149,7 @@ class AiortcCaller:
             await self.pc.close()
 
 
-async def ringing_guest(station: Station, name: str = "Grandma") -> tuple[WS, WS]:
+async def ringing_guest(station: ServiceHarness, name: str = "Grandma") -> tuple[WS, WS]:
     kiosk = await connect(await station.kiosk())
     await kiosk.join("station")
     guest = await connect(await station.guest("station", label=name))
@@ -162,7 +162,9 @@ async def ringing_guest(station: Station, name: str = "Grandma") -> tuple[WS, WS
     return kiosk, guest
 
 
-async def answered_call(station: Station, name: str = "Grandma") -> tuple[WS, WS, AiortcCaller]:
+async def answered_call(
+    station: ServiceHarness, name: str = "Grandma"
+) -> tuple[WS, WS, AiortcCaller]:
     """A guest rings, the kiosk answers, the guest's aiortc side decodes station video."""
     kiosk, guest = await ringing_guest(station, name)
     await kiosk.send(type="call", action="answer")

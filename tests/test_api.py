@@ -11,16 +11,16 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from appliance.appkeys import AUTH, STORE
 from appliance.auth import ALGORITHM, GUEST_AUDIENCE
-from appliance.keys import AUTH, STORE
 
-from .conftest import PASSWORD, Station
+from .conftest import PASSWORD, ServiceHarness
 
 Role = str
 ROLES = ("anonymous", "user", "guest", "other_guest", "kiosk")
 
 
-async def as_role(station: Station, role: Role) -> TestClient:
+async def as_role(station: ServiceHarness, role: Role) -> TestClient:
     station.room("Kitchen")
     if role == "anonymous":
         return await station.client()
@@ -42,7 +42,7 @@ async def error_of(resp: Any, status: int) -> dict[str, Any]:
     return dict(body["error"])
 
 
-async def assert_healthy(station: Station) -> None:
+async def assert_healthy(station: ServiceHarness) -> None:
     client = await station.client()
     resp = await client.get("/api/health/")
     assert resp.status == 200
@@ -145,7 +145,7 @@ MATRIX: list[tuple[str, str, Any, dict[Role, int]]] = [
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_every_endpoint_for_every_role(station: Station, role: Role) -> None:
+async def test_every_endpoint_for_every_role(station: ServiceHarness, role: Role) -> None:
     client = await as_role(station, role)
     for method, path, body, expected in MATRIX:
         kwargs = {"json": body} if body is not None else {}
@@ -165,7 +165,7 @@ async def test_every_endpoint_for_every_role(station: Station, role: Role) -> No
     await assert_healthy(station)
 
 
-async def test_me_names_the_role_and_room(station: Station) -> None:
+async def test_me_names_the_role_and_room(station: ServiceHarness) -> None:
     guest = await station.guest("station", label="Grandma")
     assert await (await guest.get("/api/auth/me")).json() == {
         "role": "guest",
@@ -176,7 +176,9 @@ async def test_me_names_the_role_and_room(station: Station) -> None:
     assert (await (await kiosk.get("/api/auth/me")).json())["role"] == "kiosk"
 
 
-async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(station: Station) -> None:
+async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
+    station: ServiceHarness,
+) -> None:
     client = await station.client()
     resp = await client.post("/api/auth/login", json={"password": PASSWORD})
     cookie = resp.headers["Set-Cookie"]
@@ -187,7 +189,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(station:
     await error_of(await client.get("/api/rooms"), 401)
 
 
-async def test_wrong_password_is_refused_then_rate_limited(station: Station) -> None:
+async def test_wrong_password_is_refused_then_rate_limited(station: ServiceHarness) -> None:
     client = await station.client()
     for _ in range(5):
         err = await error_of(await client.post("/api/auth/login", json={"password": "nope"}), 401)
@@ -198,13 +200,13 @@ async def test_wrong_password_is_refused_then_rate_limited(station: Station) -> 
     assert int(resp.headers["Retry-After"]) > 0
 
 
-async def test_changing_the_password_ends_user_sessions(station: Station) -> None:
+async def test_changing_the_password_ends_user_sessions(station: ServiceHarness) -> None:
     user = await station.user()
     station.auth.set_password("another password")
     await error_of(await user.get("/api/rooms"), 401)
 
 
-async def test_rooms_create_list_get_delete(station: Station) -> None:
+async def test_rooms_create_list_get_delete(station: ServiceHarness) -> None:
     user = await station.user()
     resp = await user.post("/api/rooms", json={"name": "  Living   room "})
     assert resp.status == 201
@@ -224,7 +226,7 @@ async def test_rooms_create_list_get_delete(station: Station) -> None:
     assert err["code"] == "station_room_protected"
 
 
-async def test_guest_link_has_the_seed_shape_and_a_scannable_qr(station: Station) -> None:
+async def test_guest_link_has_the_seed_shape_and_a_scannable_qr(station: ServiceHarness) -> None:
     from io import BytesIO
 
     import zxingcpp
@@ -273,7 +275,7 @@ async def test_guest_link_uses_public_url(tmp_path: Any, aiohttp_client: Any) ->
 
 
 def forge(
-    station: Station, claims: dict[str, Any], *, key: str | None = None, alg: str = ALGORITHM
+    station: ServiceHarness, claims: dict[str, Any], *, key: str | None = None, alg: str = ALGORITHM
 ) -> str:
     secret = key or station.auth._secret
     return jwt.encode(claims, secret, algorithm=alg)
@@ -283,12 +285,12 @@ def b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-async def redeem(station: Station, token: Any) -> Any:
+async def redeem(station: ServiceHarness, token: Any) -> Any:
     client = await station.client()
     return await client.post("/api/auth/guest", json={"guest_token": token})
 
 
-async def test_a_valid_guest_token_gives_a_room_scoped_session(station: Station) -> None:
+async def test_a_valid_guest_token_gives_a_room_scoped_session(station: ServiceHarness) -> None:
     station.room("Kitchen")
     issued = station.auth.make_guest_link("kitchen", ttl=600)
     client = await station.client()
@@ -317,7 +319,7 @@ async def test_a_valid_guest_token_gives_a_room_scoped_session(station: Station)
     ],
 )
 async def test_bad_guest_tokens_are_refused(
-    station: Station, case: str, status: int, code: str
+    station: ServiceHarness, case: str, status: int, code: str
 ) -> None:
     now = int(time.time())
     issued = station.auth.make_guest_link("station", ttl=600, max_uses=1)
@@ -363,7 +365,7 @@ async def test_bad_guest_tokens_are_refused(
     await assert_healthy(station)
 
 
-async def test_revoking_a_link_ends_its_guest_sessions(station: Station) -> None:
+async def test_revoking_a_link_ends_its_guest_sessions(station: ServiceHarness) -> None:
     issued = station.auth.make_guest_link("station", ttl=600)
     guest = await station.client()
     await guest.post("/api/auth/guest", json={"guest_token": issued.token})
@@ -375,7 +377,7 @@ async def test_revoking_a_link_ends_its_guest_sessions(station: Station) -> None
     await error_of(await user.delete("/api/rooms/station/guest-links/nope"), 404)
 
 
-async def test_kiosk_key_is_checked(station: Station) -> None:
+async def test_kiosk_key_is_checked(station: ServiceHarness) -> None:
     client = await station.client()
     err = await error_of(await client.post("/api/auth/kiosk", json={"key": "wrong"}), 401)
     assert err["code"] == "invalid_token"
@@ -383,7 +385,7 @@ async def test_kiosk_key_is_checked(station: Station) -> None:
     assert body == {"role": "kiosk", "room": "station"}
 
 
-async def test_kiosk_guest_link_is_for_the_station_room(station: Station) -> None:
+async def test_kiosk_guest_link_is_for_the_station_room(station: ServiceHarness) -> None:
     kiosk = await station.kiosk()
     body = await (await kiosk.post("/api/kiosk/guest-link")).json()
     assert "/j/" in body["guest_url"] and "guest_token" not in body["guest_url"]
@@ -413,7 +415,7 @@ async def test_kiosk_guest_link_is_for_the_station_room(station: Station) -> Non
     ],
 )
 async def test_bad_bodies_get_json_errors(
-    station: Station, path: str, data: bytes, headers: dict[str, str], status: int, code: str
+    station: ServiceHarness, path: str, data: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:
     client = await station.client()
     resp = await client.post(
@@ -424,7 +426,7 @@ async def test_bad_bodies_get_json_errors(
     await assert_healthy(station)
 
 
-async def test_wrong_methods_get_405_with_allow(station: Station) -> None:
+async def test_wrong_methods_get_405_with_allow(station: ServiceHarness) -> None:
     client = await station.client()
     resp = await client.put("/api/rooms", json={})
     err = await error_of(resp, 405)
@@ -434,7 +436,7 @@ async def test_wrong_methods_get_405_with_allow(station: Station) -> None:
     assert err["code"] == "not_found"
 
 
-async def test_bad_user_input_on_rooms_and_links(station: Station) -> None:
+async def test_bad_user_input_on_rooms_and_links(station: ServiceHarness) -> None:
     user = await station.user()
     cases = [
         ("POST", "/api/rooms", {"name": ""}, 400),
@@ -458,7 +460,7 @@ async def test_bad_user_input_on_rooms_and_links(station: Station) -> None:
     await assert_healthy(station)
 
 
-async def test_cross_origin_state_changes_are_refused(station: Station) -> None:
+async def test_cross_origin_state_changes_are_refused(station: ServiceHarness) -> None:
     client = await station.client()
     resp = await client.post(
         "/api/auth/login", json={"password": PASSWORD}, headers={"Origin": "https://evil.example"}
@@ -472,7 +474,7 @@ async def test_cross_origin_state_changes_are_refused(station: Station) -> None:
     assert resp.status == 200
 
 
-async def test_security_headers(station: Station) -> None:
+async def test_security_headers(station: ServiceHarness) -> None:
     client = await station.client()
     for path in ("/api/health/", "/"):
         resp = await client.get(path)
@@ -483,7 +485,7 @@ async def test_security_headers(station: Station) -> None:
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_static_files_and_no_escape(station: Station) -> None:
+async def test_static_files_and_no_escape(station: ServiceHarness) -> None:
     client = await station.client()
     resp = await client.get("/")
     assert resp.status == 200 and resp.content_type == "text/html"
@@ -491,7 +493,7 @@ async def test_static_files_and_no_escape(station: Station) -> None:
         assert (await client.get(path)).status == 404
 
 
-async def test_health_reports_parts_without_secrets(station: Station) -> None:
+async def test_health_reports_parts_without_secrets(station: ServiceHarness) -> None:
     client = await station.user()
     body = await (await client.get("/api/health/")).json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["reasons"] == []
@@ -502,7 +504,7 @@ async def test_health_reports_parts_without_secrets(station: Station) -> None:
     assert station.auth.kiosk_key not in text and station.auth._secret not in text
 
 
-async def test_metrics_are_prometheus_text(station: Station) -> None:
+async def test_metrics_are_prometheus_text(station: ServiceHarness) -> None:
     user = await station.user()
     await user.post("/api/rooms/station/generate-guest-link")
     resp = await user.get("/api/metrics/")
@@ -514,7 +516,7 @@ async def test_metrics_are_prometheus_text(station: Station) -> None:
     assert "videostation_peers 0" in text
 
 
-async def test_openapi_describes_every_route(station: Station) -> None:
+async def test_openapi_describes_every_route(station: ServiceHarness) -> None:
     client = await station.client()
     doc = await (await client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")

@@ -27,6 +27,7 @@ from tests.browser_kit import (
     assert_video_flows,
     expect,
     holds,
+    settled,
     stats,
     wait_for,
 )
@@ -365,6 +366,112 @@ def test_preview_corner_leaves_tile_labels_uncovered(station: Any, pages: Pages)
         hbox,
         end,
     )
+
+
+def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or a["x"] >= b["x"] + b["width"]
+        or a["y"] + a["height"] <= b["y"]
+        or a["y"] >= b["y"] + b["height"]
+    )
+
+
+def test_preview_at_rest_never_covers_a_label_however_it_got_there(
+    station: Any, pages: Pages
+) -> None:
+    """pip.js in the page, with three labels placed so that a big preview covers one in
+    every corner: resized to its largest, it comes to rest smaller, in a free corner;
+    moved corner to corner with the arrow keys and grown with +, it never rests on a
+    label; a label that appears under it, or a top bar that grows over it, moves it."""
+    page = pages.open(station.base_url + "/", reduced_motion="reduce", **PORTRAIT)
+    page.wait_for_load_state()
+    page.evaluate(
+        """async () => {
+          const app = document.querySelector('script[type=module]').src;
+          const { makeFloating } = await import(new URL('ui/pip.js', app).href);
+          document.body.replaceChildren();
+          const stage = Object.assign(document.createElement('div'), { className: 'call-stage' });
+          const top = document.createElement('div');
+          top.style.cssText = 'position:absolute;left:0;right:0;top:0;height:0';
+          const grid = document.createElement('div');
+          const place = (css) => {
+            const label = Object.assign(document.createElement('div'), { className: 'tile-label' });
+            label.style.cssText = 'position:absolute;' + css;
+            grid.append(label);
+          };
+          place('left:150px;top:100px;width:40px;height:20px');
+          place('left:10px;bottom:10px;width:120px;height:30px');
+          place('left:200px;top:700px;width:40px;height:20px');
+          const box = Object.assign(document.createElement('div'),
+                                    { className: 'pip', tabIndex: 0 });
+          const handle = Object.assign(document.createElement('div'), { className: 'pip-handle' });
+          box.append(handle);
+          stage.append(top, grid, box);
+          document.body.append(stage);
+          window.__place = place;
+          window.__top = top;
+          makeFloating(box, stage, {
+            handle, watch: [top, grid],
+            reserveTop: () => top.getBoundingClientRect().bottom + 4,
+            avoid: () => [...grid.querySelectorAll('.tile-label')]
+              .map((el) => el.getBoundingClientRect()),
+          });
+        }"""
+    )
+    pip = page.locator(".pip")
+
+    def labels() -> list[dict[str, float]]:
+        return [
+            dict(b)
+            for b in (
+                page.locator(".tile-label").nth(i).bounding_box()
+                for i in range(page.locator(".tile-label").count())
+            )
+            if b
+        ]
+
+    def at_rest_on_no_label(what: str) -> dict[str, float]:
+        box = settled(pip)
+        covered = [lab for lab in labels() if overlaps(box, lab)]
+        assert not covered, f"{what}: the preview {box} rests on {covered}"
+        return box
+
+    start = at_rest_on_no_label("at first")
+    # Resized as big as it goes (the handle dragged far out and down).
+    handle = page.locator(".pip-handle").bounding_box()
+    assert handle
+    page.mouse.move(handle["x"] + 20, handle["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(5, 700, steps=8)
+    grown = pip.bounding_box()
+    assert grown and grown["width"] > 200, f"the resize did not grow it: {grown}"
+    page.mouse.up()
+    rest = at_rest_on_no_label("after a resize")
+    assert rest["width"] < grown["width"], "it rests at the size that covered a label"
+
+    # The keyboard: from corner to corner, then bigger; it never rests on a label.
+    pip.focus()
+    for key in ("ArrowDown", "ArrowLeft", "ArrowUp", "ArrowRight", "ArrowDown", *["+"] * 12):
+        page.keyboard.press(key)
+        box = at_rest_on_no_label(f"after {key}")
+        assert box["x"] <= 12 or box["x"] + box["width"] >= 390 - 12, f"not in a corner: {box}"
+
+    # A label appears right under it: it moves off by itself.
+    box = settled(pip)
+    page.evaluate(
+        "(b) => window.__place(`left:${b.x + 10}px;top:${b.y + 10}px;width:30px;height:16px`)",
+        box,
+    )
+    at_rest_on_no_label("after a label appeared under it")
+
+    # The top bar grows (the reconnecting banner wraps): it stays below.
+    page.keyboard.press("ArrowUp")
+    settled(pip)
+    page.evaluate("() => { window.__top.style.height = '150px'; }")
+    below = at_rest_on_no_label("after the top bar grew")
+    assert below["y"] >= 150, f"the preview {below} covers the top bar"
+    assert start["width"] >= 96
 
 
 @pytest.mark.parametrize("locale", ["ru-RU", "en-US"])

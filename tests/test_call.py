@@ -15,13 +15,13 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, PEERS, STATION, STORE
+from appliance.appkeys import AUTH, MEDIA, PEERS, STATION, STORE
 
-from .conftest import PASSWORD, Station, free_port, make_config, serve_command, wait_healthy
+from .conftest import PASSWORD, ServiceHarness, free_port, make_config, serve_command, wait_healthy
 from .helpers import AiortcCaller, answered_call, connect, ringing_guest
 
 
-async def test_guest_calls_kiosk_answers_media_flows_hangup(station: Station) -> None:
+async def test_guest_calls_kiosk_answers_media_flows_hangup(station: ServiceHarness) -> None:
     app = station.app
     kiosk, guest = await ringing_guest(station)
     # privacy: nothing is captured or sent while ringing
@@ -61,7 +61,7 @@ async def test_guest_calls_kiosk_answers_media_flows_hangup(station: Station) ->
     await caller.close()
 
 
-async def test_no_rtp_before_the_answer(station: Station) -> None:
+async def test_no_rtp_before_the_answer(station: ServiceHarness) -> None:
     """On the wire: the client gets no offer and no packets until the kiosk answers."""
     kiosk, guest = await ringing_guest(station)
     with pytest.raises(asyncio.TimeoutError):
@@ -82,7 +82,7 @@ async def test_decline_and_guest_cancel_and_missed(config: Any, aiohttp_client: 
     app = create_app(make_config(config.state_path, call={"ring_timeout_seconds": 1}))
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
-    station = Station(app, client.server, aiohttp_client)
+    station = ServiceHarness(app, client.server, aiohttp_client)
     kiosk, guest = await ringing_guest(station)
     await kiosk.send(type="call", action="decline")
     state = await guest.expect("call-state")
@@ -115,7 +115,7 @@ async def test_auto_answer_is_for_users_only(config: Any, aiohttp_client: Any) -
     )
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
-    station = Station(app, client.server, aiohttp_client)
+    station = ServiceHarness(app, client.server, aiohttp_client)
     guest = await connect(await station.guest("station"))
     await guest.join("station", "Guest")
     await asyncio.sleep(0.3)
@@ -132,7 +132,7 @@ async def test_auto_answer_is_for_users_only(config: Any, aiohttp_client: Any) -
     await caller.close()
 
 
-async def test_fan_out_to_three_callers_encodes_once(station: Station) -> None:
+async def test_fan_out_to_three_callers_encodes_once(station: ServiceHarness) -> None:
     kiosk = await connect(await station.kiosk())
     await kiosk.join("station")
     callers = []
@@ -182,7 +182,7 @@ async def test_the_button_answers_and_a_long_press_hangs_up(
     app = create_app(cfg, pin_factory=factory)
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
-    station = Station(app, client.server, aiohttp_client)
+    station = ServiceHarness(app, client.server, aiohttp_client)
     button, ring, live = (factory.pin(n) for n in (17, 27, 22))
     guest = await connect(await station.guest("station"))
     await guest.join("station", "G")
@@ -249,7 +249,7 @@ def test_systemd_notifications_from_a_real_process(tmp_path: Path) -> None:
         sock.close()
 
 
-async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
+async def test_a_second_caller_joins_a_running_call(station: ServiceHarness) -> None:
     kiosk, first, caller1 = await answered_call(station, "Grandma")
     second = await connect(await station.guest("station", label="Grandpa"))
     await second.join("station", "Grandpa")
@@ -267,7 +267,7 @@ async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
     to_second = [m for m in second.seen if m.get("peer_id") == first.peer_id]
     assert to_second and to_second[0]["send"] and to_first["send"]
     assert to_second[0]["polite"] != to_first["polite"]
-    state = station.app[STATION].describe()
+    state = station.app[STATION].as_object()
     assert [p["name"] for p in state["in_call"]] == ["Grandma", "Grandpa"]
     assert station.app[STATION].status_line() == "in call with 2"
     # one caller hanging up leaves the other in the call
@@ -281,7 +281,7 @@ async def test_a_second_caller_joins_a_running_call(station: Station) -> None:
     await caller2.close()
 
 
-async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None:
+async def test_metrics_show_each_viewers_rung_and_link(station: ServiceHarness) -> None:
     """/api/metrics/ has one sample per station viewer: rung, REMB estimate, loss, RTT."""
     _kiosk, guest, caller = await answered_call(station)
     user = await station.user()
@@ -306,7 +306,7 @@ async def test_metrics_show_each_viewers_rung_and_link(station: Station) -> None
     await caller.close()
 
 
-async def test_station_connections_that_fail_are_announced(station: Station) -> None:
+async def test_station_connections_that_fail_are_announced(station: ServiceHarness) -> None:
     """app.py subscribes the call machine to the station peers' lost connections: when
     they fail (ICE, say), everyone gets a call-state that is no longer live."""
     kiosk, _, caller = await answered_call(station)

@@ -25,6 +25,7 @@ MODULES = [
     "appliance.media.pcm",
     "appliance.media.peer",
     "appliance.media.ratecontrol",
+    "appliance.media.video",
 ]
 
 

@@ -15,15 +15,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 
 
 def test_every_module_logs_under_its_own_name() -> None:
-    """``logging.getLogger(__name__)``: the logger's name says which module wrote a line
+    """``log = logging.getLogger(__name__)``: the logger's name says which module wrote a line
     (``journalctl`` and the stderr format show it); only the handler set-up touches
     the root logger."""
     loggers = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text()
-        module_level = re.findall(r"^\w+ = logging\.getLogger\(([^)]*)\)$", text, re.M)
-        for argument in module_level:
-            assert argument == "__name__", f"{path.name}: getLogger({argument})"
+        module_level = re.findall(r"^(\w+) = logging\.getLogger\(([^)]*)\)$", text, re.M)
+        for name, argument in module_level:
+            assert (name, argument) == ("log", "__name__"), (
+                f"{path.name}: {name} = getLogger({argument})"
+            )
         if module_level:
             loggers[path.name] = module_level
     assert len(loggers) >= 15, loggers  # the scan sees them

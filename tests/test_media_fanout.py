@@ -13,18 +13,12 @@ from aiortc.mediastreams import MediaStreamError
 
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.errors import MediaError, SourceUnavailable
+from appliance.media.audio import AudioFanout
 from appliance.media.camera import TestPattern
-from appliance.media.encoder import (
-    VBV_PER_SECOND,
-    EncodedVideoTrack,
-    VideoEncoder,
-    VideoFanout,
-    has_sps,
-    serves_new_viewers,
-)
-from appliance.media.fanout import AudioFanout
+from appliance.media.encoder import VBV_PER_SECOND, VideoEncoder, has_sps, serves_new_viewers
 from appliance.media.pattern import unavailable_frame
 from appliance.media.source import Resilient
+from appliance.media.video import EncodedVideoTrack, VideoFanout
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 

@@ -25,7 +25,7 @@ import pytest
 
 from appliance.config import MicrophoneConfig
 from appliance.errors import SourceUnavailable
-from appliance.media.fanout import AudioFanout, AudioFanoutTrack
+from appliance.media.audio import AudioFanout, AudioFanoutTrack
 from appliance.media.microphone import (
     capture_commands,
     microphone_feed,

@@ -40,6 +40,7 @@ def test_the_wheel_ships_the_web_app_and_the_console_script(wheel: Path) -> None
     ):
         assert f"appliance/web/{path}" in names, path
     assert "appliance/media/encoder.py" in names and "appliance/py.typed" in names
+    assert "appliance/http/security.py" in names  # every subpackage is listed in pyproject
     assert "videostation = appliance.cli:main" in scripts
     assert not any("tests/" in n or n.startswith("web/") for n in names)
 

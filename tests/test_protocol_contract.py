@@ -164,7 +164,7 @@ def test_every_error_code_is_one_an_error_class_or_the_service_sends() -> None:
     # the REST middleware's fallback for an aiohttp HTTP error without a code of its own.
     assert set(ERROR_CODES) - from_classes == {"unsupported_version", "http_error"}
     sources = (ROOT / "appliance" / "signaling.py").read_text() + (
-        ROOT / "appliance" / "http.py"
+        ROOT / "appliance" / "http" / "jsonerrors.py"
     ).read_text()
     assert '"unsupported_version"' in sources and '"http_error"' in sources
 

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from appliance.keys import STATION, STORE
+from appliance.appkeys import STATION, STORE
 
-from .conftest import Station
+from .conftest import ServiceHarness
 from .helpers import connect
 
 # -- joining, presence, relay ----------------------------------------------------------
 
 
-async def test_join_welcome_presence_and_leave(station: Station) -> None:
+async def test_join_welcome_presence_and_leave(station: ServiceHarness) -> None:
     station.room("Kitchen")
     alice = await connect(await station.user())
     welcome = await alice.join("kitchen", "Alice")
@@ -46,7 +46,7 @@ async def test_join_welcome_presence_and_leave(station: Station) -> None:
 
 
 async def test_the_lines_about_a_peer_carry_its_ids_as_fields(
-    station: Station, caplog: pytest.LogCaptureFixture
+    station: ServiceHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The hub and the call machine log a peer's ids as record fields (journal fields)."""
     caplog.set_level(logging.INFO, logger="appliance")
@@ -69,7 +69,7 @@ async def test_the_lines_about_a_peer_carry_its_ids_as_fields(
     assert about[("appliance.call", "call ended: cancelled")] == (None, "station")
 
 
-async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:
+async def test_signals_are_relayed_only_within_a_room(station: ServiceHarness) -> None:
     station.room("Kitchen")
     a = await connect(await station.user())
     await a.join("kitchen", "A")
@@ -97,7 +97,7 @@ async def test_signals_are_relayed_only_within_a_room(station: Station) -> None:
         await a.expect("signal", timeout=0.3)
 
 
-async def test_guests_only_enter_their_room(station: Station) -> None:
+async def test_guests_only_enter_their_room(station: ServiceHarness) -> None:
     station.room("Kitchen")
     guest = await connect(await station.guest("station"))
     await guest.send(type="join", version=1, room="kitchen", name="G")
@@ -108,7 +108,7 @@ async def test_guests_only_enter_their_room(station: Station) -> None:
     assert (await guest.join("station"))["role"] == "guest"
 
 
-async def test_the_upgrade_checks_session_and_origin(station: Station) -> None:
+async def test_the_upgrade_checks_session_and_origin(station: ServiceHarness) -> None:
     anon = await station.client()
     resp = await anon.get(
         "/ws/",
@@ -128,7 +128,7 @@ async def test_the_upgrade_checks_session_and_origin(station: Station) -> None:
     assert (await ok.join("station"))["role"] == "user"
 
 
-async def test_version_mismatch_is_refused(station: Station) -> None:
+async def test_version_mismatch_is_refused(station: ServiceHarness) -> None:
     ws = await connect(await station.user())
     await ws.send(type="join", version=99, room="station", name="x")
     err = await ws.expect("error")
@@ -137,7 +137,7 @@ async def test_version_mismatch_is_refused(station: Station) -> None:
     assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
 
 
-async def test_bad_messages_get_errors_and_the_hub_keeps_going(station: Station) -> None:
+async def test_bad_messages_get_errors_and_the_hub_keeps_going(station: ServiceHarness) -> None:
     ws = await connect(await station.user())
     await ws.send(type="signal", to="x", candidate=None)
     assert (await ws.expect("error"))["code"] == "not_in_room"
@@ -163,7 +163,7 @@ async def test_bad_messages_get_errors_and_the_hub_keeps_going(station: Station)
     assert (await (await client.get("/api/health/")).json())["status"] == "ok"
 
 
-async def test_a_flood_is_rate_limited_then_cut_off(station: Station) -> None:
+async def test_a_flood_is_rate_limited_then_cut_off(station: ServiceHarness) -> None:
     ws = await connect(await station.user())
     await ws.join("station", "Flood")
     # 40 messages/s with a burst of 200: 1000 pings outrun the bucket unless sending
@@ -186,7 +186,7 @@ async def test_a_flood_is_rate_limited_then_cut_off(station: Station) -> None:
     assert (await other.join("station", "Next"))["type"] == "welcome"
 
 
-async def test_a_huge_frame_closes_only_that_socket(station: Station) -> None:
+async def test_a_huge_frame_closes_only_that_socket(station: ServiceHarness) -> None:
     ws = await connect(await station.user())
     await ws.join("station", "Huge")
     await ws.ws.send_str("x" * (2 * 1024 * 1024))
@@ -201,7 +201,7 @@ async def test_a_huge_frame_closes_only_that_socket(station: Station) -> None:
 
 async def test_room_full(config: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
-    from appliance.keys import AUTH
+    from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
 
     app = create_app(make_config(config.state_path, call={"max_remote_participants": 2}))
@@ -222,7 +222,7 @@ async def test_room_full(config: Any, aiohttp_client: Any) -> None:
     assert (await sockets[2].expect("bye"))["reason"] == "room_full"
 
 
-async def test_deleting_a_room_says_bye(station: Station) -> None:
+async def test_deleting_a_room_says_bye(station: ServiceHarness) -> None:
     station.room("Kitchen")
     ws = await connect(await station.user())
     await ws.join("kitchen", "A")
@@ -231,7 +231,7 @@ async def test_deleting_a_room_says_bye(station: Station) -> None:
     assert (await ws.expect("bye"))["reason"] == "room_deleted"
 
 
-async def test_revoking_a_link_disconnects_its_guest(station: Station) -> None:
+async def test_revoking_a_link_disconnects_its_guest(station: ServiceHarness) -> None:
     issued = station.auth.make_guest_link("station", ttl=600)
     client = await station.client()
     await client.post("/api/auth/guest", json={"guest_token": issued.token})
@@ -244,7 +244,7 @@ async def test_revoking_a_link_disconnects_its_guest(station: Station) -> None:
 
 async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
-    from appliance.keys import AUTH
+    from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
 
     cfg = make_config(
@@ -265,3 +265,22 @@ async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: An
     assert servers[1]["urls"] == ["turn:turn.example.net:3478"]
     expiry, user = servers[1]["username"].split(":")
     assert user == "videostation" and int(expiry) > 0 and servers[1]["credential"]
+
+
+async def test_a_client_that_leaves_and_hangs_up_at_once_is_no_error(
+    station: ServiceHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page that says `leave` and closes its socket straight away (as a page being
+    unloaded does) is not a failure: its `bye` finds the socket closing, and the hub
+    says nothing about it (B7 found 4,400 tracebacks a minute logged for this)."""
+    caplog.set_level(logging.INFO, logger="appliance")
+    station.room("Kitchen")
+    for i in range(5):
+        guest = await connect(await station.guest("kitchen", label=f"Guest {i}"))
+        await guest.join("kitchen", f"Guest {i}")
+        await guest.send(type="leave")
+        guest.ws._response.connection.transport.abort()  # gone, no close handshake
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert sum(r.getMessage() == "left" for r in caplog.records) == 5
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

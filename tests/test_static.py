@@ -20,7 +20,7 @@ from appliance.static import (
     without_comment_lines,
 )
 
-from .conftest import Station
+from .conftest import ServiceHarness
 
 VERSIONED = re.compile(r'src="/v/([0-9a-f]{12})/js/app\.js"')
 
@@ -33,7 +33,7 @@ async def _version(client: TestClient) -> str:
     return found[1]
 
 
-async def test_the_pages_code_is_versioned_immutable_and_gzipped(station: Station) -> None:
+async def test_the_pages_code_is_versioned_immutable_and_gzipped(station: ServiceHarness) -> None:
     client = await station.client()
     index = await client.get("/")
     assert index.headers["Cache-Control"] == "no-cache" and index.headers["ETag"]
@@ -54,7 +54,7 @@ async def test_the_pages_code_is_versioned_immutable_and_gzipped(station: Statio
     assert js.content_type == "text/javascript"
 
 
-async def test_gzip_only_for_clients_that_ask(station: Station) -> None:
+async def test_gzip_only_for_clients_that_ask(station: ServiceHarness) -> None:
     client = await station.client()
     version = await _version(client)
     url = client.make_url(f"/v/{version}/js/app.js")
@@ -76,7 +76,7 @@ async def test_gzip_only_for_clients_that_ask(station: Station) -> None:
         await raw.close()
 
 
-async def test_a_repeat_visit_revalidates_with_etags(station: Station) -> None:
+async def test_a_repeat_visit_revalidates_with_etags(station: ServiceHarness) -> None:
     client = await station.client()
     for path in ("/", "/manifest.webmanifest", "/sw.js", "/icons/icon-192.png"):
         first = await client.get(path)
@@ -93,13 +93,13 @@ async def test_a_repeat_visit_revalidates_with_etags(station: Station) -> None:
     assert sw.headers["Service-Worker-Allowed"] == "/"
 
 
-async def test_an_old_versions_url_is_served_but_never_pinned(station: Station) -> None:
+async def test_an_old_versions_url_is_served_but_never_pinned(station: ServiceHarness) -> None:
     client = await station.client()
     resp = await client.get("/v/0123456789ab/js/app.js")
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
 
 
-async def test_nothing_outside_the_web_root(station: Station) -> None:
+async def test_nothing_outside_the_web_root(station: ServiceHarness) -> None:
     client = await station.client()
     version = await _version(client)
     for path in (

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from appliance import protocol
+from appliance.appkeys import MEDIA, STATION
 from appliance.errors import MalformedMessage
-from appliance.keys import MEDIA, STATION
 from appliance.media.pcm import LEVEL_FLOOR_DBFS, dbfs
 
-from .conftest import Station
+from .conftest import ServiceHarness
 from .helpers import WS, AiortcCaller, answered_call, connect, ringing_guest
 
 TONE_DBFS = 20 * np.log10(0.25 / np.sqrt(2))
@@ -102,7 +102,7 @@ async def levels(kiosk: WS, count: int) -> list[dict[str, Any]]:
 
 
 async def test_kiosk_mutes_the_microphone_and_a_real_viewer_hears_silence(
-    station: Station,
+    station: ServiceHarness,
 ) -> None:
     kiosk, guest, caller = await answered_call(station)
     try:
@@ -138,7 +138,9 @@ async def test_kiosk_mutes_the_microphone_and_a_real_viewer_hears_silence(
         await caller.close()
 
 
-async def test_kiosk_turns_the_camera_off_and_a_real_viewer_sees_black(station: Station) -> None:
+async def test_kiosk_turns_the_camera_off_and_a_real_viewer_sees_black(
+    station: ServiceHarness,
+) -> None:
     kiosk, guest, caller = await answered_call(station)
     try:
         lit = await seen_luma(caller)
@@ -147,17 +149,22 @@ async def test_kiosk_turns_the_camera_off_and_a_real_viewer_sees_black(station: 
         await expect_screen_muted(guest, kiosk.peer_id, audio=False, video=True)
         dark = await seen_luma(caller, settle=1.0)
         assert dark < 20, f"the viewer still sees a picture with the camera off ({dark:.1f})"
+        # and the camera itself is closed (its LED out), not only painted over
+        video = station.app[MEDIA].video
+        assert not video.device_open and video.counters()["camera_open"] == 0
+        assert video.description.startswith("off")
         heard = await heard_rms(caller)
         assert heard > 0.05, "the microphone goes on while the camera is off"
         await kiosk.send(type="station-media", audio=False, video=False)
         again = await seen_luma(caller, settle=1.0)
         assert again > 40, f"the picture did not come back ({again:.1f})"
+        assert video.device_open
     finally:
         await caller.close()
 
 
 async def test_only_the_kiosk_in_a_call_mutes_and_bad_input_is_refused(
-    station: Station,
+    station: ServiceHarness,
 ) -> None:
     kiosk, guest = await ringing_guest(station)
     # ringing: nothing to mute, and nothing is opened by trying
@@ -190,7 +197,7 @@ async def test_only_the_kiosk_in_a_call_mutes_and_bad_input_is_refused(
         await caller.close()
 
 
-async def test_mute_and_camera_off_end_with_the_call(station: Station) -> None:
+async def test_mute_and_camera_off_end_with_the_call(station: ServiceHarness) -> None:
     app = station.app
     kiosk, guest, caller = await answered_call(station)
     await kiosk.send(type="station-media", audio=True, video=True)
@@ -222,7 +229,7 @@ async def test_mute_and_camera_off_end_with_the_call(station: Station) -> None:
         await caller.close()
 
 
-async def test_a_reloaded_kiosk_finds_the_station_still_muted(station: Station) -> None:
+async def test_a_reloaded_kiosk_finds_the_station_still_muted(station: ServiceHarness) -> None:
     kiosk, guest, caller = await answered_call(station)
     try:
         await kiosk.send(type="station-media", audio=True, video=False)

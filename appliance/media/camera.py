@@ -21,7 +21,6 @@ import concurrent.futures
 import importlib
 import logging
 import os
-import time
 from typing import Any
 
 import av
@@ -38,9 +37,9 @@ from .pattern import (
     unavailable_frame,
     yuv_array,
 )
-from .source import DeviceReader, Pacer, Resilient, Source, open_container
+from .source import DeviceReader, Pacer, Resilient, Source, open_container, probe, resilient_feed
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 V4L2_HINT = "plug the camera in, check `v4l2-ctl --list-devices`, camera.device in the config"
 PICAMERA2_HINT = "install python3-picamera2 and create the venv with --system-site-packages"
@@ -184,7 +183,7 @@ class Picamera2Camera:
             try:
                 step()
             except Exception as exc:  # closing must not raise
-                logger.debug("picamera2 close: %s", exc)
+                log.debug("picamera2 close: %s", exc)
 
     def describe(self) -> str:
         return f"picamera2 {self._width}x{self._height}@{self._fps}"
@@ -240,7 +239,7 @@ async def open_camera(cfg: CameraConfig, kind: str | None = None) -> Source[av.V
             try:
                 return await open_camera(cfg, candidate)
             except SourceUnavailable as exc:
-                logger.info("camera auto: %s", exc)
+                log.info("camera auto: %s", exc)
         kind = "test"
     source: Source[av.VideoFrame]
     if kind == "test":
@@ -263,22 +262,12 @@ def kind_of(source: Source[av.VideoFrame]) -> str:
 def camera_feed(
     cfg: CameraConfig, *, backoff: tuple[float, float] = (0.5, 10.0)
 ) -> Resilient[av.VideoFrame]:
-    """The station's camera: the configured source, kept alive by :class:`Resilient`.
-
-    After a failure it re-opens the kind that had worked (a webcam that was
-    unplugged comes back as itself, not as the test pattern).
-    """
-    chosen: list[str] = []
-
-    async def opener() -> Source[av.VideoFrame]:
-        source = await open_camera(cfg, chosen[0] if chosen else None)
-        if not chosen:
-            chosen.append(kind_of(source))
-        return source
-
+    """The station's camera: the configured source, kept alive by :class:`Resilient`
+    (a "camera unavailable" picture while a failed camera is re-opened, as itself)."""
     w, h = output_size(cfg)
-    return Resilient(
-        opener,
+    return resilient_feed(
+        lambda kind: open_camera(cfg, kind),
+        kind_of=kind_of,
         placeholder=lambda: unavailable_frame(w, h),
         period=1 / cfg.fps,
         kind="camera",
@@ -295,28 +284,22 @@ def probe_camera(cfg: CameraConfig, *, timeout: float = 5.0) -> tuple[bool, str]
 
 
 async def _probe(cfg: CameraConfig, wait: float) -> tuple[bool, str]:
-    notes: list[str] = []
-    kinds = ["picamera2", "v4l2"] if cfg.source == "auto" else [cfg.source]
-    for kind in kinds:
-        if kind == "test":
-            w, h = output_size(cfg)
-            return True, f"test pattern {w}x{h}@{cfg.fps} (camera.source = 'test')"
-        try:
-            source = await open_camera(cfg, kind)
-        except SourceUnavailable as exc:
-            notes.append(str(exc))
-            continue
-        started = time.monotonic()
-        try:
-            frame = await asyncio.wait_for(source.read(), wait)
-        except (SourceUnavailable, TimeoutError) as exc:
-            notes.append(f"{source.describe()} opened but sent no picture: {exc or 'timeout'}")
-            continue
-        finally:
-            await asyncio.to_thread(source.close)
-        took = time.monotonic() - started
-        return True, (f"{source.describe()}: {frame.width}x{frame.height} picture in {took:.2f} s")
-    found = "; ".join(notes)
+    if cfg.source == "test":
+        w, h = output_size(cfg)
+        return True, f"test pattern {w}x{h}@{cfg.fps} (camera.source = 'test')"
+    found, notes = await probe(
+        ["picamera2", "v4l2"] if cfg.source == "auto" else [cfg.source],
+        lambda kind: open_camera(cfg, kind),
+        wait=wait,
+        close=lambda source: asyncio.to_thread(source.close),
+        nothing="picture",
+    )
+    if found is not None:
+        picture = f"{found.frame.width}x{found.frame.height}"
+        return True, f"{found.source}: {picture} picture in {found.took:.2f} s"
     if cfg.source == "auto":
-        return False, f"no camera found ({found}); the station sends the test pattern instead"
-    return False, found
+        return (
+            False,
+            f"no camera found ({'; '.join(notes)}); the station sends the test pattern instead",
+        )
+    return False, "; ".join(notes)

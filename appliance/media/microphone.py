@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import pwd
-import time
 
 import av
 import numpy as np
@@ -44,7 +43,7 @@ import numpy as np
 from ..config import MicrophoneConfig
 from ..errors import SourceUnavailable
 from .pcm import FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE, PcmCapture, audio_frame, silence
-from .source import Pacer, Resilient, Source
+from .source import Pacer, Resilient, Source, probe, resilient_feed
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -60,7 +59,7 @@ __all__ = [
     "silence",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PACKAGES = {"pw-record": "pipewire-bin", "parec": "pulseaudio-utils", "arecord": "alsa-utils"}
 """The Debian package that brings each capture program."""
@@ -137,7 +136,7 @@ async def open_device(kind: str, device: str) -> PcmCapture:
                 retry.add(program)
             else:
                 retry.discard(program)
-            logger.debug("%s: %s", name, advice)
+            log.debug("%s: %s", name, advice)
     # a missing fallback program is beside the point when another one said why it failed
     raise SourceUnavailable(f"{kind}: " + "; ".join((problems or missing).values()))
 
@@ -205,7 +204,7 @@ async def open_microphone(cfg: MicrophoneConfig, kind: str | None = None) -> Sou
             try:
                 return await open_device(candidate, cfg.device)
             except SourceUnavailable as exc:
-                logger.info("microphone auto: %s", exc)
+                log.info("microphone auto: %s", exc)
         kind = "test"
     if kind == "test":
         return TestTone()
@@ -214,21 +213,18 @@ async def open_microphone(cfg: MicrophoneConfig, kind: str | None = None) -> Sou
     raise SourceUnavailable(f"microphone.source: unknown source {kind!r}")
 
 
+def kind_of(source: Source[av.AudioFrame]) -> str:
+    name = source.describe().split(" ", 1)[0]
+    return "test" if name == "test-tone" else name
+
+
 def microphone_feed(
     cfg: MicrophoneConfig, *, backoff: tuple[float, float] = (0.5, 10.0)
 ) -> Resilient[av.AudioFrame]:
     """The station's microphone: silence while a failed device is re-opened."""
-    chosen: list[str] = []
-
-    async def opener() -> Source[av.AudioFrame]:
-        source = await open_microphone(cfg, chosen[0] if chosen else None)
-        if not chosen:
-            name = source.describe().split(" ", 1)[0]
-            chosen.append("test" if name == "test-tone" else name)
-        return source
-
-    return Resilient(
-        opener,
+    return resilient_feed(
+        lambda kind: open_microphone(cfg, kind),
+        kind_of=kind_of,
         placeholder=silence,
         period=FRAME_SAMPLES / SAMPLE_RATE,
         kind="microphone",
@@ -247,28 +243,27 @@ def probe_microphone(cfg: MicrophoneConfig, *, timeout: float = 3.0) -> tuple[bo
 async def _probe(cfg: MicrophoneConfig, wait: float) -> tuple[bool, str]:
     if cfg.source == "test":
         return True, "test tone 440 Hz (microphone.source = 'test')"
-    notes: list[str] = []
-    for kind in ("pulse", "alsa") if cfg.source == "auto" else (cfg.source,):
-        started = time.monotonic()
-        try:
-            source = await open_device(kind, cfg.device)
-        except SourceUnavailable as exc:
-            notes.append(str(exc))
-            continue
-        try:
-            frame = await asyncio.wait_for(source.read(), wait)
-        except (SourceUnavailable, TimeoutError) as exc:
-            notes.append(f"{source.describe()} opened but sent no sound: {exc or 'timeout'}")
-            continue
-        finally:
-            source.close()
+
+    async def close(source: Source[av.AudioFrame]) -> None:
+        source.close()
+        if isinstance(source, PcmCapture):
             with contextlib.suppress(TimeoutError):  # reaped before asyncio.run ends
                 await asyncio.wait_for(source.wait_closed(), 2.0)
-        peak = int(np.abs(frame.to_ndarray()).max())
-        took = time.monotonic() - started
+
+    found, notes = await probe(
+        ("pulse", "alsa") if cfg.source == "auto" else (cfg.source,),
+        lambda kind: open_device(kind, cfg.device),
+        wait=wait,
+        close=close,
+        nothing="sound",
+    )
+    if found is not None:
+        peak = int(np.abs(found.frame.to_ndarray()).max())
         level = "silent (muted?)" if peak == 0 else f"peak {peak}/32767"
-        return True, f"{source.describe()}: sound in {took:.2f} s, {level}"
-    found = "; ".join(notes)
+        return True, f"{found.source}: sound in {found.took:.2f} s, {level}"
     if cfg.source == "auto":
-        return False, f"no microphone found ({found}); the station sends a test tone instead"
-    return False, found
+        return (
+            False,
+            f"no microphone found ({'; '.join(notes)}); the station sends a test tone instead",
+        )
+    return False, "; ".join(notes)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import SourceUnavailable
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
@@ -124,11 +124,11 @@ class _Pipes(asyncio.SubprocessProtocol):
     def _said(self, raw: bytes) -> None:
         text = raw.decode(errors="replace")
         if _USAGE.match(text):
-            logger.debug("%s: %s", self.program, text.strip())
+            log.debug("%s: %s", self.program, text.strip())
             return
         line = _SOURCE_LOCATION.sub("", text.strip())
         if line:
-            logger.debug("%s: %s", self.program, line)
+            log.debug("%s: %s", self.program, line)
             self.stderr.append(line)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:

@@ -15,35 +15,53 @@ payloads (typed by :mod:`appliance.protocol`) come back through
 
 aiortc does not trickle: the offer carries the station's gathered candidates. The
 browser's candidates go to ``addIceCandidate`` (buffered until its answer is set).
+
+aiortc, PyAV and numpy (the media stack, ~45 MB) are imported only when a call needs
+them: :meth:`StationPeers.prepare` starts loading them in a worker thread as soon as
+a call is in sight (a guest traded a link for the station's room, a ring), and
+:meth:`StationPeers.open` waits for that load, so the idle service stays small and the
+event loop (the systemd watchdog, the signaling) never stalls on the import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpSender,
-    RTCSessionDescription,
-)
-from aiortc.codecs.opus import OpusEncoder
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket, unpack_remb_fci
-from aiortc.sdp import candidate_from_sdp
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MalformedMessage, UnknownPeer
 from ..logs import IdsAdapter, with_ids
 from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
-from .encoder import EncodedVideoTrack
-from .fanout import AudioFanoutTrack
 from .station import StationMedia
 
+if TYPE_CHECKING:
+    from aiortc import RTCPeerConnection
+
+    from .audio import AudioFanoutTrack
+    from .video import EncodedVideoTrack
+
 log = logging.getLogger(__name__)
+
+IceServer = dict[str, Any]
+"""An RTCIceServer dictionary (``urls``, and ``username``/``credential`` for TURN), as
+:func:`appliance.turn.ice_servers` makes them."""
+
+IceServers = Callable[[], list[IceServer]]
+"""Makes the ICE servers for one new connection: TURN credentials are minted then (they
+expire; a station runs for months)."""
+
+MEDIA_STACK = ("aiortc", "appliance.media.video", "appliance.media.audio")
+"""What a call imports: aiortc, and through the fan-outs PyAV and numpy."""
+
+
+def load_media_stack() -> None:
+    """Import :data:`MEDIA_STACK` (about half a second on a small machine)."""
+    for name in MEDIA_STACK:
+        importlib.import_module(name)
+
 
 Send = Callable[[str, Description, int], Awaitable[None]]
 """Carries the station's offer (and its session number) to the browser ``peer_id``."""
@@ -59,6 +77,8 @@ VIDEO_PREFERENCE = (("video/H264", "42e01f"), ("video/H264", "42001f"), ("video/
 
 def video_codec_preferences() -> list[Any]:
     """aiortc codec capabilities in the station's order of preference, RTX included."""
+    from aiortc import RTCRtpSender
+
     available = RTCRtpSender.getCapabilities("video").codecs
     chosen = []
     for mime, profile in VIDEO_PREFERENCE:
@@ -85,18 +105,19 @@ OPUS_BITRATE = 48_000  # aiortc's 96 kbit/s is a quarter of a weak 4G uplink
 OPUS_EXPECTED_LOSS = "10"  # percent: libopus spends bits on in-band FEC for this much loss
 
 
-class FecOpusEncoder(OpusEncoder):
+def fec_opus_encoder() -> Any:
     """aiortc's Opus encoder with in-band FEC (the receiver rebuilds a lost 20 ms
     packet from the next one) and a bitrate a weak link can carry."""
+    from aiortc.codecs.opus import OpusEncoder
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.codec.bit_rate = OPUS_BITRATE
-        self.codec.options = {
-            "application": "voip",
-            "fec": "1",
-            "packet_loss": OPUS_EXPECTED_LOSS,
-        }
+    encoder = OpusEncoder()
+    encoder.codec.bit_rate = OPUS_BITRATE
+    encoder.codec.options = {
+        "application": "voip",
+        "fec": "1",
+        "packet_loss": OPUS_EXPECTED_LOSS,
+    }
+    return encoder
 
 
 def use_fec_opus(transceiver: Any) -> bool:
@@ -108,7 +129,7 @@ def use_fec_opus(transceiver: Any) -> bool:
     # aiortc creates its encoder lazily on the first frame; set ours before that
     if getattr(sender, "_RTCRtpSender__encoder", None) is not None:
         return False
-    sender._RTCRtpSender__encoder = FecOpusEncoder()
+    sender._RTCRtpSender__encoder = fec_opus_encoder()
     return True
 
 
@@ -126,6 +147,8 @@ class _Peer:
     answered: bool = False
     pending: list[Candidate | EndOfCandidates] = field(default_factory=list)
     codec: str | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+    """The servers this connection was made with (for saying why it failed)."""
 
 
 def relay_gathered(pc: RTCPeerConnection) -> bool:
@@ -139,20 +162,20 @@ def relay_gathered(pc: RTCPeerConnection) -> bool:
     return False
 
 
-def why_unreachable(ice_servers: list[RTCIceServer], relayed: bool) -> str:
+def why_unreachable(ice_servers: list[IceServer], relayed: bool) -> str:
     """The operator's words for a connection that failed (the pages say the same in
     theirs: web/js/ui/unreachable.js).
 
     >>> why_unreachable([], relayed=False).split(":")[0]
     'no TURN server is configured (ice.turn_urls)'
-    >>> turn = RTCIceServer(urls=["turn:turn.example.net:3478"], username="u", credential="p")
+    >>> turn = {"urls": ["turn:turn.example.net:3478"], "username": "u", "credential": "p"}
     >>> why_unreachable([turn], relayed=False).split(":")[0]
     'the TURN server gave no relay address'
     """
     urls = [
         url
         for server in ice_servers
-        for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+        for url in ([server["urls"]] if isinstance(server["urls"], str) else server["urls"])
     ]
     if not any(url.startswith(("turn:", "turns:")) for url in urls):
         return (
@@ -175,7 +198,7 @@ class StationPeers:
         self,
         media: StationMedia,
         *,
-        ice_servers: list[RTCIceServer],
+        ice_servers: IceServers | list[IceServer],
         send: Send,
         on_closed: OnClosed | None = None,
         room_id: str = "",
@@ -183,7 +206,10 @@ class StationPeers:
         self._media = media
         self._log = with_ids(log, room_id=room_id)
         """Every line carries ``room_id`` (the station's room), a peer's also ``peer_id``."""
-        self._ice_servers = ice_servers
+        self._ice_servers: IceServers = (
+            ice_servers if callable(ice_servers) else lambda: list(ice_servers)
+        )
+        """Called for every new connection (a plain list: the same every time)."""
         self._send = send
         self._lost_subscribers: list[OnClosed] = [on_closed] if on_closed is not None else []
         self._peers: dict[str, _Peer] = {}
@@ -193,6 +219,18 @@ class StationPeers:
         """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
         self._unreachable: set[str] = set()
         """Viewers whose connection was logged as failing, until one of theirs connects."""
+        self._loading: asyncio.Future[None] | None = None
+
+    def prepare(self) -> None:
+        """A call is in sight: start importing the media stack in a worker thread
+        (idempotent; once loaded it stays)."""
+        self._media_stack()
+
+    def _media_stack(self) -> asyncio.Future[None]:
+        """Done once the media stack is imported (the import starts here if need be)."""
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().run_in_executor(None, load_media_stack)
+        return self._loading
 
     def on_lost(self, subscriber: OnClosed) -> None:
         """Call ``subscriber(peer_id)`` whenever a connection ends by itself (ICE
@@ -222,15 +260,20 @@ class StationPeers:
         The screen gets ``audio=False`` (its preview needs no sound). If
         :meth:`close_all` runs meanwhile (the call ended), nothing stays open."""
         epoch = self._epoch
+        await asyncio.shield(self._media_stack())
         if peer_id in self._peers:
             await self.close(peer_id)
         if epoch != self._epoch:
             with_ids(self._log, peer_id=peer_id).info("not opened, the call ended")
             return
+        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
         self._sessions += 1
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers or None))
+        ice_servers = self._ice_servers()
+        servers = [RTCIceServer(**server) for server in ice_servers]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
         peer_log = with_ids(self._log, peer_id=peer_id)
-        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log)
+        peer = _Peer(peer_id, pc, self._sessions, audio, video, peer_log, ice_servers=ice_servers)
         self._peers[peer_id] = peer  # registered before the first await
         pc.on("connectionstatechange", lambda: self._state_changed(peer))
         try:
@@ -278,6 +321,14 @@ class StationPeers:
         aiortc hands REMB only to its own encoder (unused for pre-encoded packets)
         and keeps receiver reports in its stats; the shared encoder needs both.
         """
+        from aiortc.rtp import (
+            RTCP_PSFB_APP,
+            RtcpPsfbPacket,
+            RtcpRrPacket,
+            RtcpSrPacket,
+            unpack_remb_fci,
+        )
+
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
 
@@ -318,7 +369,7 @@ class StationPeers:
             return
         self._unreachable.add(peer.peer_id)
         peer.log.warning(
-            "could not connect: %s", why_unreachable(self._ice_servers, relay_gathered(peer.pc))
+            "could not connect: %s", why_unreachable(peer.ice_servers, relay_gathered(peer.pc))
         )
 
     async def _lost(self, peer: _Peer) -> None:
@@ -359,6 +410,8 @@ class StationPeers:
             raise MalformedMessage(f"the station only takes answers, got {description.type!r}")
         if peer.pc.signalingState != "have-local-offer":
             raise MalformedMessage(f"unexpected answer in state {peer.pc.signalingState}")
+        from aiortc import RTCSessionDescription
+
         try:
             await peer.pc.setRemoteDescription(
                 RTCSessionDescription(sdp=description.sdp, type="answer")
@@ -382,6 +435,8 @@ class StationPeers:
             return  # end-of-candidates: aiortc needs nothing
         if init.sdp_mid is None and init.sdp_mline_index is None:
             raise MalformedMessage("candidate needs sdpMid or sdpMLineIndex")
+        from aiortc.sdp import candidate_from_sdp
+
         try:
             candidate = candidate_from_sdp(init.candidate.removeprefix("candidate:"))
         except (AssertionError, ValueError, IndexError) as exc:

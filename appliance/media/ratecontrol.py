@@ -13,12 +13,17 @@ the weakest viewer still on it, between ``camera.min_bitrate`` and ``camera.bitr
     link.on_remb(250_000, now=10.0)     # a phone on a weak link
     policy.choose(link, now=10.0)       # -> "low" (and link.rung is "low")
 
-Going down is quick (an estimate falling below ``min_bitrate`` and below what is
-sent, or heavy loss, for ``down_hold`` seconds); going up needs a clean link (loss
-below ``up_loss``, the estimate above the low rung and a quarter above what the viewer
-receives, see :attr:`ViewerLink.has_room`) for ``up_hold`` seconds, and a
-failed climb doubles the wait before the next one, so a viewer capped near a rung
-does not oscillate.
+Going down is quick: heavy loss, or an estimate falling below ``min_bitrate`` and
+below what is sent while the link shows it too (loss, or round trips a queue longer
+than the link's best), for ``down_hold`` seconds. A receiver's estimate alone is not
+enough: Chromium's falls on any jitter of a busy phone, with nothing lost and no
+queue. Going up needs ``up_hold`` seconds of a clean link: loss below ``up_loss`` and
+the estimate a quarter above what the viewer receives (:attr:`ViewerLink.has_room`);
+or, since a receiver estimator grows only slowly past what it is sent (Chromium's
+adds a packet per round trip once it has backed off), no loss and no queue at all
+(a trial climb). A climb that the link does not carry is undone within
+``trial`` seconds, at the first loss or queue it causes, and doubles the wait before
+the next one, so a viewer capped near a rung does not oscillate.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ FALLING = 0.9
 
 
 ROOM_TO_CLIMB = 1.25
-"""A viewer climbs only while its estimate is this share above what it receives."""
+"""A viewer climbs on its estimate only while it is this share above what it receives."""
 
 
 @dataclass(slots=True)
@@ -56,6 +61,8 @@ class ViewerLink:
     """Smoothed fraction of packets lost (0..1), from receiver reports."""
     rtt: float | None = None
     """Round-trip time in seconds (aiortc's sender computes it from the reports)."""
+    rtt_floor: float | None = None
+    """Shortest round trip seen: the link without a queue."""
     remb_count: int = 0
     """REMB messages received."""
     reports: int = 0
@@ -72,6 +79,8 @@ class ViewerLink:
     """Since when the estimate has been falling below ``min_bitrate`` (None: it has not)."""
     up_wait: float = 0.0
     """Current wait before a climb; doubles after a climb that failed."""
+    trial_until: float = 0.0
+    """Until when a climb is on trial: the first loss or queue undoes it."""
     failed_climbs: int = field(default=0)
     """Climbs that had to come straight back down."""
     peak: float = 0.0
@@ -139,6 +148,23 @@ class ViewerLink:
         self.loss = LOSS_ALPHA * (fraction_lost / 256) + (1 - LOSS_ALPHA) * self.loss
         if rtt is not None:
             self.rtt = rtt
+            self.rtt_floor = rtt if self.rtt_floor is None else min(self.rtt_floor, rtt)
+
+    def queueing(self, *, over: float) -> bool:
+        """Are round trips ``over`` seconds longer than the link's best (a queue)?
+
+        >>> link = ViewerLink()
+        >>> link.on_report(0, rtt=0.04, now=0)
+        >>> link.on_report(0, rtt=0.09, now=1)
+        >>> link.queueing(over=0.15)
+        False
+        >>> link.on_report(0, rtt=0.25, now=2)   # a full buffer on a capped link
+        >>> link.queueing(over=0.15)
+        True
+        """
+        if self.rtt is None or self.rtt_floor is None:
+            return False
+        return self.rtt - self.rtt_floor > over
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +179,12 @@ class RungPolicy:
     """Seconds of a clean link before climbing to the high rung."""
     up_loss: float = 0.02
     """A link losing more than this never climbs."""
+    quiet_loss: float = 0.005
+    """A link losing less than this, with no queue, may try a climb (a trial)."""
+    queue_delay: float = 0.15
+    """Round trips this much longer than the link's best mean a queue is building."""
+    trial: float = 4.0
+    """Seconds after a climb during which the first loss or queue undoes it."""
     down_loss: float = 0.10
     """Loss above this for ``loss_hold`` seconds moves the viewer down."""
     down_hold: float = 1.5
@@ -160,8 +192,9 @@ class RungPolicy:
     late REMB from a busy receiver is no weak link)."""
     min_dwell: float = 2.0
     """Seconds after a switch before the next one (the keyframe needs to arrive)."""
-    max_up_wait: float = 60.0
-    """Longest wait before a climb after failed climbs."""
+    max_up_wait: float = 120.0
+    """Longest wait before a climb after failed climbs (a capped link that shows no
+    loss tries one climb in this long at most: a second or two of a full link)."""
 
     @classmethod
     def from_config(cls, cfg: CameraConfig, **timings: float) -> RungPolicy:
@@ -173,10 +206,23 @@ class RungPolicy:
             link.lossy_since = now if link.lossy_since is None else link.lossy_since
         else:
             link.lossy_since = None
-        if link.estimate is not None and link.estimate < self.min_bitrate and link.congested:
+        queue = link.queueing(over=self.queue_delay)
+        shows_it = link.loss > self.up_loss or queue
+        if (
+            link.estimate is not None
+            and link.estimate < self.min_bitrate
+            and link.congested
+            and shows_it
+        ):
             link.weak_since = now if link.weak_since is None else link.weak_since
         else:
             link.weak_since = None
+        if link.rung == "high" and now < link.trial_until and shows_it:
+            # a climb the link does not carry: straight back, before the picture freezes
+            link.failed_climbs += 1
+            link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
+            self._switch(link, "low", now)
+            return link.rung
         if now - link.changed_at < self.min_dwell:
             return link.rung
         if link.rung == "high":
@@ -191,15 +237,22 @@ class RungPolicy:
                     link.up_wait = 0.0
                 self._switch(link, "low", now)
             return link.rung
-        clean = link.loss <= self.up_loss and not (
-            link.estimate is not None and (link.estimate < self.low_bitrate or not link.has_room)
+        room = (
+            link.loss <= self.up_loss
+            and not queue
+            and not (
+                link.estimate is not None
+                and (link.estimate < self.low_bitrate or not link.has_room)
+            )
         )
-        if not clean:
+        quiet = link.loss <= self.quiet_loss and not queue
+        if not (room or quiet):
             link.clean_since = None
             return link.rung
         link.clean_since = now if link.clean_since is None else link.clean_since
         if now - link.clean_since >= max(self.up_hold, link.up_wait):
             self._switch(link, "high", now)
+            link.trial_until = now + self.trial
         return link.rung
 
     @staticmethod
@@ -211,16 +264,24 @@ class RungPolicy:
         link.switches += 1
 
 
-def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
+HEADROOM = 0.95
+"""Share of a viewer's estimate the video may fill (RTP headers, retransmissions).
+
+Not much less: a receiver estimator that backs off sets its estimate a little under
+what it receives, so a sender that keeps a wide margin under the estimate spirals
+down with every back-off (estimate, then rate, then estimate)."""
+
+
+def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = HEADROOM) -> int:
     """The high rung's bitrate: what the weakest viewer on it carries, within bounds.
 
-    ``headroom`` leaves room for retransmissions; REMB covers the whole connection, so
-    the audio's share (:data:`AUDIO_SHARE`) is taken off too.
+    ``headroom`` leaves room for headers and retransmissions; REMB covers the whole
+    connection, so the audio's share (:data:`AUDIO_SHARE`) is taken off too.
 
     >>> from appliance.config import CameraConfig
     >>> cam = CameraConfig(bitrate=1_500_000, min_bitrate=600_000)
     >>> high_bitrate([ViewerLink(estimate=1_000_000), ViewerLink()], cfg=cam)
-    786000
+    886000
     >>> high_bitrate([ViewerLink(estimate=300_000)], cfg=cam)
     600000
     >>> high_bitrate([], cfg=cam)
@@ -229,14 +290,14 @@ def high_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float 
     return _follow(links, "high", floor=cfg.min_bitrate, ceiling=cfg.bitrate, headroom=headroom)
 
 
-def low_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = 0.85) -> int:
+def low_bitrate(links: list[ViewerLink], *, cfg: CameraConfig, headroom: float = HEADROOM) -> int:
     """The low rung's bitrate: ``camera.low_bitrate``, less when a viewer on it carries
     less (down to a third of it), so a weak link is not kept full.
 
     >>> from appliance.config import CameraConfig
     >>> cam = CameraConfig(low_bitrate=300_000)
     >>> low_bitrate([ViewerLink(rung="low", estimate=330_000)], cfg=cam)
-    216500
+    249500
     >>> low_bitrate([ViewerLink(rung="low", estimate=2_000_000)], cfg=cam)
     300000
     """

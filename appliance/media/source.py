@@ -11,6 +11,11 @@ frames ("camera unavailable", silence) while it re-opens the device with backoff
     feed = Resilient(open_v4l2, placeholder=unavailable_frame, period=1 / 30, kind="camera")
     frame = await feed.read()   # a real frame, or the placeholder while the camera is gone
     await feed.close()
+
+The camera and the microphone have the same shape: ``open_*(cfg, kind)`` opens a
+kind of device (``auto`` falls back to a test source), :func:`resilient_feed` keeps
+the kind that worked alive through failures, and :func:`probe` opens each kind in
+turn for ``videostation doctor`` until one sends a frame.
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import av
 
 from ..errors import SourceUnavailable
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 FrameT = TypeVar("FrameT", av.VideoFrame, av.AudioFrame)
 FrameT_co = TypeVar("FrameT_co", av.VideoFrame, av.AudioFrame, covariant=True)
@@ -215,7 +221,7 @@ class Resilient(Generic[FrameT]):
     def _lost(self, problem: str) -> None:
         self.failures += 1
         self._problem = problem
-        logger.warning("%s unavailable: %s; re-opening in the background", self._kind, problem)
+        log.warning("%s unavailable: %s; re-opening in the background", self._kind, problem)
         if not self._closed and (self._reopen is None or self._reopen.done()):
             self._reopen = asyncio.create_task(self._reopen_loop())
 
@@ -234,7 +240,7 @@ class Resilient(Generic[FrameT]):
                 source.close()
                 return
             self._source = source
-            logger.info("%s back: %s", self._kind, source.describe())
+            log.info("%s back: %s", self._kind, source.describe())
             return
 
     async def close(self) -> None:
@@ -246,3 +252,73 @@ class Resilient(Generic[FrameT]):
         if self._source is not None:
             source, self._source = self._source, None
             await asyncio.to_thread(source.close)
+
+
+def resilient_feed(
+    open_kind: Callable[[str | None], Awaitable[Source[FrameT]]],
+    *,
+    kind_of: Callable[[Source[FrameT]], str],
+    placeholder: Callable[[], FrameT],
+    period: float,
+    kind: str,
+    backoff: tuple[float, float],
+) -> Resilient[FrameT]:
+    """A :class:`Resilient` feed of the configured source that, after a failure,
+    re-opens the kind that had worked (a webcam that was unplugged comes back as
+    itself, not as the test pattern).
+
+    ``open_kind(None)`` opens the configured kind (``auto`` picks one),
+    ``open_kind(k)`` opens kind ``k``; ``kind_of(source)`` names what was opened.
+    """
+    chosen: list[str] = []
+
+    async def opener() -> Source[FrameT]:
+        source = await open_kind(chosen[0] if chosen else None)
+        if not chosen:
+            chosen.append(kind_of(source))
+        return source
+
+    return Resilient(opener, placeholder=placeholder, period=period, kind=kind, backoff=backoff)
+
+
+@dataclass(frozen=True)
+class Probed(Generic[FrameT]):
+    """The first source that sent a frame, for ``videostation doctor``."""
+
+    source: str
+    """What it is (its ``describe()``)."""
+    frame: FrameT
+    took: float
+    """Seconds from opening the device to its first frame."""
+
+
+async def probe(
+    kinds: Iterable[str],
+    open_kind: Callable[[str], Awaitable[Source[FrameT]]],
+    *,
+    wait: float,
+    close: Callable[[Source[FrameT]], Awaitable[None]],
+    nothing: str,
+) -> tuple[Probed[FrameT] | None, list[str]]:
+    """Open each kind in turn, read one frame within ``wait`` seconds, close it.
+
+    Returns the first that sent a frame (or None) and a note on each that did not
+    (``nothing`` names what it failed to send: ``"picture"``, ``"sound"``).
+    """
+    notes: list[str] = []
+    for kind in kinds:
+        started = time.monotonic()
+        try:
+            source = await open_kind(kind)
+        except SourceUnavailable as exc:
+            notes.append(str(exc))
+            continue
+        try:
+            frame = await asyncio.wait_for(source.read(), wait)
+        except (SourceUnavailable, TimeoutError) as exc:
+            notes.append(f"{source.describe()} opened but sent no {nothing}: {exc or 'timeout'}")
+            continue
+        finally:
+            await close(source)
+        return Probed(source.describe(), frame, time.monotonic() - started), notes
+    return None, notes

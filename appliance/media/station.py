@@ -7,13 +7,35 @@ Nothing is opened until the first track is asked for, and both devices close
     video, audio = media.video_track(), media.audio_track()
     media.status()    # {"camera": "test-pattern 1280x720@30", "microphone": "test-tone 440 Hz"}
     await media.close()
+
+The fan-outs (and with them PyAV, numpy and aiortc) are made on first use, not at
+start-up: until the first call the idle service does not hold the media stack.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import CameraConfig, MicrophoneConfig
-from .encoder import EncodedVideoTrack, VideoFanout
-from .fanout import AudioFanout, AudioFanoutTrack
+
+if TYPE_CHECKING:
+    from .audio import AudioFanout, AudioFanoutTrack
+    from .video import EncodedVideoTrack, VideoFanout
+
+IDLE_VIDEO_COUNTERS = (
+    "camera_frames",
+    "camera_open",
+    "encoded_h264",
+    "encoded_vp8",
+    "keyframes_h264",
+    "keyframes_vp8",
+    "video_viewers",
+    "video_packets_dropped",
+    "encoded_low",
+    "viewers_low",
+    "rung_switches",
+)
+"""VideoFanout's counters that are zero before the camera was ever opened."""
 
 
 class StationMedia:
@@ -24,8 +46,30 @@ class StationMedia:
     ) -> None:
         self.camera = camera
         self.microphone = microphone
-        self.video = VideoFanout(camera, linger=linger)
-        self.audio = AudioFanout(microphone, linger=linger)
+        self.linger = linger
+        self._video: VideoFanout | None = None
+        self._audio: AudioFanout | None = None
+        self._audio_muted = self._video_blanked = False
+
+    @property
+    def video(self) -> VideoFanout:
+        """The camera's shared encoder (made, and the media stack imported, on first use)."""
+        if self._video is None:
+            from .video import VideoFanout
+
+            self._video = VideoFanout(self.camera, linger=self.linger)
+            self._video.blanked = self._video_blanked
+        return self._video
+
+    @property
+    def audio(self) -> AudioFanout:
+        """The microphone's fan-out (made on first use)."""
+        if self._audio is None:
+            from .audio import AudioFanout
+
+            self._audio = AudioFanout(self.microphone, linger=self.linger)
+            self._audio.muted = self._audio_muted
+        return self._audio
 
     def video_track(self) -> EncodedVideoTrack:
         """A new viewer of the camera (starts capture; asks for a keyframe)."""
@@ -38,33 +82,51 @@ class StationMedia:
     def set_muted(self, *, audio: bool, video: bool) -> None:
         """The kiosk's mute and camera-off: silence / black to every viewer from the
         next frame on. Never opens a device: outside a call nothing is captured."""
-        self.audio.muted = audio
-        self.video.blanked = video
+        self._audio_muted, self._video_blanked = audio, video
+        if self._audio is not None:
+            self._audio.muted = audio
+        if self._video is not None:
+            self._video.blanked = video
 
     def take_level(self) -> float | None:
         """The level (dBFS) of the sound sent since the last call (see AudioFanout)."""
-        return self.audio.take_level()
+        return self._audio.take_level() if self._audio is not None else None
 
     @property
     def capturing(self) -> bool:
         """True while the camera or the microphone is open."""
-        return self.video.capturing or self.audio.capturing
+        return any(f is not None and f.capturing for f in (self._video, self._audio))
 
     async def close(self) -> None:
         """End every track and close both devices now. Idempotent."""
-        await self.video.close()
-        await self.audio.close()
+        if self._video is not None:
+            await self._video.close()
+        if self._audio is not None:
+            await self._audio.close()
 
     def status(self) -> dict[str, str]:
         """What is captured, e.g. ``{"camera": "v4l2 /dev/video0 (mjpeg)",
         "microphone": "pulse default"}``; ``"off"`` while idle, ``"unavailable: ..."``
         while a failed device is being re-opened."""
-        return {"camera": self.video.description, "microphone": self.audio.description}
+        return {
+            "camera": self._video.description if self._video is not None else "off",
+            "microphone": self._audio.description if self._audio is not None else "off",
+        }
 
     def counters(self) -> dict[str, int]:
         """Frames captured and encoded per codec, keyframes, viewers (for metrics)."""
+        video = (
+            self._video.counters()
+            if self._video is not None
+            else {
+                **dict.fromkeys(IDLE_VIDEO_COUNTERS, 0),
+                "high_bitrate": self.camera.bitrate,
+                "low_bitrate": self.camera.low_bitrate,
+            }
+        )
+        audio = self._audio
         return {
-            **self.video.counters(),
-            "microphone_frames": self.audio.frames,
-            "audio_listeners": self.audio.subscribers,
+            **video,
+            "microphone_frames": audio.frames if audio is not None else 0,
+            "audio_listeners": audio.subscribers if audio is not None else 0,
         }

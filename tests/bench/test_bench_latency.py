@@ -16,6 +16,8 @@ clocks are this machine's wall clock. Targets (issue #10): p95 <= 120 ms, ratio 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from typing import Any
 
 import pytest
@@ -56,6 +58,11 @@ window.__readStamps = (video) => {
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
+};
+window.__pcs = [];
+const NativePC = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePC {
+  constructor(...args) { super(...args); window.__pcs.push(this); }
 };
 new MutationObserver(() => {
   for (const v of document.querySelectorAll('[data-testid=remote-tiles] video')) {
@@ -102,6 +109,54 @@ async () => {
 """
 
 
+# Where a received frame spends its time in Chromium (getStats, averages per frame, ms):
+# the jitter buffer, decoding, receive-to-decoded; and the sender's encode (Chromium's own,
+# for the reference).
+STATS = """
+async () => {
+  const out = {};
+  for (const pc of window.__pcs) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.kind !== 'video') return;
+      if (s.type === 'inbound-rtp' && s.framesDecoded) {
+        out.jitter_buffer = 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount;
+        out.jitter_target = 1000 * (s.jitterBufferTargetDelay || 0) / s.jitterBufferEmittedCount;
+        out.decode = 1000 * s.totalDecodeTime / s.framesDecoded;
+        out.receive_to_decoded = 1000 * (s.totalProcessingDelay || 0) / s.framesDecoded;
+        out.fps = s.framesPerSecond || 0;
+      }
+      if (s.type === 'outbound-rtp' && s.framesEncoded) {
+        out.encode = 1000 * s.totalEncodeTime / s.framesEncoded;
+      }
+    });
+  }
+  return out;
+}
+"""
+
+
+def station_encode_ms(frames: int = 60) -> float:
+    """The station's H.264 encode of one 1280x720 test-pattern frame (ms, median), with
+    the encoder settings of a call, measured in this process."""
+    from appliance.media.encoder import VideoEncoder
+    from appliance.media.pattern import PatternPainter
+
+    painter = PatternPainter(1280, 720)
+    encoder = VideoEncoder("H264", width=1280, height=720, fps=30, bitrate=1_500_000)
+    took = []
+    for index in range(frames):
+        frame = painter.paint(index)
+        frame.pts = index * 3000
+        start = time.perf_counter()
+        encoder.encode(frame, keyframe=index == 0)
+        took.append((time.perf_counter() - start) * 1000)
+    return statistics.median(took[1:])
+
+
+def breakdown(stats: dict[str, float]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in sorted(stats.items()))
+
+
 def collect(page: Page, seconds: float) -> tuple[list[float], int]:
     """Latencies (ms) of the frames presented over ``seconds``, after the first second."""
     page.wait_for_function("() => window.__latency.length > 5", timeout=30_000)
@@ -122,6 +177,8 @@ def test_glass_to_glass(
     reference_page.evaluate(f"() => {{ {READER} }}")
     reference_page.evaluate(LOOPBACK)
     reference, reference_misreads = collect(reference_page, SECONDS)
+    reference_page.evaluate("() => { window.__pcs = window.__loopback; }")
+    reference_stats = reference_page.evaluate(STATS)
     reference_page.close()
 
     assert kiosk.idle.wait(20)
@@ -133,6 +190,8 @@ def test_glass_to_glass(
     guest.locator("#name").fill("Latency")
     guest.get_by_test_id("start-call").click()
     station, station_misreads = collect(guest, SECONDS)
+    station_stats = guest.evaluate(STATS)
+    encode_ms = station_encode_ms()
 
     r50, r95 = percentiles(reference)
     s50, s95 = percentiles(station)
@@ -143,6 +202,10 @@ def test_glass_to_glass(
           f"({len(station)} frames, {station_misreads} misread)")  # fmt: skip
     targets = f"target p95 <= {TARGET_P95_MS} ms, ratio <= {TARGET_RATIO}"
     print(f"  ratio p95 {s95 / r95:.2f}   ({targets})")
+    print("  where a frame's time goes, ms per frame (getStats of the receiving page):")
+    print(f"    reference: {breakdown(reference_stats)}")
+    print(f"    station:   {breakdown(station_stats)}, station encode {encode_ms:.1f}")
+    print(f"  machine load (1 min) {os.getloadavg()[0]:.1f}")
     # the stamps were read: frames kept coming (at least 3 fps however loaded the machine)
     # and almost every one decoded to a sane latency
     assert len(station) >= SECONDS * 3 and station_misreads <= len(station) // 20

@@ -28,6 +28,8 @@ import pytest
 
 from tests.conftest import start_live, stop_live
 
+from .kit import Profile
+
 pytestmark = pytest.mark.bench
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -51,6 +53,8 @@ class Tally:
     received: int = 0
     churn_cycles: int = 0
     errors: list[str] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    """How late the load generator's own event loop woke (its share of the latency)."""
 
 
 async def guest_session(base: str, token: str) -> aiohttp.ClientSession:
@@ -75,12 +79,16 @@ async def steady_pair(base: str, tokens: list[str], room: str, until: float, tal
         for i, ws in enumerate(sockets):
             await send(ws, type="join", version=1, room=room, name=f"steady {i}")
         for ws in sockets:
-            while True:  # welcome, then (for the first) the second one's connect
+            while True:
                 msg = json.loads((await ws.receive(timeout=20)).data)
                 if msg["type"] == "welcome":
                     ids.append(msg["peer_id"])
                     break
-        await asyncio.sleep(0.5)  # both have their `connect`
+        for me, ws in enumerate(sockets):  # a relay before `connect` is refused
+            while True:
+                msg = json.loads((await ws.receive(timeout=20)).data)
+                if msg["type"] == "connect" and msg["peer_id"] == ids[1 - me]:
+                    break
 
         async def talk(me: int) -> None:
             ws, other = sockets[me], ids[1 - me]
@@ -174,7 +182,10 @@ async def load(live: Any, pid: int) -> tuple[Tally, list[float]]:
     async def sample() -> None:
         while time.monotonic() < until + 2:
             samples.append(rss_mb(pid))
-            await asyncio.sleep(1)
+            for _ in range(20):
+                asked = time.monotonic()
+                await asyncio.sleep(0.05)
+                tally.lag_ms.append((time.monotonic() - asked - 0.05) * 1000)
 
     await asyncio.gather(sample(), *work)
     return tally, samples
@@ -185,7 +196,8 @@ def test_signaling_under_churn(tmp_path: Path) -> None:
     try:
         pid = live.proc.pid
         start = rss_mb(pid)
-        tally, samples = asyncio.run(load(live, pid))
+        with Profile(pid, tmp_path / "b7-service.txt") as profile:
+            tally, samples = asyncio.run(load(live, pid))
         end = rss_mb(pid)
         assert live.proc.poll() is None, live.log_path.read_text()[-3000:]
     finally:
@@ -199,5 +211,11 @@ def test_signaling_under_churn(tmp_path: Path) -> None:
     print(f"  relay latency p50 {p50:.1f} ms, p99 {p99:.1f} ms  (target p99 <= {TARGET_P99_MS} ms)")
     print(f"  churn: {tally.churn_cycles} join/leave cycles, {len(tally.errors)} errors")
     print(f"  RSS start {start:.1f} MB, peak {max(samples):.1f} MB, end {end:.1f} MB")
+    lag = sorted(tally.lag_ms)
+    print(
+        f"  the load generator's loop woke late: p50 {statistics.median(lag):.1f} ms, "
+        f"p99 {lag[round(0.99 * (len(lag) - 1))]:.1f} ms (part of every latency above)"
+    )
+    print(f"  the service's CPU (py-spy):\n{profile.report()}")
     assert lost == 0 and not tally.errors, tally.errors[:5]
     assert tally.churn_cycles >= ROOMS * 2  # every churning client came and went

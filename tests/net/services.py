@@ -53,7 +53,8 @@ def start_turn(tmp_path: Path, secret: str) -> subprocess.Popen[str]:
 
 def start_station(
     tmp_path: Path, *, turn_secret: str, adaptive: bool = True, auto_answer: bool = True
-) -> None:
+) -> subprocess.Popen[str]:
+    """The station serving in the home namespace, once it answers its health check."""
     state = tmp_path / "state"
     state.mkdir()
     subprocess.run(
@@ -74,7 +75,7 @@ def start_station(
             capture_output=True, timeout=10,
         )  # fmt: skip
         if probe.returncode == 0:
-            return
+            return proc
         if proc.poll() is not None:
             break
         time.sleep(0.1)

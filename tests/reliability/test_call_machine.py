@@ -32,6 +32,7 @@ class FakeMedia:
         self.open_peers: set[str] = set()
         self.epoch = 0
         self.muted = (False, False)
+        self.prepared = 0
 
     async def open(self, peer_id: str, *, audio: bool, video: bool = True) -> None:
         epoch = self.epoch
@@ -64,6 +65,9 @@ class FakeMedia:
 
     def take_level(self) -> float | None:
         return None
+
+    def prepare(self) -> None:
+        self.prepared += 1
 
     @property
     def live(self) -> bool:
@@ -150,7 +154,7 @@ class CallMachine(RuleBasedStateMachine):
         async def evict(peer: Peer, reason: str) -> None:
             await self._leave(peer.id)
 
-        self.station.evict = evict
+        self.station.on_evict(evict)
 
     # -- the moves ------------------------------------------------------------------
 

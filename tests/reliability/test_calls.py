@@ -7,13 +7,15 @@ import asyncio
 import pytest
 
 from appliance import signaling
-from appliance.keys import MEDIA, STATION, STORE
+from appliance.appkeys import MEDIA, STATION, STORE
 
-from ..conftest import Station
+from ..conftest import ServiceHarness
 from ..helpers import AiortcCaller, answered_call, connect
 
 
-async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(station: Station) -> None:
+async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(
+    station: ServiceHarness,
+) -> None:
     kiosk, guest, caller = await answered_call(station)
     assert station.app[STATION].live
     # the phone loses its network: the TCP connection just goes away
@@ -29,7 +31,7 @@ async def test_a_caller_vanishing_mid_call_returns_the_station_to_idle(station: 
 
 
 async def test_a_silent_socket_is_dropped_by_the_heartbeat(
-    station: Station, monkeypatch: pytest.MonkeyPatch
+    station: ServiceHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(signaling, "HEARTBEAT_SECONDS", 0.3)
     kiosk = await connect(await station.kiosk())
@@ -46,7 +48,7 @@ async def test_a_silent_socket_is_dropped_by_the_heartbeat(
     assert [c.outcome for c in station.app[STORE].list_calls()] == ["missed"]
 
 
-async def test_the_camera_is_released_after_the_call(station: Station) -> None:
+async def test_the_camera_is_released_after_the_call(station: ServiceHarness) -> None:
     kiosk, _guest, caller = await answered_call(station)
     media = station.app[MEDIA]
     assert media.capturing
@@ -59,7 +61,7 @@ async def test_the_camera_is_released_after_the_call(station: Station) -> None:
     await caller.close()
 
 
-async def test_many_calls_in_a_row_leak_nothing(station: Station) -> None:
+async def test_many_calls_in_a_row_leak_nothing(station: ServiceHarness) -> None:
     kiosk = await connect(await station.kiosk())
     await kiosk.join("station")
     for i in range(5):

@@ -11,11 +11,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from appliance.keys import CONFIG, STATION, STORE
+from appliance.appkeys import CONFIG, STATION, STORE
 
 from ..conftest import (
     PASSWORD,
-    Station,
+    ServiceHarness,
     free_port,
     run_cli,
     serve_command,
@@ -27,7 +27,7 @@ from ..helpers import connect, ringing_guest
 LONE = '"\\ud800"'  # JSON text for a lone surrogate
 
 
-async def test_lone_surrogates_are_refused_in_signaling(station: Station) -> None:
+async def test_lone_surrogates_are_refused_in_signaling(station: ServiceHarness) -> None:
     kiosk = await connect(await station.kiosk())
     await kiosk.join("station")
     guest = await connect(await station.guest("station"))
@@ -38,7 +38,7 @@ async def test_lone_surrogates_are_refused_in_signaling(station: Station) -> Non
     assert station.app[STORE].list_calls() == []
 
 
-async def test_lone_surrogates_are_refused_over_rest(station: Station) -> None:
+async def test_lone_surrogates_are_refused_over_rest(station: ServiceHarness) -> None:
     user = await station.user()
     for path, field in (
         ("/api/rooms", "name"),
@@ -63,7 +63,7 @@ def _raw_http(port: int, head: bytes, *parts: bytes, pause: float = 0.2) -> byte
     return b"".join(chunks)
 
 
-async def test_a_body_in_two_segments_is_read_to_the_end(station: Station) -> None:
+async def test_a_body_in_two_segments_is_read_to_the_end(station: ServiceHarness) -> None:
     body = json.dumps({"password": PASSWORD}).encode()
     head = (
         b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -77,7 +77,9 @@ async def test_a_body_in_two_segments_is_read_to_the_end(station: Station) -> No
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
-async def test_parallel_wrong_passwords_get_exactly_the_allowed_tries(station: Station) -> None:
+async def test_parallel_wrong_passwords_get_exactly_the_allowed_tries(
+    station: ServiceHarness,
+) -> None:
     attempts = station.app[CONFIG].auth.login_attempts
     client = await station.client()
 
@@ -94,7 +96,7 @@ async def test_parallel_wrong_passwords_get_exactly_the_allowed_tries(station: S
     assert resp.status == 200
 
 
-async def test_security_headers_on_every_error(station: Station) -> None:
+async def test_security_headers_on_every_error(station: ServiceHarness) -> None:
     client = await station.client()
     answers = [
         await client.get("/api/rooms"),  # 401
@@ -112,7 +114,7 @@ async def test_security_headers_on_every_error(station: Station) -> None:
     assert {r.status for r in answers} >= {400, 401, 403, 404, 405, 413}
 
 
-async def test_anonymous_health_says_only_status_and_version(station: Station) -> None:
+async def test_anonymous_health_says_only_status_and_version(station: ServiceHarness) -> None:
     _kiosk, _guest = await ringing_guest(station)
     anonymous = await (await (await station.client()).get("/api/health/")).json()
     assert set(anonymous) == {"status", "version"}
@@ -120,7 +122,7 @@ async def test_anonymous_health_says_only_status_and_version(station: Station) -
     assert details["call"] == "ringing"
 
 
-async def test_health_is_degraded_when_the_store_cannot_write(station: Station) -> None:
+async def test_health_is_degraded_when_the_store_cannot_write(station: ServiceHarness) -> None:
     store = station.app[STORE]
     blocker = sqlite3.connect(store.path)
     blocker.execute("PRAGMA busy_timeout=0")

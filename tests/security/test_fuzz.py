@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from appliance import protocol
 from appliance.errors import SignalingError
 
-from ..conftest import PASSWORD, Station, http_json, login_cookie, start_live, stop_live
+from ..conftest import PASSWORD, ServiceHarness, http_json, login_cookie, start_live, stop_live
 
 # Text includes lone surrogates ("\ud800" in JSON), which are not valid UTF-8.
 TEXT = st.text(max_size=20) | st.text(
@@ -105,7 +105,7 @@ def random_frames(count: int, seed: int = 7) -> list[str]:
     return frames
 
 
-async def test_fuzzed_signaling_never_breaks_the_hub(station: Station) -> None:
+async def test_fuzzed_signaling_never_breaks_the_hub(station: ServiceHarness) -> None:
     """Generated frames over one real socket: each is answered or accepted, the socket
     stays open, and the service stays healthy."""
     frames = random_frames(150)

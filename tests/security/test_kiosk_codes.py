@@ -11,9 +11,9 @@ import zxingcpp
 from PIL import Image
 
 from appliance import auth as auth_mod
-from appliance.keys import AUTH, STORE
+from appliance.appkeys import AUTH, STORE
 
-from ..conftest import Station
+from ..conftest import ServiceHarness
 from ..helpers import connect
 
 
@@ -26,14 +26,14 @@ def decode_qr(data_url: str) -> str:
     return str(result.text)
 
 
-async def kiosk_link(station: Station) -> dict:
+async def kiosk_link(station: ServiceHarness) -> dict:
     kiosk = await station.kiosk()
     resp = await kiosk.post("/api/kiosk/guest-link")
     assert resp.status == 201
     return dict(await resp.json())
 
 
-async def test_the_kiosk_code_is_short_and_opens_the_room(station: Station) -> None:
+async def test_the_kiosk_code_is_short_and_opens_the_room(station: ServiceHarness) -> None:
     link = await kiosk_link(station)
     assert set(link) == {
         "guest_url",
@@ -65,7 +65,7 @@ async def test_the_kiosk_code_is_short_and_opens_the_room(station: Station) -> N
 
 
 async def test_codes_rotate_and_old_ones_stop_after_the_grace(
-    station: Station, monkeypatch: pytest.MonkeyPatch
+    station: ServiceHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth_mod, "KIOSK_CODE_GRACE", 0.5)
     first = (await kiosk_link(station))["guest_url"].rsplit("/", 1)[1]
@@ -85,7 +85,7 @@ async def test_codes_rotate_and_old_ones_stop_after_the_grace(
     assert late.headers["Location"] == "/#/"
 
 
-async def test_kiosk_starts_do_not_pile_up_links(station: Station) -> None:
+async def test_kiosk_starts_do_not_pile_up_links(station: ServiceHarness) -> None:
     store = station.app[STORE]
     for _ in range(5):
         await kiosk_link(station)
@@ -95,7 +95,7 @@ async def test_kiosk_starts_do_not_pile_up_links(station: Station) -> None:
     assert count == 1
 
 
-async def test_guessing_codes_is_rate_limited(station: Station) -> None:
+async def test_guessing_codes_is_rate_limited(station: ServiceHarness) -> None:
     await kiosk_link(station)
     attacker = await station.client()
     statuses = []

@@ -13,10 +13,10 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance import protocol
 from appliance.app import create_app
-from appliance.keys import AUTH, MEDIA, STATION, STORE
+from appliance.appkeys import AUTH, MEDIA, STATION, STORE
 from appliance.media.peer import MAX_PENDING_CANDIDATES
 
-from ..conftest import PASSWORD, Station, make_config
+from ..conftest import PASSWORD, ServiceHarness, make_config
 from ..helpers import WS, AiortcCaller, answered_call, connect, ringing_guest
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
@@ -42,7 +42,7 @@ async def until(ws: WS, check: Any, type_: str = "call-state") -> dict[str, Any]
             return message
 
 
-async def test_unsolicited_offers_and_candidates_are_not_relayed(station: Station) -> None:
+async def test_unsolicited_offers_and_candidates_are_not_relayed(station: ServiceHarness) -> None:
     """Two guests ringing, and the kiosk: no pair is connected, nothing is relayed."""
     kiosk, first = await ringing_guest(station, "Grandma")
     attacker = await connect(await station.guest("station", label="Mallory"))
@@ -66,7 +66,7 @@ async def test_unsolicited_offers_and_candidates_are_not_relayed(station: Statio
     await no_signal(kiosk)
 
 
-async def test_connected_pairs_relay_until_the_call_ends(station: Station) -> None:
+async def test_connected_pairs_relay_until_the_call_ends(station: ServiceHarness) -> None:
     kiosk, guest, caller = await answered_call(station)
     await guest.send(type="signal", to=kiosk.peer_id, description=OFFER)
     await kiosk.expect("signal", **{"from": guest.peer_id})
@@ -78,7 +78,7 @@ async def test_connected_pairs_relay_until_the_call_ends(station: Station) -> No
     await caller.close()
 
 
-async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: Station) -> None:
+async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: ServiceHarness) -> None:
     kiosk, guest, caller = await answered_call(station, "Grandma")
     knocker = await connect(await station.guest("station", label="Uncle"))
     welcome = await knocker.join("station", "Uncle")
@@ -108,13 +108,13 @@ async def test_a_guest_during_a_call_knocks_and_nothing_flows(station: Station) 
     assert (await second.frames("video", 2))[-1].width == 320
     assert any(m.get("peer_id") == kiosk.peer_id for m in knocker.seen if m["type"] == "connect")
     await guest.expect("connect", peer_id=knocker.peer_id)
-    call = station.app[STATION].describe()
+    call = station.app[STATION].as_object()
     assert call["knocking"] == [] and [p["name"] for p in call["in_call"]] == ["Grandma", "Uncle"]
     await caller.close()
     await second.close()
 
 
-async def test_refused_knockers_get_bye_and_withdrawn_ones_vanish(station: Station) -> None:
+async def test_refused_knockers_get_bye_and_withdrawn_ones_vanish(station: ServiceHarness) -> None:
     kiosk, _guest, caller = await answered_call(station)
     knocker = await connect(await station.guest("station", label="Stranger"))
     await knocker.join("station", "Stranger")
@@ -141,7 +141,7 @@ async def test_refused_knockers_get_bye_and_withdrawn_ones_vanish(station: Stati
     await caller.close()
 
 
-async def test_knockers_ring_when_the_call_ends(station: Station) -> None:
+async def test_knockers_ring_when_the_call_ends(station: ServiceHarness) -> None:
     kiosk, _guest, caller = await answered_call(station)
     knocker = await connect(await station.guest("station", label="Late"))
     await knocker.join("station", "Late")
@@ -153,7 +153,7 @@ async def test_knockers_ring_when_the_call_ends(station: Station) -> None:
     await caller.close()
 
 
-async def test_a_household_user_joins_a_running_call_at_once(station: Station) -> None:
+async def test_a_household_user_joins_a_running_call_at_once(station: ServiceHarness) -> None:
     kiosk, _guest, caller = await answered_call(station)
     user = await connect(await station.user())
     await user.join("station", "Dad")
@@ -161,7 +161,7 @@ async def test_a_household_user_joins_a_running_call_at_once(station: Station) -
     assert joined["peer"]["role"] == "user"  # the kiosk announces it
     second = AiortcCaller(user)
     await second.accept_station()
-    assert station.app[STATION].describe()["knocking"] == []
+    assert station.app[STATION].as_object()["knocking"] == []
     await caller.close()
     await second.close()
 
@@ -174,7 +174,7 @@ async def test_the_gpio_button_never_lets_a_knocker_in(config: Any, aiohttp_clie
     app = create_app(cfg, pin_factory=factory)
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
-    station = Station(app, client.server, aiohttp_client)
+    station = ServiceHarness(app, client.server, aiohttp_client)
     kiosk, _guest, caller = await answered_call(station)
     knocker = await connect(await station.guest("station", label="Uncle"))
     await knocker.join("station", "Uncle")
@@ -200,7 +200,7 @@ def _broken(*_: Any, **__: Any) -> Any:
 
 
 async def test_a_failed_call_log_write_never_leaves_the_station_in_a_call(
-    station: Station, monkeypatch: pytest.MonkeyPatch
+    station: ServiceHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = station.app
     kiosk, guest, caller = await answered_call(station)
@@ -226,7 +226,7 @@ async def test_a_failed_write_at_the_ring_still_rings_and_times_out(
     app = create_app(make_config(config.state_path, call={"ring_timeout_seconds": 1}))
     client = await aiohttp_client(app)
     app[AUTH].set_password(PASSWORD)
-    station = Station(app, client.server, aiohttp_client)
+    station = ServiceHarness(app, client.server, aiohttp_client)
     monkeypatch.setattr(app[STORE], "call_started", _broken)
     kiosk, _guest = await ringing_guest(station)
     missed = await until(kiosk, lambda m: m["call"]["state"] == "idle")
@@ -234,7 +234,7 @@ async def test_a_failed_write_at_the_ring_still_rings_and_times_out(
     assert app[STATION].store_errors == 1
 
 
-async def test_restart_racing_hangups_never_leaves_the_camera_on(station: Station) -> None:
+async def test_restart_racing_hangups_never_leaves_the_camera_on(station: ServiceHarness) -> None:
     """A guest sends `restart` every few ms while the kiosk hangs up, ten calls over."""
     app = station.app
     kiosk = await connect(await station.kiosk())
@@ -270,7 +270,7 @@ async def test_restart_racing_hangups_never_leaves_the_camera_on(station: Statio
     assert not media.capturing
 
 
-async def test_station_peers_open_cannot_outlive_close_all(station: Station) -> None:
+async def test_station_peers_open_cannot_outlive_close_all(station: ServiceHarness) -> None:
     peers = station.app[STATION].media
     await peers.open("pX", audio=False)
     restart = asyncio.ensure_future(peers.handle_signal("pX", protocol.Restart()))
@@ -284,7 +284,7 @@ async def test_station_peers_open_cannot_outlive_close_all(station: Station) -> 
     await peers.close_all()
 
 
-async def test_candidates_before_the_answer_are_capped(station: Station) -> None:
+async def test_candidates_before_the_answer_are_capped(station: ServiceHarness) -> None:
     kiosk, guest = await ringing_guest(station)
     await kiosk.send(type="call", action="answer")
     await guest.expect("signal", timeout=15)  # the offer: we never answer it

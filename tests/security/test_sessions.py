@@ -10,10 +10,10 @@ import pytest
 from aiohttp import WSServerHandshakeError
 
 from appliance import errors, signaling
+from appliance.appkeys import AUTH, HUB, ROOMS
 from appliance.auth import Session
-from appliance.keys import AUTH, HUB, ROOMS
 
-from ..conftest import PASSWORD, Station
+from ..conftest import PASSWORD, ServiceHarness
 from ..helpers import WS, connect
 
 
@@ -23,7 +23,7 @@ async def closed_with(ws: WS, reason: str) -> None:
     assert msg.type.name in ("CLOSE", "CLOSED", "CLOSING"), msg
 
 
-async def test_revoking_a_link_closes_sockets_that_have_not_joined(station: Station) -> None:
+async def test_revoking_a_link_closes_sockets_that_have_not_joined(station: ServiceHarness) -> None:
     user = await station.user()
     made = await (await user.post("/api/rooms/station/generate-guest-link")).json()
     guest = await station.client()
@@ -36,7 +36,7 @@ async def test_revoking_a_link_closes_sockets_that_have_not_joined(station: Stat
         await guest.ws_connect("/ws/")
 
 
-async def test_a_password_change_ends_every_user_socket(station: Station) -> None:
+async def test_a_password_change_ends_every_user_socket(station: ServiceHarness) -> None:
     user = await connect(await station.user())
     await user.join("station", "Dad")
     unjoined = await connect(await station.user())
@@ -48,14 +48,14 @@ async def test_a_password_change_ends_every_user_socket(station: Station) -> Non
     assert signaling.REVALIDATE_SECONDS <= 30  # the periodic check runs often enough
 
 
-async def test_a_session_past_its_expiry_no_longer_holds(station: Station) -> None:
+async def test_a_session_past_its_expiry_no_longer_holds(station: ServiceHarness) -> None:
     auth = station.app[AUTH]
     stale = Session("guest", "station", "x", sid="s1", expires_at=time.time() - 60)
     with pytest.raises(errors.TokenExpired):
         auth.revalidate(stale)
 
 
-async def test_logout_ends_the_session_for_a_copied_cookie(station: Station) -> None:
+async def test_logout_ends_the_session_for_a_copied_cookie(station: ServiceHarness) -> None:
     user = await station.user()
     cookie = user.session.cookie_jar.filter_cookies(user.make_url("/"))["vs_session"].value
     ws = await connect(user)
@@ -72,7 +72,7 @@ async def test_logout_ends_the_session_for_a_copied_cookie(station: Station) -> 
     assert await (await station.client()).post("/api/auth/login", json={"password": PASSWORD})
 
 
-async def test_one_joined_peer_per_session(station: Station) -> None:
+async def test_one_joined_peer_per_session(station: ServiceHarness) -> None:
     guest = await station.guest("station", label="Grandma")
     first = await connect(guest)
     await first.join("station", "Grandma")
@@ -83,7 +83,7 @@ async def test_one_joined_peer_per_session(station: Station) -> None:
     assert [p.id for p in remotes] == [second.peer_id]
 
 
-async def test_sockets_per_session_are_capped(station: Station) -> None:
+async def test_sockets_per_session_are_capped(station: ServiceHarness) -> None:
     guest = await station.guest("station")
     sockets = [await connect(guest) for _ in range(signaling.MAX_SOCKETS_PER_SESSION)]
     with pytest.raises(WSServerHandshakeError) as refused:

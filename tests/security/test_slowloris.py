@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from appliance import http
+from appliance.http import connections
 
 from ..conftest import REPO, start_live, stop_live
 
@@ -44,7 +44,7 @@ def test_half_open_connections_from_one_address_do_not_starve_health(tmp_path: P
                 alive += 1
             except OSError:
                 pass
-        assert alive <= http.MAX_CONNECTIONS_PER_ADDRESS, alive
+        assert alive <= connections.MAX_CONNECTIONS_PER_ADDRESS, alive
     finally:
         for sock in sockets:
             sock.close()
@@ -61,7 +61,8 @@ def test_a_request_head_must_arrive_in_time(tmp_path: Path) -> None:
         started = time.monotonic()
         assert sock.recv(1) == b""  # closed by the station
         took = time.monotonic() - started
-        assert http.HEADER_TIMEOUT_SECONDS - 1 < took < http.HEADER_TIMEOUT_SECONDS + 5, took
+        deadline = connections.HEADER_TIMEOUT_SECONDS
+        assert deadline - 1 < took < deadline + 5, took
         sock.close()
     finally:
         stop_live(live)
@@ -74,4 +75,4 @@ def test_both_units_raise_the_descriptor_limit() -> None:
     ):
         lines = unit.read_text().splitlines()
         (limit,) = [line for line in lines if line.startswith("LimitNOFILE=")]
-        assert int(limit.split("=")[1]) > 2 * http.MAX_CONNECTIONS_PER_ADDRESS
+        assert int(limit.split("=")[1]) > 2 * connections.MAX_CONNECTIONS_PER_ADDRESS

@@ -201,7 +201,7 @@ export class PeerLink {
   }
 
   /** @param {RTCSessionDescriptionInit} description */
-  async onDescription(description) {
+  async gotDescription(description) {
     const pc = this.pc;
     const readyForOffer = !this.makingOffer &&
       (pc.signalingState === 'stable' || this.isSettingRemoteDescription);
@@ -224,7 +224,7 @@ export class PeerLink {
   }
 
   /** @param {RTCIceCandidateInit|null} candidate */
-  async onCandidate(candidate) {
+  async gotCandidate(candidate) {
     if (!this.pc.remoteDescription) {
       if (candidate) this.pendingCandidates.push(candidate);
       return;
@@ -631,7 +631,7 @@ export class SignalingClient {
     const held = this.early.get(peerId);
     this.early.delete(peerId);
     if (!held || Date.now() - held.at > EARLY_SIGNAL_MS) return;
-    for (const msg of held.msgs) await this.onSignal(msg);
+    for (const msg of held.msgs) await this.gotSignal(msg);
   }
 
   /** @param {Record<string, unknown>} msg */
@@ -735,7 +735,7 @@ export class SignalingClient {
         this.closePeer(msg.peer_id);
         break;
       case 'signal':
-        await this.onSignal(msg);
+        await this.gotSignal(msg);
         break;
       case 'call-state':
         this.callState = msg.call ?? null;
@@ -771,7 +771,7 @@ export class SignalingClient {
   }
 
   /** @param {any} msg */
-  async onSignal(msg) {
+  async gotSignal(msg) {
     const from = msg.from;
     if (typeof from !== 'string') return;
     let link = this.peers.get(from);
@@ -790,9 +790,9 @@ export class SignalingClient {
     if (link.session === null && session !== null) link.session = session;
     try {
       if (msg.description) {
-        await link.onDescription(msg.description);
+        await link.gotDescription(msg.description);
       } else if ('candidate' in msg) {
-        await link.onCandidate(msg.candidate);
+        await link.gotCandidate(msg.candidate);
       }
     } catch (err) {
       this.reportError('negotiation', `signal from ${from}: ${errorText(err)}`);

@@ -1,61 +1,108 @@
 // The local video as a floating 4:3 window: drag it with a finger or the mouse,
 // resize it from the corner handle (the ratio stays 4:3), and it never leaves its
 // container nor covers the controls bar (the bottom `reserve` pixels) or the top bar
-// with the reconnecting banner (`reserveTop`). Let go, it glides to the nearest corner
-// that leaves the `avoid` rectangles (tile labels) uncovered. A tap (no drag) or Enter
-// calls `onTap` (the call page swaps it with the main picture).
+// with the reconnecting banner and the weak-connection notice (`reserveTop`). At rest
+// it always sits in a corner that leaves the `avoid` rectangles (tile labels)
+// uncovered: let go after a drag or a resize, it glides to the nearest such corner
+// (smaller, if it has grown too big for any); the arrow keys move it from corner to
+// corner and + / − resize it, by the same rule. When the page changes under it (a
+// label appears, the banner grows the top bar, the screen turns), the elements in
+// `watch` tell it to look again. A tap (no drag) or Enter calls `onTap` (the call
+// page swaps it with the main picture).
 
 const RATIO = 3 / 4;
+const MARGIN = 8;
 
 /**
  * @param {HTMLElement} box       the floating element (absolutely positioned)
  * @param {HTMLElement} container the area it moves in
  * @param {{handle: HTMLElement, reserveBottom?: () => number, reserveTop?: () => number, minWidth?: number,
- *   avoid?: () => DOMRect[], onTap?: () => void}} opts
+ *   avoid?: () => DOMRect[], watch?: Element[], onTap?: () => void}} opts
  * @returns {() => void} detaches the listeners
  */
-export function makeFloating(box, container, { handle, reserveBottom = () => 0, reserveTop = () => 0, minWidth = 96, avoid = () => [], onTap }) {
+export function makeFloating(box, container, {
+  handle, reserveBottom = () => 0, reserveTop = () => 0, minWidth = 96, avoid = () => [], watch = [], onTap,
+}) {
   let x = 0;
   let y = 0;
   let w = 0;
   let placed = false;
-  /** @type {{right: boolean, bottom: boolean}|null} the corner it sits in (null: moved by keys) */
+  /** the corner it rests in */
   let corner = { right: true, bottom: false };
 
   function bounds() {
     const r = container.getBoundingClientRect();
-    return { width: r.width, height: Math.max(0, r.height - reserveBottom()) };
+    const top = Math.max(MARGIN, reserveTop());
+    return { width: r.width, height: Math.max(0, r.height - reserveBottom()), top };
   }
 
   function clampAndApply() {
     const b = bounds();
-    const margin = 8;
-    const maxW = Math.max(minWidth, Math.min(b.width * 0.6, (b.height - 2 * margin) / RATIO, 640));
+    const maxW = Math.max(minWidth, Math.min(b.width * 0.6, (b.height - b.top - MARGIN) / RATIO, 640));
     w = Math.min(Math.max(w, minWidth), maxW);
     const hgt = w * RATIO;
-    x = Math.min(Math.max(x, margin), Math.max(margin, b.width - w - margin));
-    const top = Math.max(margin, reserveTop());
-    y = Math.min(Math.max(y, top), Math.max(top, b.height - hgt - margin));
+    x = Math.min(Math.max(x, MARGIN), Math.max(MARGIN, b.width - w - MARGIN));
+    y = Math.min(Math.max(y, b.top), Math.max(b.top, b.height - hgt - MARGIN));
     box.style.width = `${Math.round(w)}px`;
     box.style.height = `${Math.round(hgt)}px`;
     box.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
     box.classList.toggle('on-right', x + w / 2 > b.width / 2);
   }
 
+  /**
+   * The four resting places for a window `width` wide, free ones first, then nearest.
+   * @param {number} width
+   */
+  function corners(width) {
+    const b = bounds();
+    const hgt = width * RATIO;
+    const origin = container.getBoundingClientRect();
+    const labels = avoid().filter((r) => r.width > 0 && r.height > 0);
+    return [MARGIN, b.width - width - MARGIN].flatMap((cx) => [b.top, b.height - hgt - MARGIN].map((cy) => ({ cx, cy })))
+      .map(({ cx, cy }) => ({
+        cx, cy,
+        dist: Math.hypot(cx - x, cy - y),
+        covers: labels.some((r) => r.left - origin.left < cx + width && r.right - origin.left > cx
+          && r.top - origin.top < cy + hgt && r.bottom - origin.top > cy),
+      }))
+      .sort((a, b2) => Number(a.covers) - Number(b2.covers) || a.dist - b2.dist);
+  }
+
+  /**
+   * To the nearest corner that covers no `avoid` rectangle; if none is free at this
+   * size, smaller until one is (down to `minWidth`). With a short glide, none when
+   * motion is reduced (the stylesheet drops the transition).
+   */
+  function settle() {
+    clampAndApply();
+    let best = corners(w)[0];
+    while (best.covers && w > minWidth) {
+      w = Math.max(minWidth, w * 0.85);
+      best = corners(w)[0];
+    }
+    const b = bounds();
+    x = best.cx;
+    y = best.cy;
+    corner = { right: x + w / 2 > b.width / 2, bottom: y + (w * RATIO) / 2 > (b.height + b.top) / 2 };
+    box.classList.add('snapping');
+    clampAndApply();
+    setTimeout(() => box.classList.remove('snapping'), 250);
+  }
+
+  /** The page changed under it: back to its corner, and away from anything it now covers. */
   function place() {
     const b = bounds();
-    if (!b.width) return;
+    if (!b.width || box.classList.contains('dragging')) return;
     if (!placed) {
       // Top-right corner, about a quarter of the width (smaller on phones held upright).
       w = Math.max(minWidth, Math.min(b.width * (b.width < 600 ? 0.32 : 0.22), 320));
       placed = true;
     }
-    if (corner) {
-      // The screen turned or resized: stay in the same corner.
-      x = corner.right ? b.width : 0;
-      y = corner.bottom ? b.height : 0;
-    }
+    x = corner.right ? b.width : 0;
+    y = corner.bottom ? b.height : 0;
     clampAndApply();
+    const here = corners(w).find((c) => Math.abs(c.cx - x) < 1 && Math.abs(c.cy - y) < 1);
+    if (!here || here.covers) settle();
   }
 
   /**
@@ -72,7 +119,7 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     box.classList.add('dragging');
     let far = 0;
     /** @param {PointerEvent} ev */
-    const onMove = (ev) => {
+    const gotMove = (ev) => {
       if (ev.pointerId !== down.pointerId) return;
       far = Math.max(far, Math.hypot(ev.clientX - down.clientX, ev.clientY - down.clientY));
       if (tap && far < 10) return; // a finger wobbles on a tap
@@ -81,59 +128,36 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     };
     let done = false;
     /** @param {PointerEvent} ev */
-    const onUp = (ev) => {
+    const gotUp = (ev) => {
       if (ev.pointerId !== down.pointerId || done) return;
       done = true;
       box.classList.remove('dragging');
-      if (!tap || far >= 10) snap();
+      const moved = x !== start.x || y !== start.y || w !== start.w;
+      if (!tap || far >= 10 || moved) settle();
       else if (ev.type === 'pointerup') onTap?.();
-      target.removeEventListener('pointermove', /** @type {EventListener} */ (onMove));
-      target.removeEventListener('pointerup', /** @type {EventListener} */ (onUp));
-      target.removeEventListener('pointercancel', /** @type {EventListener} */ (onUp));
-      target.removeEventListener('lostpointercapture', /** @type {EventListener} */ (onUp));
+      target.removeEventListener('pointermove', /** @type {EventListener} */ (gotMove));
+      target.removeEventListener('pointerup', /** @type {EventListener} */ (gotUp));
+      target.removeEventListener('pointercancel', /** @type {EventListener} */ (gotUp));
+      target.removeEventListener('lostpointercapture', /** @type {EventListener} */ (gotUp));
+      document.removeEventListener('pointerup', /** @type {EventListener} */ (gotUp), true);
     };
-    target.addEventListener('pointermove', /** @type {EventListener} */ (onMove));
-    target.addEventListener('pointerup', /** @type {EventListener} */ (onUp));
-    target.addEventListener('pointercancel', /** @type {EventListener} */ (onUp));
-    // However the drag ends (even if the pointer capture is lost without a pointerup),
-    // the window lands in a corner instead of staying where the finger left it.
-    target.addEventListener('lostpointercapture', /** @type {EventListener} */ (onUp));
-  }
-
-  /**
-   * To the nearest corner that covers no `avoid` rectangle (else the nearest), with a
-   * short glide (none when motion is reduced: the stylesheet drops the transition).
-   */
-  function snap() {
-    const b = bounds();
-    const margin = 8;
-    const hgt = w * RATIO;
-    const top = Math.max(margin, reserveTop());
-    const origin = container.getBoundingClientRect();
-    const labels = avoid();
-    const corners = [margin, b.width - w - margin].flatMap((cx) => [top, b.height - hgt - margin].map((cy) => ({ cx, cy })))
-      .map(({ cx, cy }) => ({
-        cx, cy,
-        dist: Math.hypot(cx - x, cy - y),
-        covers: labels.some((r) => r.width > 0 && r.left - origin.left < cx + w && r.right - origin.left > cx
-          && r.top - origin.top < cy + hgt && r.bottom - origin.top > cy),
-      }))
-      .sort((a, b2) => Number(a.covers) - Number(b2.covers) || a.dist - b2.dist);
-    x = corners[0].cx;
-    y = corners[0].cy;
-    corner = { right: x + w / 2 > b.width / 2, bottom: y + hgt / 2 > (b.height + top) / 2 };
-    box.classList.add('snapping');
-    clampAndApply();
-    setTimeout(() => box.classList.remove('snapping'), 250);
+    target.addEventListener('pointermove', /** @type {EventListener} */ (gotMove));
+    target.addEventListener('pointerup', /** @type {EventListener} */ (gotUp));
+    target.addEventListener('pointercancel', /** @type {EventListener} */ (gotUp));
+    // However the drag ends (the pointer capture lost without a pointerup, or the
+    // pointerup sent elsewhere), the window lands in a corner instead of staying where
+    // the finger left it.
+    target.addEventListener('lostpointercapture', /** @type {EventListener} */ (gotUp));
+    document.addEventListener('pointerup', /** @type {EventListener} */ (gotUp), true);
   }
 
   /** @param {PointerEvent} ev */
-  const onDragStart = (ev) => {
+  const gotDragStart = (ev) => {
     if (ev.button !== 0 || ev.target === handle) return;
     track(ev, (dx, dy, s) => { x = s.x + dx; y = s.y + dy; }, true);
   };
   /** @param {PointerEvent} ev */
-  const onResizeStart = (ev) => {
+  const gotResizeStart = (ev) => {
     if (ev.button !== 0) return;
     // The handle sits at the bottom-left when the box is on the right half, so dragging
     // it outward grows the box in both cases; the opposite corner stays put.
@@ -145,28 +169,39 @@ export function makeFloating(box, container, { handle, reserveBottom = () => 0, 
     });
   };
   /** @param {KeyboardEvent} ev */
-  const onKey = (ev) => {
+  const gotKey = (ev) => {
+    const b = bounds();
     const step = ev.shiftKey ? 40 : 10;
-    const moves = /** @type {Record<string, [number, number]>} */ ({ ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] });
-    if (moves[ev.key]) { x += moves[ev.key][0]; y += moves[ev.key][1]; corner = null; }
+    if (ev.key === 'ArrowLeft' || ev.key === 'ArrowRight') x = ev.key === 'ArrowRight' ? b.width : 0;
+    else if (ev.key === 'ArrowUp' || ev.key === 'ArrowDown') y = ev.key === 'ArrowDown' ? b.height : 0;
     else if (ev.key === '+' || ev.key === '=') w += step;
     else if (ev.key === '-') w -= step;
-    else if (ev.key === 'Enter' || ev.key === ' ') onTap?.();
+    else if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onTap?.(); return; }
     else return;
     ev.preventDefault();
-    clampAndApply();
+    settle();
   };
 
-  box.addEventListener('pointerdown', onDragStart);
-  handle.addEventListener('pointerdown', onResizeStart);
-  box.addEventListener('keydown', onKey);
-  const ro = new ResizeObserver(() => place());
+  box.addEventListener('pointerdown', gotDragStart);
+  handle.addEventListener('pointerdown', gotResizeStart);
+  box.addEventListener('keydown', gotKey);
+  // Looked at once per frame at most, however many changes arrive together.
+  let pending = 0;
+  const later = () => { if (!pending) pending = requestAnimationFrame(() => { pending = 0; place(); }); };
+  const ro = new ResizeObserver(later);
   ro.observe(container);
+  const mo = new MutationObserver(later);
+  for (const el of watch) {
+    ro.observe(el);
+    mo.observe(el, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['hidden', 'class'] });
+  }
   place();
   return () => {
     ro.disconnect();
-    box.removeEventListener('pointerdown', onDragStart);
-    handle.removeEventListener('pointerdown', onResizeStart);
-    box.removeEventListener('keydown', onKey);
+    mo.disconnect();
+    if (pending) cancelAnimationFrame(pending);
+    box.removeEventListener('pointerdown', gotDragStart);
+    handle.removeEventListener('pointerdown', gotResizeStart);
+    box.removeEventListener('keydown', gotKey);
   };
 }

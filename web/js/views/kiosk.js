@@ -21,6 +21,7 @@ import { StationAudio } from '../ui/station-audio.js';
 import { UnreachableNotice } from '../ui/unreachable.js';
 import { TileGrid } from '../ui/tiles.js';
 import { renderError } from './error.js';
+import { tradeLinkSecret } from './link-secret.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
@@ -86,28 +87,22 @@ function readClearedAt() {
 }
 
 /**
- * Trades the kiosk key for a session. A refusal of the key is final ("not paired");
- * a busy limiter (429) or a station still starting is waited out and tried again, so
- * a kiosk that reloads while someone guesses passwords still comes up.
+ * Trades the kiosk key for a session. A busy limiter (429) or a station still
+ * starting is waited out and tried again, so a kiosk that reloads while someone
+ * guesses passwords still comes up; any other answer is thrown (a refusal of the key
+ * is final: "not paired", see renderKiosk).
  * @param {Context} ctx
  * @param {string} key
- * @returns {Promise<boolean>} paired
  */
 async function pair(ctx, key) {
   for (;;) {
     try {
       await api.kioskLogin(key);
-      return true;
+      return;
     } catch (err) {
       if (!(err instanceof api.ApiError)) throw err;
       const busy = err.status === 429 || err.status === 503 || err.status === 0;
-      if (!busy) {
-        if (err.status < 500) {
-          renderError(ctx, t('kiosk.notPaired'), t('kiosk.wrongKey'));
-          return false;
-        }
-        throw err;
-      }
+      if (!busy) throw err;
       const wait = Math.min(PAIR_RETRY_MAX, Math.max(PAIR_RETRY_MIN, err.retryAfter ?? 5));
       const note = h('p', { class: 'muted', 'data-testid': 'pairing-retry', text: tn('kiosk.pairingRetry', wait) });
       replace(ctx.root, h('section', { class: 'center-screen', 'data-testid': 'kiosk-pairing' },
@@ -122,11 +117,10 @@ async function pair(ctx, key) {
 
 /** @param {Context} ctx */
 export async function renderKiosk(ctx) {
-  const key = ctx.route.params.get('key');
-  if (key) {
-    ctx.clearHashParams(); // the key leaves the address bar at once; it stays in memory
-    if (!await pair(ctx, key)) return;
-  } else {
+  const paired = await tradeLinkSecret(ctx, 'key', (key) => pair(ctx, key),
+    () => renderError(ctx, t('kiosk.notPaired'), t('kiosk.wrongKey')));
+  if (paired === 'refused') return;
+  if (paired === 'none') {
     const who = await api.me();
     if (!who || who.role !== 'kiosk') {
       renderError(ctx, t('kiosk.notPaired'), t('kiosk.noKey'));
@@ -281,7 +275,7 @@ class Kiosk {
         this.showLive();
       }
     };
-    client.oncallstate = (call) => this.onCallState(call);
+    client.oncallstate = (call) => this.gotCallState(call);
     client.ontrack = (peerId, participant, stream) => {
       if (peerId === STATION_PEER) {
         this.preview.srcObject = stream;
@@ -366,7 +360,7 @@ class Kiosk {
   }
 
   /** @param {CallInfo|null} call */
-  onCallState(call) {
+  gotCallState(call) {
     const before = this.call;
     this.call = call;
     const state = call ? call.state : 'idle';

@@ -53,8 +53,12 @@ export function renderLogin(ctx, stationName) {
  * @param {{root: HTMLElement}} ctx
  */
 export async function signIn(ctx) {
-  const station = await api.station().catch(() => ({ name: t('brand'), room_id: 'station', version: '', language: 'auto' }));
-  let who = await api.me();
+  // both at once: one round trip less before the page shows
+  const [station, first] = await Promise.all([
+    api.station().catch(() => ({ name: t('brand'), room_id: 'station', version: '', language: 'auto' })),
+    api.me(),
+  ]);
+  let who = first;
   if (!who) {
     if (!isHousehold()) await askForInvitation(ctx, station.name);
     await renderLogin(ctx, station.name);

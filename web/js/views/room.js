@@ -1,4 +1,5 @@
-// The call page (#/room/<id>): guest-token exchange, name entry, then the call:
+// The call page (#/room/<id>): guest-token exchange (views/link-secret.js), the
+// lobby (views/lobby.js: name, preview, toggles), then the call:
 // remote tiles, the floating local video, camera/mic/full-screen/hang-up controls
 // and the station's call states ("Calling…", "Waiting to be let in…", "No answer",
 // "Declined", "Call ended").
@@ -10,10 +11,10 @@
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
 import { errorText, formatDuration, formatTimer, t, tn } from '../i18n.js';
-import { languageSwitch } from '../ui/language.js';
 import { exposeClient } from '../debug.js';
 import { SignalingClient } from '../protocol.js';
-import { enterFullscreen, isFullscreen, isMobile, toggleFullscreen } from '../ui/fullscreen.js';
+import { isFullscreen, toggleFullscreen } from '../ui/fullscreen.js';
+import { mediaToggle, showToggle } from '../ui/media-toggle.js';
 import { makeFloating } from '../ui/pip.js';
 import { QualityMeter } from '../ui/quality.js';
 import { RINGBACK, Ringtone } from '../ui/ringtone.js';
@@ -21,15 +22,18 @@ import { TileGrid, initials } from '../ui/tiles.js';
 import { UnreachableNotice } from '../ui/unreachable.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
+import { tradeLinkSecret } from './link-secret.js';
+import { Lobby } from './lobby.js';
 import { signIn } from './login.js';
 
 /**
  * @typedef {import('../app.js').Context} Context
  * @typedef {import('../protocol.js').CallInfo} CallInfo
+ * @typedef {import('../protocol.js').PeerInfo} PeerInfo
+ * @typedef {import('../protocol.js').Status} Status
+ * @typedef {import('../protocol.js').WelcomeMessage} WelcomeMessage
  * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
-
-const NAME_KEY = 'videostation.name';
 
 /** Page states in which the camera and microphone are held. */
 const MEDIA_STATES = new Set(['connecting', 'calling', 'knocking', 'in-call']);
@@ -44,20 +48,9 @@ const SESSION_CHECK_MS = 10_000;
  * @returns {Promise<(() => void)|void>}
  */
 export async function renderRoom(ctx, roomId) {
-  const token = ctx.route.params.get('guest_token');
-  if (token) {
-    try {
-      await api.guestLogin(token);
-    } catch (err) {
-      ctx.clearHashParams();
-      if (err instanceof api.ApiError && err.status !== 0 && err.status < 500) {
-        renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []);
-        return;
-      }
-      throw err;
-    }
-    ctx.clearHashParams();
-  }
+  const traded = await tradeLinkSecret(ctx, 'guest_token', api.guestLogin,
+    (err) => renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []));
+  if (traded === 'refused') return;
 
   const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
@@ -82,7 +75,7 @@ export async function renderRoom(ctx, roomId) {
   }
   document.title = roomName;
   const call = new CallPage(ctx, { roomId, roomName, isStation, station, role: who.role });
-  await call.lobby();
+  call.lobby();
   return () => call.destroy();
 }
 
@@ -107,8 +100,8 @@ class CallPage {
     this.mediaReady = Promise.resolve();
     /** Bumped whenever the camera is released: a request still open then is dropped. */
     this.mediaGeneration = 0;
-    /** @type {HTMLVideoElement|null} the lobby's preview */
-    this.lobbyPreview = null;
+    /** @type {Lobby|null} the name and preview before the call */
+    this.lobbyView = null;
     /** @type {HTMLVideoElement|null} the floating local video in the call */
     this.localVideo = null;
     /** @type {ReturnType<typeof setTimeout>|null} */
@@ -133,10 +126,6 @@ class CallPage {
     this.unreachable = null;
     /** @type {HTMLElement|null} */
     this.aloneEl = null;
-    /** @type {HTMLButtonElement[]} the lobby's microphone and camera toggles */
-    this.lobbyButtons = [];
-    /** @type {(() => void)|null} stops the lobby's level meter */
-    this.stopMeter = null;
     /** @type {HTMLButtonElement|null} */
     this.flipButton = null;
     /** @type {HTMLVideoElement|null} our own video as the main picture (swapped) */
@@ -147,79 +136,25 @@ class CallPage {
     this.stationNote = null;
   }
 
-  // ---- lobby: name + preview ------------------------------------------
+  // ---- lobby: name + preview (views/lobby.js) ----------------------------
 
-  async lobby() {
-    const preview = h('video', { class: 'mirror', autoplay: true, playsinline: true, 'data-testid': 'lobby-preview' });
-    preview.muted = true;
-    this.lobbyPreview = preview;
-    const mediaNote = h('p', { class: 'muted small', role: 'status' });
-    const nameInput = h('input', {
-      id: 'name', name: 'name', autocomplete: 'nickname', maxlength: 40, required: true,
-      placeholder: t('room.yourName'), value: localStorage.getItem(NAME_KEY) || '',
-    });
-    const go = h('button', { class: 'button primary wide big', type: 'submit', 'data-testid': 'start-call' },
-      icon('phone'), this.info.isStation ? t('room.callStation', { name: this.info.roomName }) : t('room.join'));
-    // Before joining: microphone and camera on or off (pressed = on), and a level meter
-    // that shows the microphone is heard. The choices carry into the call.
-    const meter = h('div', { class: 'lobby-meter', role: 'meter', 'aria-label': t('room.micLevel'), 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'data-testid': 'mic-level' }, h('span'));
-    const micToggle = this.toggleButton('audio', 'lobby-mic');
-    const camToggle = this.toggleButton('video', 'lobby-cam');
-    this.lobbyButtons = [micToggle, camToggle];
-    const form = h('form', { class: 'card lobby-card', 'data-testid': 'lobby' },
-      h('div', { class: 'lobby-preview' }, preview, h('div', { class: 'preview-empty', text: t('room.cameraOff') }),
-        h('div', { class: 'lobby-media' }, micToggle, meter, camToggle)),
-      h('div', { class: 'lobby-form' },
-        h('div', { class: 'lobby-top' },
-          h('p', { class: 'eyebrow', text: this.info.isStation ? t('room.videoCall') : t('room.room') }),
-          languageSwitch(() => this.ctx.navigate(location.hash))),
-        h('h1', { text: this.info.roomName }),
-        h('label', { for: 'name', text: t('room.yourName') }), nameInput, mediaNote, go));
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const name = nameInput.value.trim().slice(0, 40);
-      if (!name) { nameInput.focus(); return; }
-      localStorage.setItem(NAME_KEY, name);
-      // Inside the click: browsers only allow full-screen from a user gesture.
-      if (isMobile()) void enterFullscreen();
-      void this.startCall(name);
-    });
-    replace(this.ctx.root, h('section', { class: 'center-screen lobby' }, form));
-    if (!nameInput.value) nameInput.focus();
-
+  lobby() {
+    const lobby = new Lobby(this.ctx, this.info, this.muted);
+    this.lobbyView = lobby;
+    lobby.ontoggle = (kind) => this.toggle(kind);
+    lobby.onstart = (name) => { void this.startCall(name); };
+    lobby.show();
     this.mediaReady = this.acquireMedia().then((stream) => {
-      micToggle.disabled = !stream || !stream.getAudioTracks().length;
-      camToggle.disabled = !stream || !stream.getVideoTracks().length;
-      if (stream) {
-        this.applyMuted();
-        preview.srcObject = stream;
-        form.classList.add('has-video');
-        if (!stream.getVideoTracks().length) mediaNote.textContent = t('room.noCamera');
-        this.stopMeter = startMeter(stream, meter);
-      } else {
-        mediaNote.textContent = t('room.noMedia');
-      }
+      if (stream) this.applyMuted();
+      lobby.showMedia(stream);
     });
-  }
-
-  /**
-   * A microphone or camera toggle: pressed = on.
-   * @param {'audio'|'video'} kind
-   * @param {string} testid
-   */
-  toggleButton(kind, testid) {
-    const label = t(kind === 'audio' ? 'room.microphone' : 'room.camera');
-    const button = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!this.muted[kind]), 'aria-label': label, title: label, 'data-testid': testid },
-      icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
-    button.addEventListener('click', () => this.toggle(kind));
-    return button;
   }
 
   /** Mutes the local tracks as chosen (before the call; in the call the client does it). */
   applyMuted() {
     for (const tr of this.localStream?.getAudioTracks() ?? []) tr.enabled = !this.muted.audio;
     for (const tr of this.localStream?.getVideoTracks() ?? []) tr.enabled = !this.muted.video;
-    this.lobbyPreview?.closest('form')?.classList.toggle('video-muted', this.muted.video);
+    this.lobbyView?.showVideoMuted(this.muted.video);
   }
 
   // ---- camera and microphone ----------------------------------------------
@@ -264,7 +199,7 @@ class CallPage {
     const stream = this.localStream;
     this.localStream = null;
     stopStream(stream);
-    if (this.lobbyPreview) this.lobbyPreview.srcObject = null;
+    this.lobbyView?.clearPreview();
     this.unswap();
     if (this.localVideo) this.localVideo.srcObject = null;
     if (this.pip) this.pip.hidden = true;
@@ -276,8 +211,7 @@ class CallPage {
   /** @param {string} name */
   async startCall(name) {
     this.name = name;
-    this.stopMeter?.();
-    this.stopMeter = null;
+    this.lobbyView?.stopMeter();
     const grid = h('div', { class: 'tiles', 'data-testid': 'remote-tiles' });
     this.tiles = new TileGrid(grid);
     this.statusCard = h('div', { class: 'call-status', 'data-testid': 'call-status', role: 'status', 'aria-live': 'polite' });
@@ -303,8 +237,8 @@ class CallPage {
 
     // Toggles: pressed = on (the microphone is heard, the camera is seen). Icon-only
     // buttons carry their name as a tooltip too.
-    this.micButton = this.toggleButton('audio', 'toggle-mic');
-    this.camButton = this.toggleButton('video', 'toggle-cam');
+    this.micButton = mediaToggle('audio', 'toggle-mic', this.muted, () => this.toggle('audio'));
+    this.camButton = mediaToggle('video', 'toggle-cam', this.muted, () => this.toggle('video'));
     // Front/back camera: shown once the device turns out to have more than one.
     this.flipButton = h('button', { class: 'round', type: 'button', hidden: true, 'aria-label': t('room.switchCamera'), title: t('room.switchCamera'), 'data-testid': 'switch-camera' }, icon('flip'));
     this.flipButton.addEventListener('click', () => { void this.switchCamera(); });
@@ -333,14 +267,19 @@ class CallPage {
     const wake = () => this.showControls();
     this.stage.addEventListener('pointerdown', wake);
     this.stage.addEventListener('keydown', wake);
-    if (this.lobbyPreview) this.lobbyPreview.srcObject = null; // gone with the lobby
+    this.lobbyView?.clearPreview(); // gone with the lobby
     const controls = this.controls;
     const top = /** @type {HTMLElement} */ (this.stage.querySelector('.call-top'));
+    const weak = this.quality.weak;
+    const stage = this.stage;
     this.disposers.push(makeFloating(this.pip, this.stage, {
       handle,
       reserveBottom: () => controls.getBoundingClientRect().height + 16,
-      reserveTop: () => top.getBoundingClientRect().height + 4,
+      // Below the top bar (the banner lives in it) and the weak-connection notice.
+      reserveTop: () => Math.max(top.getBoundingClientRect().bottom, weak.hidden ? 0 : weak.getBoundingClientRect().bottom)
+        - stage.getBoundingClientRect().top + 4,
       avoid: () => [...grid.querySelectorAll('.tile-label')].map((el) => el.getBoundingClientRect()),
+      watch: [top, weak, grid],
       onTap: () => this.swap(),
     }));
     this.showState('connecting');
@@ -358,72 +297,117 @@ class CallPage {
     exposeClient(client);
     if (this.muted.audio || this.muted.video) client.muted = { ...this.muted };
     void client.setLocalStream(this.localStream);
-    const tiles = /** @type {TileGrid} */ (this.tiles);
-    /** @param {string} participant */
-    const nameOf = (participant) => {
-      if (participant === 'station') return this.info.station.name;
-      for (const p of client.roster.values()) if (p.participant === participant && p.name) return p.name;
-      return t('room.guest');
-    };
-
-    client.onwelcome = (msg) => {
-      // The call object in `welcome` predates our join: the station rings, resumes our
-      // call or lets us knock only after it, and says so in the `call-state` that follows.
-      this.skipWelcomeState = true;
-      if (msg.room && msg.room.name && !this.info.isStation) this.stage?.querySelector('.call-title')?.replaceChildren(msg.room.name);
-      if (!this.info.isStation) this.showState('in-call');
-    };
-    client.onstatus = (status, detail) => {
-      if (!this.banner) return;
-      this.banner.hidden = status !== 'reconnecting';
-      if (status === 'reconnecting') {
-        this.banner.textContent = typeof detail === 'number' ? tn('room.reconnectingIn', Math.ceil(detail / 1000)) : t('room.reconnecting');
-        tiles.clear();
-        void this.checkSession();
-      }
-    };
-    client.oncallstate = (call) => this.onCallState(call);
-    client.ontrack = (peerId, participant, stream) => {
-      tiles.setStream(participant, peerId, stream, nameOf(participant));
-      this.showAlone();
-    };
+    client.onwelcome = (msg) => this.gotWelcome(msg);
+    client.onstatus = (status, detail) => this.gotStatus(status, detail);
+    client.oncallstate = (call) => this.gotCallState(call);
+    client.ontrack = (peerId, participant, stream) => this.gotTrack(client, peerId, participant, stream);
     client.onpeerunreachable = (peerId, why) => this.unreachable?.unreachable(peerId, why);
     client.onpeerstate = (peerId, state) => { if (state === 'connected') this.unreachable?.settled(peerId); };
-    client.onpeerclosed = (peerId, participant) => {
-      this.unswap();
-      this.unreachable?.settled(peerId);
-      tiles.dropStream(participant, peerId);
-      const still = [...client.peers.values()].some((l) => l.participant === participant);
-      if (!still) tiles.remove(participant);
-      this.showAlone();
-    };
-    client.onpeerjoined = (peer) => {
-      if (!this.info.isStation && peer.kind === 'remote') this.toast(t('room.joined', { name: peer.name }));
-    };
-    client.onpeerupdated = (peer) => tiles.setMuted(peer.participant || peer.id, peer.muted || {});
-    client.onpeerleft = (_id, peer) => {
-      if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(t('room.left', { name: peer.name }));
-    };
-    client.onerror = (code, message, ref) => {
-      if (code === 'room_full') this.showState('full');
-      else if (ref === 'join' && (code === 'forbidden' || code === 'room_not_found')) {
-        this.destroy();
-        renderError(this.ctx, code === 'forbidden' ? t('room.notAllowed') : t('room.roomNotFound'), errorText({ code }),
-          this.info.role === 'user' ? [{ label: t('room.allRooms'), href: '#/' }] : []);
-      } else if (code !== 'negotiation' && code !== 'candidate') {
-        this.toast(errorText({ code }));
-      } else {
-        console.warn(code, message);
-      }
-    };
-    client.onbye = (reason) => {
-      if (reason === 'shutdown') return; // the service restarts: the client reconnects
-      if (reason === 'room_full') this.showState('full');
-      else if (reason === 'room_deleted') this.showState('gone', t('room.roomDeleted'));
-      else if (reason === 'replaced') this.showState('gone', t('room.replaced'));
-      else if (reason !== 'left') this.finish(reason);
-    };
+    client.onpeerclosed = (peerId, participant) => this.gotPeerClosed(client, peerId, participant);
+    client.onpeerjoined = (peer) => this.gotPeerJoined(peer);
+    client.onpeerupdated = (peer) => this.tiles?.setMuted(peer.participant || peer.id, peer.muted || {});
+    client.onpeerleft = (_id, peer) => this.gotPeerLeft(peer);
+    client.onerror = (code, message, ref) => this.gotError(code, message, ref);
+    client.onbye = (reason) => this.gotBye(reason);
     client.join(this.info.roomId, this.name || '');
+  }
+
+  // ---- what the signaling client reports ----------------------------------
+
+  /**
+   * What `participant` is called: the station by its name, others by their roster name.
+   * @param {SignalingClient} client
+   * @param {string} participant
+   */
+  nameOf(client, participant) {
+    if (participant === 'station') return this.info.station.name;
+    for (const p of client.roster.values()) if (p.participant === participant && p.name) return p.name;
+    return t('room.guest');
+  }
+
+  /** @param {WelcomeMessage} msg */
+  gotWelcome(msg) {
+    // The call object in `welcome` predates our join: the station rings, resumes our
+    // call or lets us knock only after it, and says so in the `call-state` that follows.
+    this.skipWelcomeState = true;
+    if (msg.room && msg.room.name && !this.info.isStation) this.stage?.querySelector('.call-title')?.replaceChildren(msg.room.name);
+    if (!this.info.isStation) this.showState('in-call');
+  }
+
+  /**
+   * @param {Status} status
+   * @param {number|string} [detail]  ms until the next reconnection attempt
+   */
+  gotStatus(status, detail) {
+    if (!this.banner) return;
+    this.banner.hidden = status !== 'reconnecting';
+    if (status === 'reconnecting') {
+      this.banner.textContent = typeof detail === 'number' ? tn('room.reconnectingIn', Math.ceil(detail / 1000)) : t('room.reconnecting');
+      this.tiles?.clear();
+      void this.checkSession();
+    }
+  }
+
+  /**
+   * @param {SignalingClient} client
+   * @param {string} peerId
+   * @param {string} participant
+   * @param {MediaStream} stream
+   */
+  gotTrack(client, peerId, participant, stream) {
+    this.tiles?.setStream(participant, peerId, stream, this.nameOf(client, participant));
+    this.showAlone();
+  }
+
+  /**
+   * @param {SignalingClient} client
+   * @param {string} peerId
+   * @param {string} participant
+   */
+  gotPeerClosed(client, peerId, participant) {
+    this.unswap();
+    this.unreachable?.settled(peerId);
+    this.tiles?.dropStream(participant, peerId);
+    const still = [...client.peers.values()].some((l) => l.participant === participant);
+    if (!still) this.tiles?.remove(participant);
+    this.showAlone();
+  }
+
+  /** @param {PeerInfo} peer */
+  gotPeerJoined(peer) {
+    if (!this.info.isStation && peer.kind === 'remote') this.toast(t('room.joined', { name: peer.name }));
+  }
+
+  /** @param {PeerInfo|undefined} peer */
+  gotPeerLeft(peer) {
+    if (peer && !this.info.isStation && peer.kind === 'remote') this.toast(t('room.left', { name: peer.name }));
+  }
+
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {string|null} ref  the type of the message that was refused
+   */
+  gotError(code, message, ref) {
+    if (code === 'room_full') this.showState('full');
+    else if (ref === 'join' && (code === 'forbidden' || code === 'room_not_found')) {
+      this.destroy();
+      renderError(this.ctx, code === 'forbidden' ? t('room.notAllowed') : t('room.roomNotFound'), errorText({ code }),
+        this.info.role === 'user' ? [{ label: t('room.allRooms'), href: '#/' }] : []);
+    } else if (code !== 'negotiation' && code !== 'candidate') {
+      this.toast(errorText({ code }));
+    } else {
+      console.warn(code, message);
+    }
+  }
+
+  /** @param {string} reason */
+  gotBye(reason) {
+    if (reason === 'shutdown') return; // the service restarts: the client reconnects
+    if (reason === 'room_full') this.showState('full');
+    else if (reason === 'room_deleted') this.showState('gone', t('room.roomDeleted'));
+    else if (reason === 'replaced') this.showState('gone', t('room.replaced'));
+    else if (reason !== 'left') this.finish(reason);
   }
 
   /**
@@ -439,7 +423,7 @@ class CallPage {
   }
 
   /** @param {CallInfo|null} call */
-  onCallState(call) {
+  gotCallState(call) {
     const client = this.client;
     if (this.skipWelcomeState) {
       this.skipWelcomeState = false;
@@ -613,12 +597,9 @@ class CallPage {
     this.muted = { ...this.muted, [kind]: !this.muted[kind] };
     if (this.client) this.client.setMuted(this.muted.audio, this.muted.video);
     else this.applyMuted();
-    const index = kind === 'audio' ? 0 : 1;
-    for (const button of [this.lobbyButtons?.[index], kind === 'audio' ? this.micButton : this.camButton]) {
-      if (!button) continue;
-      button.setAttribute('aria-pressed', String(!this.muted[kind]));
-      button.replaceChildren(icon(kind === 'audio' ? (this.muted.audio ? 'micOff' : 'mic') : (this.muted.video ? 'camOff' : 'cam')));
-    }
+    this.lobbyView?.showToggle(kind, this.muted);
+    const button = kind === 'audio' ? this.micButton : this.camButton;
+    if (button) showToggle(button, kind, this.muted);
     this.pip?.classList.toggle('video-muted', this.muted.video);
   }
 
@@ -775,7 +756,7 @@ class CallPage {
     if (this.fadeTimer) clearTimeout(this.fadeTimer);
     this.ringback.stop();
     this.quality?.stop();
-    this.stopMeter?.();
+    this.lobbyView?.stopMeter();
     this.releaseMedia();
   }
 
@@ -800,37 +781,6 @@ class CallPage {
 
 /** @type {MediaTrackConstraints} the front camera, 4:3 */
 const VIDEO = { width: { ideal: 640 }, height: { ideal: 480 }, aspectRatio: { ideal: 4 / 3 }, facingMode: 'user' };
-
-/**
- * A live microphone level (Web Audio AnalyserNode) drawn into `meter`.
- * @param {MediaStream} stream
- * @param {HTMLElement} meter
- * @returns {() => void} stops it
- */
-function startMeter(stream, meter) {
-  if (!stream.getAudioTracks().length || typeof AudioContext !== 'function') return () => undefined;
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 512;
-  ctx.createMediaStreamSource(stream).connect(analyser);
-  const samples = new Float32Array(analyser.fftSize);
-  const bar = /** @type {HTMLElement} */ (meter.firstElementChild);
-  let frame = 0;
-  const draw = () => {
-    analyser.getFloatTimeDomainData(samples);
-    let sum = 0;
-    for (const v of samples) sum += v * v;
-    // RMS in dB, -60..0 dB shown as 0..100.
-    const db = 10 * Math.log10(sum / samples.length + 1e-10);
-    const level = Math.round(Math.min(100, Math.max(0, (db + 60) * 100 / 60)));
-    meter.setAttribute('aria-valuenow', String(level));
-    bar.style.transform = `scaleX(${level / 100})`;
-    frame = requestAnimationFrame(draw);
-  };
-  void ctx.resume().catch(() => undefined);
-  draw();
-  return () => { cancelAnimationFrame(frame); void ctx.close().catch(() => undefined); };
-}
 
 /** Camera + microphone, falling back to microphone only, then to nothing. */
 async function getLocalMedia() {
