@@ -381,6 +381,11 @@ async def health(request: web.Request) -> web.Response:
         "gpio": app[GPIO].describe(),
         "screen": app[SCREEN].describe(),
         "call": app[CALL_MACHINE].state,
+        # Whether the kiosk's own screen (Chromium) is in the station room: the kiosk
+        # session's watchdog (`videostation kiosk-watch`) restarts the screen when not.
+        "kiosk_screen": (
+            "connected" if app[ROOMS].screen(app[CALL_MACHINE].room) is not None else "absent"
+        ),
         "password_set": app[AUTH].password_set,
     }
     return web.json_response(body, status=code)

@@ -76,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     kiosk = sub.add_parser("kiosk-url", help="print the URL of the station's own screen")
     _common(kiosk, address=True)
 
+    watch = sub.add_parser(
+        "kiosk-watch",
+        help="exit 1 when the kiosk's screen is not in the station room (the kiosk "
+        "session restarts the screen then)",
+    )
+    _common(watch, address=True)
+    watch.add_argument(
+        "--grace", type=float, default=180, help="seconds the screen has to join (default 180)"
+    )
+    watch.add_argument(
+        "--lost", type=float, default=60, help="seconds a lost screen has to return (default 60)"
+    )
+    watch.add_argument("--every", type=float, default=5, help="seconds between checks")
     doctor = sub.add_parser("doctor", help="check the station and say what is wrong")
     _common(doctor, address=True)
     doctor.add_argument(
@@ -213,6 +226,13 @@ def cmd_kiosk_url(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kiosk_watch(config: Config, args: argparse.Namespace) -> int:
+    from .kioskwatch import watch
+
+    key = _auth(config).kiosk_key
+    return watch(config, key, grace=args.grace, lost=args.lost, every=args.every)
+
+
 def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -224,6 +244,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "set-password": cmd_set_password,
     "guest-link": cmd_guest_link,
     "kiosk-url": cmd_kiosk_url,
+    "kiosk-watch": cmd_kiosk_watch,
     "doctor": cmd_doctor,
 }
 """What each sub-command of ``build_parser`` runs."""

@@ -222,6 +222,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     gpio=_STR,
                     screen=_STR,
                     call=_STR,
+                    kiosk_screen={"enum": ["connected", "absent"]},
                     password_set=_BOOL,
                 ),
                 errors=(503,),

@@ -231,10 +231,15 @@ def stubs(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = 'for a in "$@"; do printf "%s\\n" "$a"; done > "$0.args"\n'
+    # The CLI records each sub-command's arguments in videostation.<command>.args;
+    # kiosk-watch exits with $WATCH_EXIT after $WATCH_AFTER seconds (default: stays).
     _stub(
         bin_dir,
         "videostation",
-        record + 'echo "http://127.0.0.1:8080/#/kiosk?key=k3y"\n',
+        'for a in "$@"; do printf "%s\\n" "$a"; done > "$0.$1.args"\n'
+        'if [ "$1" = kiosk-watch ]; then sleep "${WATCH_AFTER:-30}" & pid=$!\n'
+        "  trap 'kill $pid; exit 0' TERM; wait $pid; exit \"${WATCH_EXIT:-0}\"; fi\n"
+        'echo "http://127.0.0.1:8080/#/kiosk?key=k3y"\n',
     )
     _stub(bin_dir, "cage", record + 'env > "$0.env"\n')
     _stub(bin_dir, "labwc", record + 'env > "$0.env"\n')
@@ -274,8 +279,30 @@ def test_kiosk_session_starts_cage_without_vt_switching(stubs: Path) -> None:
     assert args[-1] == "--inner" and args[-2].endswith("kiosk-session")
     env = (stubs / "cage.env").read_text()
     assert "KIOSK_URL=http://127.0.0.1:8080/#/kiosk?key=k3y" in env
-    cli = (stubs / "videostation.args").read_text().splitlines()
+    cli = (stubs / "videostation.kiosk-url.args").read_text().splitlines()
     assert cli[:3] == ["kiosk-url", "--config", "/etc/videostation/config.toml"]
+
+
+def test_kiosk_session_stops_the_compositor_when_the_watchdog_says_so(stubs: Path) -> None:
+    _stub(stubs, "cage", "sleep 25 & pid=$!; trap 'kill $pid; exit 143' TERM; wait $pid\n")
+    started = time.monotonic()
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage", WATCH_AFTER="1", WATCH_EXIT="1")
+    took = time.monotonic() - started
+    # Stopped by the session (SIGTERM: 143), so the unit's Restart=always starts afresh.
+    assert result.returncode == 143, result.stderr
+    assert took < 15, took
+    assert "the screen is not in the station room: restarting the kiosk" in result.stderr
+    watch = (stubs / "videostation.kiosk-watch.args").read_text().splitlines()
+    assert watch == [
+        "kiosk-watch", "--config", "/etc/videostation/config.toml",
+        "--grace", "180", "--lost", "60",
+    ]  # fmt: skip
+
+
+def test_kiosk_session_without_the_watchdog(stubs: Path) -> None:
+    result = _kiosk(stubs, KIOSK_COMPOSITOR="cage", KIOSK_WATCH="no", WATCH_EXIT="1")
+    assert result.returncode == 0, result.stderr
+    assert not (stubs / "videostation.kiosk-watch.args").exists()
 
 
 def test_kiosk_session_keeps_the_compositor_a_child_and_returns_its_status(

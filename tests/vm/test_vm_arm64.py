@@ -43,6 +43,7 @@ test_journal_carries_the_structured_fields = x86.test_journal_carries_the_struct
 test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room = (
     x86.test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room
 )
+test_kiosk_watchdog_restarts_a_lost_screen = x86.test_kiosk_watchdog_restarts_a_lost_screen
 test_a_call_inside_the_vm_decodes_the_station_media = (
     x86.test_a_call_inside_the_vm_decodes_the_station_media
 )

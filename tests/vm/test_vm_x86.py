@@ -191,6 +191,10 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
         return bool(match and float(match.group(1)) >= 1)
 
     wait_for("the kiosk's screen peer (videostation_peers >= 1)", screen_peer, timeout=420, every=5)
+    assert kiosk_screen(vm, cookie) == "connected"
+    # The first start, with a fresh profile: the screen joined without any restart
+    # (Chromium's network service no longer dies before the first page loads).
+    assert show(vm, KIOSK, "NRestarts")["NRestarts"] == "0"
     # A screenshot of the Wayland output, from inside the VM.
     shot = "/run/user/870/kiosk.png"
     vm.check(f"{AS_USER} WAYLAND_DISPLAY=wayland-0 grim {shot}", timeout=120)
@@ -206,6 +210,39 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
     pixels = sum(histogram)
     dark, light = sum(histogram[:60]) / pixels, sum(histogram[200:]) / pixels
     assert dark > 0.3 and light > 0.05, f"dark {dark:.2f}, light {light:.2f}"
+
+
+def kiosk_screen(vm: VM, cookie: str) -> str:
+    status, body, _ = http(vm, "/api/health/", cookie=cookie)
+    return str(body.get("kiosk_screen")) if status == 200 and isinstance(body, dict) else ""
+
+
+def test_kiosk_watchdog_restarts_a_lost_screen(vm: VM) -> None:
+    """Chromium's renderers killed: the page is gone (a "sad tab" the kiosk never leaves
+    by itself), the screen leaves the station room; the session's watchdog
+    (videostation kiosk-watch) stops the compositor, systemd restarts the kiosk unit
+    and the fresh Chromium's screen joins again."""
+    cookie = login(vm, vmimage.FIRSTBOOT_PASSWORD)
+    wait_for("the screen", lambda: kiosk_screen(vm, cookie) == "connected", timeout=300)
+    before = show(vm, KIOSK, "NRestarts")["NRestarts"]
+    started = time.monotonic()
+    vm.check("pkill -KILL -u videostation -f -- '--type=renderer'")
+    wait_for("the screen to leave", lambda: kiosk_screen(vm, cookie) == "absent", timeout=60)
+    wait_for(
+        "the screen back after the watchdog's restart",
+        lambda: kiosk_screen(vm, cookie) == "connected",
+        timeout=600,
+        every=5,
+    )
+    took = time.monotonic() - started
+    after = show(vm, KIOSK, "NRestarts")["NRestarts"]
+    journal = vm.check("journalctl -b --no-pager _UID=870 | grep -a 'kiosk' | tail -n 40")
+    print(f"kiosk watchdog: screen back {took:.0f} s after its renderers were killed")
+    assert "the screen was lost and did not come back" in journal, journal
+    assert "restarting the kiosk" in journal, journal
+    assert int(after) == int(before) + 1, (before, after, journal)
+    # The service itself was not touched.
+    assert show(vm, UNIT, "NRestarts")["NRestarts"] == "0"
 
 
 def test_a_call_inside_the_vm_decodes_the_station_media(vm: VM) -> None:
