@@ -271,8 +271,10 @@ def test_phone_switches_camera_zooms_and_swaps(station: Any, pages: Pages) -> No
     # A tap on the preview swaps it with the main picture; another swaps back.
     stage = guest.get_by_test_id("call-page")
     pip = guest.get_by_test_id("local-video")
-    box = pip.bounding_box()
-    assert box
+    top = guest.locator(".call-top").bounding_box()
+    expect(guest.get_by_test_id("quality")).to_be_visible()
+    assert guest.locator(".call-top").bounding_box() == top, "the top bar grew: the preview moves"
+    box = settled(pip)
     guest.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(stage).to_have_class(re.compile(r"\bswapped\b"))
     expect(guest.get_by_test_id("local-main")).to_be_visible()
