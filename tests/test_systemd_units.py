@@ -237,7 +237,10 @@ def stubs(tmp_path: Path) -> Path:
         bin_dir,
         "videostation",
         'for a in "$@"; do printf "%s\\n" "$a"; done > "$0.$1.args"\n'
-        'if [ "$1" = kiosk-watch ]; then sleep "${WATCH_AFTER:-30}" & pid=$!\n'
+        # (its output closed: a watcher the session's stop races past must not hold
+        # the test's pipes; under systemd the unit's cgroup goes with the session)
+        'if [ "$1" = kiosk-watch ]; then exec >/dev/null 2>&1; sleep "${WATCH_AFTER:-30}" &\n'
+        "  pid=$!\n"
         "  trap 'kill $pid; exit 0' TERM; wait $pid; exit \"${WATCH_EXIT:-0}\"; fi\n"
         'echo "http://127.0.0.1:8080/#/kiosk?key=k3y"\n',
     )
