@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -242,7 +243,9 @@ async def test_revoking_a_link_disconnects_its_guest(station: ServiceHarness) ->
     assert (await ws.expect("bye"))["reason"] == "revoked"
 
 
-async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: Any) -> None:
+async def test_ice_servers_with_turn_credentials(
+    config: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from appliance.app import create_app
     from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
@@ -265,6 +268,17 @@ async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: An
     assert servers[1]["urls"] == ["turn:turn.example.net:3478"]
     expiry, user = servers[1]["username"].split(":")
     assert user == "videostation" and int(expiry) > 0 and servers[1]["credential"]
+    # the station's own peer mints them for every connection too: a station up for
+    # more than a day (the credentials' lifetime) still gets a relay
+    from appliance.appkeys import PEERS
+
+    now = time.time()
+    later = now + 2 * 24 * 3600
+    minted = []
+    for at in (now, later):
+        monkeypatch.setattr("appliance.turn.time.time", lambda at=at: at)
+        minted.append(int(app[PEERS].ice_servers()[1]["username"].split(":")[0]))
+    assert minted[1] - minted[0] == 2 * 24 * 3600, minted
 
 
 async def test_a_client_that_leaves_and_hangs_up_at_once_is_no_error(

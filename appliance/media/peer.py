@@ -221,6 +221,10 @@ class StationPeers:
         """Viewers whose connection was logged as failing, until one of theirs connects."""
         self._loading: asyncio.Future[None] | None = None
 
+    def ice_servers(self) -> list[IceServer]:
+        """The ICE servers a connection opened now gets (TURN credentials minted now)."""
+        return self._ice_servers()
+
     def prepare(self) -> None:
         """A call is in sight: start importing the media stack in a worker thread
         (idempotent; once loaded it stays)."""
@@ -269,7 +273,7 @@ class StationPeers:
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
         self._sessions += 1
-        ice_servers = self._ice_servers()
+        ice_servers = self.ice_servers()
         servers = [RTCIceServer(**server) for server in ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
         peer_log = with_ids(self._log, peer_id=peer_id)

@@ -219,8 +219,7 @@ class RungPolicy:
             link.weak_since = None
         if link.rung == "high" and now < link.trial_until and shows_it:
             # a climb the link does not carry: straight back, before the picture freezes
-            link.failed_climbs += 1
-            link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
+            self._climb_failed(link)
             self._switch(link, "low", now)
             return link.rung
         if now - link.changed_at < self.min_dwell:
@@ -231,8 +230,7 @@ class RungPolicy:
             if weak or lossy:
                 if link.switches and now - link.changed_at < max(self.up_hold, link.up_wait) * 2:
                     # came up recently and went straight back: wait longer next time
-                    link.failed_climbs += 1
-                    link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
+                    self._climb_failed(link)
                 else:
                     link.up_wait = 0.0
                 self._switch(link, "low", now)
@@ -254,6 +252,11 @@ class RungPolicy:
             self._switch(link, "high", now)
             link.trial_until = now + self.trial
         return link.rung
+
+    def _climb_failed(self, link: ViewerLink) -> None:
+        """The next climb waits twice as long (at most ``max_up_wait``)."""
+        link.failed_climbs += 1
+        link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
 
     @staticmethod
     def _switch(link: ViewerLink, rung: Rung, now: float) -> None:

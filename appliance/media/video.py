@@ -287,8 +287,10 @@ class VideoFanout(Fanout):
         try:
             await feed.start()
             self.device_open = True
-            while not self.blanked:
+            while True:
                 frame = await feed.read()
+                if self.blanked:  # turned off while the frame was on its way
+                    break
                 self.description = feed.describe()
                 await self._send(frame, encoders, clock)
         finally:
@@ -300,10 +302,11 @@ class VideoFanout(Fanout):
         the viewers' streams keep going (no renegotiation, no frozen last picture)."""
         self.description = "off (turned off at the kiosk)"
         width, height = output_size(self._cfg)
+        black = black_frame(width // 2 * 2, height // 2 * 2)  # one picture, sent again
         period = 1 / self._cfg.fps
         due = time.monotonic()
         while self.blanked:
-            await self._send(black_frame(width // 2 * 2, height // 2 * 2), encoders, clock)
+            await self._send(black, encoders, clock)
             due = max(due + period, time.monotonic() - period)
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 
@@ -312,8 +315,6 @@ class VideoFanout(Fanout):
     ) -> None:
         """Encode one camera frame once per (codec, rung) some viewer takes, hand each
         viewer its packets, and close the encoders nobody takes any more."""
-        if self.blanked:
-            frame = black_frame(frame.width // 2 * 2, frame.height // 2 * 2)
         now = time.monotonic()
         frame.pts, frame.time_base = clock.stamp(now), TIME_BASE
         self.frames += 1
