@@ -298,24 +298,40 @@ def test_phone_switches_camera_zooms_and_swaps(station: Any, pages: Pages) -> No
     hang_up(kiosk, guest)
 
 
-def test_preview_corner_leaves_tile_labels_uncovered(station: Any, pages: Pages) -> None:
-    """pip.js in the page: with a label in the bottom-left corner, a drag there snaps to
-    the nearest free corner instead; with reduced motion there is no glide."""
+def floating_page(station: Any, pages: Pages) -> Page:
+    """A bare portrait page with pip.js loaded: ``window.__floating`` holds
+    ``makeFloating``, a stage filling the page, a focusable preview box with its resize
+    handle (in the stage, not yet floating) and ``el(className)`` to make more divs."""
     page = pages.open(station.base_url + "/", reduced_motion="reduce", **PORTRAIT)
     page.wait_for_load_state()
     page.evaluate(
         """async () => {
           const app = document.querySelector('script[type=module]').src;
           const { makeFloating } = await import(new URL('ui/pip.js', app).href);
+          const el = (className) => Object.assign(document.createElement('div'), { className });
           document.body.replaceChildren();
-          const stage = Object.assign(document.createElement('div'), { className: 'call-stage' });
-          const label = Object.assign(document.createElement('div'), { className: 'tile-label' });
-          label.style.cssText = 'position:absolute;left:10px;bottom:10px;width:120px;height:30px';
-          const box = Object.assign(document.createElement('div'), { className: 'pip' });
-          const handle = Object.assign(document.createElement('div'), { className: 'pip-handle' });
+          const stage = el('call-stage');
+          const box = Object.assign(el('pip'), { tabIndex: 0 });
+          const handle = el('pip-handle');
           box.append(handle);
-          stage.append(label, box);
+          stage.append(box);
           document.body.append(stage);
+          window.__floating = { makeFloating, stage, box, handle, el };
+        }"""
+    )
+    return page
+
+
+def test_preview_corner_leaves_tile_labels_uncovered(station: Any, pages: Pages) -> None:
+    """pip.js in the page: with a label in the bottom-left corner, a drag there snaps to
+    the nearest free corner instead; with reduced motion there is no glide."""
+    page = floating_page(station, pages)
+    page.evaluate(
+        """() => {
+          const { makeFloating, stage, box, handle, el } = window.__floating;
+          const label = el('tile-label');
+          label.style.cssText = 'position:absolute;left:10px;bottom:10px;width:120px;height:30px';
+          stage.prepend(label);
           window.__taps = 0;
           window.__glide = [];
           new MutationObserver(() => {
@@ -386,31 +402,22 @@ def test_preview_at_rest_never_covers_a_label_however_it_got_there(
     every corner: resized to its largest, it comes to rest smaller, in a free corner;
     moved corner to corner with the arrow keys and grown with +, it never rests on a
     label; a label that appears under it, or a top bar that grows over it, moves it."""
-    page = pages.open(station.base_url + "/", reduced_motion="reduce", **PORTRAIT)
-    page.wait_for_load_state()
+    page = floating_page(station, pages)
     page.evaluate(
-        """async () => {
-          const app = document.querySelector('script[type=module]').src;
-          const { makeFloating } = await import(new URL('ui/pip.js', app).href);
-          document.body.replaceChildren();
-          const stage = Object.assign(document.createElement('div'), { className: 'call-stage' });
-          const top = document.createElement('div');
+        """() => {
+          const { makeFloating, stage, box, handle, el } = window.__floating;
+          const top = el('');
           top.style.cssText = 'position:absolute;left:0;right:0;top:0;height:0';
-          const grid = document.createElement('div');
+          const grid = el('');
           const place = (css) => {
-            const label = Object.assign(document.createElement('div'), { className: 'tile-label' });
+            const label = el('tile-label');
             label.style.cssText = 'position:absolute;' + css;
             grid.append(label);
           };
           place('left:150px;top:100px;width:40px;height:20px');
           place('left:10px;bottom:10px;width:120px;height:30px');
           place('left:200px;top:700px;width:40px;height:20px');
-          const box = Object.assign(document.createElement('div'),
-                                    { className: 'pip', tabIndex: 0 });
-          const handle = Object.assign(document.createElement('div'), { className: 'pip-handle' });
-          box.append(handle);
-          stage.append(top, grid, box);
-          document.body.append(stage);
+          stage.prepend(top, grid);
           window.__place = place;
           window.__top = top;
           makeFloating(box, stage, {

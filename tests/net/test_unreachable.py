@@ -22,20 +22,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ..browser_kit import ARGS  # first: skips, or fails under CI, without Playwright
 from ..conftest import BIN
+from .chromium import STATION_URL, chromium_in, launch_phone
 from .services import SECRET, start_station, start_turn
-from .testbed import HOME, PHONES, STATION_PUBLIC, Testbed
+from .testbed import HOME, PHONES, Testbed
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-STATION_URL = f"http://{STATION_PUBLIC}:8080"
-
-
-def chromium_in(namespace: str, tmp_path: Path) -> Path:
-    """An executable that starts Debian's Chromium inside ``namespace``."""
-    wrapper = tmp_path / f"chromium-{namespace}"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} /usr/bin/chromium "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
 
 
 def cli(tmp_path: Path, *args: str) -> str:
@@ -50,12 +41,7 @@ def cli(tmp_path: Path, *args: str) -> str:
 def browsers(bed: Testbed, tmp_path: Path) -> Iterator[dict[str, Browser]]:
     """A phone's Chromium in the carrier's network, the kiosk's at home."""
     with sync_playwright() as pw:
-        phone = pw.chromium.launch(
-            executable_path=str(chromium_in(PHONES[0], tmp_path)),
-            # the station is reached by address over plain HTTP here: let the fake
-            # camera work as it would over the HTTPS a real station serves
-            args=[*ARGS, f"--unsafely-treat-insecure-origin-as-secure={STATION_URL}"],
-        )
+        phone = launch_phone(pw.chromium, PHONES[0], tmp_path)
         kiosk = pw.chromium.launch(executable_path=str(chromium_in(HOME, tmp_path)), args=ARGS)
         try:
             yield {"phone": phone, "kiosk": kiosk}

@@ -24,13 +24,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ..browser_kit import ARGS  # first: skips, or fails under CI, without Playwright
+from .chromium import STATION_URL, launch_phone  # skips, or fails under CI, without Playwright
 from .services import PASSWORD, SECRET, start_station, start_turn
-from .testbed import PHONES, STATION_PUBLIC, Testbed
+from .testbed import PHONES, Testbed
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-STATION_URL = f"http://{STATION_PUBLIC}:8080"
 
 # The station's video as the page receives it: one sample of the inbound video stream
 # from the station peer (the counters are cumulative; the test takes differences).
@@ -55,26 +53,11 @@ STATION_VIDEO = """async () => {
 }"""
 
 
-def chromium_in(namespace: str, tmp_path: Path) -> Path:
-    """An executable that starts Debian's Chromium inside ``namespace``."""
-    wrapper = tmp_path / f"chromium-{namespace}"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} /usr/bin/chromium "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
-
-
 @pytest.fixture
 def phones(bed: Testbed, tmp_path: Path) -> Iterator[list[Browser]]:
     """One Chromium per phone namespace."""
     with sync_playwright() as pw:
-        launched = [
-            pw.chromium.launch(
-                executable_path=str(chromium_in(name, tmp_path)),
-                # plain HTTP by address here: let the fake camera work as over HTTPS
-                args=[*ARGS, f"--unsafely-treat-insecure-origin-as-secure={STATION_URL}"],
-            )
-            for name in PHONES
-        ]
+        launched = [launch_phone(pw.chromium, name, tmp_path) for name in PHONES]
         try:
             yield launched
         finally:
