@@ -293,6 +293,13 @@ VIEWER_GAUGES = (
     ("viewer_estimated_bitrate", "estimated_bitrate", "Viewer's REMB estimate, bit/s"),
     ("viewer_loss_ratio", "loss", "Viewer's smoothed packet loss (0..1)"),
     ("viewer_rtt_seconds", "rtt", "Round-trip time to the viewer, s"),
+    ("viewer_resent_packets", "resent", "Lost video packets sent again to the viewer"),
+    (
+        "viewer_resend_refused_packets",
+        "resend_refused",
+        "Lost video packets the viewer asked for and did not get again (too old, asked "
+        "again within a round trip, or of a rung it left)",
+    ),
 )
 
 

@@ -22,6 +22,7 @@ MODULES = [
     "appliance.quiet",
     "appliance.rooms",
     "appliance.static",
+    "appliance.media.nack",
     "appliance.media.pcm",
     "appliance.media.peer",
     "appliance.media.ratecontrol",

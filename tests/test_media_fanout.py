@@ -157,6 +157,31 @@ async def test_slow_viewer_drops_to_next_keyframe_without_slowing_others() -> No
     await video.close()
 
 
+async def test_a_viewer_moving_down_gets_the_new_rungs_keyframe_next() -> None:
+    """What was queued of the old rung is dropped at the switch: on a link that has just
+    narrowed it would only delay the picture that ends the freeze."""
+    cam = CameraConfig(source="test", width=320, height=240, fps=30, low_width=160, low_height=120)
+    video = VideoFanout(cam, linger=0.1)
+    track = video.track()
+    track.set_codec("H264")
+    await next_packets(track, 3)
+    for _ in range(100):  # bounded: the high rung's packets pile up unread
+        if len(track._packets) >= 5:
+            break
+        await asyncio.sleep(0.02)
+    assert len(track._packets) >= 5
+    track.link.rung = "low"  # what the rung policy decides for a weak link
+    for _ in range(100):
+        if track.rung == "low":
+            break
+        await asyncio.sleep(0.02)
+    assert track.rung == "low" and track.dropped >= 5
+    first = await asyncio.wait_for(track.recv(), 5)
+    assert first.is_keyframe, "the first packet after the switch is the new rung's keyframe"
+    assert decode("H264", [first])[0].width == 160 and track.rung_since is not None
+    await video.close()
+
+
 async def test_keyframe_requests_are_served_and_coalesced() -> None:
     video = VideoFanout(CAMERA, linger=0.1)
     track = video.track()

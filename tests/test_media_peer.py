@@ -13,8 +13,10 @@ from typing import Any
 
 import av
 import pytest
+from aiortc.clock import current_ntp_time
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
@@ -25,6 +27,7 @@ from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.config import load as load_config
 from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
+from appliance.media.nack import seconds_since
 from appliance.media.peer import negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
 from appliance.protocol import Candidate, EndOfCandidates, Restart, parse_payload
@@ -162,6 +165,74 @@ async def test_pli_from_a_viewer_makes_a_keyframe(station: Any) -> None:
         if media.counters()["keyframes_h264"] > base:
             break
     assert media.counters()["keyframes_h264"] == base + 1
+
+
+async def test_a_lost_packet_is_resent_once_a_round_trip_and_only_while_it_helps(
+    station: Any,
+) -> None:
+    """Real NACKs from an aiortc viewer: the station resends a packet once, not again
+    before a round trip has passed, never once it is a second old, and nothing of a rung
+    the viewer has left (aiortc alone resends whatever a NACK names)."""
+    _media, peers, hub = station
+    viewer = Viewer("remote")
+    await connect(hub, peers, viewer)
+    await first_frames(viewer, 10)
+    assert viewer.pc is not None
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "video")
+    track = peers._peers["remote"].video_track
+    history = sender._RTCRtpSender__rtp_history
+    resent: list[int] = []
+    original = sender._retransmit
+
+    async def retransmit(seq: int) -> None:
+        resent.append(seq)
+        await original(seq)
+
+    sender._retransmit = retransmit
+
+    def newest() -> int:
+        return max(history.values(), key=lambda p: p.extensions.abs_send_time).sequence_number
+
+    async def nack(seq: int, *, then: int) -> None:
+        """NACK ``seq`` and wait until the station has decided ``then`` NACKed packets."""
+        await receiver._send_rtcp_nack(sender._ssrc, [seq])
+        for _ in range(100):  # bounded: 5 s
+            counts = track.retransmissions
+            if counts.resent + counts.refused >= then:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"NACK for {seq} not handled")
+
+    seq = newest()
+    await nack(seq, then=1)
+    await nack(seq, then=2)  # asked again at once: the first answer is on its way
+    assert resent == [seq] and track.retransmissions.refused == 1
+    await asyncio.sleep(0.25)  # longer than a loopback round trip (or the 0.1 s default)
+    await nack(seq, then=3)
+    assert resent == [seq, seq]
+    kept = history[seq % RTP_HISTORY_SIZE]
+    while seconds_since(kept.extensions.abs_send_time, current_ntp_time()) < 1.05:  # ~0.7 s
+        await asyncio.sleep(0.02)
+    assert kept is history[seq % RTP_HISTORY_SIZE], "still kept by aiortc (128 packets)"
+    await nack(seq, then=4)
+    assert resent == [seq, seq], "a packet a second old was resent"
+    # the viewer moves to the low rung: what it got of the high one is not resent
+    before = newest()
+    track.link.rung = "low"
+    for _ in range(100):  # bounded: 5 s
+        if track.rung == "low":
+            break
+        await asyncio.sleep(0.05)
+    assert track.rung == "low"
+    decided = track.retransmissions.resent + track.retransmissions.refused
+    await nack(before, then=decided + 1)
+    assert before not in resent
+    await asyncio.sleep(0.1)
+    fresh = newest()
+    await nack(fresh, then=decided + 2)
+    assert resent[-1] == fresh
+    assert peers.stats()["peers"]["remote"]["resent"] == 3
 
 
 async def test_nothing_before_open_and_nothing_after_close_all(station: Any) -> None:

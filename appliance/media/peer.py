@@ -26,8 +26,10 @@ event loop (the systemd watchdog, the signaling) never stalls on the import.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MalformedMessage, UnknownPeer
 from ..logs import IdsAdapter, with_ids
 from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
+from .nack import seconds_since
 from .station import StationMedia
 
 if TYPE_CHECKING:
@@ -320,25 +323,41 @@ class StationPeers:
 
     @staticmethod
     def _hook_feedback(sender: Any, track: EncodedVideoTrack) -> None:
-        """Feed this viewer's REMB and receiver reports to its link estimate.
+        """Feed this viewer's REMB and receiver reports to its link estimate, and
+        resend only the lost packets that still help (``nack.py``).
 
         aiortc hands REMB only to its own encoder (unused for pre-encoded packets)
-        and keeps receiver reports in its stats; the shared encoder needs both.
+        and keeps receiver reports in its stats; the shared encoder needs both. It
+        resends every packet a NACK names; the viewer's :class:`Retransmissions`
+        strikes those resent a round trip ago, too old, or of a rung it left.
         """
         from aiortc.rtp import (
             RTCP_PSFB_APP,
+            RTCP_RTPFB_NACK,
             RtcpPsfbPacket,
             RtcpRrPacket,
+            RtcpRtpfbPacket,
             RtcpSrPacket,
             unpack_remb_fci,
         )
 
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
+        sent_ago = _sent_ago(sender)
 
         async def handle_rtcp_packet(packet: Any) -> None:
+            now = time.monotonic()
+            if (
+                isinstance(packet, RtcpRtpfbPacket)
+                and packet.fmt == RTCP_RTPFB_NACK
+                and sent_ago is not None
+            ):
+                lost = track.retransmissions.choose(
+                    packet.lost, sent_ago=sent_ago, rtt=track.link.rtt, now=now,
+                    rung_since=track.rung_since,
+                )  # fmt: skip
+                packet = dataclasses.replace(packet, lost=lost)
             await original(packet)
-            now = asyncio.get_running_loop().time()
             if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
                 for report in packet.reports:
                     if report.ssrc == ssrc:
@@ -493,6 +512,26 @@ class StationPeers:
         }
 
 
+def _sent_ago(sender: Any) -> Callable[[int], float | None] | None:
+    """How long ago ``sender`` sent the packet with a sequence number, from the
+    abs-send-time stamp of the copy aiortc keeps for resending (None if this aiortc
+    keeps it elsewhere: then every NACK is answered, as aiortc does)."""
+    from aiortc import clock
+    from aiortc.rtp import RTP_HISTORY_SIZE
+
+    history = getattr(sender, "_RTCRtpSender__rtp_history", None)
+    if not isinstance(history, dict):
+        return None
+
+    def sent_ago(seq: int) -> float | None:
+        packet = history.get(seq % RTP_HISTORY_SIZE)
+        if packet is None or packet.sequence_number != seq:
+            return None
+        return seconds_since(packet.extensions.abs_send_time, clock.current_ntp_time())
+
+    return sent_ago
+
+
 def link_stats(track: EncodedVideoTrack) -> dict[str, Any]:
     """One viewer's rung and what its feedback says about its link."""
     link = track.link
@@ -502,4 +541,6 @@ def link_stats(track: EncodedVideoTrack) -> dict[str, Any]:
         "loss": round(link.loss, 4),
         "rtt": round(link.rtt, 4) if link.rtt is not None else None,
         "rung_switches": link.switches,
+        "resent": track.retransmissions.resent,
+        "resend_refused": track.retransmissions.refused,
     }

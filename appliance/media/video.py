@@ -39,6 +39,7 @@ from ..errors import MediaError
 from .camera import camera_feed, output_size
 from .encoder import CODECS, TIME_BASE, VideoEncoder
 from .fanout import Fanout
+from .nack import Retransmissions
 from .ratecontrol import Rung, RungPolicy, ViewerLink, high_bitrate, low_bitrate
 from .source import Resilient
 
@@ -106,6 +107,15 @@ class EncodedVideoTrack(MediaStreamTrack):
         """Packets handed to the sender."""
         self.dropped = 0
         """Packets dropped because the peer fell behind or waited for a keyframe."""
+        self.retransmissions = Retransmissions()
+        """Which of this viewer's lost packets are resent (``peer.py`` asks it)."""
+        self._rung_since = 0.0
+
+    @property
+    def rung_since(self) -> float | None:
+        """When this viewer's current rung began (monotonic seconds); None while it
+        waits for the next rung's keyframe (nothing of the old rung is worth resending)."""
+        return None if self.link.rung != self.rung else self._rung_since
 
     def set_codec(self, codec: str) -> None:
         codec = codec.upper()
@@ -130,7 +140,12 @@ class EncodedVideoTrack(MediaStreamTrack):
             if rung != self.link.rung or not packet.is_keyframe:
                 return
             self.rung = rung  # the switch: this keyframe starts the new rung
+            self._rung_since = time.monotonic()
             self._need_keyframe = False
+            # what is still queued of the old rung would only delay the keyframe on a
+            # link that has just become too narrow (or wait behind it on a wide one)
+            self.dropped += len(self._packets)
+            self._packets.clear()
         elif self.link.rung != rung and self._need_keyframe:
             return  # a viewer between rungs waits for the new rung's keyframe
         if len(self._packets) >= self._depth:
@@ -228,9 +243,11 @@ class VideoFanout(Fanout):
         """Move viewers between rungs; set the high rung's bitrate."""
         if not self._cfg.adaptive:
             return
+        switched = False
         for track in tracks:
             before = track.link.rung
             if self.policy.choose(track.link, now=now) != before:
+                switched = True
                 self.rung_switches += 1
                 log.info(
                     "camera: viewer moves %s -> %s (estimate %s bit/s, loss %.1f%%)",
@@ -238,7 +255,9 @@ class VideoFanout(Fanout):
                 )  # fmt: skip
             if track.codec is not None and track.rung != track.link.rung:
                 self.request_keyframe(track.codec, track.link.rung)
-        if now - self._bitrate_at >= BITRATE_INTERVAL:
+        if switched or now - self._bitrate_at >= BITRATE_INTERVAL:
+            # a viewer that moves gets a rung at what its link carries from the first
+            # picture: the low rung opened at its full rate would keep a full link full
             self._bitrate_at = now
             self.high_bitrate = high_bitrate([t.link for t in tracks], cfg=self._cfg)
             self.low_bitrate = low_bitrate([t.link for t in tracks], cfg=self._cfg)
