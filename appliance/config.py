@@ -122,6 +122,10 @@ class CameraConfig:
     """Bitrate of the low rung in bit/s."""
     adaptive: bool = True
     """Follow each viewer's link (REMB, loss); false: everybody gets the high rung."""
+    encoding: str = "shared"
+    """``shared``: the camera encoded once (per codec and rung) for every viewer;
+    ``per-peer``: aiortc's own way, an encoder per viewer following its REMB (a core
+    per 720p viewer on a Pi: kept as the reference measurements compare against)."""
     rotation: int = 0
     """Rotate the picture by 0, 90, 180 or 270 degrees."""
 
@@ -350,6 +354,8 @@ def _check(config: Config) -> None:
             f"camera.rotation: expected 0, 90, 180 or 270, got {config.camera.rotation!r}"
         )
     cam = config.camera
+    if cam.encoding not in ("shared", "per-peer"):
+        raise ConfigError(f"camera.encoding: expected shared or per-peer, got {cam.encoding!r}")
     if not cam.low_bitrate < cam.min_bitrate <= cam.bitrate:
         raise ConfigError(
             "camera.min_bitrate: expected camera.low_bitrate < camera.min_bitrate <= "

@@ -135,6 +135,35 @@ async def test_every_connection_gets_freshly_minted_turn_credentials() -> None:
         await media.close()
 
 
+async def test_per_peer_encoding_gives_each_viewer_its_own_encoder() -> None:
+    """``camera.encoding = "per-peer"`` (the reference measurements compare against):
+    aiortc encodes each viewer's pictures itself; the shared encoder stays unused."""
+    cam = CameraConfig(source="test", width=320, height=240, fps=30, encoding="per-peer")
+    media = StationMedia(cam, MICROPHONE, linger=0.5)
+    hub = ViewerHub()
+    peers = StationPeers(
+        media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
+    )
+    hub.peers = peers
+    try:
+        viewers = [Viewer("one"), Viewer("two", codecs=["VP8"])]
+        for viewer in viewers:
+            await connect(hub, peers, viewer)
+        for viewer in viewers:
+            frames = await first_frames(viewer, 10)
+            assert (frames[-1].width, frames[-1].height) == (320, 240)
+        counters = media.counters()
+        assert counters["encoded_h264"] == counters["encoded_vp8"] == 0
+        assert counters["video_viewers"] == 2
+        stats = peers.stats()["peers"]
+        assert {pid: s["codec"] for pid, s in stats.items()} == {"one": "H264", "two": "VP8"}
+        assert all(s["video_packets"] >= 10 and "rung" not in s for s in stats.values())
+    finally:
+        await peers.close_all()
+        await asyncio.gather(*(v.close() for v in hub.viewers.values()))
+        await media.close()
+
+
 async def test_vp8_only_viewer_gets_vp8(station: Any) -> None:
     media, peers, hub = station
     modern, old = Viewer("modern"), Viewer("old", codecs=["VP8", "rtx"])
@@ -594,6 +623,7 @@ def test_a_capped_link_tries_a_climb_rarely_and_a_lossy_one_never() -> None:
         ({"camera.low_bitrate": 700_000}, "camera.min_bitrate"),
         ({"camera.low_width": 8}, "camera.low_width"),
         ({"camera.low_bitrate": 10}, "camera.low_bitrate"),
+        ({"camera.encoding": "twice"}, "camera.encoding"),
     ],
 )
 def test_rung_config_is_checked(overrides: dict[str, Any], key: str) -> None:

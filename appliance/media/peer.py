@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ..errors import MalformedMessage, UnknownPeer
 from ..logs import IdsAdapter, with_ids
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from aiortc import RTCPeerConnection
 
     from .audio import AudioFanoutTrack
-    from .video import EncodedVideoTrack
+    from .video import EncodedVideoTrack, RawVideoTrack
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class _Peer:
     video: bool
     log: IdsAdapter
     """Logs with this viewer's ``peer_id`` (and the station's ``room_id``) as fields."""
-    video_track: EncodedVideoTrack | None = None
+    video_track: EncodedVideoTrack | RawVideoTrack | None = None
     audio_track: AudioFanoutTrack | None = None
     answered: bool = False
     pending: list[Candidate | EndOfCandidates] = field(default_factory=list)
@@ -285,11 +285,12 @@ class StationPeers:
         pc.on("connectionstatechange", lambda: self._state_changed(peer))
         try:
             if video:
-                peer.video_track = self._media.video_track()
-                transceiver = pc.addTransceiver(peer.video_track, direction="sendonly")
+                track = peer.video_track = self._media.video_track()
+                transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(video_codec_preferences())
-                self._hook_keyframe_requests(transceiver.sender, peer.video_track)
-                self._hook_feedback(transceiver.sender, peer.video_track)
+                if shared(track):  # per-peer: aiortc answers PLI and REMB itself
+                    self._hook_keyframe_requests(transceiver.sender, track)
+                    self._hook_feedback(transceiver.sender, track)
             if audio:
                 peer.audio_track = self._media.audio_track()
                 pc.addTransceiver(peer.audio_track, direction="sendonly")
@@ -445,7 +446,8 @@ class StationPeers:
         for transceiver in peer.pc.getTransceivers():
             if transceiver.kind == "video" and peer.video_track is not None:
                 peer.codec = negotiated_codec(transceiver)
-                peer.video_track.set_codec(peer.codec)
+                if shared(peer.video_track):
+                    peer.video_track.set_codec(peer.codec)
             elif transceiver.kind == "audio":
                 use_fec_opus(transceiver)
         peer.log.info("answered, video codec %s", peer.codec)
@@ -504,12 +506,19 @@ class StationPeers:
                     "video_packets": peer.video_track.sent if peer.video_track else 0,
                     "video_dropped": peer.video_track.dropped if peer.video_track else 0,
                     "audio_frames": peer.audio_track.sent if peer.audio_track else 0,
-                    **(link_stats(peer.video_track) if peer.video_track else {}),
+                    **(link_stats(peer.video_track) if shared(peer.video_track) else {}),
                 }
                 for peer_id, peer in self._peers.items()
             },
             "media": self._media.counters(),
         }
+
+
+def shared(track: EncodedVideoTrack | RawVideoTrack | None) -> TypeGuard[EncodedVideoTrack]:
+    """Is ``track`` a viewer of the shared encoder (not per-peer encoding)?"""
+    from .video import EncodedVideoTrack  # loaded with the media stack, as any track
+
+    return isinstance(track, EncodedVideoTrack)
 
 
 def _sent_ago(sender: Any) -> Callable[[int], float | None] | None:

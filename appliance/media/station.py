@@ -20,7 +20,7 @@ from ..config import CameraConfig, MicrophoneConfig
 
 if TYPE_CHECKING:
     from .audio import AudioFanout, AudioFanoutTrack
-    from .video import EncodedVideoTrack, VideoFanout
+    from .video import EncodedVideoTrack, RawVideoTrack, VideoFanout
 
 IDLE_VIDEO_COUNTERS = (
     "camera_frames",
@@ -71,8 +71,12 @@ class StationMedia:
             self._audio.muted = self._audio_muted
         return self._audio
 
-    def video_track(self) -> EncodedVideoTrack:
-        """A new viewer of the camera (starts capture; asks for a keyframe)."""
+    def video_track(self) -> EncodedVideoTrack | RawVideoTrack:
+        """A new viewer of the camera (starts capture; asks for a keyframe): of the
+        shared encoder, or (``camera.encoding = "per-peer"``) raw pictures its sender
+        encodes."""
+        if self.camera.encoding == "per-peer":
+            return self.video.raw_track()
         return self.video.track()
 
     def audio_track(self) -> AudioFanoutTrack:

@@ -180,6 +180,44 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._fanout._detach(self)
 
 
+class RawVideoTrack(MediaStreamTrack):
+    """One peer's camera pictures, not encoded: its aiortc sender encodes them itself
+    (``camera.encoding = "per-peer"``, aiortc's own way, kept as a reference). Holds the
+    newest picture only: a peer whose encoder falls behind skips pictures."""
+
+    kind = "video"
+
+    def __init__(self, fanout: VideoFanout) -> None:
+        super().__init__()
+        self._fanout = fanout
+        self._frame: av.VideoFrame | None = None
+        self._ready = asyncio.Event()
+        self.sent = 0
+        """Pictures handed to the sender's encoder."""
+        self.dropped = 0
+        """Pictures replaced by a newer one before the encoder took them."""
+
+    def push(self, frame: av.VideoFrame) -> None:
+        self.dropped += self._frame is not None
+        self._frame = frame
+        self._ready.set()
+
+    async def recv(self) -> av.VideoFrame:
+        while self._frame is None:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        frame, self._frame = self._frame, None
+        self.sent += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+        self._fanout._detach(self)
+
+
 class VideoFanout(Fanout):
     """The camera, captured and encoded once per codec in use."""
 
@@ -222,6 +260,12 @@ class VideoFanout(Fanout):
 
     def track(self) -> EncodedVideoTrack:
         track = EncodedVideoTrack(self)
+        self._attach(track)
+        return track
+
+    def raw_track(self) -> RawVideoTrack:
+        """A viewer whose sender encodes the pictures itself (per-peer encoding)."""
+        track = RawVideoTrack(self)
         self._attach(track)
         return track
 
@@ -345,6 +389,9 @@ class VideoFanout(Fanout):
             encoder = await self._encoder(encoders, key)
             produced[key] = await self._encode(encoder, key, frame, now)
         self._deliver(tracks, produced)
+        for raw in self._subscribers:
+            if isinstance(raw, RawVideoTrack):
+                raw.push(frame)
         for key in [k for k in encoders if k not in wanted]:
             del encoders[key]  # the last viewer of this codec or rung left
 
@@ -395,7 +442,7 @@ class VideoFanout(Fanout):
             "encoded_vp8": self.encoded["VP8"],
             "keyframes_h264": self.keyframes["H264"],
             "keyframes_vp8": self.keyframes["VP8"],
-            "video_viewers": len(tracks),
+            "video_viewers": self.subscribers,
             "video_packets_dropped": sum(t.dropped for t in tracks),
             "encoded_low": self.encoded_low,
             "viewers_low": sum(t.rung == "low" for t in tracks),

@@ -29,17 +29,23 @@ def write_turnserver_conf(path: Path, secret: str) -> None:
 
 
 def write_station_conf(
-    path: Path, state: Path, *, secret: str, adaptive: bool = True, auto_answer: bool = True
+    path: Path, state: Path, *, secret: str | None, camera: str = "", auto_answer: bool = True
 ) -> None:
+    """``camera``: more lines for the ``[camera]`` section, e.g. ``'adaptive = false'``;
+    ``secret`` None: no TURN, only the STUN server (coturn answers both)."""
+    turn = (
+        f'turn_urls = ["turn:{TURN_ADDR}:3478?transport=udp"]\nturn_secret = "{secret}"\n'
+        if secret is not None
+        else ""
+    )
     path.write_text(
         f'[server]\nhost = "0.0.0.0"\nport = 8080\nstate_dir = "{state}"\n'
         '[camera]\nsource = "test"\nwidth = 1280\nheight = 720\nfps = 30\n'
-        f"adaptive = {'true' if adaptive else 'false'}\n"
+        f"{camera}\n"
         '[microphone]\nsource = "test"\n'
         f"[call]\nauto_answer = {'true' if auto_answer else 'false'}\n"
         "auto_answer_delay_seconds = 0\n"
-        f'[ice]\nstun_urls = ["stun:{TURN_ADDR}:3478"]\n'
-        f'turn_urls = ["turn:{TURN_ADDR}:3478?transport=udp"]\nturn_secret = "{secret}"\n'
+        f'[ice]\nstun_urls = ["stun:{TURN_ADDR}:3478"]\n{turn}'
         '[screen]\npower_command = ""\n'
     )
 
@@ -52,7 +58,7 @@ def start_turn(tmp_path: Path, secret: str) -> subprocess.Popen[str]:
 
 
 def start_station(
-    tmp_path: Path, *, turn_secret: str, adaptive: bool = True, auto_answer: bool = True
+    tmp_path: Path, *, turn_secret: str | None, camera: str = "", auto_answer: bool = True
 ) -> subprocess.Popen[str]:
     """The station serving in the home namespace, once it answers its health check."""
     state = tmp_path / "state"
@@ -62,7 +68,7 @@ def start_station(
         input=PASSWORD, text=True, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     conf = tmp_path / "station.toml"
-    write_station_conf(conf, state, secret=turn_secret, adaptive=adaptive, auto_answer=auto_answer)
+    write_station_conf(conf, state, secret=turn_secret, camera=camera, auto_answer=auto_answer)
     log = open(tmp_path / "station.log", "w")  # noqa: SIM115
     proc = popen(
         HOME, [str(BIN / "videostation"), "serve", "--config", str(conf)],

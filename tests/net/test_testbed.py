@@ -3,7 +3,8 @@
 Every test builds the namespaces of ``testbed.py``, starts coturn in the public part
 (``use-auth-secret``, the station mints short-lived credentials from the same
 secret, as the Ansible role sets it up) and the service at home, and runs aiortc
-phones behind the carrier's symmetric NAT. Needs root, ``ip``, ``nft``, ``tc`` and
+phones behind the carrier's symmetric NAT (or, for the direct path, behind a
+port-preserving one with no TURN configured). Needs root, ``ip``, ``nft``, ``tc`` and
 coturn's ``turnserver`` (the Makefile's apt list installs them). Weak links are
 measured with real Chromium phones in ``test_weak_chromium.py``: what an aiortc
 receiver does after a flood (it waits seconds for a lost packet where a browser asks
@@ -106,3 +107,28 @@ def test_phone_behind_symmetric_nat_reaches_the_station_through_turn(
     finally:
         phone.proc.kill()
         turn.kill()
+
+
+def test_phone_behind_a_port_preserving_nat_reaches_the_station_directly(
+    open_bed: Testbed, tmp_path: Path
+) -> None:
+    """Where both NATs keep the port (the home router, a carrier that does not randomise),
+    the station and the phone punch through both with STUN alone: no relay is offered,
+    and the picture arrives over their public (server-reflexive) addresses."""
+    stun = start_turn(tmp_path, SECRET)  # coturn answers STUN; the station gets no TURN
+    start_station(tmp_path, turn_secret=None)
+    phone = start_phone(PHONES[0], 25)
+    try:
+        connected = wait_state(phone, "connected", "failed")
+        assert connected["state"] == "connected", phone.seen
+        # [local, remote]: the phone's own address is its candidate's base (RFC 8445),
+        # the station's is its home router's public one
+        assert "relay" not in connected["pair"], connected
+        assert connected["pair"][1] in ("srflx", "prflx"), connected
+        seconds = phone.seconds(5)
+        assert seconds[-1]["size"] == [1280, 720]
+        assert sum(s["frames"] for s in seconds) >= 5 * 20, seconds
+        assert "allocation" not in (tmp_path / "turn.log").read_text().lower()
+    finally:
+        phone.proc.kill()
+        stun.kill()

@@ -12,7 +12,8 @@
 
 The station runs in ``nethome`` (its web port forwarded on the home router, as an
 operator would); phones run in ``netph1``/``netph2`` behind the carrier's symmetric NAT,
-so media between them needs TURN. 198.18.0.0/15 is the benchmarking range: these
+so media between them needs TURN (``Testbed(carrier="port-preserving")`` keeps the phones'
+ports instead: ICE finds a direct path). 198.18.0.0/15 is the benchmarking range: these
 addresses exist only inside the namespaces. :meth:`Testbed.impair` caps a phone's
 downlink with ``tbf`` and drops a share of its packets with nftables (this kernel has
 no netem). Everything is removed by :meth:`Testbed.down`, also after a failure.
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 PREFIX = "net"
 HOME, HOME_ROUTER, PUBLIC, CARRIER = "nethome", "nethomer", "netpub", "netcarr"
@@ -32,6 +34,11 @@ STATION_ADDR = "10.61.1.2"
 STATION_PUBLIC = "198.18.0.2"
 TURN_ADDR = "198.18.255.1"
 TOOLS = ("ip", "nft", "tc", "turnserver")
+
+Carrier = Literal["symmetric", "port-preserving"]
+"""The carrier's NAT: a new random port for every destination (no direct path to the
+station: media through TURN), or the phone's port kept for every destination (what
+home routers and many carriers do: ICE finds a direct path through both NATs)."""
 
 
 def missing_tools() -> list[str]:
@@ -60,6 +67,7 @@ def nft(name: str, script: str) -> None:
 @dataclass
 class Testbed:
     __test__ = False  # not a test class, though its name starts with "Test"
+    carrier: Carrier = "symmetric"
     namespaces: list[str] = field(default_factory=list)
 
     def up(self) -> None:
@@ -98,14 +106,28 @@ class Testbed:
             "  oifname netw0a masquerade\n }\n"
             "}\n",
         )
-        # the carrier: symmetric NAT, a new random port for every destination
+        # the carrier: symmetric NAT (a new random port for every destination), or
+        # port-preserving
+        random = " random" if self.carrier == "symmetric" else ""
         nft(
             CARRIER,
             "table ip netnat {\n"
             " chain post { type nat hook postrouting priority srcnat;\n"
-            "  oifname netw1a masquerade random\n }\n"
+            f"  oifname netw1a masquerade{random}\n }}\n"
             "}\n",
         )
+        # Neither router answers UDP from outside that is not for a flow it knows, as
+        # real ones don't. It matters for a direct path: a peer's first check reaching a
+        # router before that router's own host has sent anything would otherwise be
+        # kept as a flow of the router's, taking the port the host's NAT mapping needs.
+        for router, wan in ((HOME_ROUTER, "netw0a"), (CARRIER, "netw1a")):
+            nft(
+                router,
+                "table ip netfw {\n"
+                " chain in { type filter hook input priority 0;\n"
+                f"  iifname {wan} meta l4proto udp drop\n }}\n"
+                "}\n",
+            )
 
     def _link(self, a: str, a_addr: str, b: str, b_addr: str, name: str) -> None:
         """A veth pair: ``<name>a`` in ``a``, ``<name>b`` in ``b``."""
