@@ -290,6 +290,7 @@ def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
 
 VIEWER_GAUGES = (
     ("viewer_low_rung", "rung", "1 while the viewer gets the low rung (weak link), else 0"),
+    ("viewer_relayed", "path", "1 while the viewer's media goes through a TURN relay, else 0"),
     ("viewer_estimated_bitrate", "estimated_bitrate", "Viewer's REMB estimate, bit/s"),
     ("viewer_loss_ratio", "loss", "Viewer's smoothed packet loss (0..1)"),
     ("viewer_rtt_seconds", "rtt", "Round-trip time to the viewer, s"),
@@ -310,6 +311,8 @@ def _viewer_reader(peers: StationPeers, field_name: str) -> Callable[[], dict[La
             value = stats.get(field_name)
             if field_name == "rung" and value is not None:
                 value = float(value == "low")
+            elif field_name == "path" and value is not None:
+                value = float(value == "relay")
             if value is not None:
                 samples[(("peer", peer_id),)] = float(value)
         return samples

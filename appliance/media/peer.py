@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from ..errors import MalformedMessage, UnknownPeer
 from ..logs import IdsAdapter, with_ids
 from ..protocol import Candidate, Description, EndOfCandidates, Restart, SignalPayload
+from .ice import path_of
 from .nack import seconds_since
 from .station import StationMedia
 
@@ -61,9 +62,13 @@ MEDIA_STACK = ("aiortc", "appliance.media.video", "appliance.media.audio")
 
 
 def load_media_stack() -> None:
-    """Import :data:`MEDIA_STACK` (about half a second on a small machine)."""
+    """Import :data:`MEDIA_STACK` (about half a second on a small machine) and make
+    its ICE keep the best path it finds (``ice.py``)."""
     for name in MEDIA_STACK:
         importlib.import_module(name)
+    from .ice import keep_the_best_nominated_pair
+
+    keep_the_best_nominated_pair()
 
 
 Send = Callable[[str, Description, int], Awaitable[None]]
@@ -496,7 +501,8 @@ class StationPeers:
 
     def stats(self) -> dict[str, Any]:
         """Per peer: session, connection state, video codec, packets handed to the
-        sender and dropped (slow peer), audio frames; plus the media counters."""
+        sender and dropped (slow peer), audio frames, the path (``direct``/``relay``);
+        plus the media counters."""
         return {
             "peers": {
                 peer_id: {
@@ -506,6 +512,7 @@ class StationPeers:
                     "video_packets": peer.video_track.sent if peer.video_track else 0,
                     "video_dropped": peer.video_track.dropped if peer.video_track else 0,
                     "audio_frames": peer.audio_track.sent if peer.audio_track else 0,
+                    "path": path_of(peer.pc),
                     **(link_stats(peer.video_track) if shared(peer.video_track) else {}),
                 }
                 for peer_id, peer in self._peers.items()

@@ -27,6 +27,13 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from appliance.media.ice import keep_the_best_nominated_pair
+
+# A browser, as the controlled ICE agent, moves to a pair the station nominates only if
+# it ranks higher (libwebrtc compares them); aioice takes whichever came last. The
+# phone stands in for a browser, so it follows the browser's rule.
+keep_the_best_nominated_pair()
+
 
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
@@ -114,7 +121,9 @@ async def run(base: str, password: str, seconds: float) -> None:
             window = [f for f in frames[last:]]
             last = len(frames)
             emit(t=round(time.monotonic() - start, 1), **summary(window, frames))
-        emit(done=True, states=states, pair=pair_types(pc) if pc else [])
+        metrics = await (await http.get(f"{base}/api/metrics/")).text()
+        relayed = [line for line in metrics.splitlines() if "viewer_relayed{" in line]
+        emit(done=True, states=states, pair=pair_types(pc) if pc else [], station=relayed)
         task.cancel()
         if pc is not None:
             await pc.close()
