@@ -358,6 +358,7 @@ class StationPeers:
                 and packet.fmt == RTCP_RTPFB_NACK
                 and sent_ago is not None
             ):
+                track.link.on_nack(track.retransmissions.first_asked(packet.lost, now=now))
                 lost = track.retransmissions.choose(
                     packet.lost, sent_ago=sent_ago, rtt=track.link.rtt, now=now,
                     rung_since=track.rung_since,
@@ -368,7 +369,10 @@ class StationPeers:
                 for report in packet.reports:
                     if report.ssrc == ssrc:
                         rtt = getattr(sender, "_RTCRtpSender__rtt", None)
-                        track.link.on_report(report.fraction_lost, rtt=rtt, now=now)
+                        track.link.on_report(
+                            report.fraction_lost, rtt=rtt, now=now,
+                            highest=report.highest_sequence,
+                        )  # fmt: skip
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, ssrcs = unpack_remb_fci(packet.fci)

@@ -20,10 +20,11 @@ enough: Chromium's falls on any jitter of a busy phone, with nothing lost and no
 queue. Going up needs ``up_hold`` seconds of a clean link: loss below ``up_loss`` and
 the estimate a quarter above what the viewer receives (:attr:`ViewerLink.has_room`);
 or, since a receiver estimator grows only slowly past what it is sent (Chromium's
-adds a packet per round trip once it has backed off), no loss and no queue at all
-(a trial climb). A climb that the link does not carry is undone within
-``trial`` seconds, at the first loss or queue it causes, and doubles the wait before
-the next one, so a viewer capped near a rung does not oscillate.
+adds a packet per round trip once it has backed off), no loss — also none asked for
+again (NACK) — and no queue at all (a trial climb). A climb that the link does not
+carry is undone within ``trial`` seconds, at the first loss or queue it causes, and
+doubles the wait before the next one, so a viewer capped near a rung does not
+oscillate.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ class ViewerLink:
     says the link is full; right after a climb the estimate is low but growing."""
     sent_rate: float | None = None
     """Video bit/s handed to this viewer's sender (over the last second)."""
+    nack_loss: float = 0.0
+    """Smoothed share of packets the viewer asked for again (NACK), between receiver
+    reports: the loss *before* retransmission. Chromium counts a packet a resend
+    recovered as received, so its reports say ~0 on a link that loses 3 % of what it
+    carries; only this says such a link is not quiet."""
+    _nacked: int = 0
+    _highest: int | None = None
     _window_bytes: int = 0
     _window_start: float | None = None
 
@@ -142,13 +150,35 @@ class ViewerLink:
             self.estimate = REMB_ALPHA * bitrate + (1 - REMB_ALPHA) * self.estimate
         self.peak = max(self.peak, self.estimate)
 
-    def on_report(self, fraction_lost: int, *, rtt: float | None, now: float) -> None:
-        """``fraction_lost`` as in RTCP: lost / expected * 256 since the last report."""
+    def on_nack(self, first_asked: int) -> None:
+        """The viewer asked for ``first_asked`` packets it had not asked for before."""
+        self._nacked += first_asked
+
+    def on_report(
+        self, fraction_lost: int, *, rtt: float | None, now: float, highest: int | None = None
+    ) -> None:
+        """``fraction_lost`` as in RTCP: lost / expected * 256 since the last report;
+        ``highest``: the report's extended highest sequence number received.
+
+        >>> link = ViewerLink()
+        >>> link.on_report(0, rtt=0.03, now=0, highest=1000)
+        >>> link.on_nack(3)                              # 3 of the next 100 packets lost
+        >>> link.on_report(0, rtt=0.03, now=1, highest=1100)  # all resent in time
+        >>> link.loss, link.nack_loss
+        (0.0, 0.015)
+        """
         self.reports += 1
         self.loss = LOSS_ALPHA * (fraction_lost / 256) + (1 - LOSS_ALPHA) * self.loss
         if rtt is not None:
             self.rtt = rtt
             self.rtt_floor = rtt if self.rtt_floor is None else min(self.rtt_floor, rtt)
+        if highest is not None:
+            expected = highest - self._highest if self._highest is not None else 0
+            if expected > 0:
+                share = min(1.0, self._nacked / expected)
+                self.nack_loss = LOSS_ALPHA * share + (1 - LOSS_ALPHA) * self.nack_loss
+                self._nacked = 0
+            self._highest = highest
 
     def queueing(self, *, over: float) -> bool:
         """Are round trips ``over`` seconds longer than the link's best (a queue)?
@@ -180,7 +210,8 @@ class RungPolicy:
     up_loss: float = 0.02
     """A link losing more than this never climbs."""
     quiet_loss: float = 0.005
-    """A link losing less than this, with no queue, may try a climb (a trial)."""
+    """A link losing less than this, with no queue, may try a climb (a trial); counted
+    before retransmission too (:attr:`ViewerLink.nack_loss`)."""
     queue_delay: float = 0.15
     """Round trips this much longer than the link's best mean a queue is building."""
     trial: float = 4.0
@@ -243,7 +274,7 @@ class RungPolicy:
                 and (link.estimate < self.low_bitrate or not link.has_room)
             )
         )
-        quiet = link.loss <= self.quiet_loss and not queue
+        quiet = max(link.loss, link.nack_loss) <= self.quiet_loss and not queue
         if not (room or quiet):
             link.clean_since = None
             return link.rung
