@@ -54,6 +54,23 @@ async def test_the_pages_code_is_versioned_immutable_and_gzipped(station: Servic
     assert js.content_type == "text/javascript"
 
 
+async def test_the_page_names_every_module_a_guest_link_needs_at_once(
+    station: ServiceHarness,
+) -> None:
+    """``<link rel="modulepreload">`` for the app's and the call page's static imports,
+    each served under the version: a first visit fetches them side by side."""
+    client = await station.client()
+    html = await (await client.get("/")).text()
+    version = await _version(client)
+    preloaded = re.findall(rf'<link rel="modulepreload" href="/v/{version}/(js/[^"]+)">', html)
+    assert {"js/views/room.js", "js/ui/pip.js", "js/protocol.js", "js/api.js"} <= set(preloaded)
+    assert "js/views/kiosk.js" not in preloaded  # only the kiosk loads it, when it needs it
+    assert html.index("modulepreload") < html.index('<script type="module"')
+    for module in preloaded:
+        resp = await client.get(f"/v/{version}/{module}")
+        assert resp.status == 200 and resp.headers["Cache-Control"] == IMMUTABLE, module
+
+
 async def test_gzip_only_for_clients_that_ask(station: ServiceHarness) -> None:
     client = await station.client()
     version = await _version(client)
