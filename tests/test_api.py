@@ -256,6 +256,31 @@ async def test_guest_link_has_the_seed_shape_and_a_scannable_qr(station: Service
     ]
 
 
+async def test_qr_codes_are_drawn_off_the_event_loop(
+    station: ServiceHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guest link's code takes ~35 ms of pure Python (more on a Pi): drawn on the
+    event loop it would hold up every call's signaling meanwhile."""
+    import threading
+
+    from appliance import qr
+
+    drawn_in: list[str] = []
+    real = qr.png_data_url
+
+    def recording(data: str, **kwargs: Any) -> str:
+        drawn_in.append(threading.current_thread().name)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(qr, "png_data_url", recording)
+    user = await station.user()
+    assert (await user.post("/api/rooms/station/generate-guest-link", json={})).status == 201
+    kiosk = await station.kiosk()
+    assert (await kiosk.post("/api/kiosk/guest-link")).status == 201
+    loop_thread = threading.current_thread().name  # pytest-aiohttp runs the app here
+    assert len(drawn_in) == 2 and loop_thread not in drawn_in, (drawn_in, loop_thread)
+
+
 async def test_guest_link_uses_public_url(tmp_path: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
 
