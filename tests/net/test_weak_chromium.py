@@ -30,7 +30,8 @@ from .chromium import STATION_URL, launch_phone  # skips, or fails under CI, wit
 from .services import PASSWORD, SECRET, start_station, start_turn
 from .testbed import PHONES, Testbed
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+# three calls of ~1.5 min each (one rung, per-peer, the rungs): 3-5 min, more under load
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(900)]
 
 # The station's video as the page receives it: one sample of the inbound video stream
 # from the station peer (the counters are cumulative; the test takes differences).
