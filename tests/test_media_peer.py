@@ -264,6 +264,31 @@ async def test_a_lost_packet_is_resent_once_a_round_trip_and_only_while_it_helps
     assert peers.stats()["peers"]["remote"]["resent"] == 3
 
 
+async def test_the_viewers_audio_reports_reach_its_video_link(station: Any) -> None:
+    """A real RTCP receiver report for the station's audio, from an aiortc viewer:
+    its loss is what the rung policy reads as the path's loss (audio is never resent)."""
+    _media, peers, hub = station
+    viewer = Viewer("remote")
+    await connect(hub, peers, viewer)
+    await first_frames(viewer, 3)
+    assert viewer.pc is not None
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "audio")
+    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "audio")
+    info = RtcpReceiverInfo(
+        ssrc=sender._ssrc, fraction_lost=8, packets_lost=0,
+        highest_sequence=0, jitter=0, lsr=0, dlsr=0,
+    )  # fmt: skip
+    await receiver._send_rtcp(RtcpRrPacket(ssrc=4321, reports=[info]))
+    link = peers._peers["remote"].video_track.link
+    seen = []
+    for _ in range(1000):  # bounded: 5 s (the viewer's own reports, 0 lost, follow)
+        seen.append(link.audio_loss)
+        if link.audio_loss == 8 / 256:
+            break
+        await asyncio.sleep(0.005)
+    assert 8 / 256 in seen, seen[-5:]
+
+
 async def test_nothing_before_open_and_nothing_after_close_all(station: Any) -> None:
     media, peers, hub = station
     await asyncio.sleep(0.2)
@@ -624,6 +649,13 @@ def test_a_capped_link_tries_a_climb_rarely_and_a_lossy_one_never() -> None:
         repaired.on_report(0, rtt=0.03, now=t, highest=highest)
         assert policy.choose(repaired, now=t) == "low", (t, repaired)
     assert repaired.loss == 0.0 and repaired.nack_loss > 0.02
+    # one whose video shows nothing (few packets, all repaired) but whose audio, never
+    # repaired, reports 3 % lost: no trial climb either
+    hushed = ViewerLink(rung="low", sent_rate=240_000, estimate=348_000)
+    hushed.on_audio_report(8)  # 8/256: 3 %
+    assert all(policy.choose(hushed, now=t) == "low" for t in range(600))
+    hushed.on_audio_report(0)  # the next report: the path loses nothing now
+    assert any(policy.choose(hushed, now=600 + t) == "high" for t in range(10))
 
 
 @pytest.mark.parametrize(

@@ -298,7 +298,9 @@ class StationPeers:
                     self._hook_feedback(transceiver.sender, track)
             if audio:
                 peer.audio_track = self._media.audio_track()
-                pc.addTransceiver(peer.audio_track, direction="sendonly")
+                sent = pc.addTransceiver(peer.audio_track, direction="sendonly")
+                if shared(peer.video_track):
+                    self._hook_audio_reports(sent.sender, peer.video_track)
             await pc.setLocalDescription(await pc.createOffer())
             if epoch != self._epoch or self._peers.get(peer_id) is not peer:
                 peer.log.info("offer dropped, the call ended")
@@ -380,6 +382,28 @@ class StationPeers:
                     return
                 if ssrc in ssrcs:
                     track.link.on_remb(bitrate, now=now)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet
+
+    @staticmethod
+    def _hook_audio_reports(sender: Any, track: EncodedVideoTrack) -> None:
+        """Feed the loss the viewer reports for the station's *audio* to its video link.
+
+        Audio has no resends, so its reports count every packet the path lost, and at
+        50 packets a second they say 3 % from 0 % within one report; the low rung's
+        ~12 video packets a second, their losses mostly repaired, often cannot.
+        """
+        from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
+
+        original = sender._handle_rtcp_packet
+        ssrc = sender._ssrc
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            await original(packet)
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    if report.ssrc == ssrc:
+                        track.link.on_audio_report(report.fraction_lost)
 
         sender._handle_rtcp_packet = handle_rtcp_packet
 
