@@ -70,6 +70,14 @@ def station_transceivers(peers: StationPeers, peer_id: str) -> list[Any]:
     return list(peers._peers[peer_id].pc.getTransceivers())
 
 
+def ends(viewer: Viewer, peers: StationPeers, kind: str = "video") -> tuple[Any, Any]:
+    """The viewer's receiver and the station's sender of ``kind``: one stream's ends."""
+    assert viewer.pc is not None
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == kind)
+    sender = next(t.sender for t in station_transceivers(peers, viewer.peer_id) if t.kind == kind)
+    return receiver, sender
+
+
 async def test_three_viewers_decode_one_encoding(station: Any) -> None:
     media, peers, hub = station
     assert not peers.live and media.status()["camera"] == "off"
@@ -185,9 +193,7 @@ async def test_pli_from_a_viewer_makes_a_keyframe(station: Any) -> None:
     await connect(hub, peers, viewer)
     await first_frames(viewer, 15)
     base = media.counters()["keyframes_h264"]
-    assert viewer.pc is not None
-    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "video")
+    receiver, sender = ends(viewer, peers)
     await receiver._send_rtcp_pli(sender._ssrc)  # a real RTCP PLI over the connection
     for _ in range(50):
         await asyncio.sleep(0.05)
@@ -206,9 +212,7 @@ async def test_a_lost_packet_is_resent_once_a_round_trip_and_only_while_it_helps
     viewer = Viewer("remote")
     await connect(hub, peers, viewer)
     await first_frames(viewer, 10)
-    assert viewer.pc is not None
-    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "video")
+    receiver, sender = ends(viewer, peers)
     track = peers._peers["remote"].video_track
     history = sender._RTCRtpSender__rtp_history
     resent: list[int] = []
@@ -271,14 +275,7 @@ async def test_the_viewers_audio_reports_reach_its_video_link(station: Any) -> N
     viewer = Viewer("remote")
     await connect(hub, peers, viewer)
     await first_frames(viewer, 3)
-    assert viewer.pc is not None
-    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "audio")
-    sender = next(t.sender for t in station_transceivers(peers, "remote") if t.kind == "audio")
-    info = RtcpReceiverInfo(
-        ssrc=sender._ssrc, fraction_lost=8, packets_lost=0,
-        highest_sequence=0, jitter=0, lsr=0, dlsr=0,
-    )  # fmt: skip
-    await receiver._send_rtcp(RtcpRrPacket(ssrc=4321, reports=[info]))
+    await send_loss(viewer, peers, 8, kind="audio")
     link = peers._peers["remote"].video_track.link
     seen = []
     for _ in range(1000):  # bounded: 5 s (the viewer's own reports, 0 lost, follow)
@@ -417,25 +414,19 @@ ADAPTIVE_CAMERA = CameraConfig(
 
 async def send_remb(viewer: Viewer, peers: StationPeers, bitrate: int) -> None:
     """The viewer's receiver sends a real RTCP REMB (what a congested browser sends)."""
-    assert viewer.pc is not None
-    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-    sender = next(
-        t.sender for t in station_transceivers(peers, viewer.peer_id) if t.kind == "video"
-    )
+    receiver, sender = ends(viewer, peers)
     remb = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=1234, media_ssrc=0, fci=pack_remb_fci(bitrate, [sender._ssrc])
     )
     await receiver._send_rtcp(remb)
 
 
-async def send_loss(viewer: Viewer, peers: StationPeers, fraction_lost: int) -> None:
-    """The viewer's receiver reports losing ``fraction_lost``/256 of the station's video
-    (a real RTCP receiver report, beside the ones its own receiver sends)."""
-    assert viewer.pc is not None
-    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-    sender = next(
-        t.sender for t in station_transceivers(peers, viewer.peer_id) if t.kind == "video"
-    )
+async def send_loss(
+    viewer: Viewer, peers: StationPeers, fraction_lost: int, *, kind: str = "video"
+) -> None:
+    """The viewer's receiver reports losing ``fraction_lost``/256 of the station's
+    ``kind`` (a real RTCP receiver report, beside the ones its own receiver sends)."""
+    receiver, sender = ends(viewer, peers, kind)
     info = RtcpReceiverInfo(
         ssrc=sender._ssrc, fraction_lost=fraction_lost, packets_lost=0,
         highest_sequence=0, jitter=0, lsr=0, dlsr=0,

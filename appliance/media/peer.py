@@ -343,39 +343,34 @@ class StationPeers:
             RTCP_PSFB_APP,
             RTCP_RTPFB_NACK,
             RtcpPsfbPacket,
-            RtcpRrPacket,
             RtcpRtpfbPacket,
-            RtcpSrPacket,
             unpack_remb_fci,
         )
 
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
-        sent_ago = _sent_ago(sender)
+        history = _rtp_history(sender)
 
         async def handle_rtcp_packet(packet: Any) -> None:
             now = time.monotonic()
             if (
                 isinstance(packet, RtcpRtpfbPacket)
                 and packet.fmt == RTCP_RTPFB_NACK
-                and sent_ago is not None
+                and history is not None
             ):
                 track.link.on_nack(track.retransmissions.first_asked(packet.lost, now=now))
                 lost = track.retransmissions.choose(
-                    packet.lost, sent_ago=sent_ago, rtt=track.link.rtt, now=now,
+                    packet.lost, sent_ago=history.sent_ago(), rtt=track.link.rtt, now=now,
                     rung_since=track.rung_since,
                 )  # fmt: skip
                 packet = dataclasses.replace(packet, lost=lost)
             await original(packet)
-            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-                for report in packet.reports:
-                    if report.ssrc == ssrc:
-                        rtt = getattr(sender, "_RTCRtpSender__rtt", None)
-                        track.link.on_report(
-                            report.fraction_lost, rtt=rtt, now=now,
-                            highest=report.highest_sequence,
-                        )  # fmt: skip
-            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            for report in reports_on(packet, ssrc):
+                rtt = getattr(sender, "_RTCRtpSender__rtt", None)
+                track.link.on_report(
+                    report.fraction_lost, rtt=rtt, now=now, highest=report.highest_sequence
+                )
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, ssrcs = unpack_remb_fci(packet.fci)
                 except ValueError:
@@ -393,17 +388,13 @@ class StationPeers:
         50 packets a second they say 3 % from 0 % within one report; the low rung's
         ~12 video packets a second, their losses mostly repaired, often cannot.
         """
-        from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
-
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
 
         async def handle_rtcp_packet(packet: Any) -> None:
             await original(packet)
-            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-                for report in packet.reports:
-                    if report.ssrc == ssrc:
-                        track.link.on_audio_report(report.fraction_lost)
+            for report in reports_on(packet, ssrc):
+                track.link.on_audio_report(report.fraction_lost)
 
         sender._handle_rtcp_packet = handle_rtcp_packet
 
@@ -556,24 +547,43 @@ def shared(track: EncodedVideoTrack | RawVideoTrack | None) -> TypeGuard[Encoded
     return isinstance(track, EncodedVideoTrack)
 
 
-def _sent_ago(sender: Any) -> Callable[[int], float | None] | None:
-    """How long ago ``sender`` sent the packet with a sequence number, from the
-    abs-send-time stamp of the copy aiortc keeps for resending (None if this aiortc
-    keeps it elsewhere: then every NACK is answered, as aiortc does)."""
-    from aiortc import clock
-    from aiortc.rtp import RTP_HISTORY_SIZE
+def reports_on(packet: Any, ssrc: int) -> list[Any]:
+    """The report blocks of an RTCP receiver or sender report about stream ``ssrc``."""
+    from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
 
-    history = getattr(sender, "_RTCRtpSender__rtp_history", None)
-    if not isinstance(history, dict):
-        return None
+    if not isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+        return []
+    return [report for report in packet.reports if report.ssrc == ssrc]
 
-    def sent_ago(seq: int) -> float | None:
-        packet = history.get(seq % RTP_HISTORY_SIZE)
-        if packet is None or packet.sequence_number != seq:
-            return None
-        return seconds_since(packet.extensions.abs_send_time, clock.current_ntp_time())
 
-    return sent_ago
+@dataclass(frozen=True, slots=True)
+class _RtpHistory:
+    """The copies of sent packets aiortc keeps for resending, by sequence number."""
+
+    packets: dict[int, Any]
+
+    def sent_ago(self) -> Callable[[int], float | None]:
+        """How long ago, as of now, each packet was sent (from its abs-send-time
+        stamp; None for one no longer kept)."""
+        from aiortc import clock
+        from aiortc.rtp import RTP_HISTORY_SIZE
+
+        ntp_now = clock.current_ntp_time()
+
+        def ago(seq: int) -> float | None:
+            packet = self.packets.get(seq % RTP_HISTORY_SIZE)
+            if packet is None or packet.sequence_number != seq:
+                return None
+            return seconds_since(packet.extensions.abs_send_time, ntp_now)
+
+        return ago
+
+
+def _rtp_history(sender: Any) -> _RtpHistory | None:
+    """``sender``'s resend history (None if this aiortc keeps it elsewhere: then every
+    NACK is answered, as aiortc does)."""
+    packets = getattr(sender, "_RTCRtpSender__rtp_history", None)
+    return _RtpHistory(packets) if isinstance(packets, dict) else None
 
 
 def link_stats(track: EncodedVideoTrack) -> dict[str, Any]:

@@ -282,8 +282,8 @@ class RungPolicy:
                 and (link.estimate < self.low_bitrate or not link.has_room)
             )
         )
-        quiet = max(link.loss, link.nack_loss, link.audio_loss or 0.0) <= self.quiet_loss
-        quiet = quiet and not queue
+        lost = max(link.loss, link.nack_loss, link.audio_loss or 0.0)
+        quiet = lost <= self.quiet_loss and not queue
         if not (room or quiet):
             link.clean_since = None
             return link.rung
