@@ -282,13 +282,15 @@ class RungPolicy:
                 and (link.estimate < self.low_bitrate or not link.has_room)
             )
         )
-        lost = max(link.loss, link.nack_loss, link.audio_loss or 0.0)
-        quiet = lost <= self.quiet_loss and not queue
+        quiet = max(link.loss, link.nack_loss) <= self.quiet_loss and not queue
         if not (room or quiet):
             link.clean_since = None
             return link.rung
         link.clean_since = now if link.clean_since is None else link.clean_since
-        if now - link.clean_since >= max(self.up_hold, link.up_wait):
+        # a trial also needs the latest audio report quiet: it covers seconds of 50
+        # packets each, so one such report vouches for the wait it arrives in
+        trial_ok = (link.audio_loss or 0.0) <= self.quiet_loss
+        if now - link.clean_since >= max(self.up_hold, link.up_wait) and (room or trial_ok):
             self._switch(link, "high", now)
             link.trial_until = now + self.trial
         return link.rung
