@@ -23,6 +23,7 @@ MODULES = [
     "appliance.rooms",
     "appliance.static",
     "appliance.media.nack",
+    "appliance.media.pattern",
     "appliance.media.pcm",
     "appliance.media.peer",
     "appliance.media.ratecontrol",

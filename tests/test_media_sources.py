@@ -17,7 +17,12 @@ from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.errors import MediaError, SourceUnavailable
 from appliance.media import camera as camera_mod
 from appliance.media.camera import TestPattern, camera_feed, open_camera, probe_camera, rotate
-from appliance.media.microphone import TestTone, open_microphone, probe_microphone
+from appliance.media.microphone import (
+    TestTone,
+    microphone_feed,
+    open_microphone,
+    probe_microphone,
+)
 from appliance.media.pattern import PatternPainter, planes, unavailable_frame, yuv_array
 from appliance.media.source import Resilient
 
@@ -292,6 +297,74 @@ async def test_failing_camera_shows_unavailable_and_recovers() -> None:
     assert opened[1].closed
 
 
+async def test_auto_microphone_takes_the_device_that_comes_up_after_the_call_began(
+    tmp_path: Any, no_sound_system: None
+) -> None:
+    """A call that begins while the station's PipeWire is still starting gets the test
+    tone, and the microphone as soon as it sends sound: not the tone for the whole call."""
+    feed = microphone_feed(MicrophoneConfig(source="auto"), search_backoff=(0.05, 0.1))
+    await feed.start()
+    try:
+        assert feed.describe().startswith("test-tone")
+        assert np.abs((await feed.read()).to_ndarray()).max() > 1000  # the tone
+        # PipeWire comes up: pw-record now records (a constant level, 20 ms at a time)
+        recorder = tmp_path / "pw-record"
+        recorder.write_text(
+            f"#!{sys.executable}\n"
+            "import sys, time\n"
+            "chunk = (1234).to_bytes(2, 'little') * 960\n"
+            "while True:\n"
+            "    sys.stdout.buffer.write(chunk); sys.stdout.buffer.flush(); time.sleep(0.02)\n"
+        )
+        recorder.chmod(0o755)
+        levels = set()
+        for _ in range(200):
+            frame = await feed.read()
+            levels = set(np.unique(frame.to_ndarray()).tolist())
+            if levels == {1234}:
+                break
+        assert levels == {1234}, "the microphone never replaced the test tone"
+        assert feed.describe().startswith("pulse default (pw-record)")
+    finally:
+        await feed.close()
+
+
+async def test_auto_camera_takes_a_camera_that_comes_up_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = CameraConfig(source="auto", device=NO_DEVICE, width=320, height=240, fps=30)
+    feed = camera_feed(cfg, search_backoff=(0.05, 0.1))
+    await feed.start()
+    try:
+        assert feed.describe() == "test-pattern 320x240@30"
+        module = types.ModuleType("picamera2")
+        module.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
+        FakePicamera2.instances = []
+        monkeypatch.setitem(sys.modules, "picamera2", module)  # the camera is there now
+        for _ in range(200):
+            frame = await feed.read()
+            if luma(frame)[0, 0] == 250:  # the fake camera's bright corner
+                break
+        assert luma(frame)[0, 0] == 250, "the camera never replaced the test pattern"
+        assert feed.describe() == "picamera2 320x240@30"
+    finally:
+        await feed.close()
+    assert FakePicamera2.instances[0].closed
+
+
+async def test_a_configured_test_source_is_never_replaced(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    feed = camera_feed(
+        CameraConfig(source="test", width=320, height=240), search_backoff=(0.01, 0.01)
+    )
+    await feed.start()
+    for _ in range(10):
+        await feed.read()
+    assert feed.describe() == "test-pattern 320x240@30" and not fake_picamera2.instances
+    await feed.close()
+
+
 async def test_camera_feed_named_source_missing_shows_unavailable() -> None:
     feed = camera_feed(CameraConfig(source="v4l2", device=NO_DEVICE, width=320, height=240))
     await feed.start()
@@ -307,7 +380,7 @@ def test_errors_are_media_errors() -> None:
 
 
 def test_the_pattern_stamps_its_capture_time_as_bits() -> None:
-    from appliance.media.pattern import STAMP_BITS
+    from appliance.media.pattern import STAMP_BITS, STAMP_CHECK, STAMP_CHECK_BITS
 
     for width, height in ((1280, 720), (640, 360)):
         painter = PatternPainter(width, height)
@@ -315,5 +388,6 @@ def test_the_pattern_stamps_its_capture_time_as_bits() -> None:
         y, _, _ = planes(yuv_array(painter.paint(7, now)), width, height)
         row = y[height - max(2, height // 48)]
         bits = [int(row[(2 * b + 1) * width // (2 * STAMP_BITS)] > 128) for b in range(STAMP_BITS)]
-        millis = int("".join(map(str, bits)), 2)
-        assert millis == int(now * 1000) % 2**STAMP_BITS
+        value = int("".join(map(str, bits)), 2)
+        millis, check = value >> STAMP_CHECK_BITS, value % 2**STAMP_CHECK_BITS
+        assert millis == int(now * 1000) % 2**30 and check == millis % STAMP_CHECK

@@ -228,18 +228,26 @@ class Rotated:
         return f"{self._source.describe()} rotated {self._degrees}"
 
 
-async def open_camera(cfg: CameraConfig, kind: str | None = None) -> Source[av.VideoFrame]:
+async def open_camera(
+    cfg: CameraConfig, kind: str | None = None, *, fallback: bool = True
+) -> Source[av.VideoFrame]:
     """Open the camera ``kind`` (default: ``cfg.source``); ``auto`` falls back in order
-    picamera2, v4l2, test pattern. Raises SourceUnavailable for a named kind."""
+    picamera2, v4l2, test pattern (without ``fallback``: raises instead of the
+    pattern). Raises SourceUnavailable for a named kind."""
     kind = kind or cfg.source
     if kind == "auto":
+        problems = []
         for candidate in ("picamera2", "v4l2"):
             if candidate == "v4l2" and not device_exists(cfg.device):
+                problems.append(f"v4l2: no device {cfg.device}")
                 continue
             try:
                 return await open_camera(cfg, candidate)
             except SourceUnavailable as exc:
-                log.info("camera auto: %s", exc)
+                (log.info if fallback else log.debug)("camera auto: %s", exc)
+                problems.append(str(exc))
+        if not fallback:
+            raise SourceUnavailable("; ".join(problems))
         kind = "test"
     source: Source[av.VideoFrame]
     if kind == "test":
@@ -260,10 +268,15 @@ def kind_of(source: Source[av.VideoFrame]) -> str:
 
 
 def camera_feed(
-    cfg: CameraConfig, *, backoff: tuple[float, float] = (0.5, 10.0)
+    cfg: CameraConfig,
+    *,
+    backoff: tuple[float, float] = (0.5, 10.0),
+    search_backoff: tuple[float, float] = (1.0, 30.0),
 ) -> Resilient[av.VideoFrame]:
     """The station's camera: the configured source, kept alive by :class:`Resilient`
-    (a "camera unavailable" picture while a failed camera is re-opened, as itself)."""
+    (a "camera unavailable" picture while a failed camera is re-opened, as itself).
+    With ``auto``, the test pattern stands in while no camera opens, and the cameras are
+    tried again until one does (a USB camera plugged in later)."""
     w, h = output_size(cfg)
     return resilient_feed(
         lambda kind: open_camera(cfg, kind),
@@ -272,6 +285,8 @@ def camera_feed(
         period=1 / cfg.fps,
         kind="camera",
         backoff=backoff,
+        find_device=(lambda: open_camera(cfg, fallback=False)) if cfg.source == "auto" else None,
+        search_backoff=search_backoff,
     )
 
 

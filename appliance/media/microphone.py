@@ -195,16 +195,23 @@ def _user() -> str:
         return str(os.getuid())
 
 
-async def open_microphone(cfg: MicrophoneConfig, kind: str | None = None) -> Source[av.AudioFrame]:
+async def open_microphone(
+    cfg: MicrophoneConfig, kind: str | None = None, *, fallback: bool = True
+) -> Source[av.AudioFrame]:
     """Open the microphone ``kind`` (default ``cfg.source``); ``auto`` falls back in
-    order pulse, alsa, test tone. Raises SourceUnavailable for a named kind."""
+    order pulse, alsa, test tone (without ``fallback``: raises instead of the tone).
+    Raises SourceUnavailable for a named kind."""
     kind = kind or cfg.source
     if kind == "auto":
+        problems = []
         for candidate in ("pulse", "alsa"):
             try:
                 return await open_device(candidate, cfg.device)
             except SourceUnavailable as exc:
-                log.info("microphone auto: %s", exc)
+                (log.info if fallback else log.debug)("microphone auto: %s", exc)
+                problems.append(str(exc))
+        if not fallback:
+            raise SourceUnavailable("; ".join(problems))
         kind = "test"
     if kind == "test":
         return TestTone()
@@ -219,9 +226,14 @@ def kind_of(source: Source[av.AudioFrame]) -> str:
 
 
 def microphone_feed(
-    cfg: MicrophoneConfig, *, backoff: tuple[float, float] = (0.5, 10.0)
+    cfg: MicrophoneConfig,
+    *,
+    backoff: tuple[float, float] = (0.5, 10.0),
+    search_backoff: tuple[float, float] = (1.0, 30.0),
 ) -> Resilient[av.AudioFrame]:
-    """The station's microphone: silence while a failed device is re-opened."""
+    """The station's microphone: silence while a failed device is re-opened. With
+    ``auto``, a test tone stands in while no device sends sound, and the devices are
+    tried again until one does (PipeWire still starting when a call began)."""
     return resilient_feed(
         lambda kind: open_microphone(cfg, kind),
         kind_of=kind_of,
@@ -229,6 +241,10 @@ def microphone_feed(
         period=FRAME_SAMPLES / SAMPLE_RATE,
         kind="microphone",
         backoff=backoff,
+        find_device=(
+            (lambda: open_microphone(cfg, fallback=False)) if cfg.source == "auto" else None
+        ),
+        search_backoff=search_backoff,
     )
 
 

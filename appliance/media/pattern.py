@@ -27,12 +27,25 @@ FONT_PATHS = (
 )
 GLYPHS = "0123456789:.# "
 BLACK, WHITE = 16, 235
-# The capture time, in milliseconds since the epoch modulo 2**STAMP_BITS, drawn as a
-# strip of black (0) and white (1) cells along the bottom edge, most significant bit
-# first: a page reads it back from decoded frames to measure glass-to-glass latency
-# (tests/bench/test_bench_latency.py). Cells are a 40th of the width: they survive
-# H.264 at any rung.
-STAMP_BITS = 40
+# The capture time, in milliseconds since the epoch modulo 2**STAMP_TIME_BITS, then a
+# check (that time modulo STAMP_CHECK, a prime: any one wrong bit, and almost any few,
+# break it), drawn as a strip of black (0) and white (1) cells along the bottom edge, most
+# significant bit first: a page reads it back from decoded frames to measure
+# glass-to-glass latency (tests/bench/test_bench_latency.py) and drops a frame whose check
+# fails. Cells are a 40th of the width: they survive H.264 at any rung.
+STAMP_TIME_BITS, STAMP_CHECK_BITS, STAMP_CHECK = 30, 10, 1021
+STAMP_BITS = STAMP_TIME_BITS + STAMP_CHECK_BITS
+
+
+def stamp_value(millis: int) -> int:
+    """The bits the strip shows for ``millis``: the time, then its check.
+
+    >>> stamp_value(1021 * 5 + 7) == ((1021 * 5 + 7) << 10) | 7
+    True
+    """
+    time_part = millis % 2**STAMP_TIME_BITS
+    return (time_part << STAMP_CHECK_BITS) | (time_part % STAMP_CHECK)
+
 
 Plane = npt.NDArray[np.uint8]
 
@@ -158,9 +171,10 @@ class PatternPainter:
         top = h - cell_h
         u[top // 2 :, :] = 128
         v[top // 2 :, :] = 128
+        value = stamp_value(millis)
         for bit in range(STAMP_BITS):
             left, right = bit * w // STAMP_BITS, (bit + 1) * w // STAMP_BITS
-            on = (millis >> (STAMP_BITS - 1 - bit)) & 1
+            on = (value >> (STAMP_BITS - 1 - bit)) & 1
             y[top:, left:right] = WHITE if on else BLACK
 
     def _blit(self, y: Plane, text: str) -> None:

@@ -164,6 +164,11 @@ class Resilient(Generic[FrameT]):
     ``opener`` opens the device (blocking calls belong in a thread; it is awaited).
     ``placeholder()`` makes the frame shown while the device is gone, one per
     ``period`` seconds.
+
+    ``stand_in(source)`` says whether ``source`` only stands in for a device (the test
+    source that ``auto`` settles for when it finds none); while one does,
+    ``find_device()`` is tried with backoff and the first device it opens takes over
+    (a microphone whose PipeWire was still starting, a camera that came up late).
     """
 
     def __init__(
@@ -174,8 +179,15 @@ class Resilient(Generic[FrameT]):
         period: float,
         kind: str,
         backoff: tuple[float, float] = (0.5, 10.0),
+        stand_in: Callable[[Source[FrameT]], bool] = lambda source: False,
+        find_device: Callable[[], Awaitable[Source[FrameT]]] | None = None,
+        search_backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self._opener: Callable[[], Awaitable[Source[FrameT]]] = opener
+        self._stand_in: Callable[[Source[FrameT]], bool] = stand_in
+        self._find_device: Callable[[], Awaitable[Source[FrameT]]] | None = find_device
+        self._search_backoff = search_backoff
+        self._search: asyncio.Task[None] | None = None
         self._placeholder: Callable[[], FrameT] = placeholder
         self._pacer = Pacer(period)
         self._kind = kind
@@ -190,9 +202,36 @@ class Resilient(Generic[FrameT]):
     async def start(self) -> None:
         """Open the device now; on failure start the background re-open."""
         try:
-            self._source = await self._opener()
+            self._use(await self._opener())
         except SourceUnavailable as exc:
             self._lost(str(exc))
+
+    def _use(self, source: Source[FrameT]) -> None:
+        self._source = source
+        searching = self._search is not None and not self._search.done()
+        if self._find_device is not None and self._stand_in(source) and not searching:
+            self._search = asyncio.create_task(self._search_loop(self._find_device))
+
+    async def _search_loop(self, find: Callable[[], Awaitable[Source[FrameT]]]) -> None:
+        delay, limit = self._search_backoff
+        while not self._closed:
+            await asyncio.sleep(delay)
+            current = self._source
+            if current is None or not self._stand_in(current):
+                return  # a failure or a re-open took the device in the meantime
+            try:
+                device = await find()
+            except SourceUnavailable as exc:
+                log.debug("%s: still no device: %s", self._kind, exc)
+                delay = min(delay * 2, limit)
+                continue
+            if self._closed or self._source is not current:
+                device.close()
+                return
+            self._source = device
+            await asyncio.to_thread(current.close)
+            log.info("%s found: %s (was %s)", self._kind, device.describe(), current.describe())
+            return
 
     def describe(self) -> str:
         if self._source is not None:
@@ -239,16 +278,17 @@ class Resilient(Generic[FrameT]):
             if self._closed:
                 source.close()
                 return
-            self._source = source
+            self._use(source)
             log.info("%s back: %s", self._kind, source.describe())
             return
 
     async def close(self) -> None:
         self._closed = True
-        if self._reopen is not None:
-            self._reopen.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._reopen
+        for task in (self._reopen, self._search):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         if self._source is not None:
             source, self._source = self._source, None
             await asyncio.to_thread(source.close)
@@ -262,23 +302,43 @@ def resilient_feed(
     period: float,
     kind: str,
     backoff: tuple[float, float],
+    find_device: Callable[[], Awaitable[Source[FrameT]]] | None = None,
+    search_backoff: tuple[float, float] = (1.0, 30.0),
 ) -> Resilient[FrameT]:
     """A :class:`Resilient` feed of the configured source that, after a failure,
     re-opens the kind that had worked (a webcam that was unplugged comes back as
     itself, not as the test pattern).
 
     ``open_kind(None)`` opens the configured kind (``auto`` picks one),
-    ``open_kind(k)`` opens kind ``k``; ``kind_of(source)`` names what was opened.
+    ``open_kind(k)`` opens kind ``k``; ``kind_of(source)`` names what was opened
+    (``"test"`` for the test sources). With ``find_device`` (``auto`` without its test
+    fallback), a test source that ``auto`` settled for is replaced by the first device
+    that ``find_device()`` opens later.
     """
     chosen: list[str] = []
 
-    async def opener() -> Source[FrameT]:
-        source = await open_kind(chosen[0] if chosen else None)
-        if not chosen:
+    def choose(source: Source[FrameT]) -> Source[FrameT]:
+        if not chosen and kind_of(source) != "test":
             chosen.append(kind_of(source))
         return source
 
-    return Resilient(opener, placeholder=placeholder, period=period, kind=kind, backoff=backoff)
+    async def opener() -> Source[FrameT]:
+        return choose(await open_kind(chosen[0] if chosen else None))
+
+    async def device() -> Source[FrameT]:
+        assert find_device is not None
+        return choose(await find_device())
+
+    return Resilient(
+        opener,
+        placeholder=placeholder,
+        period=period,
+        kind=kind,
+        backoff=backoff,
+        stand_in=lambda source: kind_of(source) == "test",
+        find_device=device if find_device is not None else None,
+        search_backoff=search_backoff,
+    )
 
 
 @dataclass(frozen=True)
