@@ -43,7 +43,7 @@ def stamp_value(millis: int) -> int:
     >>> stamp_value(1021 * 5 + 7) == ((1021 * 5 + 7) << 10) | 7
     True
     """
-    time_part = millis % 2**STAMP_TIME_BITS
+    time_part = millis % (1 << STAMP_TIME_BITS)
     return (time_part << STAMP_CHECK_BITS) | (time_part % STAMP_CHECK)
 
 

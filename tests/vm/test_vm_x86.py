@@ -272,6 +272,7 @@ def test_a_call_inside_the_vm_decodes_the_station_media(vm: VM) -> None:
     in_call = seen["health_in_call"]
     assert in_call["call"] == "in-call", in_call
     assert "pulse" in in_call["microphone"] and "echo-cancel-source" in in_call["microphone"]
+    assert seen["audio_peak_after_microphone"] < 1000, seen  # the room, not the test tone
     assert in_call["camera"].startswith("test-pattern"), in_call  # no camera in the VM
     assert running(vm) and show(vm, UNIT, "NRestarts")["NRestarts"] == "0", journal
 

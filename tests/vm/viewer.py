@@ -61,10 +61,11 @@ async def main(password: str, kiosk_key: str, base: str) -> dict[str, Any]:
         @pc.on("track")
         def on_track(track: Any) -> None:
             async def pump() -> None:
-                while len(frames[track.kind]) < 20:
+                while True:  # every frame until the call ends (the last 500 kept)
                     frames[track.kind].append(await track.recv())
-                if all(len(v) >= 20 for v in frames.values()):
-                    done.set()
+                    del frames[track.kind][:-500]
+                    if all(len(v) >= 20 for v in frames.values()):
+                        done.set()
 
             pumps.add(asyncio.ensure_future(pump()))
 
@@ -85,10 +86,27 @@ async def main(password: str, kiosk_key: str, base: str) -> dict[str, Any]:
         out["video_changes"] = bool((first != last).any())
         out["video_mean"] = float(last.mean())
         out["audio"] = {"sample_rate": audio.sample_rate, "samples": audio.samples}
-        # What the station captures while in the call (camera and microphone sources).
-        resp = await user.get("/api/health/")
-        out["health_in_call"] = await resp.json()
+        # What the station captures while in the call (camera and microphone sources):
+        # the microphone may stand in with the test tone while PipeWire is still starting.
+        while True:
+            resp = await user.get("/api/health/")
+            out["health_in_call"] = await resp.json()
+            if "pulse" in str(out["health_in_call"].get("microphone")):
+                break
+            if time.monotonic() - started > 150:
+                break
+            await asyncio.sleep(0.5)
+        out["seconds_to_microphone"] = round(time.monotonic() - started, 1)
+        # What the viewer hears from then on: the room (silence on the VM's loopback
+        # card), not the tone (peak 8191)
+        await asyncio.sleep(1.0)
+        heard = frames["audio"][-25:]
+        out["audio_peak_after_microphone"] = max(
+            int(abs(frame.to_ndarray()).max()) for frame in heard
+        )
         await kws.send_json({"type": "call", "action": "hangup"})
+        for task in pumps:
+            task.cancel()
         await pc.close()
         await ws.close()
         await kws.close()
