@@ -280,8 +280,27 @@ def _call_gauges(metrics: Metrics, station: CallMachine, store: Store) -> None:
 
 def _viewer_gauges(metrics: Metrics, peers: StationPeers) -> None:
     """Adaptive quality: one sample per viewer of the station camera."""
+    snapshot = _StatsSnapshot(peers)
     for name, field_name, help_text in VIEWER_GAUGES:
-        metrics.labelled_gauge(name, help_text, _viewer_reader(peers, field_name))
+        metrics.labelled_gauge(name, help_text, _viewer_reader(snapshot, field_name))
+
+
+class _StatsSnapshot:
+    """The viewers' stats, gathered once for every viewer gauge of one scrape (the
+    gauges are read one after another, within a fraction of a second)."""
+
+    FRESH_SECONDS = 0.25
+
+    def __init__(self, peers: StationPeers) -> None:
+        self._peers = peers
+        self._taken = -self.FRESH_SECONDS
+        self._viewers: dict[str, dict[str, Any]] = {}
+
+    def viewers(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        if now - self._taken >= self.FRESH_SECONDS:
+            self._viewers, self._taken = self._peers.stats()["peers"], now
+        return self._viewers
 
 
 def _counter_reader(media: StationMedia, name: str) -> Callable[[], float]:
@@ -304,10 +323,10 @@ VIEWER_GAUGES = (
 )
 
 
-def _viewer_reader(peers: StationPeers, field_name: str) -> Callable[[], dict[Labels, float]]:
+def _viewer_reader(snapshot: _StatsSnapshot, field_name: str) -> Callable[[], dict[Labels, float]]:
     def read() -> dict[Labels, float]:
         samples: dict[Labels, float] = {}
-        for peer_id, stats in peers.stats()["peers"].items():
+        for peer_id, stats in snapshot.viewers().items():
             value = stats.get(field_name)
             if field_name == "rung" and value is not None:
                 value = float(value == "low")
