@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aioice import Candidate, Connection
@@ -58,3 +59,66 @@ def test_a_better_pair_that_succeeds_later_takes_over() -> None:
     station.check_complete(relayed)  # the relay answered first (hole punching takes a try)
     station.check_complete(direct)
     assert station._nominated[1] is direct
+
+
+def relay_answered_first(
+    direct_state: CandidatePair.State,
+) -> tuple[Connection, CandidatePair, CandidatePair]:
+    """The station's check list: a direct pair not checked yet (``direct_state``) and a
+    relayed pair whose check has just succeeded."""
+    keep_the_best_nominated_pair()
+    station = Connection(ice_controlling=True)
+    direct = CandidatePair(
+        Endpoint(candidate("host", "10.61.1.2", 5000)),  # type: ignore[arg-type]
+        candidate("srflx", "198.18.1.2", 6000),
+    )
+    direct.state = direct_state
+    relayed = succeeded(
+        candidate("relay", "198.18.255.1", 49152), candidate("srflx", "198.18.1.2", 6000)
+    )
+    station._check_list = [direct, relayed]
+    return station, direct, relayed
+
+
+async def test_the_better_pairs_are_still_checked_after_a_relay_answered_first() -> None:
+    """The relay's check answered before the direct pair's was even sent (a busy
+    machine): media starts over the relay, and the direct pair still gets its check
+    and takes over when it succeeds -- aioice alone dropped it and stayed relayed."""
+    station, direct, relayed = relay_answered_first(CandidatePair.State.WAITING)
+    checked: list[CandidatePair] = []
+    answer = asyncio.Event()
+
+    async def check_start(pair: CandidatePair) -> None:  # the STUN transaction, answered
+        checked.append(pair)
+        await answer.wait()
+        pair.state = CandidatePair.State.SUCCEEDED
+        pair.nominated = True
+        station.check_complete(pair)
+
+    station.check_start = check_start  # type: ignore[method-assign]
+    station.check_complete(relayed)
+    assert station._nominated[1] is relayed  # media flows at once, through the relay
+    await asyncio.sleep(0)
+    assert checked == [direct], "the direct pair was dropped unchecked"
+    answer.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert station._nominated[1] is direct, "the direct path did not take over"
+    await station.close()
+
+
+async def test_closing_stops_the_checks_left_running() -> None:
+    station, _, relayed = relay_answered_first(CandidatePair.State.FROZEN)
+    started = asyncio.Event()
+
+    async def check_start(pair: CandidatePair) -> None:  # a STUN transaction never answered
+        started.set()
+        await asyncio.Event().wait()
+
+    station.check_start = check_start  # type: ignore[method-assign]
+    station.check_complete(relayed)
+    await started.wait()
+    (task,) = station._videostation_better_checks  # type: ignore[attr-defined]
+    await station.close()
+    await asyncio.sleep(0)
+    assert task.cancelled()

@@ -1,48 +1,94 @@
-"""The station's ICE keeps the best working path, not the last one found.
+"""The station's ICE keeps the best working path, not the first or the last one found.
 
 aioice (aiortc's ICE agent) nominates aggressively as the controlling agent, which
 the station is (it makes the offers): every check carries USE-CANDIDATE, and each pair
-whose check succeeds becomes *the* pair media goes over, replacing the one before. A
-relayed pair's check often succeeds after the direct one (a TURN round trip is longer),
-so a call that had found its direct path moves to the relay seconds later — more
-latency, and the relay carries what it need not. RFC 8445 (8.1.1, aggressive
-nomination in RFC 5245) has the agent use the highest-priority nominated pair;
-:func:`keep_the_best_nominated_pair` makes aioice do that: a pair that succeeds after a
-higher-priority one was nominated stays valid but does not take over.
+whose check succeeds becomes *the* pair media goes over, replacing the one before. Two
+ways that went wrong on the network test bed, both mended by
+:func:`keep_the_best_nominated_pair`:
+
+- *The last one*: a relayed pair's check often succeeds after the direct one (a TURN
+  round trip is longer), so a call that had found its direct path moved to the relay
+  seconds later. RFC 8445 (8.1.1; aggressive nomination in RFC 5245) has the agent use
+  the highest-priority nominated pair: a pair that succeeds after a higher-priority one
+  was nominated stays valid but does not take over.
+- *The first one*: when the relayed pair answered first (the direct check's first
+  request dropped by a NAT that had no hole for it yet: hole punching takes a try, more
+  on a busy machine), aioice completed on it and stopped checking every other pair, so
+  the whole call went through the relay. The checks of the better pairs now go on
+  after the first nomination, and the first of them to succeed takes over, as
+  libwebrtc does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _PATCHED = "_videostation_keeps_the_best"
+_CHECKS = "_videostation_better_checks"
 
 
 def keep_the_best_nominated_pair() -> None:
-    """Patch aioice's ``Connection.check_complete`` once (idempotent)."""
+    """Patch aioice's ``Connection.check_complete`` and ``close`` once (idempotent)."""
     from aioice import ice
 
     original = ice.Connection.check_complete
     if getattr(original, _PATCHED, False):
         return
+    original_close = ice.Connection.close
+    pending = (
+        ice.CandidatePair.State.WAITING,
+        ice.CandidatePair.State.FROZEN,
+        ice.CandidatePair.State.IN_PROGRESS,
+    )
 
     def check_complete(self: Any, pair: Any) -> None:
         current = self._nominated.get(pair.component)
-        if (
-            pair.nominated
-            and pair.state == ice.CandidatePair.State.SUCCEEDED
-            and current is not None
-            and current is not pair
-            and priority(self, current) > priority(self, pair)
-        ):
-            pair.nominated = False  # valid, kept for nothing: the better path stays
-        original(self, pair)
+        nominated = pair.nominated and pair.state == ice.CandidatePair.State.SUCCEEDED
+        better: list[Any] = []
+        if nominated and current is not None and current is not pair:
+            if priority(self, current) > priority(self, pair):
+                pair.nominated = False  # valid, kept for nothing: the better path stays
+        elif nominated and current is None and self.ice_controlling:
+            better = [
+                p
+                for p in self._check_list
+                if p.component == pair.component
+                and p is not pair
+                and p.state in pending
+                and priority(self, p) > priority(self, pair)
+            ]
+        original(self, pair)  # nominates; drops the unchecked pairs, connect() the rest
+        for other in better:
+            keep_checking(self, other)
+
+    async def close(self: Any) -> None:
+        for task in list(getattr(self, _CHECKS, ())):
+            task.cancel()
+        await original_close(self)
 
     setattr(check_complete, _PATCHED, True)
     setattr(ice.Connection, "check_complete", check_complete)  # noqa: B010 (a method)
+    setattr(ice.Connection, "close", close)  # noqa: B010 (a method)
+
+
+def keep_checking(connection: Any, pair: Any) -> None:
+    """Go on with ``pair``'s check after the connection completed on a worse pair: its
+    running check is taken out of connect()'s hands (which cancels what is left when it
+    completes), a check not started yet is started. Their tasks end with their STUN
+    transactions, or when the connection closes."""
+    from aioice import ice
+
+    checks: set[asyncio.Task[None]] = connection.__dict__.setdefault(_CHECKS, set())
+    if pair.state == ice.CandidatePair.State.IN_PROGRESS and pair.task is not None:
+        task, pair.task = pair.task, None
+    else:
+        task = asyncio.ensure_future(connection.check_start(pair))
+    checks.add(task)
+    task.add_done_callback(checks.discard)
 
 
 def priority(connection: Any, pair: Any) -> int:

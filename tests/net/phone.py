@@ -120,7 +120,8 @@ async def run(base: str, password: str, seconds: float) -> None:
             await asyncio.sleep(1.0)
             window = [f for f in frames[last:]]
             last = len(frames)
-            emit(t=round(time.monotonic() - start, 1), **summary(window, frames))
+            pair = pair_types(pc) if pc else []
+            emit(t=round(time.monotonic() - start, 1), pair=pair, **summary(window, frames))
         metrics = await (await http.get(f"{base}/api/metrics/")).text()
         relayed = [line for line in metrics.splitlines() if "viewer_relayed{" in line]
         emit(done=True, states=states, pair=pair_types(pc) if pc else [], station=relayed)
