@@ -301,7 +301,9 @@ async def test_auto_microphone_takes_the_device_that_comes_up_after_the_call_beg
     tmp_path: Any, no_sound_system: None
 ) -> None:
     """A call that begins while the station's PipeWire is still starting gets the test
-    tone, and the microphone as soon as it sends sound: not the tone for the whole call."""
+    tone, and the microphone as soon as it sends sound: not the tone for the whole call.
+    The device found is slow to start (3.5 s to its first sound, over the 3 s a call's
+    first try gets: PipeWire in the arm64 VM), and the search waits for it."""
     feed = microphone_feed(MicrophoneConfig(source="auto"), search_backoff=(0.05, 0.1))
     await feed.start()
     try:
@@ -312,13 +314,14 @@ async def test_auto_microphone_takes_the_device_that_comes_up_after_the_call_beg
         recorder.write_text(
             f"#!{sys.executable}\n"
             "import sys, time\n"
+            "time.sleep(3.5)\n"
             "chunk = (1234).to_bytes(2, 'little') * 960\n"
             "while True:\n"
             "    sys.stdout.buffer.write(chunk); sys.stdout.buffer.flush(); time.sleep(0.02)\n"
         )
         recorder.chmod(0o755)
         levels = set()
-        for _ in range(200):
+        for _ in range(600):  # bounded: 12 s of 20 ms frames
             frame = await feed.read()
             levels = set(np.unique(frame.to_ndarray()).tolist())
             if levels == {1234}:

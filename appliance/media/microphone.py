@@ -42,7 +42,15 @@ import numpy as np
 
 from ..config import MicrophoneConfig
 from ..errors import SourceUnavailable
-from .pcm import FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE, PcmCapture, audio_frame, silence
+from .pcm import (
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    START_TIMEOUT,
+    TIME_BASE,
+    PcmCapture,
+    audio_frame,
+    silence,
+)
 from .source import Pacer, Resilient, Source, probe, resilient_feed
 
 __all__ = [
@@ -65,6 +73,11 @@ PACKAGES = {"pw-record": "pipewire-bin", "parec": "pulseaudio-utils", "arecord":
 """The Debian package that brings each capture program."""
 LATENCY_MS = 20
 """Ask the sound system for sound every 20 ms (one frame), not in 100+ ms bursts."""
+SEARCH_START_TIMEOUT = 10.0
+"""How long a device found while the test tone stands in may take to send its first
+sound. A call does not wait for it (the tone plays), so it can be patient: PipeWire
+takes 2.2-3.5 s to an echo-cancelled source's first sound in the arm64 test VM when
+idle, longer during a call, and the 3 s a call's first try gets never sufficed."""
 
 
 class TestTone:
@@ -113,8 +126,9 @@ def capture_commands(kind: str, device: str) -> list[list[str]]:
     raise SourceUnavailable(f"microphone.source: unknown source {kind!r}")
 
 
-async def open_device(kind: str, device: str) -> PcmCapture:
-    """Record from ``kind`` with the first of its programs that sends sound.
+async def open_device(kind: str, device: str, *, startup: float = START_TIMEOUT) -> PcmCapture:
+    """Record from ``kind`` with the first of its programs that sends sound within
+    ``startup`` seconds.
 
     Raises :class:`SourceUnavailable` saying, for each program, what went wrong and
     how to fix it.
@@ -128,7 +142,7 @@ async def open_device(kind: str, device: str) -> PcmCapture:
         if program in missing or (program in problems and program not in retry):
             continue  # the same program with other options would fail the same way
         try:
-            return await PcmCapture.start(argv, name=f"{name} ({program})")
+            return await PcmCapture.start(argv, name=f"{name} ({program})", startup=startup)
         except SourceUnavailable as exc:
             advice = explain(kind, program, device, str(exc))
             (missing if str(exc) == f"{program} not found" else problems)[program] = advice
@@ -196,17 +210,22 @@ def _user() -> str:
 
 
 async def open_microphone(
-    cfg: MicrophoneConfig, kind: str | None = None, *, fallback: bool = True
+    cfg: MicrophoneConfig,
+    kind: str | None = None,
+    *,
+    fallback: bool = True,
+    startup: float = START_TIMEOUT,
 ) -> Source[av.AudioFrame]:
     """Open the microphone ``kind`` (default ``cfg.source``); ``auto`` falls back in
     order pulse, alsa, test tone (without ``fallback``: raises instead of the tone).
-    Raises SourceUnavailable for a named kind."""
+    A device has ``startup`` seconds to send its first sound. Raises SourceUnavailable
+    for a named kind."""
     kind = kind or cfg.source
     if kind == "auto":
         problems = []
         for candidate in ("pulse", "alsa"):
             try:
-                return await open_device(candidate, cfg.device)
+                return await open_device(candidate, cfg.device, startup=startup)
             except SourceUnavailable as exc:
                 (log.info if fallback else log.debug)("microphone auto: %s", exc)
                 problems.append(str(exc))
@@ -216,7 +235,7 @@ async def open_microphone(
     if kind == "test":
         return TestTone()
     if kind in ("pulse", "alsa"):
-        return await open_device(kind, cfg.device)
+        return await open_device(kind, cfg.device, startup=startup)
     raise SourceUnavailable(f"microphone.source: unknown source {kind!r}")
 
 
@@ -242,7 +261,9 @@ def microphone_feed(
         kind="microphone",
         backoff=backoff,
         find_device=(
-            (lambda: open_microphone(cfg, fallback=False)) if cfg.source == "auto" else None
+            (lambda: open_microphone(cfg, fallback=False, startup=SEARCH_START_TIMEOUT))
+            if cfg.source == "auto"
+            else None
         ),
         search_backoff=search_backoff,
     )
