@@ -102,7 +102,7 @@ typecheck-web: deps-test
 # The whole test suite, slow system tests included (CI runs this through .ci/run).
 # Two pytest runs side by side: the arm64 tests (qemu-user, one core) and the rest.
 EMULATED := emulated and not bench and not vm
-NATIVE := not emulated and not bench and not vm
+NATIVE := not emulated and not bench and not vm and not realtime
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
 	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
@@ -118,6 +118,8 @@ test: venv-test
 	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 1 "$$emulated_log")"; \
 	rm -f "$$emulated_log" "$$native_log"; \
 	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ]
+	@echo "Running the real-time audio tests alone (PipeWire's echo canceller, about 1 minute)…"
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated"
 	@echo "Booting the appliance in a virtual machine under real systemd (x86_64: about 25 minutes,"
 	@echo "35 when the image is rebuilt)…"
 	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py

@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import skip_or_fail
 from tests.pipewire_room import PACKAGES, PipeWireRoom, missing_programs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]  # alone in make test: see test_echo_cancel
 
 
 @pytest.fixture(autouse=True)
