@@ -376,11 +376,12 @@ class Attacker:
 def settled(box: Any) -> dict[str, float]:
     """The bounding box of ``box`` once its glide has ended (the same twice in a row;
     a loaded machine animates slowly, so no fixed wait)."""
-    last = None
+    last, still = None, 0
     for _ in range(100):  # bounded: 10 s
         now = box.bounding_box()
         moving = {"snapping", "dragging"} & set((box.get_attribute("class") or "").split())
-        if now is not None and now == last and not moving:
+        still = still + 1 if now is not None and now == last and not moving else 0
+        if still >= 2:  # the same three times over 200 ms
             return dict(now)
         last = now
         box.page.wait_for_timeout(100)

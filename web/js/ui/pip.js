@@ -86,7 +86,17 @@ export function makeFloating(box, container, {
     corner = { right: x + w / 2 > b.width / 2, bottom: y + (w * RATIO) / 2 > (b.height + b.top) / 2 };
     box.classList.add('snapping');
     clampAndApply();
-    setTimeout(() => box.classList.remove('snapping'), 250);
+    // Until the glide has ended (a busy renderer runs it late), or a little after it
+    // should have when there was none to run (reduced motion, already in the corner).
+    const ended = (/** @type {TransitionEvent} */ e) => {
+      if (e.target === box && e.propertyName === 'transform') done();
+    };
+    const done = () => {
+      box.classList.remove('snapping');
+      box.removeEventListener('transitionend', ended);
+    };
+    box.addEventListener('transitionend', ended);
+    setTimeout(done, 1000);
   }
 
   /** The page changed under it: back to its corner, and away from anything it now covers. */
