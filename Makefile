@@ -24,7 +24,7 @@ APT_TEST += libatomic1                         # Playwright's bundled node drive
 APT_TEST += debootstrap                        # provisioning tests: Debian roots
 APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots under emulation
 APT_TEST += git                                # provisioning tests: clone the checkout
-APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs  # VM tests (tests/vm): boot the appliance
+APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs zstd  # VM tests (tests/vm): boot the appliance
 APT_TEST += coturn nftables iproute2             # network test bed (tests/net)
 APT_TEST += pipewire pipewire-bin wireplumber dbus-daemon espeak-ng sox  # echo cancelling on real PipeWire (tests/test_echo_cancel.py)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
@@ -110,30 +110,31 @@ test: venv-test
 	@echo "Running every test (about 45 minutes here cold, 15–20 once the caches under $(TEST_CACHE) are warm;"
 	@echo "the arm64 tests run under emulation beside the rest, at low priority: their report comes last)…"
 	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); native_log=$$(mktemp /tmp/videostation-native.XXXXXX); \
-	nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider -m "$(EMULATED)" >"$$emulated_log" 2>&1 & \
+	{ nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider -m "$(EMULATED)"; tests_rc=$$?; \
+	  nice -n 19 $(BIN)/python -m tests.vm.vmimage arm64 || tests_rc=1; exit $$tests_rc; } >"$$emulated_log" 2>&1 & \
 	emulated=$$!; trap 'kill $$emulated 2>/dev/null' INT TERM; \
 	$(BIN)/python -m pytest -q --durations=15 -m "$(NATIVE)" | tee "$$native_log"; native_rc=$${PIPESTATUS[0]}; \
 	wait $$emulated; emulated_rc=$$?; \
 	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; \
-	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 1 "$$emulated_log")"; \
+	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 2 "$$emulated_log" | tr '\n' ' ')"; \
 	rm -f "$$emulated_log" "$$native_log"; \
 	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ]
 	@echo "Running the real-time audio tests alone (PipeWire's echo canceller, about 1 minute)…"
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated"
-	@echo "Booting the appliance in a virtual machine under real systemd (x86_64: about 25 minutes,"
-	@echo "35 when the image is rebuilt)…"
-	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py
+	@echo "Booting the appliance in virtual machines under real systemd (x86_64 about 10 minutes,"
+	@echo "plus 3 when its image is rebuilt; then arm64, its image built beside the tests above)…"
+	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py tests/vm/test_vm_arm64.py
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
 test-fast: venv-test
 	@echo "Running the tests but the slow ones (about 5 minutes)…"
 	@$(BIN)/python -m pytest -q -m 'not slow and not bench'
 
-# The appliance booted in QEMU VMs under real systemd (tests/vm): about 25 minutes on x86,
-# plus about 10 to build the image when its inputs changed (`make test` runs the x86 VM
-# last); the arm64 VM only with VIDEOSTATION_VM_ARM64=1.
+# The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64:
+# about 10 + 15 minutes, plus 3 + 10 to build the images when their inputs changed
+# (`make test` boots both last, the arm64 image built beside the other tests).
 test-vm: venv-test
-	@echo "Booting the appliance in virtual machines (about 25 minutes, 35 when the image is rebuilt)…"
+	@echo "Booting the appliance in virtual machines (about 25 minutes, 40 when the images are rebuilt)…"
 	@$(BIN)/python -m pytest -q --durations=15 -m vm tests/vm
 
 # Refresh the README's screenshots from the browser tests.

@@ -71,7 +71,10 @@ class Connection:
         if self.ws.closed:
             return
         try:
-            await asyncio.wait_for(self.ws.send_str(protocol.encode(message)), SEND_TIMEOUT)
+            # A timeout scope, not wait_for(): that wraps every send in a task of its own
+            # (Python 3.11), one more loop iteration before each relayed message leaves.
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.ws.send_str(protocol.encode(message))
         except ConnectionResetError:
             # The client is gone (a page says `leave` and closes at once): nobody is
             # left to tell, and its socket's end does the clean-up. Not an error.

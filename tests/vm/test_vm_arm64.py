@@ -1,15 +1,13 @@
 """The same VM tests on arm64 (the Pi's architecture) under qemu-system-aarch64/TCG.
 
-Opt-in (``VIDEOSTATION_VM_ARM64=1``): the image build runs the role under qemu-user
-(about 20 minutes here) and the tests about 12 more, which would take ``.ci/run`` past
-80 of its 90 minutes; the x86_64 module (test_vm_x86.py) is the one CI runs. Every test
-is the x86_64 test, collected again here against an arm64 VM (its initramfs from
+The image build applies the role under qemu-user (see ``vmimage.packages_layer``);
+``make test`` builds it beside the other tests and boots it after the x86_64 VM. Every
+test is the x86_64 test, collected again here against an arm64 VM (its initramfs from
 tiny-initramfs, root by kernel name: see ``vmimage.ARM64``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,11 +18,7 @@ from .vmimage import ARM64, VM
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.vm,
-    pytest.mark.timeout(7200),
-    pytest.mark.skipif(
-        os.environ.get("VIDEOSTATION_VM_ARM64") != "1",
-        reason="arm64 VM tests are work in progress: set VIDEOSTATION_VM_ARM64=1",
-    ),
+    pytest.mark.timeout(3600),
 ]
 
 

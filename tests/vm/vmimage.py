@@ -8,9 +8,13 @@ the image build applies it, then written to a raw ext4 file with ``mkfs.ext4 -d`
 screenshots, systemd-networkd for QEMU's user network, and a first-boot file.
 
 Images are cached under ``$VIDEOSTATION_TEST_CACHE`` (``/var/cache/videostation-tests``)
-as ``vm-image-v1-<arch>-<hash>/`` keyed by every file that goes into them, built in a
-temp dir and renamed. Each boot runs on a throw-away qcow2 overlay, so the cached image
-is never modified. Guests run under TCG (KVM guests hang on this machine) with
+as ``vm-image-v3-<arch>-<hash>/`` keyed by every file that goes into them, built in a
+temp dir and renamed. Beneath them a packages layer (``packages_layer``: the kernel and
+every Debian package the role installs, keyed by the package lists) spares each rebuild
+the downloads and unpacking; the role itself is applied afresh for every image.
+``python -m tests.vm.vmimage arm64`` builds an image ahead of the tests (``make test``
+does so for arm64 beside the other tests). Each boot runs on a throw-away qcow2 overlay,
+so the cached image is never modified. Guests run under TCG (KVM guests hang on this machine) with
 ``-nic user,restrict=on``: the only ways in are host-loopback port forwards and the
 guest cannot reach any other address.
 """
@@ -53,7 +57,7 @@ FIRSTBOOT_PASSWORD = "first-boot-password"
 FIRSTBOOT_NAME = "VM station"
 FIRSTBOOT_HOSTNAME = "vm-station"
 # Bump when the build steps below change (the key also hashes every repository input).
-BUILD_VERSION = "v2"
+BUILD_VERSION = "v3"
 TEST_PACKAGES = ("systemd-sysv", "udev", "dbus", "grim", "procps")
 
 
@@ -211,57 +215,143 @@ def _add_test_parts(root: Path, arch: Arch) -> None:
     (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
 
 
-def _build(arch: Arch, target: Path) -> None:
-    tarball = base_tarball(arch=arch.debian)
-    (CACHE / "work").mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=CACHE / "work", prefix=f"{target.name}-"))
-    root = workdir / "root"
-    root.mkdir()
-    chroot = Chroot(root)
-    try:
-        _run(["tar", "-C", str(root), "-xzf", str(tarball)], timeout=300)
-        policy = root / "usr/sbin/policy-rc.d"
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-        shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-        local_cas = Path("/usr/local/share/ca-certificates")
-        if local_cas.is_dir() and any(local_cas.iterdir()):
-            shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
-            chroot.run("update-ca-certificates")
+ANSIBLE_VENV = "/opt/videostation-ansible"  # image/apply-role's default
+# File capabilities (xattrs) kept both ways: mkfs.ext4 -d copies them into the image.
+TAR_OPTIONS = ("--zstd", "--xattrs", "--xattrs-include=*")
+
+
+def _role_packages() -> list[str]:
+    """The Debian packages the role installs with the test variables (not on a Pi)."""
+    defaults = yaml.safe_load((REPO / "ansible/roles/videostation/defaults/main.yml").read_text())
+    return [*defaults["videostation_packages"], *defaults["videostation_debian_packages"]]
+
+
+def _ansible_spec() -> str:
+    import ansible  # the controller's version, as apply_role installs it
+
+    return f"ansible-core=={ansible.__version__}"
+
+
+def layer_key(arch: Arch) -> str:
+    """The packages layer's name: everything that goes into it, and nothing of ours."""
+    parts = [
+        BUILD_VERSION,
+        base_tarball(arch=arch.debian).name,
+        arch.initramfs,
+        arch.kernel_package,
+        TINY_INITRAMFS_CONF,
+        *TEST_PACKAGES,
+        *_role_packages(),
+        _ansible_spec(),
+    ]
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    return f"vm-layer-{BUILD_VERSION}-{arch.name}-{digest}.tar.zst"
+
+
+class _Root:
+    """A root being built under ``CACHE/work``, its chroot mounts, removed on exit."""
+
+    def __init__(self, name: str) -> None:
+        (CACHE / "work").mkdir(parents=True, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(dir=CACHE / "work", prefix=f"{name}-"))
+        self.path = self.workdir / "root"
+        self.path.mkdir()
+        self.chroot = Chroot(self.path)
+
+    def __enter__(self) -> _Root:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.chroot.unmount_all()
+        mounted = [m for m in mount_points() if m == self.workdir or self.workdir in m.parents]
+        if not mounted:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def mount(self) -> None:
+        """/proc, /sys, /dev, a private apt archive (hard links to the shared cache's
+        .debs: apt locks its archive dir, so a build never waits on another test's
+        chroot) and the shared pip cache."""
+        chroot = self.chroot
         chroot.bind(Path("/proc"), "/proc")
         chroot.bind(Path("/sys"), "/sys")
         chroot.bind(Path("/dev"), "/dev")
         chroot.bind(Path("/dev/pts"), "/dev/pts")
-        # apt locks its archive dir: a private one (hard links to the shared cache's
-        # .debs), so a build never waits on another test's chroot.
-        archives = workdir / "archives"
+        archives = self.workdir / "archives"
         (archives / "partial").mkdir(parents=True)
         for deb in (CACHE / "apt-archives").glob("*.deb"):
             os.link(deb, archives / deb.name)
         chroot.bind(archives, "/var/cache/apt/archives")
         (CACHE / "pip").mkdir(parents=True, exist_ok=True)
         chroot.bind(CACHE / "pip", "/var/cache/pip")
-        chroot.run("apt-get", "update", "-qq", timeout=600)
+
+
+def packages_layer(arch: Arch) -> Path:
+    """The debootstrap root with the kernel, the test packages, every package the role
+    installs and the role's ansible-core, as a cached tarball.
+
+    Only a download-and-unpack cache: the role is still applied in full on top of it
+    (its apt task then finds the packages there, as on a Raspberry Pi OS image that
+    ships most of them). Under arm64 emulation it saves the role's three slowest
+    minutes; nothing of the project's own goes into it.
+    """
+    target = CACHE / layer_key(arch)
+    if target.exists():
+        return target
+    for stale in CACHE.glob(f"vm-layer-*-{arch.name}-*"):
+        stale.unlink(missing_ok=True)
+    with _Root(target.name) as root:
+        base = base_tarball(arch=arch.debian)
+        _run(["tar", "-C", str(root.path), "-xzf", str(base)], timeout=300)
+        policy = root.path / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        shutil.copy("/etc/resolv.conf", root.path / "etc/resolv.conf")
+        local_cas = Path("/usr/local/share/ca-certificates")
+        if local_cas.is_dir() and any(local_cas.iterdir()):
+            shutil.copytree(
+                local_cas, root.path / "usr/local/share/ca-certificates", dirs_exist_ok=True
+            )
+            root.chroot.run("update-ca-certificates")
+        root.mount()
+        root.chroot.run("apt-get", "update", "-qq", timeout=600)
         if arch.initramfs == "tiny-initramfs":
-            _write(root / "etc/tiny-initramfs/tiny-initramfs.conf", TINY_INITRAMFS_CONF)
-        chroot.run(
-            "apt-get",
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            arch.initramfs,
-            arch.kernel_package,
-            *TEST_PACKAGES,
+            _write(root.path / "etc/tiny-initramfs/tiny-initramfs.conf", TINY_INITRAMFS_CONF)
+        root.chroot.run(
+            "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+            arch.initramfs, arch.kernel_package, *TEST_PACKAGES, *_role_packages(),
             timeout=3600,
-        )
+        )  # fmt: skip
+        root.chroot.run("python3", "-m", "venv", ANSIBLE_VENV, timeout=600)
+        root.chroot.run(
+            f"{ANSIBLE_VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
+            _ansible_spec(), timeout=1800,
+        )  # fmt: skip
+        root.chroot.run("apt-get", "clean")
+        root.chroot.unmount_all()
+        partial = root.workdir / "layer.tar.zst"
+        _run(
+            ["tar", "-C", str(root.path), *TAR_OPTIONS, "--numeric-owner", "-cf", str(partial),
+             "."],
+            timeout=900,
+        )  # fmt: skip
+        partial.rename(target)
+    return target
+
+
+def _build(arch: Arch, target: Path) -> None:
+    layer = packages_layer(arch)
+    with _Root(target.name) as built:
+        root, chroot = built.path, built.chroot
+        _run(["tar", "-C", str(root), *TAR_OPTIONS, "-xf", str(layer)], timeout=600)
+        shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+        built.mount()
         copy_checkout(root / "usr/src/videostation")
         (root / "usr/src/test-vars.yml").write_text(yaml.safe_dump(_test_vars()))
         apply_role(chroot, timeout=900 if arch is X86_64 else 5400)
         chroot.run("apt-get", "clean")
         chroot.unmount_all()
         _add_test_parts(root, arch)
-        target_tmp = workdir / "image"
+        target_tmp = built.workdir / "image"
         target_tmp.mkdir()
         kernel = max((root / "boot").glob("vmlinuz-*"))
         initrd = max((root / "boot").glob("initrd.img-*"))
@@ -287,11 +377,6 @@ def _build(arch: Arch, target: Path) -> None:
             timeout=900,
         )
         target_tmp.rename(target)
-    finally:
-        chroot.unmount_all()
-        mounted = [m for m in mount_points() if m == workdir or workdir in m.parents]
-        if not mounted:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def image(arch: Arch) -> Image:
@@ -472,3 +557,20 @@ def tools_missing(arch: Arch) -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     return None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.vm.vmimage ARCH...``: build (or find) the images, say how long."""
+    arches = {a.name: a for a in (X86_64, ARM64)}
+    for name in argv or ["x86_64"]:
+        started = time.monotonic()
+        built = image(arches[name])
+        how = "cached" if built.built_seconds is None else f"built in {built.built_seconds:.0f} s"
+        print(f"VM image {name}: {built.directory} ({how}, {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
