@@ -103,10 +103,16 @@ typecheck-web: deps-test
 # Two pytest runs side by side: the arm64 tests (qemu-user, one core) and the rest.
 EMULATED := emulated and not bench and not vm
 NATIVE := not emulated and not bench and not vm and not realtime
+# Every stage runs even when one before it failed (a flaky stage would otherwise hide the
+# rest); the stages that failed are listed last and make fails.
+FAILED := /tmp/videostation-test-failed-$$PPID
 test: venv-test
 	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
+	@rm -f $(FAILED)
+	@echo "Running the real-time audio tests first, on a quiet machine (PipeWire's echo canceller, about 1 minute)…"
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated" || echo "real-time audio" >>$(FAILED)
 	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
-	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
+	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench || echo "bench-quick" >>$(FAILED)
 	@echo "Running every test (about 45 minutes here cold, 15–20 once the caches under $(TEST_CACHE) are warm;"
 	@echo "the arm64 tests run under emulation beside the rest, at low priority: their report comes last)…"
 	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); native_log=$$(mktemp /tmp/videostation-native.XXXXXX); \
@@ -118,12 +124,12 @@ test: venv-test
 	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; \
 	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 2 "$$emulated_log" | tr '\n' ' ')"; \
 	rm -f "$$emulated_log" "$$native_log"; \
-	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ]
-	@echo "Running the real-time audio tests alone (PipeWire's echo canceller, about 1 minute)…"
-	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated"
+	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ] || echo "the parallel runs" >>$(FAILED)
 	@echo "Booting the appliance in virtual machines under real systemd (x86_64 about 10 minutes,"
 	@echo "plus 3 when its image is rebuilt; then arm64, its image built beside the tests above)…"
-	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py tests/vm/test_vm_arm64.py
+	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py tests/vm/test_vm_arm64.py \
+	  || echo "the VMs" >>$(FAILED)
+	@if [ -e $(FAILED) ]; then echo "FAILED stages: $$(paste -sd, $(FAILED))"; rm -f $(FAILED); exit 1; fi
 
 # Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
 test-fast: venv-test
