@@ -113,8 +113,9 @@ test: venv-test
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated" || echo "real-time audio" >>$(FAILED)
 	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench || echo "bench-quick" >>$(FAILED)
-	@echo "Running every test (about 45 minutes here cold, 15–20 once the caches under $(TEST_CACHE) are warm;"
-	@echo "the arm64 tests run under emulation beside the rest, at low priority: their report comes last)…"
+	@echo "Running every test (about 45 minutes here cold, 27 once the caches under $(TEST_CACHE) are warm;"
+	@echo "the arm64 tests and the arm64 VM image run under emulation beside the rest, at low priority:"
+	@echo "their report comes last)…"
 	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); native_log=$$(mktemp /tmp/videostation-native.XXXXXX); \
 	{ nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider -m "$(EMULATED)"; tests_rc=$$?; \
 	  nice -n 19 $(BIN)/python -m tests.vm.vmimage arm64 || tests_rc=1; exit $$tests_rc; } >"$$emulated_log" 2>&1 & \
@@ -122,11 +123,11 @@ test: venv-test
 	$(BIN)/python -m pytest -q --durations=15 -m "$(NATIVE)" | tee "$$native_log"; native_rc=$${PIPESTATUS[0]}; \
 	wait $$emulated; emulated_rc=$$?; \
 	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; \
-	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(tail -n 2 "$$emulated_log" | tr '\n' ' ')"; \
+	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(grep -E ' (passed|failed|error)|^VM image' "$$emulated_log" | tail -n 2 | tr '\n' ' ')"; \
 	rm -f "$$emulated_log" "$$native_log"; \
 	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ] || echo "the parallel runs" >>$(FAILED)
-	@echo "Booting the appliance in virtual machines under real systemd (x86_64 about 10 minutes,"
-	@echo "plus 3 when its image is rebuilt; then arm64, its image built beside the tests above)…"
+	@echo "Booting the appliance in virtual machines under real systemd (x86_64 about 6 minutes,"
+	@echo "plus 3 when its image is rebuilt; then arm64, about 10, its image built beside the tests above)…"
 	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py tests/vm/test_vm_arm64.py \
 	  || echo "the VMs" >>$(FAILED)
 	@if [ -e $(FAILED) ]; then echo "FAILED stages: $$(paste -sd, $(FAILED))"; rm -f $(FAILED); exit 1; fi
@@ -137,10 +138,10 @@ test-fast: venv-test
 	@$(BIN)/python -m pytest -q -m 'not slow and not bench'
 
 # The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64:
-# about 10 + 15 minutes, plus 3 + 10 to build the images when their inputs changed
+# about 6 + 10 minutes, plus 3 + 6 to build the images when their inputs changed
 # (`make test` boots both last, the arm64 image built beside the other tests).
 test-vm: venv-test
-	@echo "Booting the appliance in virtual machines (about 25 minutes, 40 when the images are rebuilt)…"
+	@echo "Booting the appliance in virtual machines (about 16 minutes, 25 when the images are rebuilt)…"
 	@$(BIN)/python -m pytest -q --durations=15 -m vm tests/vm
 
 # Refresh the README's screenshots from the browser tests.
