@@ -374,7 +374,7 @@ class Attacker:
 
 
 def settled(box: Any) -> dict[str, float]:
-    """The bounding box of ``box`` once its glide has ended (the same twice in a row;
+    """The bounding box of ``box`` once its glide has ended (the same three times in a row;
     a loaded machine animates slowly, so no fixed wait)."""
     last, still = None, 0
     for _ in range(100):  # bounded: 10 s

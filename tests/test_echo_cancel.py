@@ -37,8 +37,8 @@ from appliance.protocol import Description
 from tests.helpers import skip_or_fail
 from tests.pipewire_room import DROP_IN, PACKAGES, RATE, PipeWireRoom, missing_programs, speech
 
-# realtime: make test runs it alone (beside the emulated arm64 tests its echo canceller lost
-# its convergence in two CI runs, and passed by itself)
+# realtime: make test runs it alone and first, on a quiet machine (beside the emulated arm64
+# tests, and once right after them, its echo canceller lost its convergence in CI)
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 FAR_TEXT = (

@@ -304,11 +304,16 @@ RECAP = re.compile(
 )
 
 
+def ansible_core_spec() -> str:
+    """The pip requirement of this controller's ansible-core: a chroot runs the same."""
+    import ansible
+
+    return f"ansible-core=={ansible.__version__}"
+
+
 def apply_role(chroot: Chroot, timeout: float = 3600) -> tuple[str, dict[str, int], float]:
     """``image/apply-role`` in ``chroot`` (the checkout copied to /usr/src/videostation,
     the variables in /usr/src/test-vars.yml): its output, recap counts and wall time."""
-    import ansible  # the controller's version, so the chroot runs the same ansible-core
-
     started = time.monotonic()
     result = chroot.run(
         "/usr/src/videostation/image/apply-role",
@@ -316,7 +321,7 @@ def apply_role(chroot: Chroot, timeout: float = 3600) -> tuple[str, dict[str, in
         "@/usr/src/test-vars.yml",
         env={
             "KEEP_ANSIBLE": "1",
-            "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
+            "ANSIBLE_CORE_SPEC": ansible_core_spec(),
         },
         timeout=timeout,  # the default leaves room for arm64 under emulation
         check=False,

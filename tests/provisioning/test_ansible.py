@@ -24,7 +24,7 @@ import yaml
 
 from ..helpers import skip_or_fail
 from .conftest import TEST_UID, TURN_SECRET, provisioned_chroot
-from .rootfs import RECAP, REPO, chroot_env
+from .rootfs import RECAP, REPO, ansible_core_spec, chroot_env
 
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation"
@@ -386,8 +386,6 @@ def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object
     machine with ROOTFS_DIR, then 01-run-chroot.sh piped into bash in the chroot.
     Pi-only packages stay off through VIDEOSTATION_IMAGE_VARS. Runs last: the stage
     removes the source and the ansible venv from the root."""
-    import ansible
-
     root = provisioned["root"]
     assert isinstance(root, Path)
     chroot = provisioned_chroot(provisioned)
@@ -406,7 +404,7 @@ def test_pi_gen_stage_applies_the_role_in_the_root(provisioned: dict[str, object
         input=(stage / "01-run-chroot.sh").read_text(),
         env={
             **chroot_env(),
-            "ANSIBLE_CORE_SPEC": f"ansible-core=={ansible.__version__}",
+            "ANSIBLE_CORE_SPEC": ansible_core_spec(),
             "VIDEOSTATION_IMAGE_VARS": "/usr/src/test-vars.yml",
         },
         capture_output=True,

@@ -42,6 +42,7 @@ from ..provisioning.rootfs import (
     CACHE,
     REPO,
     Chroot,
+    ansible_core_spec,
     apply_role,
     base_tarball,
     copy_checkout,
@@ -226,12 +227,6 @@ def _role_packages() -> list[str]:
     return [*defaults["videostation_packages"], *defaults["videostation_debian_packages"]]
 
 
-def _ansible_spec() -> str:
-    import ansible  # the controller's version, as apply_role installs it
-
-    return f"ansible-core=={ansible.__version__}"
-
-
 def layer_key(arch: Arch) -> str:
     """The packages layer's name: everything that goes into it, and nothing of ours."""
     parts = [
@@ -242,7 +237,7 @@ def layer_key(arch: Arch) -> str:
         TINY_INITRAMFS_CONF,
         *TEST_PACKAGES,
         *_role_packages(),
-        _ansible_spec(),
+        ansible_core_spec(),
     ]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"vm-layer-{BUILD_VERSION}-{arch.name}-{digest}.tar.zst"
@@ -324,7 +319,7 @@ def packages_layer(arch: Arch) -> Path:
         root.chroot.run("python3", "-m", "venv", ANSIBLE_VENV, timeout=600)
         root.chroot.run(
             f"{ANSIBLE_VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
-            _ansible_spec(), timeout=1800,
+            ansible_core_spec(), timeout=1800,
         )  # fmt: skip
         root.chroot.run("apt-get", "clean")
         root.chroot.unmount_all()
