@@ -27,6 +27,8 @@ export function makeFloating(box, container, {
   let y = 0;
   let w = 0;
   let placed = false;
+  /** Ends the corner glide under way, if any. @type {(() => void) | null} */
+  let endSnap = null;
   /** the corner it rests in */
   let corner = { right: true, bottom: false };
 
@@ -84,6 +86,7 @@ export function makeFloating(box, container, {
     x = best.cx;
     y = best.cy;
     corner = { right: x + w / 2 > b.width / 2, bottom: y + (w * RATIO) / 2 > (b.height + b.top) / 2 };
+    endSnap?.(); // a glide still under way ends here: its timer must not cut this one short
     box.classList.add('snapping');
     clampAndApply();
     // Until the glide has ended (a busy renderer runs it late), or a little after it
@@ -92,11 +95,14 @@ export function makeFloating(box, container, {
       if (e.target === box && e.propertyName === 'transform') done();
     };
     const done = () => {
+      clearTimeout(timer);
       box.classList.remove('snapping');
       box.removeEventListener('transitionend', ended);
+      endSnap = null;
     };
     box.addEventListener('transitionend', ended);
-    setTimeout(done, 1000);
+    const timer = setTimeout(done, 1000);
+    endSnap = done;
   }
 
   /** The page changed under it: back to its corner, and away from anything it now covers. */
