@@ -28,7 +28,7 @@ from appliance.config import load as load_config
 from appliance.errors import ConfigError, MalformedMessage, UnknownPeer
 from appliance.media import StationMedia, StationPeers
 from appliance.media.nack import seconds_since
-from appliance.media.peer import negotiated_codec
+from appliance.media.peer import close_connection, negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
 from appliance.protocol import Candidate, EndOfCandidates, Restart, parse_payload
 from appliance.systemd import JournalFields
@@ -663,3 +663,32 @@ def test_rung_config_is_checked(overrides: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load_config(Path(os.devnull), overrides)
     assert load_config(Path(os.devnull), {}).camera.low_height == 360
+
+
+@pytest.mark.parametrize("shielded", [False, True])
+async def test_a_cancelled_close_leaves_the_connection_closing_whole(shielded: bool) -> None:
+    """aiortc closes a connection itself when the far side ends it; a hang-up that
+    closes it too and is cut short must not break that close half way (without the
+    shield -- the parameter shows the failure it prevents -- aiortc's close fails)."""
+    from aiortc import RTCPeerConnection
+
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    a.addTransceiver("audio")
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    aiortc_own = asyncio.ensure_future(a.close())
+    await asyncio.sleep(0)
+    hang_up = asyncio.ensure_future(close_connection(a) if shielded else a.close())
+    await asyncio.sleep(0)
+    hang_up.cancel()
+    try:
+        if shielded:
+            await aiortc_own
+            assert a.connectionState == "closed"
+        else:
+            with pytest.raises(asyncio.InvalidStateError):
+                await aiortc_own
+    finally:
+        await b.close()

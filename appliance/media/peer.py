@@ -83,6 +83,17 @@ MAX_PENDING_CANDIDATES = 64
 VIDEO_PREFERENCE = (("video/H264", "42e01f"), ("video/H264", "42001f"), ("video/VP8", None))
 
 
+async def close_connection(pc: Any) -> None:
+    """Close an aiortc peer connection whole, even when the caller is cancelled.
+
+    aiortc closes a connection itself when the far side ends it; a second ``close()``
+    waits on that close's own future, so cancelling the waiter (a hang-up cut short)
+    cancelled the future and aiortc's close then failed half done
+    (``InvalidStateError`` at its end). Shielded, the waiter goes and the close stays.
+    """
+    await asyncio.shield(pc.close())
+
+
 def video_codec_preferences() -> list[Any]:
     """aiortc codec capabilities in the station's order of preference, RTX included."""
     from aiortc import RTCRtpSender
@@ -509,7 +520,7 @@ class StationPeers:
         for track in (peer.video_track, peer.audio_track):
             if track is not None:
                 track.stop()
-        await peer.pc.close()
+        await close_connection(peer.pc)
         peer.log.info("closed, session %d", peer.session)
 
     async def close_all(self) -> None:

@@ -33,14 +33,17 @@ SECONDS = 3 if os.environ.get("BENCH_QUICK") == "1" else 15
 TARGET_P95_MS, TARGET_RATIO = 120, 1.25
 
 # window.__readStamps(video): records (display time - stamped capture time) of every
-# frame ``video`` presents, in window.__latency. Frames not read are counted: __late (the
-# element had moved on to a newer frame when the callback ran: reading that one would pass
-# for a faster path), __blurred (a cell of the stamp neither dark nor light: a picture
-# still coarse at the start of a call), __misreads (the stamp's check failed, or it gave
-# no sane latency). The stamp (``appliance/media/pattern.py``): 30 bits of milliseconds,
-# then 10 bits of that time modulo 1021.
+# frame ``video`` presents, in window.__latency, and in window.__split the two parts of
+# it: stamped capture -> the frame's last packet received (the sender and the network),
+# received -> display (the receiving browser: jitter buffer, decode, compositor). Frames
+# not read are counted: __late (the element had moved on to a newer frame when the
+# callback ran: reading that one would pass for a faster path), __blurred (a cell of the
+# stamp neither dark nor light: a picture still coarse at the start of a call), __misreads
+# (the stamp's check failed, or it gave no sane latency). The stamp
+# (``appliance/media/pattern.py``): 30 bits of milliseconds, then 10 bits of that time
+# modulo 1021.
 READER = """
-window.__latency = [];
+window.__latency = []; window.__split = [];
 window.__late = 0; window.__blurred = 0; window.__misreads = 0;
 window.__readStamps = (video) => {
   const BITS = 40, CHECK_BITS = 10, CHECK = 1021, MOD = 2 ** 30;
@@ -84,6 +87,10 @@ window.__readStamps = (video) => {
     const shown = (performance.timeOrigin + meta.expectedDisplayTime) % MOD;
     const ms = (shown - stamp + MOD) % MOD;
     if (ms < 5000) window.__latency.push(ms); else window.__misreads += 1;
+    if (ms < 5000 && meta.receiveTime) {
+      const got = (performance.timeOrigin + meta.receiveTime) % MOD;
+      window.__split.push([(got - stamp + MOD) % MOD, meta.expectedDisplayTime - meta.receiveTime]);
+    }
   };
   video.requestVideoFrameCallback(onFrame);
 };
@@ -146,6 +153,9 @@ async () => {
   const out = {};
   for (const pc of window.__pcs) {
     (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.jitterBufferEmittedCount) {
+        out.audio_jitter_buffer = 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount;
+      }
       if (s.kind !== 'video') return;
       if (s.type === 'inbound-rtp' && s.framesDecoded) {
         out.jitter_buffer = 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount;
@@ -182,6 +192,16 @@ def station_encode_ms(frames: int = 60) -> float:
     return statistics.median(took[1:])
 
 
+def split(page: Page) -> str:
+    """The medians of the two parts of the frames' latency (see ``READER``)."""
+    rows = page.evaluate("() => window.__split")
+    if not rows:
+        return "no receive times"
+    sent = statistics.median(row[0] for row in rows)
+    shown = statistics.median(row[1] for row in rows)
+    return f"capture -> received {sent:.1f}, received -> display {shown:.1f}"
+
+
 def unread(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {cause}" for cause, count in counts.items())
 
@@ -196,7 +216,8 @@ def collect(page: Page, seconds: float) -> tuple[list[float], dict[str, int]]:
     page.wait_for_function("() => window.__latency.length > 5", timeout=30_000)
     page.wait_for_timeout(1000)
     page.evaluate(
-        "() => { window.__latency = []; window.__late = window.__blurred = window.__misreads = 0; }"
+        "() => { window.__latency = []; window.__split = [];"
+        " window.__late = window.__blurred = window.__misreads = 0; }"
     )
     page.wait_for_timeout(seconds * 1000)
     latency, counts = page.evaluate(
@@ -216,6 +237,7 @@ def test_glass_to_glass(
     reference_page.evaluate(f"() => {{ {READER} }}")
     reference_page.evaluate(LOOPBACK)
     reference, reference_unread = collect(reference_page, SECONDS)
+    reference_split = split(reference_page)
     reference_page.evaluate("() => { window.__pcs = window.__loopback; }")
     reference_stats = reference_page.evaluate(STATS)
     reference_page.close()
@@ -230,6 +252,7 @@ def test_glass_to_glass(
     guest.get_by_test_id("start-call").click()
     station, station_unread = collect(guest, SECONDS)
     station_stats = guest.evaluate(STATS)
+    station_split = split(guest)
     encode_ms = station_encode_ms()
 
     r50, r95 = percentiles(reference)
@@ -241,7 +264,10 @@ def test_glass_to_glass(
           f"({len(station)} frames; not read: {unread(station_unread)})")  # fmt: skip
     targets = f"target p95 <= {TARGET_P95_MS} ms, ratio <= {TARGET_RATIO}"
     print(f"  ratio p95 {s95 / r95:.2f}   ({targets})")
-    print("  where a frame's time goes, ms per frame (getStats of the receiving page):")
+    print("  where a frame's time goes, ms per frame (medians, the frames' receive times):")
+    print(f"    reference: {reference_split}")
+    print(f"    station:   {station_split}")
+    print("  and in the receiving browser (getStats averages):")
     print(f"    reference: {breakdown(reference_stats)}")
     print(f"    station:   {breakdown(station_stats)}, station encode {encode_ms:.1f}")
     print(f"  machine load (1 min) {os.getloadavg()[0]:.1f}")

@@ -11,8 +11,10 @@ export class TileGrid {
   constructor(el, opts = {}) {
     this.el = el;
     this.opts = opts;
-    /** @type {Map<string, {tile: HTMLElement, video: HTMLVideoElement, backdrop: HTMLVideoElement, label: HTMLElement, badges: HTMLElement, streams: Map<string, MediaStream>}>} */
+    /** @type {Map<string, Tile>} */
     this.tiles = new Map();
+    /** @type {ReturnType<typeof setInterval>|undefined} */
+    this.backdropTimer = undefined;
   }
 
   /**
@@ -25,9 +27,9 @@ export class TileGrid {
       const video = h('video', { class: 'tile-video', autoplay: true, playsinline: true });
       video.muted = !!this.opts.muted;
       video.volume = this.opts.volume ?? 1;
-      // The whole picture is shown (contain); this blurred copy fills the bars around it.
-      const backdrop = h('video', { class: 'tile-backdrop', autoplay: true, playsinline: true, 'aria-hidden': 'true' });
-      backdrop.muted = true;
+      // The whole picture is shown (contain); a tiny copy of it, blurred, fills the bars
+      // around it (see paintBackdrops).
+      const backdrop = h('canvas', { class: 'tile-backdrop', width: BACKDROP_WIDTH, height: 1, 'aria-hidden': 'true' });
       const label = h('span', { class: 'tile-name', text: name });
       const badges = h('span', { class: 'tile-badges' });
       const tile = h('div', { class: 'tile waiting', 'data-participant': participant },
@@ -40,6 +42,7 @@ export class TileGrid {
       this.tiles.set(participant, t);
       this.el.append(tile);
       this.layout();
+      this.backdropTimer ??= setInterval(() => this.paintBackdrops(), BACKDROP_MS);
     } else if (name) {
       t.label.textContent = name;
     }
@@ -70,7 +73,7 @@ export class TileGrid {
     this.attach(t);
   }
 
-  /** @param {{video: HTMLVideoElement, backdrop: HTMLVideoElement, tile: HTMLElement, streams: Map<string, MediaStream>}} t */
+  /** @param {Tile} t */
   attach(t) {
     // A participant may arrive over two connections (the station: its camera peer
     // and its screen peer, which sends nothing). Play every track in one element.
@@ -81,9 +84,7 @@ export class TileGrid {
     if (!same) {
       t.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
       if (tracks.length) t.video.play().catch(() => undefined);
-      const videos = tracks.filter((tr) => tr.kind === 'video');
-      t.backdrop.srcObject = videos.length ? new MediaStream(videos) : null;
-      if (videos.length) t.backdrop.play().catch(() => undefined);
+      t.video.addEventListener('loadeddata', () => this.paintBackdrops(), { once: true });
     }
     t.tile.classList.toggle('waiting', !hasVideo);
   }
@@ -113,14 +114,36 @@ export class TileGrid {
     const t = this.tiles.get(participant);
     if (!t) return;
     t.video.srcObject = null;
-    t.backdrop.srcObject = null;
     t.tile.remove();
     this.tiles.delete(participant);
     this.layout();
+    if (!this.tiles.size) {
+      clearInterval(this.backdropTimer);
+      this.backdropTimer = undefined;
+    }
   }
 
   clear() {
     for (const p of [...this.tiles.keys()]) this.remove(p);
+  }
+
+  /**
+   * Copies each tile's current picture into its backdrop: a canvas a few dozen pixels
+   * wide that CSS stretches and blurs over the tile. A few times a second is plenty for
+   * a blur; a second full-rate <video> of the same stream cost every frame a second
+   * composite, which on a phone's (or the kiosk's) compositor delayed the real picture
+   * by several display refreshes (benchmark B2).
+   */
+  paintBackdrops() {
+    if (document.hidden) return;
+    for (const t of this.tiles.values()) {
+      const { video, backdrop, tile } = t;
+      if (video.readyState < 2 || !video.videoWidth || tile.classList.contains('fill')) continue;
+      const height = Math.max(1, Math.round((BACKDROP_WIDTH * video.videoHeight) / video.videoWidth));
+      if (backdrop.height !== height) backdrop.height = height;
+      const ctx = backdrop.getContext('2d');
+      if (ctx) ctx.drawImage(video, 0, 0, BACKDROP_WIDTH, height);
+    }
   }
 
   layout() {
@@ -130,6 +153,16 @@ export class TileGrid {
     this.el.style.setProperty('--cols', String(cols));
   }
 }
+
+/**
+ * @typedef {{tile: HTMLElement, video: HTMLVideoElement, backdrop: HTMLCanvasElement,
+ *   label: HTMLElement, badges: HTMLElement, streams: Map<string, MediaStream>}} Tile
+ */
+
+/** The backdrop's width in pixels (its height follows the picture's shape). */
+const BACKDROP_WIDTH = 32;
+/** How often the backdrops follow the pictures (ms). */
+const BACKDROP_MS = 500;
 
 /** How much two fingers must spread (or pinch) to fill (or show whole). */
 const PINCH = 1.2;
