@@ -16,7 +16,14 @@ import pytest
 from appliance.config import CameraConfig, MicrophoneConfig
 from appliance.errors import MediaError, SourceUnavailable
 from appliance.media import camera as camera_mod
-from appliance.media.camera import TestPattern, camera_feed, open_camera, probe_camera, rotate
+from appliance.media.camera import (
+    TestPattern,
+    camera_feed,
+    open_camera,
+    probe_camera,
+    rotate,
+    to_yuv420,
+)
 from appliance.media.microphone import (
     TestTone,
     microphone_feed,
@@ -394,3 +401,17 @@ def test_the_pattern_stamps_its_capture_time_as_bits() -> None:
         value = int("".join(map(str, bits)), 2)
         millis, check = value >> STAMP_CHECK_BITS, value % 2**STAMP_CHECK_BITS
         assert millis == int(now * 1000) % 2**30 and check == millis % STAMP_CHECK
+
+
+def test_a_device_s_frames_become_yuv420_at_the_configured_size() -> None:
+    """A V4L2 camera's frames (here rgb24 and yuyv422, as webcams give them) come out
+    as yuv420p at the configured size, every frame, through one kept scaler."""
+    convert = to_yuv420(320, 180)
+    for fmt in ("rgb24", "yuyv422", "rgb24"):
+        source = av.VideoFrame.from_ndarray(
+            np.full((360, 640, 3), 200, dtype=np.uint8), format="rgb24"
+        ).reformat(format=fmt)
+        (out,) = convert(source)
+        assert (out.width, out.height, out.format.name) == (320, 180, "yuv420p")
+        luma = out.to_ndarray()[:180]
+        assert abs(int(luma.mean()) - 187) <= 3, luma.mean()  # rgb 200 grey, video range

@@ -21,10 +21,12 @@ import concurrent.futures
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..config import CameraConfig
 from ..errors import SourceUnavailable
@@ -110,11 +112,8 @@ class V4l2Camera:
                 problem = exc
                 continue
 
-            def convert(frame: av.VideoFrame) -> list[av.VideoFrame]:
-                return [frame.reformat(width=w, height=h, format="yuv420p")]
-
             reader: DeviceReader[av.VideoFrame] = DeviceReader(
-                container, kind="video", name=f"v4l2 {cfg.device}", convert=convert
+                container, kind="video", name=f"v4l2 {cfg.device}", convert=to_yuv420(w, h)
             )
             return cls(reader, cfg.device, mode or "native")
         assert problem is not None
@@ -198,6 +197,18 @@ def yuv420_frame(array: Plane, width: int, height: int) -> av.VideoFrame:
     u = flat[ysize : ysize + csize].reshape(height // 2, stride // 2)[:, : width // 2]
     v = flat[ysize + csize : ysize + 2 * csize].reshape(height // 2, stride // 2)[:, : width // 2]
     return from_planes(y, u, v)
+
+
+def to_yuv420(width: int, height: int) -> Callable[[av.VideoFrame], list[av.VideoFrame]]:
+    """A converter of a device's frames to yuv420p at ``width`` x ``height``. It keeps
+    one scaler: a frame's own ``reformat()`` builds swscale's context anew every frame,
+    which costs more than the conversion itself."""
+    scaler = VideoReformatter()
+
+    def convert(frame: av.VideoFrame) -> list[av.VideoFrame]:
+        return [scaler.reformat(frame, width=width, height=height, format="yuv420p")]
+
+    return convert
 
 
 def rotate(frame: av.VideoFrame, degrees: int) -> av.VideoFrame:

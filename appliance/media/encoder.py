@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import av
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import VideoReformatter
 
 from ..errors import MediaError
 
@@ -40,6 +41,10 @@ class VideoEncoder:
         self.max_bitrate = max(bitrate, max_bitrate or bitrate)
         self.width, self.height = width, height
         self.fps, self.bitrate = fps, bitrate
+        # one scaler for the encoder's life: a frame's own reformat() builds swscale's
+        # context anew every frame, which cost more than the scaling (0.96 vs 0.34 ms a
+        # 1280x720 frame to 640x360 here) and more than the low rung's encode
+        self._scaler = VideoReformatter()
         candidates = ["h264_v4l2m2m", "libx264"] if codec == "H264" else ["libvpx"]
         problems: list[str] = []
         for name in candidates:
@@ -104,7 +109,9 @@ class VideoEncoder:
             "yuv420p"
         ):
             pts = frame.pts
-            frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+            frame = self._scaler.reformat(
+                frame, width=self.width, height=self.height, format="yuv420p"
+            )
             frame.pts, frame.time_base = pts, TIME_BASE
         picture = av.video.frame.PictureType
         frame.pict_type = picture.I if keyframe else picture.NONE

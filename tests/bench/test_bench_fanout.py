@@ -13,6 +13,7 @@ import fractions
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 # BENCH_QUICK=1 (CI): a short window that only keeps the benchmark working
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 WINDOW = 1.5 if QUICK else 5.0
+PAIRS = 1 if QUICK else 3
 
 VIEWERS = r"""
 import asyncio, json, sys
@@ -199,24 +201,32 @@ async def _measure_rungs(
 
 
 async def test_bench_two_rungs_vs_one() -> None:
-    """Issue #10: station CPU with both rungs active <= 1.6 x one rung."""
-    one_load, one_fps, one = await rungs(weak=False)
-    two_load, two_fps, two = await rungs(weak=True)
-    print(f"\nadaptive encoder, 2 viewers at {WIDTH}x{HEIGHT}@{FPS}, {WINDOW:.0f} s window")
+    """Issue #10: station CPU with both rungs active <= 1.6 x one rung. One rung and two
+    are measured by turns, ``PAIRS`` times; the median of the pairs' ratios is the
+    figure (one 5 s pair swung between 1.34 and 1.64 on a quiet machine)."""
+    pairs = []
+    for _ in range(PAIRS):
+        pairs.append((await rungs(weak=False), await rungs(weak=True)))
+    print(f"\nadaptive encoder, 2 viewers at {WIDTH}x{HEIGHT}@{FPS}, {WINDOW:.0f} s windows")
     print(f"{'rungs':<26} {'CPU (cores)':>11} {'fps/viewer':>10}  low encodes/captured")
-    print(f"{'one (both on 720p)':<26} {one_load:>11.2f} {one_fps:>10}  "
-          f"{one['encoded_low']}/{one['camera_frames']}")  # fmt: skip
-    print(f"{'two (one viewer on 360p)':<26} {two_load:>11.2f} {two_fps:>10}  "
-          f"{two['encoded_low']}/{two['camera_frames']}")  # fmt: skip
-    print(f"ratio two/one: {two_load / one_load:.2f} (target <= 1.6)")
-    # the low rung runs only while a viewer needs it, and then for every frame
-    assert one["encoded_low"] == 0, one
-    assert two["viewers_low"] == 1, two
-    assert two["encoded_low"] >= two["camera_frames"] // 2, two
-    if QUICK:
-        return
-    assert two_fps >= 20, "both viewers keep moving"
-    assert two_load <= 1.6 * one_load, f"two rungs cost {two_load / one_load:.2f} x one"
+    for (one_load, one_fps, one), (two_load, two_fps, two) in pairs:
+        print(f"{'one (both on 720p)':<26} {one_load:>11.2f} {one_fps:>10}  "
+              f"{one['encoded_low']}/{one['camera_frames']}")  # fmt: skip
+        print(f"{'two (one viewer on 360p)':<26} {two_load:>11.2f} {two_fps:>10}  "
+              f"{two['encoded_low']}/{two['camera_frames']}")  # fmt: skip
+    ratios = [two[0] / one[0] for one, two in pairs]
+    ratio = statistics.median(ratios)
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"ratio two/one: {ratio:.2f}, the median of {listed} (target <= 1.6)")
+    for (_, _, one), (_, two_fps, two) in pairs:
+        # the low rung runs only while a viewer needs it, and then for every frame
+        assert one["encoded_low"] == 0, one
+        assert two["viewers_low"] == 1, two
+        assert two["encoded_low"] >= two["camera_frames"] // 2, two
+        if not QUICK:
+            assert two_fps >= 20, "both viewers keep moving"
+    if not QUICK:
+        assert ratio <= 1.6, f"two rungs cost {ratio:.2f} x one"
 
 
 async def per_peer(n: int) -> tuple[float, int]:
