@@ -224,6 +224,16 @@ def kiosk_screen(vm: VM, cookie: str) -> str:
     return str(body.get("kiosk_screen")) if status == 200 and isinstance(body, dict) else ""
 
 
+def watchdog_saw_the_screen(vm: VM) -> bool:
+    """Has the kiosk session running now said its screen is in the station room?"""
+    lines = vm.check(
+        "journalctl -b --no-pager _UID=870 | grep -a"
+        " -e 'kiosk-session: starting cage' -e 'kiosk-watch: the screen is in the station room'"
+        " || true"
+    ).splitlines()
+    return bool(lines) and "the screen is in the station room" in lines[-1]
+
+
 def test_kiosk_watchdog_restarts_a_lost_screen(vm: VM) -> None:
     """Chromium's renderers killed: the page is gone (a "sad tab" the kiosk never leaves
     by itself), the screen leaves the station room; the session's watchdog
@@ -231,6 +241,10 @@ def test_kiosk_watchdog_restarts_a_lost_screen(vm: VM) -> None:
     and the fresh Chromium's screen joins again."""
     cookie = login(vm, vmimage.FIRSTBOOT_PASSWORD)
     wait_for("the screen", lambda: kiosk_screen(vm, cookie) == "connected", timeout=300)
+    # The watchdog polls every few seconds: a screen killed before it saw the screen is,
+    # to it, one that never joined (restarted after the longer start-up grace, with that
+    # message). Kill only once this session's watchdog has seen the screen.
+    wait_for("the watchdog to see the screen", lambda: watchdog_saw_the_screen(vm), timeout=120)
     before = show(vm, KIOSK, "NRestarts")["NRestarts"]
     started = time.monotonic()
     vm.check("pkill -KILL -u videostation -f -- '--type=renderer'")
