@@ -39,12 +39,15 @@ TARGET_P95_MS, TARGET_RATIO = 120, 1.25
 # not read are counted: __late (the element had moved on to a newer frame when the
 # callback ran: reading that one would pass for a faster path), __blurred (a cell of the
 # stamp neither dark nor light: a picture still coarse at the start of a call), __misreads
-# (the stamp's check failed, or it gave no sane latency). The stamp
+# (the stamp's check failed, or it gave no sane latency). window.__presented: the
+# element's count of presented frames at the first and the latest callback -- a callback
+# runs at most once per page update, so frames presented while the page's main thread
+# is busy (reading a stamp) have none: they are neither read nor counted above. The stamp
 # (``appliance/media/pattern.py``): 30 bits of milliseconds, then 10 bits of that time
 # modulo 1021.
 READER = """
 window.__latency = []; window.__split = [];
-window.__late = 0; window.__blurred = 0; window.__misreads = 0;
+window.__late = 0; window.__blurred = 0; window.__misreads = 0; window.__presented = [null, 0];
 window.__readStamps = (video) => {
   const BITS = 40, CHECK_BITS = 10, CHECK = 1021, MOD = 2 ** 30;
   const canvas = document.createElement('canvas');
@@ -71,6 +74,8 @@ window.__readStamps = (video) => {
   };
   const onFrame = (now, meta) => {
     video.requestVideoFrameCallback(onFrame);
+    window.__presented[1] = meta.presentedFrames;
+    window.__presented[0] ??= meta.presentedFrames;
     const frame = new VideoFrame(video);
     const same = Math.abs(frame.timestamp - meta.mediaTime * 1e6) < 500;
     const w = meta.width, h = meta.height;
@@ -217,12 +222,15 @@ def collect(page: Page, seconds: float) -> tuple[list[float], dict[str, int]]:
     page.wait_for_timeout(1000)
     page.evaluate(
         "() => { window.__latency = []; window.__split = [];"
-        " window.__late = window.__blurred = window.__misreads = 0; }"
+        " window.__late = window.__blurred = window.__misreads = 0;"
+        " window.__presented = [null, 0]; }"
     )
     page.wait_for_timeout(seconds * 1000)
     latency, counts = page.evaluate(
-        "() => [window.__latency, "
-        "{late: window.__late, blurred: window.__blurred, misread: window.__misreads}]"
+        "() => [window.__latency, {late: window.__late, blurred: window.__blurred,"
+        " misread: window.__misreads, 'without a callback': window.__presented[1]"
+        " - (window.__presented[0] ?? 0) + 1 - window.__latency.length - window.__late"
+        " - window.__blurred - window.__misreads}]"
     )
     return [float(ms) for ms in latency], {k: int(v) for k, v in counts.items()}
 

@@ -129,10 +129,13 @@ export class TileGrid {
 
   /**
    * Copies each tile's current picture into its backdrop: a canvas a few dozen pixels
-   * wide that CSS stretches and blurs over the tile. A few times a second is plenty for
-   * a blur; a second full-rate <video> of the same stream cost every frame a second
-   * composite, which on a phone's (or the kiosk's) compositor delayed the real picture
-   * by several display refreshes (benchmark B2).
+   * wide, blurred and darkened as it is painted, that CSS only stretches over the tile.
+   * A few times a second is plenty for a blur. Both costlier ways were measured
+   * (benchmark B2): a second full-rate <video> of the stream cost every frame a second
+   * composite, and a CSS filter on the stretched canvas had the compositor blur the
+   * whole tile again for every frame of the picture above it; either delayed the
+   * picture by two to four display refreshes on a software compositor (and costs a
+   * phone's or the kiosk's GPU the same work).
    */
   paintBackdrops() {
     if (document.hidden) return;
@@ -142,7 +145,13 @@ export class TileGrid {
       const height = Math.max(1, Math.round((BACKDROP_WIDTH * video.videoHeight) / video.videoWidth));
       if (backdrop.height !== height) backdrop.height = height;
       const ctx = backdrop.getContext('2d');
-      if (ctx) ctx.drawImage(video, 0, 0, BACKDROP_WIDTH, height);
+      if (!ctx) continue;
+      // drawn a pixel past each edge, so the blur does not fade the edges to black
+      ctx.filter = `blur(${BACKDROP_BLUR}px)`;
+      ctx.drawImage(video, -1, -1, BACKDROP_WIDTH + 2, height + 2);
+      ctx.filter = 'none';
+      ctx.fillStyle = BACKDROP_SHADE;
+      ctx.fillRect(0, 0, BACKDROP_WIDTH, height);
     }
   }
 
@@ -163,6 +172,10 @@ export class TileGrid {
 const BACKDROP_WIDTH = 32;
 /** How often the backdrops follow the pictures (ms). */
 const BACKDROP_MS = 500;
+/** The backdrop's blur, in its own pixels (one is ~40 screen pixels on a 1280-px tile). */
+const BACKDROP_BLUR = 1;
+/** Laid over the backdrop: dims it, so the picture stands out. */
+const BACKDROP_SHADE = 'rgb(0 0 0 / 0.45)';
 
 /** How much two fingers must spread (or pinch) to fill (or show whole). */
 const PINCH = 1.2;
