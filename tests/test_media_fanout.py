@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import time
 from typing import Any
 
 import av
@@ -179,6 +180,25 @@ async def test_a_viewer_moving_down_gets_the_new_rungs_keyframe_next() -> None:
     first = await asyncio.wait_for(track.recv(), 5)
     assert first.is_keyframe, "the first packet after the switch is the new rung's keyframe"
     assert decode("H264", [first])[0].width == 160 and track.rung_since is not None
+    await video.close()
+
+
+async def test_a_viewer_paused_after_moving_down_gets_nothing_then_the_new_keyframe() -> None:
+    """While the queue the old rung filled drains (``ViewerLink.paused_until``), the
+    viewer is sent no video at all; then the new rung's keyframe comes first."""
+    cam = CameraConfig(source="test", width=320, height=240, fps=30, low_width=160, low_height=120)
+    video = VideoFanout(cam, linger=0.1)
+    track = video.track()
+    track.set_codec("H264")
+    await next_packets(track, 3)
+    track.link.rung = "low"
+    track.link.paused_until = time.monotonic() + 0.6
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(track.recv(), 0.4)  # a frame is due every 33 ms
+    first = await asyncio.wait_for(track.recv(), 5)
+    assert time.monotonic() >= track.link.paused_until
+    assert first.is_keyframe, "after the pause, the new rung's keyframe comes first"
+    assert decode("H264", [first])[0].width == 160
     await video.close()
 
 

@@ -599,6 +599,34 @@ def test_an_estimate_that_falls_alone_is_no_weak_link() -> None:
     assert policy.choose(busy, now=18.5) == "low"
 
 
+def test_a_viewer_moved_down_over_a_queue_waits_for_it_to_drain() -> None:
+    """The old rung filled the bottleneck's queue: the move down pauses the viewer's
+    video for twice the queue (at most a second), measured from the freshest signal --
+    how old the packets it asks for again are -- when the receiver reports' round trip
+    predates the queue; a link that only loses moves down with no pause."""
+    policy = RungPolicy(min_bitrate=600_000, low_bitrate=300_000, up_hold=5, min_dwell=2)
+    full = ViewerLink(sent_rate=1_500_000)
+    full.on_report(0, rtt=0.01, now=0)
+    full.on_report(int(0.3 * 256), rtt=0.012, now=1)  # the report came before the queue
+    full.on_remb(1_500_000, now=0)
+    full.on_remb(150_000, now=1)
+    full.on_nack(3, age=0.4, now=1.2)  # a packet lost in a queue 0.4 s long
+    full.on_report(int(0.3 * 256), rtt=0.012, now=2)
+    assert policy.choose(full, now=1.0) == "high"
+    full.on_nack(2, age=0.41, now=2.6)
+    assert policy.choose(full, now=2.7) == "low"
+    assert full.paused_until == pytest.approx(2.7 + 0.8, abs=0.01)
+
+    lossy = ViewerLink(sent_rate=1_500_000)
+    lossy.on_report(0, rtt=0.01, now=0)
+    for t in (1, 2, 3):
+        lossy.on_report(int(0.4 * 256), rtt=0.012, now=t)  # 40 % lost, no queue
+        lossy.on_nack(5, age=0.03, now=t)
+    assert policy.choose(lossy, now=1) == "high"
+    assert policy.choose(lossy, now=3) == "low"
+    assert lossy.paused_until == 3.0  # the moment it moved: no pause
+
+
 def test_a_capped_link_tries_a_climb_rarely_and_a_lossy_one_never() -> None:
     policy = RungPolicy(min_bitrate=600_000, low_bitrate=300_000, up_hold=5, min_dwell=2)
     # clean, the estimate above the low rung but not above what the viewer receives

@@ -369,9 +369,14 @@ class StationPeers:
                 and packet.fmt == RTCP_RTPFB_NACK
                 and history is not None
             ):
-                track.link.on_nack(track.retransmissions.first_asked(packet.lost, now=now))
+                sent_ago = history.sent_ago()
+                ages = [a for a in map(sent_ago, packet.lost) if a is not None]
+                track.link.on_nack(
+                    track.retransmissions.first_asked(packet.lost, now=now),
+                    age=min(ages, default=None), now=now,
+                )  # fmt: skip
                 lost = track.retransmissions.choose(
-                    packet.lost, sent_ago=history.sent_ago(), rtt=track.link.rtt, now=now,
+                    packet.lost, sent_ago=sent_ago, rtt=track.link.rtt, now=now,
                     rung_since=track.rung_since,
                 )  # fmt: skip
                 packet = dataclasses.replace(packet, lost=lost)

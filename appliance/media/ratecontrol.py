@@ -82,6 +82,10 @@ class ViewerLink:
     """Current wait before a climb; doubles after a climb that failed."""
     trial_until: float = 0.0
     """Until when a climb is on trial: the first loss or queue undoes it."""
+    paused_until: float = 0.0
+    """No video for this viewer until then (monotonic seconds): after a move down, the
+    queue the old rung filled at the link's bottleneck drains first (see
+    :meth:`RungPolicy.drain`)."""
     failed_climbs: int = field(default=0)
     """Climbs that had to come straight back down."""
     peak: float = 0.0
@@ -99,6 +103,9 @@ class ViewerLink:
     """The share of the station's audio the viewer's latest report says was lost (None:
     no report yet, or no audio). No resends repair audio, and it runs at 50 packets a
     second: a surer sign of random loss than the low rung's few video packets."""
+    nack_age: float | None = None
+    """How old (seconds since sent) the newest packet of the latest NACK was."""
+    _nack_at: float = 0.0
     _nacked: int = 0
     _highest: int | None = None
     _window_bytes: int = 0
@@ -158,9 +165,31 @@ class ViewerLink:
         """A receiver report for the station's audio (``fraction_lost`` as in RTCP)."""
         self.audio_loss = fraction_lost / 256
 
-    def on_nack(self, first_asked: int) -> None:
-        """The viewer asked for ``first_asked`` packets it had not asked for before."""
+    def on_nack(self, first_asked: int, *, age: float | None = None, now: float = 0.0) -> None:
+        """The viewer asked for ``first_asked`` packets it had not asked for before;
+        ``age``: seconds since the newest packet it asks for was sent."""
         self._nacked += first_asked
+        if age is not None:
+            self.nack_age, self._nack_at = age, now
+
+    def queued(self, *, now: float) -> float:
+        """Seconds of queue on the way to this viewer, as last seen: round trips above
+        the link's best, or how old a lost packet was when the viewer asked for it
+        again (within the last second: NACKs come a round trip after a loss, receiver
+        reports only once a second, so on a link that has just filled the report's
+        round trip may predate the queue).
+
+        >>> link = ViewerLink()
+        >>> link.on_report(0, rtt=0.01, now=0)
+        >>> link.on_nack(2, age=0.4, now=0.5)   # asked for 0.4 s after it was sent
+        >>> link.queued(now=1.0), link.queued(now=2.0)
+        (0.39, 0.0)
+        """
+        floor = self.rtt_floor or 0.0
+        queue = 0.0 if self.rtt is None else self.rtt - floor
+        if self.nack_age is not None and now - self._nack_at <= 1.0:
+            queue = max(queue, self.nack_age - floor)
+        return round(queue, 3)
 
     def on_report(
         self, fraction_lost: int, *, rtt: float | None, now: float, highest: int | None = None
@@ -231,6 +260,8 @@ class RungPolicy:
     late REMB from a busy receiver is no weak link)."""
     min_dwell: float = 2.0
     """Seconds after a switch before the next one (the keyframe needs to arrive)."""
+    max_drain: float = 1.0
+    """Longest pause of a viewer's video after a move down (see :meth:`drain`)."""
     max_up_wait: float = 120.0
     """Longest wait before a climb after failed climbs (a capped link that shows no
     loss tries one climb in this long at most: a second or two of a full link)."""
@@ -260,6 +291,7 @@ class RungPolicy:
             # a climb the link does not carry: straight back, before the picture freezes
             self._climb_failed(link)
             self._switch(link, "low", now)
+            link.paused_until = now + self.drain(link, now=now)
             return link.rung
         if now - link.changed_at < self.min_dwell:
             return link.rung
@@ -273,6 +305,7 @@ class RungPolicy:
                 else:
                     link.up_wait = 0.0
                 self._switch(link, "low", now)
+                link.paused_until = now + self.drain(link, now=now)
             return link.rung
         room = (
             link.loss <= self.up_loss
@@ -294,6 +327,34 @@ class RungPolicy:
             self._switch(link, "high", now)
             link.trial_until = now + self.trial
         return link.rung
+
+    def drain(self, link: ViewerLink, *, now: float) -> float:
+        """Seconds of no video for a viewer that has just moved down: twice the queue
+        its feedback shows (:meth:`ViewerLink.queued`), at most ``max_drain``.
+
+        The old rung has filled the bottleneck's queue (a capped link's buffer holds a
+        third of a second or more). The new rung's keyframe sent into that queue is cut
+        at its tail or waits behind it, and every packet lost meanwhile is repaired a
+        whole queue later: the first seconds of the low rung stall again and again.
+        Sending nothing for a moment empties the queue first; the picture is frozen
+        then anyway, and the low rung starts on a link that repairs a loss in one real
+        round trip. Twice: the viewer's other streams (its sound, the other phones'
+        pictures) keep arriving while it drains.
+
+        >>> policy = RungPolicy(min_bitrate=600_000, low_bitrate=300_000)
+        >>> link = ViewerLink()
+        >>> link.on_report(0, rtt=0.01, now=0)
+        >>> link.on_report(0, rtt=0.36, now=1)    # a full 400 kbit/s buffer
+        >>> policy.drain(link, now=1)
+        0.7
+        >>> link.on_report(0, rtt=0.02, now=2)    # lossy, but no queue
+        >>> policy.drain(link, now=2)
+        0.0
+        """
+        queue = link.queued(now=now)
+        if queue <= self.queue_delay:
+            return 0.0
+        return round(min(self.max_drain, 2 * queue), 3)
 
     def _climb_failed(self, link: ViewerLink) -> None:
         """The next climb waits twice as long (at most ``max_up_wait``)."""

@@ -294,10 +294,16 @@ class VideoFanout(Fanout):
                 switched = True
                 self.rung_switches += 1
                 log.info(
-                    "camera: viewer moves %s -> %s (estimate %s bit/s, loss %.1f%%)",
+                    "camera: viewer moves %s -> %s (estimate %s bit/s, loss %.1f%%, "
+                    "queue %.2f s, paused %.2f s)",
                     before, track.link.rung, track.link.estimate, track.link.loss * 100,
+                    track.link.queued(now=now), max(0.0, track.link.paused_until - now),
                 )  # fmt: skip
-            if track.codec is not None and track.rung != track.link.rung:
+            if (
+                track.codec is not None
+                and track.rung != track.link.rung
+                and now >= track.link.paused_until
+            ):
                 self.request_keyframe(track.codec, track.link.rung)
         if switched or now - self._bitrate_at >= BITRATE_INTERVAL:
             # a viewer that moves gets a rung at what its link carries from the first
@@ -315,13 +321,14 @@ class VideoFanout(Fanout):
         return max(16, int(width * scale) // 2 * 2), max(16, int(height * scale) // 2 * 2)
 
     @staticmethod
-    def _deliver(tracks: list[EncodedVideoTrack], produced: Packets) -> None:
+    def _deliver(tracks: list[EncodedVideoTrack], produced: Packets, now: float) -> None:
         """Hand each viewer one rung's packets of this frame. A viewer moving between
         rungs takes the new rung's keyframe *instead of* the old rung's picture of the
         same frame: both carry the same RTP timestamp, and a receiver would glue them
-        into one frame that no decoder can use (the viewer froze on the new rung)."""
+        into one frame that no decoder can use (the viewer froze on the new rung). A
+        viewer paused after a move down (``ViewerLink.paused_until``) gets nothing."""
         for track in tracks:
-            if track.codec is None:
+            if track.codec is None or now < track.link.paused_until:
                 continue
             rung = track.rung
             if track.link.rung != rung:
@@ -388,7 +395,7 @@ class VideoFanout(Fanout):
         for key in wanted:
             encoder = await self._encoder(encoders, key)
             produced[key] = await self._encode(encoder, key, frame, now)
-        self._deliver(tracks, produced)
+        self._deliver(tracks, produced, now)
         for raw in self._subscribers:
             if isinstance(raw, RawVideoTrack):
                 raw.push(frame)

@@ -168,6 +168,7 @@ def weak_and_strong(
         weak = pages[0]
         for page in pages:
             wait_decoding(page, width=1280)
+        before = sample(weak)
         bed.impair(PHONES[0], kbit=400, loss_percent=3)
         impaired = time.monotonic()
         result: dict[str, Any] = {}
@@ -179,6 +180,12 @@ def weak_and_strong(
             time.sleep(10)  # longer than the rungs need here
         weak_run, strong_run = watch(pages, 30)
         result |= {"weak": summary(weak_run), "strong": summary(strong_run)}
+        # and all the weak phone saw from the moment its link narrowed: the switch's
+        # freeze and any stall after it
+        result["weak_from_cap"] = {
+            "seconds": round(weak_run[-1]["at"] - before["at"], 1),
+            "frozen_seconds": round(weak_run[-1]["frozen"] - before["frozen"], 2),
+        }
         print("net: weak, per second (decoded, freezes, frozen s, NACKs, PLIs, width)", [
             (s["decoded"], s["freezes"], round(s["frozen"], 2), s["nacks"], s["plis"], s["width"])
             for s in weak_run
