@@ -284,3 +284,23 @@ def test_keyframes_fit_a_weak_link_queue() -> None:
     assert len(keyframes) == 3
     budget = bitrate / VBV_PER_SECOND / 8  # 7.8 KB; uncapped a noisy keyframe is ~90 KB
     assert max(keyframes) <= budget * 1.1, keyframes
+
+
+def test_an_encoder_opened_below_its_ceiling_climbs_to_it() -> None:
+    """The low rung opens at what the weakest viewer's estimate allows and must follow
+    it back up: libx264 opened at a low bitrate stayed there when asked for more."""
+    encoder = VideoEncoder(
+        "H264", width=320, height=180, fps=30, bitrate=50_000, max_bitrate=150_000
+    )
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, size=(180 * 3 // 2, 320), dtype=np.uint8)  # uses any rate
+    sent = [0, 0, 0]  # bytes in three 3-second windows
+    for i in range(270):
+        if i == 90:
+            encoder.set_bitrate(150_000)
+        frame = av.VideoFrame.from_ndarray(np.roll(noise, 3 * i, axis=1), format="yuv420p")
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
+        sent[i // 90] += sum(p.size for p in encoder.encode(frame, keyframe=i == 0))
+    rates = [8 * n / 3 for n in sent]
+    assert rates[0] < 70_000, rates  # what it was opened at
+    assert rates[2] > 120_000, rates  # and what it was asked for later

@@ -92,7 +92,16 @@ class VideoEncoder:
             }
         elif name == "h264_v4l2m2m":
             ctx.options = {"num_capture_buffers": "16"}
-        ctx.open()
+        if name == "libx264":
+            # opened at the most it may be asked for, then lowered in place: libx264's
+            # rate control opened at a low bitrate stayed there when asked for three
+            # times as much later (100 kbit/s at 640x360 for 15 s, asked for 300), while
+            # one opened high goes down and back up within a second
+            ctx.bit_rate = self.max_bitrate
+            ctx.open()
+            ctx.bit_rate = bitrate
+        else:
+            ctx.open()
         return ctx
 
     def set_bitrate(self, bitrate: int) -> None:

@@ -414,7 +414,7 @@ class VideoFanout(Fanout):
             encoder = encoders[key] = await asyncio.to_thread(
                 VideoEncoder, codec, width=width, height=height,
                 fps=self._cfg.fps, bitrate=bitrate,
-                max_bitrate=self._cfg.bitrate if rung == "high" else bitrate,
+                max_bitrate=self._cfg.bitrate if rung == "high" else self._cfg.low_bitrate,
             )  # fmt: skip
             self.implementations[codec] = encoder.implementation
             log.info(
