@@ -284,3 +284,161 @@ def test_glass_to_glass(
     # with a wrong cell fails the stamp's check and is left out, counted as misread)
     assert len(reference) >= SECONDS * 3 and reference_unread["misread"] <= len(reference) // 20
     assert len(station) >= SECONDS * 3 and station_unread["misread"] <= len(station) // 4
+
+
+# The reference on the test bed: a Chromium at home (beside the station) sends the same
+# stamped canvas as LOOPBACK to the phone's Chromium, its peer connection set up through
+# Playwright (the whole offer and answer, candidates gathered first).
+SEND_CANVAS = """
+async (iceServers) => {
+  const BITS = 40, W = 1280, H = 720, MOD = 2 ** 30;
+  const canvas = document.createElement('canvas');
+  canvas.width = W; canvas.height = H;
+  const ctx = canvas.getContext('2d');
+  const cell = Math.max(2, Math.floor(H / 24)) & ~1;
+  const draw = () => {
+    ctx.fillStyle = '#405060'; ctx.fillRect(0, 0, W, H - cell);
+    ctx.fillStyle = '#fff'; ctx.fillRect((performance.now() / 4) % W, H / 2, 80, 80);
+    const stamp = Math.floor(performance.timeOrigin + performance.now()) % MOD;
+    const value = stamp * 1024 + (stamp % 1021);
+    for (let b = 0; b < BITS; b++) {
+      const bit = Math.floor(value / 2 ** (BITS - 1 - b)) % 2;
+      ctx.fillStyle = bit ? '#ebebeb' : '#101010';
+      ctx.fillRect(Math.floor((b * W) / BITS), H - cell, Math.ceil(W / BITS), cell);
+    }
+    requestAnimationFrame(draw);
+  };
+  draw();
+  const stream = canvas.captureStream(30);
+  const pc = new RTCPeerConnection({ iceServers });
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  await pc.setLocalDescription();
+  await window.__gathered(pc);
+  window.__sender = pc;
+  return pc.localDescription.sdp;
+}
+"""
+RECEIVE_CANVAS = """
+async ([offer, iceServers]) => {
+  const pc = new RTCPeerConnection({ iceServers });
+  const video = document.createElement('video');
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  document.body.append(video);
+  pc.ontrack = (e) => { video.srcObject = e.streams[0]; window.__readStamps(video); };
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+  await pc.setLocalDescription();
+  await window.__gathered(pc);
+  window.__pcs = [pc];
+  return pc.localDescription.sdp;
+}
+"""
+# The candidate types of each of the page's connected paths, e.g. ['relay', 'srflx'].
+PATHS = """
+async () => {
+  const paths = [];
+  for (const pc of window.__pcs) {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        paths.push([stats.get(s.localCandidateId).candidateType,
+                    stats.get(s.remoteCandidateId).candidateType]);
+      }
+    });
+  }
+  return paths;
+}
+"""
+GATHERED = """
+window.__gathered = (pc) => new Promise((done) => {
+  if (pc.iceGatheringState === 'complete') return done();
+  pc.addEventListener('icegatheringstatechange', () => {
+    if (pc.iceGatheringState === 'complete') done();
+  });
+  setTimeout(done, 5000);
+});
+"""
+
+
+def turn_servers(secret: str, turn_addr: str) -> list[dict[str, str]]:
+    """coturn's short-lived credentials (``use-auth-secret``), as the station mints them."""
+    import base64
+    import hashlib
+    import hmac
+
+    username = f"{int(time.time()) + 600}:b2-reference"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return [{
+        "urls": f"turn:{turn_addr}:3478?transport=udp",
+        "username": username,
+        "credential": base64.b64encode(digest).decode(),
+    }]  # fmt: skip
+
+
+def test_glass_to_glass_on_the_test_bed(tmp_path: Any, pages: Pages) -> None:
+    """B2 on the network test bed (``tests/net``): a phone behind the carrier's symmetric
+    NAT calls the station at home, its media through coturn; the reference is Chromium
+    at home sending the stamped canvas to the same phone through the same relay. No
+    cap, no loss: what the NATs and the relay add, and whether the station's path keeps
+    its ratio there."""
+    from tests.net.chromium import join, launch_phone
+    from tests.net.conftest import testbed
+    from tests.net.services import SECRET, start_station, start_turn
+    from tests.net.testbed import HOME, PHONES, TURN_ADDR
+
+    chromium = pages.browser.browser_type  # this session's Playwright, in the namespaces
+    with testbed("symmetric"):
+        turn = start_turn(tmp_path, SECRET)
+        station = start_station(tmp_path, turn_secret=SECRET)
+        browsers = []
+        try:
+            phone = launch_phone(chromium, PHONES[0], tmp_path)
+            home = launch_phone(chromium, HOME, tmp_path)
+            browsers = [phone, home]
+            viewport = {"width": 1280, "height": 800}
+            ice = turn_servers(SECRET, TURN_ADDR)
+            sender = home.new_page(viewport=viewport)
+            sender.evaluate(f"() => {{ {GATHERED} }}")
+            receiver = phone.new_page(viewport=viewport)
+            receiver.evaluate(f"() => {{ {READER} {GATHERED} }}")
+            offer = sender.evaluate(SEND_CANVAS, ice)
+            answer = receiver.evaluate(RECEIVE_CANVAS, [offer, ice])
+            sender.evaluate(
+                "(sdp) => window.__sender.setRemoteDescription({type: 'answer', sdp})", answer
+            )
+            reference, reference_unread = collect(receiver, SECONDS)
+            reference_split = split(receiver)
+            reference_path = receiver.evaluate(PATHS)
+            receiver.close()
+            sender.close()
+
+            guest = join(phone, "Latency", viewport=(1280, 800), script=READER)
+            station_frames, station_unread = collect(guest, SECONDS)
+            station_split = split(guest)
+            station_path = guest.evaluate(PATHS)
+            guest.close()
+        finally:
+            for browser in browsers:
+                browser.close()
+            station.kill()
+            station.wait(timeout=10)
+            turn.kill()
+            turn.wait(timeout=10)
+
+    r50, r95 = percentiles(reference)
+    s50, s95 = percentiles(station_frames)
+    print(f"\nB2 glass-to-glass at 1280x720@30 on the test bed (phone behind symmetric NAT,"
+          f" media through coturn), {SECONDS} s each:")  # fmt: skip
+    print(f"  Chromium at home -> phone (reference) p50 {r50:5.0f} ms  p95 {r95:5.0f} ms  "
+          f"({len(reference)} frames; not read: {unread(reference_unread)})")  # fmt: skip
+    print(f"  station -> phone                      p50 {s50:5.0f} ms  p95 {s95:5.0f} ms  "
+          f"({len(station_frames)} frames; not read: {unread(station_unread)})")  # fmt: skip
+    print(
+        f"  ratio p95 {s95 / r95:.2f}   (target p95 <= {TARGET_P95_MS} ms, ratio <= {TARGET_RATIO})"
+    )
+    print(f"    reference: {reference_split}")
+    print(f"    station:   {station_split}")
+    print(f"  the path (the phone's candidate, the far end's): reference {reference_path},"
+          f" station {station_path}")  # fmt: skip
+    assert len(reference) >= SECONDS * 3 and reference_unread["misread"] <= len(reference) // 20
+    assert len(station_frames) >= SECONDS * 3
+    assert station_unread["misread"] <= len(station_frames) // 4

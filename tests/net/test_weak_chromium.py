@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from .chromium import STATION_URL, launch_phone  # skips, or fails under CI, without Playwright
-from .services import PASSWORD, SECRET, start_station, start_turn
+from .chromium import join, launch_phone  # skips, or fails under CI, without Playwright
+from .services import SECRET, start_station, start_turn
 from .testbed import PHONES, Testbed
 
 # three calls of ~1.5 min each (one rung, per-peer, the rungs): 3-5 min, more under load
@@ -67,24 +67,6 @@ def phones(bed: Testbed, tmp_path: Path) -> Iterator[list[Browser]]:
         finally:
             for browser in launched:
                 browser.close()
-
-
-def join(browser: Browser, name: str) -> Page:
-    """Sign in as the household and call the station (it auto-answers users)."""
-    page = browser.new_page(viewport={"width": 412, "height": 915})
-    page.goto(f"{STATION_URL}/")
-    page.get_by_test_id("household-login").click()
-    page.locator("#password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("room-list")).to_be_visible(timeout=30_000)
-    page.goto(f"{STATION_URL}/#/room/station")
-    expect(page.get_by_test_id("lobby")).to_be_visible(timeout=30_000)
-    page.locator("#name").fill(name)
-    page.get_by_test_id("start-call").click()
-    expect(page.get_by_test_id("call-page")).to_have_attribute(
-        "data-state", "in-call", timeout=40_000
-    )
-    return page
 
 
 def sample(page: Page) -> dict[str, Any]:
