@@ -111,9 +111,10 @@ new MutationObserver(() => {
 }).observe(document, { childList: true, subtree: true });
 """
 
-# Chromium to itself: a stamped canvas, sent from one peer connection to another.
-LOOPBACK = """
-async () => {
+# A 1280x720 canvas stamped like the station's test pattern (its capture time, then the
+# check), redrawn every animation frame: ``stamped()`` returns it (pasted into a function).
+STAMPED = """
+const stamped = () => {
   const BITS = 40, W = 1280, H = 720, MOD = 2 ** 30;
   const canvas = document.createElement('canvas');
   canvas.width = W; canvas.height = H;
@@ -132,6 +133,16 @@ async () => {
     requestAnimationFrame(draw);
   };
   draw();
+  return canvas;
+};
+"""
+
+# Chromium to itself: a stamped canvas, sent from one peer connection to another.
+LOOPBACK = (
+    "async () => {"
+    + STAMPED
+    + """
+  const canvas = stamped();
   const stream = canvas.captureStream(30);
   const a = new RTCPeerConnection(), b = new RTCPeerConnection();
   a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
@@ -148,6 +159,7 @@ async () => {
   window.__loopback = [a, b];
 }
 """
+)
 
 
 # Where a received frame spends its time in Chromium (getStats, averages per frame, ms):
@@ -289,26 +301,11 @@ def test_glass_to_glass(
 # The reference on the test bed: a Chromium at home (beside the station) sends the same
 # stamped canvas as LOOPBACK to the phone's Chromium, its peer connection set up through
 # Playwright (the whole offer and answer, candidates gathered first).
-SEND_CANVAS = """
-async (iceServers) => {
-  const BITS = 40, W = 1280, H = 720, MOD = 2 ** 30;
-  const canvas = document.createElement('canvas');
-  canvas.width = W; canvas.height = H;
-  const ctx = canvas.getContext('2d');
-  const cell = Math.max(2, Math.floor(H / 24)) & ~1;
-  const draw = () => {
-    ctx.fillStyle = '#405060'; ctx.fillRect(0, 0, W, H - cell);
-    ctx.fillStyle = '#fff'; ctx.fillRect((performance.now() / 4) % W, H / 2, 80, 80);
-    const stamp = Math.floor(performance.timeOrigin + performance.now()) % MOD;
-    const value = stamp * 1024 + (stamp % 1021);
-    for (let b = 0; b < BITS; b++) {
-      const bit = Math.floor(value / 2 ** (BITS - 1 - b)) % 2;
-      ctx.fillStyle = bit ? '#ebebeb' : '#101010';
-      ctx.fillRect(Math.floor((b * W) / BITS), H - cell, Math.ceil(W / BITS), cell);
-    }
-    requestAnimationFrame(draw);
-  };
-  draw();
+SEND_CANVAS = (
+    "async (iceServers) => {"
+    + STAMPED
+    + """
+  const canvas = stamped();
   const stream = canvas.captureStream(30);
   const pc = new RTCPeerConnection({ iceServers });
   for (const track of stream.getTracks()) pc.addTrack(track, stream);
@@ -318,6 +315,7 @@ async (iceServers) => {
   return pc.localDescription.sdp;
 }
 """
+)
 RECEIVE_CANVAS = """
 async ([offer, iceServers]) => {
   const pc = new RTCPeerConnection({ iceServers });
