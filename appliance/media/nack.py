@@ -55,20 +55,20 @@ class Retransmissions:
         self.refused = 0
         """NACKed packets not resent (too old, resent a round trip ago, or replaced)."""
 
-    def first_asked(self, lost: Iterable[int], *, now: float) -> int:
-        """How many of ``lost`` the viewer asks for the first time (it asks again for
-        what is still missing every round trip: counted once, this is what it lost).
+    def first_asked(self, lost: Iterable[int], *, now: float) -> list[int]:
+        """Those of ``lost`` the viewer asks for the first time (it asks again for what
+        is still missing every round trip: counted once, this is what it lost).
 
         >>> guard = Retransmissions()
         >>> guard.first_asked([1, 2], now=0.0), guard.first_asked([2, 3], now=0.1)
-        (2, 1)
+        ([1, 2], [3])
         """
         new = [seq for seq in lost if seq not in self._asked]
         for seq in new:
             self._asked[seq] = now
         if len(self._asked) > 4096:  # sequence numbers wrap: forget the old ones
             self._asked = {s: t for s, t in self._asked.items() if now - t < 10}
-        return len(new)
+        return new
 
     def choose(
         self,

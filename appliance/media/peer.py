@@ -370,11 +370,11 @@ class StationPeers:
                 and history is not None
             ):
                 sent_ago = history.sent_ago()
-                ages = [a for a in map(sent_ago, packet.lost) if a is not None]
-                track.link.on_nack(
-                    track.retransmissions.first_asked(packet.lost, now=now),
-                    age=min(ages, default=None), now=now,
-                )  # fmt: skip
+                # how old the newest packet first asked for is: the queue on the way (a
+                # packet asked for again says only how long it has been missing)
+                new = track.retransmissions.first_asked(packet.lost, now=now)
+                ages = [age for age in map(sent_ago, new) if age is not None]
+                track.link.on_nack(len(new), age=min(ages, default=None), now=now)
                 lost = track.retransmissions.choose(
                     packet.lost, sent_ago=sent_ago, rtt=track.link.rtt, now=now,
                     rung_since=track.rung_since,

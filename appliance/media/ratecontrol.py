@@ -104,7 +104,8 @@ class ViewerLink:
     no report yet, or no audio). No resends repair audio, and it runs at 50 packets a
     second: a surer sign of random loss than the low rung's few video packets."""
     nack_age: float | None = None
-    """How old (seconds since sent) the newest packet of the latest NACK was."""
+    """How old (seconds since sent) the newest packet first asked for was, in the latest
+    NACK that asked for one."""
     _nack_at: float = 0.0
     _nacked: int = 0
     _highest: int | None = None
@@ -167,7 +168,7 @@ class ViewerLink:
 
     def on_nack(self, first_asked: int, *, age: float | None = None, now: float = 0.0) -> None:
         """The viewer asked for ``first_asked`` packets it had not asked for before;
-        ``age``: seconds since the newest packet it asks for was sent."""
+        ``age``: seconds since the newest of them was sent."""
         self._nacked += first_asked
         if age is not None:
             self.nack_age, self._nack_at = age, now
