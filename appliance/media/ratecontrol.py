@@ -175,10 +175,10 @@ class ViewerLink:
 
     def queued(self, *, now: float) -> float:
         """Seconds of queue on the way to this viewer, as last seen: round trips above
-        the link's best, or how old a lost packet was when the viewer asked for it
-        again (within the last second: NACKs come a round trip after a loss, receiver
-        reports only once a second, so on a link that has just filled the report's
-        round trip may predate the queue).
+        the link's best, or how old a lost packet was when the viewer first asked for it
+        (within the last second: NACKs come a round trip after a loss, receiver reports
+        only once a second, so on a link that has just filled the report's round trip
+        may predate the queue).
 
         >>> link = ViewerLink()
         >>> link.on_report(0, rtt=0.01, now=0)
