@@ -292,7 +292,6 @@ class RungPolicy:
             # a climb the link does not carry: straight back, before the picture freezes
             self._climb_failed(link)
             self._switch(link, "low", now)
-            link.paused_until = now + self.drain(link, now=now)
             return link.rung
         if now - link.changed_at < self.min_dwell:
             return link.rung
@@ -306,7 +305,6 @@ class RungPolicy:
                 else:
                     link.up_wait = 0.0
                 self._switch(link, "low", now)
-                link.paused_until = now + self.drain(link, now=now)
             return link.rung
         room = (
             link.loss <= self.up_loss
@@ -362,13 +360,15 @@ class RungPolicy:
         link.failed_climbs += 1
         link.up_wait = min(max(link.up_wait, self.up_hold) * 2, self.max_up_wait)
 
-    @staticmethod
-    def _switch(link: ViewerLink, rung: Rung, now: float) -> None:
+    def _switch(self, link: ViewerLink, rung: Rung, now: float) -> None:
+        """Move ``link`` to ``rung``; a move down pauses its video while the queue drains."""
         link.rung = rung
         link.changed_at = now
         link.peak = link.estimate or 0.0
         link.clean_since = None
         link.switches += 1
+        if rung == "low":
+            link.paused_until = now + self.drain(link, now=now)
 
 
 HEADROOM = 0.95
