@@ -11,7 +11,7 @@ TEST_CACHE ?= /var/cache/videostation-tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: run test test-fast test-vm deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench bench-quick \
+.PHONY: run check test test-fast test-browser test-nightly test-vm deps deps-test venv venv-run venv-test lint typecheck-web screenshots bench bench-quick \
 	clean clean-test-cache
 
 # --- System packages (Debian), always with --no-install-recommends ----------------------
@@ -99,50 +99,53 @@ lint: venv-test
 typecheck-web: deps-test
 	cd web && npx --yes -p typescript@5 tsc -p tsconfig.json && npx --yes -p typescript@5 tsc -p tsconfig.sw.json
 
-# The whole test suite, slow system tests included (CI runs this through .ci/run).
-# Two pytest runs side by side: the arm64 tests (qemu-user, one core) and the rest.
-EMULATED := emulated and not bench and not vm
-NATIVE := not emulated and not bench and not vm and not realtime
-# Every stage runs even when one before it failed (a flaky stage would otherwise hide the
-# rest); the stages that failed are listed last and make fails.
-FAILED := /tmp/videostation-test-failed-$$PPID
-test: venv-test
-	$(call step,Checking the code with ruff and mypy…,$(BIN)/ruff check appliance tests && $(BIN)/mypy)
-	@rm -f $(FAILED)
-	@echo "Running the real-time audio tests first, on a quiet machine (PipeWire's echo canceller, about 1 minute)…"
-	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "realtime and not emulated" || echo "real-time audio" >>$(FAILED)
-	@echo "Running the benchmarks with tiny sizes, to keep them working (about 3 minutes)…"
-	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench || echo "bench-quick" >>$(FAILED)
-	@echo "Running every test (about 45 minutes here cold, 27 once the caches under $(TEST_CACHE) are warm;"
-	@echo "the arm64 tests and the arm64 VM image run under emulation beside the rest, at low priority:"
-	@echo "their report comes last)…"
-	@emulated_log=$$(mktemp /tmp/videostation-emulated.XXXXXX); native_log=$$(mktemp /tmp/videostation-native.XXXXXX); \
-	{ nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider -m "$(EMULATED)"; tests_rc=$$?; \
-	  nice -n 19 $(BIN)/python -m tests.vm.vmimage arm64 || tests_rc=1; exit $$tests_rc; } >"$$emulated_log" 2>&1 & \
-	emulated=$$!; trap 'kill $$emulated 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest -q --durations=15 -m "$(NATIVE)" | tee "$$native_log"; native_rc=$${PIPESTATUS[0]}; \
-	wait $$emulated; emulated_rc=$$?; \
-	echo "--- the arm64 tests (under emulation) ---"; cat "$$emulated_log"; \
-	echo "--- every test: $$(tail -n 1 "$$native_log") | arm64: $$(grep -E ' (passed|failed|error)|^VM image' "$$emulated_log" | tail -n 2 | tr '\n' ' ')"; \
-	rm -f "$$emulated_log" "$$native_log"; \
-	[ $$native_rc = 0 ] && [ $$emulated_rc = 0 ] || echo "the parallel runs" >>$(FAILED)
-	@echo "Booting the appliance in virtual machines under real systemd (x86_64 about 6 minutes,"
-	@echo "plus 3 when its image is rebuilt; then arm64, about 10, its image built beside the tests above)…"
-	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm/test_vm_x86.py tests/vm/test_vm_arm64.py \
-	  || echo "the VMs" >>$(FAILED)
-	@if [ -e $(FAILED) ]; then echo "FAILED stages: $$(paste -sd, $(FAILED))"; rm -f $(FAILED); exit 1; fi
+# --- Test tiers, cheapest first (docs/testing.md); each prints how long it took ----------
+# Two pytest-xdist workers, each taking a whole group of tests (tests/conftest.py), the
+# longest first by the durations recorded in tests/durations.json.
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+IN_PROCESS := not slow and not bench and not browser and not vm and not realtime
+# Prints how long the recipe took when it ends, whether it passed or failed.
+timed = started=$$(date +%s); trap 'echo "make $@: $$(( $$(date +%s) - started )) s"' EXIT;
 
-# Everything but the slow system tests (Debian roots, arm64 emulation, VMs): about 5 minutes.
+# On save: ruff (fix, format) on one file, incremental mypy, its module's tests and doctests.
+#   make check F=appliance/call.py
+check: venv-test
+	@test -n "$(F)" || { echo "make check F=path/to/file.py" >&2; exit 2; }
+	@$(timed) set -e; \
+	$(BIN)/ruff check --fix --quiet $(F); $(BIN)/ruff format --quiet $(F); \
+	$(BIN)/dmypy run --timeout 3600 -- --config-file pyproject.toml appliance | grep -v '^Success' || true; \
+	[ "$${PIPESTATUS[0]}" = 0 ] || exit 1; \
+	tests=$$($(BIN)/python -m tests.check_targets $(F)); \
+	if [ -z "$$tests" ]; then echo "no Python tests of its own: $(F)"; exit 0; fi; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --no-header $$tests
+
+# On commit: lint, mypy, then every in-process test (no Chromium, no roots, no VMs) in two
+# workers; the TypeScript check of web/ is one of those tests.
 test-fast: venv-test
-	@echo "Running the tests but the slow ones (about 5 minutes)…"
-	@$(BIN)/python -m pytest -q -m 'not slow and not bench'
+	@$(timed) echo "Linting, then the in-process tests in two workers (about 3 minutes)…"; \
+	$(BIN)/ruff check appliance tests && $(BIN)/ruff format --check appliance tests && $(BIN)/mypy && \
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m '$(IN_PROCESS)'
 
-# The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64:
-# about 6 + 10 minutes, plus 3 + 6 to build the images when their inputs changed
-# (`make test` boots both last, the arm64 image built beside the other tests).
+# The Playwright tests (Debian's Chromium, fake camera) in two workers.
+test-browser: venv-test
+	@$(timed) echo "The browser tests in two workers (about 4 minutes)…"; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m 'browser and not slow'
+
+# Every tier, the slow system tests included (CI runs this through .ci/run): see
+# tests/tiers.py for the stages; it prints what each ran, passed and took.
+test: venv-test
+	@$(timed) $(BIN)/python -m tests.tiers
+
+# The arm64 role's second (idempotence) apply under emulation, which make test leaves out
+# (about 6 minutes more), with the rest of the arm64 chroot tests.
+test-nightly: venv-test
+	@$(timed) echo "The arm64 chroot tests with the role applied twice (about 15 minutes)…"; \
+	VIDEOSTATION_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m emulated tests/provisioning
+
+# The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 and arm64 side by
+# side (the images are built first when their inputs changed).
 test-vm: venv-test
-	@echo "Booting the appliance in virtual machines (about 16 minutes, 25 when the images are rebuilt)…"
-	@$(BIN)/python -m pytest -q --durations=15 -m vm tests/vm
+	@$(timed) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=15 -m vm tests/vm
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: venv-test

@@ -298,9 +298,94 @@ def live_station(tmp_path: Path) -> Iterator[LiveStation]:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Marks the tests that run under arm64 emulation ``emulated``: ``make test`` runs
-    them (one core of qemu-user for about 14 minutes) in a second pytest beside the
-    rest, so the suite takes the longer of the two."""
+    """Marks the tests that run under arm64 emulation ``emulated``: they share one root
+    (one xdist group, its emulated work at low priority) beside the other tests."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "arm64" in callspec.params.values():
         item.add_marker(pytest.mark.emulated)
+    # Here, not in modifyitems: xdist reads the group in its own modifyitems.
+    if not item.get_closest_marker("timeout"):
+        for marker, seconds in MARKER_TIMEOUTS.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.timeout(seconds))
+                break
+    item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+
+
+# -- tiers: timeouts, xdist groups, the longest first ---------------------------------
+
+# A hang names its test: 60 s unless a test says otherwise, or its marker needs longer.
+MARKER_TIMEOUTS = {"vm": 3600, "emulated": 5400, "slow": 1800, "bench": 1800, "browser": 300}
+# Recorded per-test wall times (setup + call + teardown, seconds), kept in the repository:
+# groups are handed to the workers longest first, so the two lanes end together.
+DURATIONS = REPO / "tests" / "durations.json"
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    """The unit a worker takes whole: tests that share an expensive session fixture (a
+    provisioned root per architecture, the network test bed's fixed namespaces) or a
+    module's fixtures (a Chromium per module) never run on two workers."""
+    if item.get_closest_marker("emulated"):
+        return "arm64-root"
+    if "provisioned" in getattr(item, "fixturenames", ()):
+        return "host-root"
+    path = _plain(item.nodeid).split("::", 1)[0]
+    if path.startswith("tests/net/"):
+        return "testbed"
+    return path
+
+
+def _plain(nodeid: str) -> str:
+    """A test's id without the ``@group`` suffix xdist gives it under loadgroup."""
+    return nodeid.split("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+
+
+def _recorded() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(DURATIONS.read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _guess(item: pytest.Item) -> float:
+    """A test not recorded yet: its marker's typical time (seconds)."""
+    for marker, seconds in (("emulated", 120.0), ("vm", 60.0), ("slow", 60.0), ("browser", 8.0)):
+        if item.get_closest_marker(marker):
+            return seconds
+    return 0.3
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest group first (``--dist loadgroup --no-loadscope-reorder`` hands them
+    out in this order), the order inside a group kept: pytest ordered it by fixture."""
+    recorded = _recorded()
+    totals: dict[str, float] = {}
+    for item in items:
+        group = xdist_group_of(item)
+        seconds = recorded.get(_plain(item.nodeid))
+        totals[group] = totals.get(group, 0.0) + (seconds or _guess(item))
+    items.sort(key=lambda item: -totals[xdist_group_of(item)])
+
+
+class _DurationRecorder:
+    """Writes every test's wall time into ``tests/durations.json`` at the end of a run
+    (``VIDEOSTATION_RECORD_DURATIONS=1``; on the xdist controller, which sees every
+    report), merged with what was recorded before."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = _plain(report.nodeid)
+        self.seen[nodeid] = self.seen.get(nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        merged = {**_recorded(), **{k: round(v, 2) for k, v in self.seen.items()}}
+        DURATIONS.write_text(json.dumps(dict(sorted(merged.items())), indent=0) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = hasattr(config, "workerinput")
+    if os.environ.get("VIDEOSTATION_RECORD_DURATIONS") == "1" and not worker:
+        config.pluginmanager.register(_DurationRecorder(), "videostation-durations")

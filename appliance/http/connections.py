@@ -36,6 +36,7 @@ class StationRequestHandler(RequestHandler):
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "?"
+        # aiohttp's private _manager and _request_count: checked by tests/test_seams.py
         counts: dict[str, int] = getattr(self._manager, "per_address", {})
         if counts.get(self._address, 0) >= MAX_CONNECTIONS_PER_ADDRESS:
             log.info("too many connections from %s: refused", self._address)
@@ -95,12 +96,14 @@ class StationServer(web.Server):
     per_address: dict[str, int]
 
     def __call__(self) -> RequestHandler:
+        # aiohttp's private _loop and _kwargs: checked by tests/test_seams.py
         return StationRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 class StationRunner(web.AppRunner):
     """``web.AppRunner`` whose server applies the station's connection limits."""
 
+    # aiohttp's private AppRunner._make_server: checked by tests/test_seams.py
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = StationServer  # same state, our handler class

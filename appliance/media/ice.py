@@ -33,6 +33,8 @@ _CHECKS = "_videostation_better_checks"
 
 def keep_the_best_nominated_pair() -> None:
     """Patch aioice's ``Connection.check_complete`` and ``close`` once (idempotent)."""
+    # aioice's private check_complete, close, _nominated, _check_list and CandidatePair:
+    # checked by tests/test_seams.py
     from aioice import ice
 
     original = ice.Connection.check_complete
@@ -82,6 +84,7 @@ def keep_checking(connection: Any, pair: Any) -> None:
     transactions, or when the connection closes."""
     from aioice import ice
 
+    # aioice's Connection.check_start and CandidatePair.task: checked by tests/test_seams.py
     checks: set[asyncio.Task[None]] = connection.__dict__.setdefault(_CHECKS, set())
     if pair.state == ice.CandidatePair.State.IN_PROGRESS and pair.task is not None:
         task, pair.task = pair.task, None
@@ -95,7 +98,7 @@ def priority(connection: Any, pair: Any) -> int:
     """RFC 8445's pair priority, from the controlling agent's side."""
     from aioice import ice
 
-    return ice.candidate_pair_priority(
+    return ice.candidate_pair_priority(  # not exported: checked by tests/test_seams.py
         pair.local_candidate, pair.remote_candidate, connection.ice_controlling
     )
 
@@ -105,6 +108,7 @@ def path_of(pc: Any) -> str | None:
     candidate), ``"direct"`` otherwise; None before ICE has chosen one."""
     for transceiver in pc.getTransceivers():
         dtls = transceiver.sender.transport
+        # private RTCIceTransport._connection, aioice's _nominated: tests/test_seams.py
         connection = getattr(dtls.transport, "_connection", None) if dtls else None
         for pair in getattr(connection, "_nominated", {}).values():
             types = (pair.local_candidate.type, pair.remote_candidate.type)

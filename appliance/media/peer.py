@@ -113,7 +113,8 @@ def video_codec_preferences() -> list[Any]:
 def negotiated_codec(transceiver: Any) -> str:
     """``"H264"`` or ``"VP8"``: the codec the transceiver's sender uses (after the answer)."""
     # aiortc keeps the negotiated list, preferred first, in the transceiver; the
-    # sender sends with codecs[0].
+    # sender sends with codecs[0]. (Private RTCRtpTransceiver._codecs: checked by
+    # tests/test_seams.py.)
     codecs = getattr(transceiver, "_codecs", [])
     if not codecs:
         raise MalformedMessage("the answer has no video codec in common")
@@ -129,6 +130,7 @@ def fec_opus_encoder() -> Any:
     packet from the next one) and a bitrate a weak link can carry."""
     from aiortc.codecs.opus import OpusEncoder
 
+    # aiortc's private OpusEncoder and its unopened ``codec``: checked by tests/test_seams.py
     encoder = OpusEncoder()
     encoder.codec.bit_rate = OPUS_BITRATE
     encoder.codec.options = {
@@ -146,6 +148,7 @@ def use_fec_opus(transceiver: Any) -> bool:
     if not codecs or codecs[0].mimeType.lower() != "audio/opus":
         return False
     # aiortc creates its encoder lazily on the first frame; set ours before that
+    # (private RTCRtpTransceiver._codecs and RTCRtpSender.__encoder: tests/test_seams.py)
     if getattr(sender, "_RTCRtpSender__encoder", None) is not None:
         return False
     sender._RTCRtpSender__encoder = fec_opus_encoder()
@@ -332,7 +335,7 @@ class StationPeers:
         aiortc answers a PLI/FIR by calling ``sender._send_keyframe()``, which only
         flags the sender's own encoder, unused for pre-encoded packets.
         """
-        original = sender._send_keyframe
+        original = sender._send_keyframe  # private: checked by tests/test_seams.py
 
         def send_keyframe() -> None:
             original()
@@ -358,6 +361,8 @@ class StationPeers:
             unpack_remb_fci,
         )
 
+        # private RTCRtpSender._handle_rtcp_packet, _ssrc, __rtt and the aiortc.rtp
+        # packets: checked by tests/test_seams.py
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
         history = _rtp_history(sender)
@@ -404,6 +409,7 @@ class StationPeers:
         50 packets a second they say 3 % from 0 % within one report; the low rung's
         ~12 video packets a second, their losses mostly repaired, often cannot.
         """
+        # private RTCRtpSender._handle_rtcp_packet and _ssrc: checked by tests/test_seams.py
         original = sender._handle_rtcp_packet
         ssrc = sender._ssrc
 
@@ -500,7 +506,7 @@ class StationPeers:
             return  # end-of-candidates: aiortc needs nothing
         if init.sdp_mid is None and init.sdp_mline_index is None:
             raise MalformedMessage("candidate needs sdpMid or sdpMLineIndex")
-        from aiortc.sdp import candidate_from_sdp
+        from aiortc.sdp import candidate_from_sdp  # not exported: tests/test_seams.py
 
         try:
             candidate = candidate_from_sdp(init.candidate.removeprefix("candidate:"))
@@ -565,7 +571,7 @@ def shared(track: EncodedVideoTrack | RawVideoTrack | None) -> TypeGuard[Encoded
 
 def reports_on(packet: Any, ssrc: int) -> list[Any]:
     """The report blocks of an RTCP receiver or sender report about stream ``ssrc``."""
-    from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
+    from aiortc.rtp import RtcpRrPacket, RtcpSrPacket  # not exported: tests/test_seams.py
 
     if not isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
         return []
@@ -581,6 +587,7 @@ class _RtpHistory:
     def sent_ago(self) -> Callable[[int], float | None]:
         """How long ago, as of now, each packet was sent (from its abs-send-time
         stamp; None for one no longer kept)."""
+        # aiortc.clock, aiortc.rtp and its history's keys: checked by tests/test_seams.py
         from aiortc import clock
         from aiortc.rtp import RTP_HISTORY_SIZE
 
@@ -598,6 +605,7 @@ class _RtpHistory:
 def _rtp_history(sender: Any) -> _RtpHistory | None:
     """``sender``'s resend history (None if this aiortc keeps it elsewhere: then every
     NACK is answered, as aiortc does)."""
+    # private RTCRtpSender.__rtp_history: checked by tests/test_seams.py
     packets = getattr(sender, "_RTCRtpSender__rtp_history", None)
     return _RtpHistory(packets) if isinstance(packets, dict) else None
 

@@ -160,6 +160,7 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._packets.append(packet)
         self._ready.set()
 
+    # aiortc's sender packetizes an av.Packet with its encoder's pack(): tests/test_seams.py
     async def recv(self) -> av.Packet[Any]:
         if self.codec is None:
             await self._codec_known.wait()

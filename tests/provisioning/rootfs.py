@@ -13,6 +13,7 @@ architecture on this x86 machine).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import re
@@ -88,19 +89,40 @@ def run(cmd: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str
     return subprocess.run(list(cmd), check=True, text=True, **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock on a cache entry while it is looked for or built: two
+    pytest workers (or a worker and the image builder beside them) that want the same
+    root wait for one build instead of making it twice."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def base_tarball(
     packages: Sequence[str] = BASE_PACKAGES, *, arch: str = HOST_ARCH, version: str = "v2"
 ) -> Path:
     """A debootstrapped minbase Debian 12 with ``packages``, cached across runs."""
-    source = mirror()
+    tarball = base_tarball_path(packages, arch=arch, version=version)
+    with cache_lock(tarball.name):
+        if not tarball.exists():
+            _debootstrap(tarball, packages, arch=arch, source=mirror())
+    return tarball
+
+
+def base_tarball_path(
+    packages: Sequence[str] = BASE_PACKAGES, *, arch: str = HOST_ARCH, version: str = "v2"
+) -> Path:
+    """Where :func:`base_tarball` keeps that root (nothing is built)."""
     arch_part = "" if arch == "amd64" else f"{arch}-"  # amd64 keeps the existing cache name
     key = re.sub(
-        r"[^A-Za-z0-9]+", "-", f"{version}-{arch_part}{SUITE}-{source}-{'-'.join(packages)}"
+        r"[^A-Za-z0-9]+", "-", f"{version}-{arch_part}{SUITE}-{mirror()}-{'-'.join(packages)}"
     )
-    tarball = CACHE / f"{key}.tar.gz"
-    if tarball.exists():
-        return tarball
-    CACHE.mkdir(parents=True, exist_ok=True)
+    return CACHE / f"{key}.tar.gz"
+
+
+def _debootstrap(tarball: Path, packages: Sequence[str], *, arch: str, source: str) -> None:
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp) / "root"
         result = subprocess.run(
@@ -126,7 +148,6 @@ def base_tarball(
         partial = Path(tmp) / "base.tar.gz"
         run(["tar", "-C", str(root), "-czf", str(partial), "."], timeout=600)
         partial.rename(tarball)
-    return tarball
 
 
 def chroot_env() -> dict[str, str]:
@@ -153,10 +174,15 @@ def mount_points() -> list[Path]:
 
 
 class Chroot:
-    """A Debian root with /proc, /sys, /dev and the download caches mounted."""
+    """A Debian root with /proc, /sys, /dev and the download caches mounted.
 
-    def __init__(self, root: Path) -> None:
+    ``nice``: what runs inside runs at this niceness. An emulated root's work (qemu-user,
+    a core for many minutes) runs at 19 beside the other tests, which keep the CPU when
+    they want it."""
+
+    def __init__(self, root: Path, *, nice: int = 0) -> None:
         self.root = root
+        self.nice = nice
         self.mounts: list[Path] = []
 
     def bind(self, source: Path, target: str, *, fstype: str | None = None) -> None:
@@ -188,7 +214,8 @@ class Chroot:
         self.mounts.clear()
 
     def command(self, *cmd: str) -> list[str]:
-        return ["chroot", str(self.root), *cmd]
+        niced = ["nice", "-n", str(self.nice)] if self.nice else []
+        return [*niced, "chroot", str(self.root), *cmd]
 
     def run(
         self,
@@ -240,20 +267,38 @@ def copy_checkout(dest: Path) -> None:
     shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
 
 
+# File capabilities (xattrs) kept both ways in the .tar.zst roots of tests/vm/vmimage.py.
+TAR_OPTIONS = ("--zstd", "--xattrs", "--xattrs-include=*")
+
+
+def unpack(tarball: Path, root: Path) -> None:
+    """Unpack a cached root: a debootstrap ``.tar.gz`` or a ``.tar.zst`` layer."""
+    options = TAR_OPTIONS if tarball.name.endswith(".tar.zst") else ("-z",)
+    run(["tar", "-C", str(root), *options, "-xf", str(tarball)], timeout=900)
+
+
 @contextlib.contextmanager
 def debian_root(
-    packages: Sequence[str] = BASE_PACKAGES, *, arch: str = HOST_ARCH, version: str = "v2"
+    packages: Sequence[str] = BASE_PACKAGES,
+    *,
+    arch: str = HOST_ARCH,
+    version: str = "v2",
+    tarball: Path | None = None,
 ) -> Iterator[Chroot]:
-    """A fresh copy of the cached root, mounted; unmounted and removed afterwards."""
+    """A fresh copy of the cached root, mounted; unmounted and removed afterwards.
+
+    ``tarball``: start from this cached root (e.g. the VM's packages layer) instead of
+    the debootstrapped one of ``packages``."""
     need(arch)
-    tarball = base_tarball(packages, arch=arch, version=version)
+    if tarball is None:
+        tarball = base_tarball(packages, arch=arch, version=version)
     (CACHE / "work").mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=CACHE / "work"))
     root = workdir / "root"
     root.mkdir()
-    chroot = Chroot(root)
+    chroot = Chroot(root, nice=19 if arch != HOST_ARCH else 0)
     try:
-        run(["tar", "-C", str(root), "-xzf", str(tarball)], timeout=600)
+        unpack(tarball, root)
         # Nothing starts services inside the chroot.
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")

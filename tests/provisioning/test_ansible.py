@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from ..helpers import skip_or_fail
-from .conftest import TEST_UID, TURN_SECRET, provisioned_chroot
-from .rootfs import RECAP, REPO, ansible_core_spec, chroot_env
+from .conftest import TEST_UID, TURN_SECRET, provisioned_chroot, twice_emulated
+from .rootfs import HOST_ARCH, RECAP, REPO, ansible_core_spec, chroot_env
 
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation"
@@ -156,14 +156,21 @@ def test_secrets_are_never_logged() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(5400)  # the first one also builds the chroot (arm64: emulated)
 def test_role_converges_then_changes_nothing(provisioned: dict[str, object]) -> None:
+    """The role converges; applied again it changes nothing. Every run checks the second
+    apply on this machine's architecture; under arm64 emulation it runs nightly
+    (``make test-nightly``), and ``make test`` checks the first run there."""
     first = provisioned["first"]
     second = provisioned["second"]
-    assert isinstance(first, dict) and isinstance(second, dict)
+    assert isinstance(first, dict)
     timings = provisioned["timings"]
     print(f"chroot timings: {timings}")
     assert first["failed"] == 0 and first["changed"] > 0
-    assert second["failed"] == 0
-    assert second["changed"] == 0, str(provisioned["second_output"])[-8000:]
+    if provisioned["arch"] == HOST_ARCH or twice_emulated():
+        assert isinstance(second, dict), "the second apply did not run"
+        assert second["failed"] == 0
+        assert second["changed"] == 0, str(provisioned["second_output"])[-8000:]
+    else:
+        assert second is None
     # Plain Debian: the role says what it skipped (Raspberry Pi OS only packages).
     output = str(provisioned["first_output"])
     assert "Skipped (videostation_pi is false)" in output, output[-8000:]

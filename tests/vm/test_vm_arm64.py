@@ -32,6 +32,7 @@ def vm() -> Iterator[VM]:
 test_service_runs_as_notify_with_the_watchdog_armed = (
     x86.test_service_runs_as_notify_with_the_watchdog_armed
 )
+test_the_vm_runs_this_checkouts_application = x86.test_the_vm_runs_this_checkouts_application
 test_health_answers_through_the_forwarded_port = x86.test_health_answers_through_the_forwarded_port
 test_journal_carries_the_structured_fields = x86.test_journal_carries_the_structured_fields
 test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room = (

@@ -10,6 +10,7 @@ written to ``tests/.artifacts/vm/x86_64-timings.json`` with the kiosk screenshot
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -143,6 +144,32 @@ def test_service_runs_as_notify_with_the_watchdog_armed(vm: VM) -> None:
     assert installed == (REPO / "systemd" / UNIT).read_text()
     STATE["pid"] = props["MainPID"]
     STATE["since"] = time.monotonic()
+
+
+def test_the_vm_runs_this_checkouts_application(vm: VM) -> None:
+    """The image carries this checkout's application: every file of ``appliance/`` and
+    ``web/`` is installed unchanged in the role's venv. (When only the application
+    changed, the image is the cached system stage with the new wheel installed:
+    ``vmimage.install_application``.)"""
+    package = vm.check(
+        f"{VENV}/python -c 'import appliance, os; print(os.path.dirname(appliance.__file__))'"
+    ).strip()
+    listing = vm.check(
+        f"cd {package} && find . -type f -not -path '*/__pycache__/*' -print0 "
+        "| LC_ALL=C sort -z | xargs -0 sha256sum"
+    )
+    installed = {name.removeprefix("./"): digest for digest, name in
+                 (line.split(None, 1) for line in listing.splitlines())}  # fmt: skip
+    expected = {}
+    for top, prefix in (("appliance", ""), ("web", "web/")):
+        for path in (REPO / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                name = prefix + path.relative_to(REPO / top).as_posix()
+                expected[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    differ = sorted(n for n, d in expected.items() if installed.get(n) != d)
+    assert not differ, f"installed in the VM unlike this checkout: {differ[:20]}"
+    recorded = vm.check("cat /opt/videostation/installed-source").split()
+    assert recorded[0] == "/usr/src/videostation" and len(recorded[1]) == 64, recorded
 
 
 def test_health_answers_through_the_forwarded_port(vm: VM) -> None:

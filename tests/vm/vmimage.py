@@ -8,10 +8,20 @@ the image build applies it, then written to a raw ext4 file with ``mkfs.ext4 -d`
 screenshots, systemd-networkd for QEMU's user network, and a first-boot file.
 
 Images are cached under ``$VIDEOSTATION_TEST_CACHE`` (``/var/cache/videostation-tests``)
-as ``vm-image-v3-<arch>-<hash>/`` keyed by every file that goes into them, built in a
-temp dir and renamed. Beneath them a packages layer (``packages_layer``: the kernel and
-every Debian package the role installs, keyed by the package lists) spares each rebuild
-the downloads and unpacking; the role itself is applied afresh for every image.
+in three stages, like pi-gen's stages, each built in a temp dir and renamed, under a lock
+(two builders wait for one build), each keyed by what goes into it:
+
+1. the packages layer (:func:`packages_layer`): the debootstrap root, the kernel and every
+   Debian package the role installs, keyed by the package lists;
+2. the system stage (:func:`system_stage`): the role applied on the layer and the test
+   parts added, keyed by :func:`system_key` (``ansible/``, ``systemd/``, ``image/``, the
+   agent, the dependency lists): most commits leave it alone;
+3. the image (``vm-image-v4-<arch>-<hash>/``, :func:`image`): the system stage with this
+   checkout's wheel installed the way the role's install task installs it
+   (:func:`install_application`), written out by ``mkfs.ext4``; keyed by the system
+   stage and the application's files (``appliance/``, ``web/``, ``pyproject.toml``).
+
+The arm64 chroot tests (``tests/provisioning``) start from the same packages layer.
 ``python -m tests.vm.vmimage arm64`` builds an image ahead of the tests (``make test``
 does so for arm64 beside the other tests). Each boot runs on a throw-away qcow2 overlay,
 so the cached image is never modified. Guests run under TCG (KVM guests hang on this machine) with
@@ -29,8 +39,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +53,16 @@ from ..conftest import free_port
 from ..provisioning.rootfs import (
     CACHE,
     REPO,
+    TAR_OPTIONS,
     Chroot,
     ansible_core_spec,
     apply_role,
     base_tarball,
+    base_tarball_path,
+    cache_lock,
     copy_checkout,
     mount_points,
+    unpack,
 )
 from ..provisioning.rootfs import run as _run
 
@@ -58,7 +74,7 @@ FIRSTBOOT_PASSWORD = "first-boot-password"
 FIRSTBOOT_NAME = "VM station"
 FIRSTBOOT_HOSTNAME = "vm-station"
 # Bump when the build steps below change (the key also hashes every repository input).
-BUILD_VERSION = "v3"
+BUILD_VERSION = "v4"
 TEST_PACKAGES = ("systemd-sysv", "udev", "dbus", "grim", "procps")
 
 
@@ -110,22 +126,56 @@ TINY_INITRAMFS_CONF = (
 )
 
 
-def _inputs() -> list[Path]:
-    files: list[Path] = [REPO / "pyproject.toml", HERE / "agent.py"]
-    for top in ("appliance", "ansible", "systemd", "image", "web", "docs"):
+# What a station's system is made of: the role, the units and files it installs, the
+# image hooks, the test agent. A change here rebuilds the system stage (the role applied).
+SYSTEM_DIRS = ("ansible", "systemd", "image")
+# What the application is made of: a change here only reinstalls the wheel.
+APP_DIRS = ("appliance", "web")
+
+
+def _files(*tops: str) -> list[Path]:
+    files: list[Path] = []
+    for top in tops:
         files += sorted(
             p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
         )
-    files += [REPO / "tests/provisioning/test_ansible.py", REPO / "tests/provisioning/rootfs.py"]
     return files
 
 
-def image_key(arch: Arch) -> str:
-    digest = hashlib.sha256(BUILD_VERSION.encode())
-    for path in _inputs():
+def _dependency_lists() -> bytes:
+    """The project's dependency lists: the role's pip install resolves them in the
+    system stage; the version and the rest of pyproject.toml are the application's."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    wanted = {
+        "build-system": pyproject.get("build-system"),
+        "requires-python": project.get("requires-python"),
+        "dependencies": project.get("dependencies"),
+    }
+    return json.dumps(wanted, sort_keys=True).encode()
+
+
+def _digest(seed: str, files: list[Path], extra: bytes = b"") -> str:
+    digest = hashlib.sha256(seed.encode())
+    for path in files:
         digest.update(str(path.relative_to(REPO)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    return f"vm-image-{BUILD_VERSION}-{arch.name}-{digest.hexdigest()[:16]}"
+    digest.update(extra)
+    return digest.hexdigest()[:16]
+
+
+def system_key(arch: Arch) -> str:
+    """The system stage's name: the packages layer, the role and what it installs from
+    the checkout besides the application, the dependency lists."""
+    inputs = [HERE / "agent.py", *_files(*SYSTEM_DIRS)]
+    digest = _digest(BUILD_VERSION + layer_key(arch), inputs, _dependency_lists())
+    return f"vm-system-{BUILD_VERSION}-{arch.name}-{digest}.tar.zst"
+
+
+def image_key(arch: Arch) -> str:
+    """The bootable image's name: its system stage and the application's files."""
+    inputs = [REPO / "pyproject.toml", REPO / "docs/operators.md", *_files(*APP_DIRS)]
+    return f"vm-image-{BUILD_VERSION}-{arch.name}-{_digest(system_key(arch), inputs)}"
 
 
 @dataclass(frozen=True)
@@ -217,8 +267,7 @@ def _add_test_parts(root: Path, arch: Arch) -> None:
 
 
 ANSIBLE_VENV = "/opt/videostation-ansible"  # image/apply-role's default
-# File capabilities (xattrs) kept both ways: mkfs.ext4 -d copies them into the image.
-TAR_OPTIONS = ("--zstd", "--xattrs", "--xattrs-include=*")
+STATION_PREFIX = "/opt/videostation"  # the role's videostation_prefix
 
 
 def _role_packages() -> list[str]:
@@ -231,7 +280,7 @@ def layer_key(arch: Arch) -> str:
     """The packages layer's name: everything that goes into it, and nothing of ours."""
     parts = [
         BUILD_VERSION,
-        base_tarball(arch=arch.debian).name,
+        base_tarball_path(arch=arch.debian).name,
         arch.initramfs,
         arch.kernel_package,
         TINY_INITRAMFS_CONF,
@@ -290,8 +339,13 @@ def packages_layer(arch: Arch) -> Path:
     minutes; nothing of the project's own goes into it.
     """
     target = CACHE / layer_key(arch)
-    if target.exists():
-        return target
+    with cache_lock(target.name):
+        if not target.exists():
+            _build_layer(arch, target)
+    return target
+
+
+def _build_layer(arch: Arch, target: Path) -> None:
     for stale in CACHE.glob(f"vm-layer-*-{arch.name}-*"):
         stale.unlink(missing_ok=True)
     with _Root(target.name) as root:
@@ -330,14 +384,26 @@ def packages_layer(arch: Arch) -> Path:
             timeout=900,
         )  # fmt: skip
         partial.rename(target)
+
+
+def system_stage(arch: Arch) -> Path:
+    """The packages layer with the role applied as the image build applies it and the
+    test parts added, as a cached tarball keyed by :func:`system_key`: what only a
+    change of the role, the units, the image hooks or the dependency lists rebuilds."""
+    target = CACHE / system_key(arch)
+    with cache_lock(target.name):
+        if not target.exists():
+            _build_system_stage(arch, target)
     return target
 
 
-def _build(arch: Arch, target: Path) -> None:
+def _build_system_stage(arch: Arch, target: Path) -> None:
     layer = packages_layer(arch)
+    for stale in CACHE.glob(f"vm-system-*-{arch.name}-*"):  # 1 GB each: keep the newest
+        stale.unlink(missing_ok=True)
     with _Root(target.name) as built:
         root, chroot = built.path, built.chroot
-        _run(["tar", "-C", str(root), *TAR_OPTIONS, "-xf", str(layer)], timeout=600)
+        unpack(layer, root)
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
         built.mount()
         copy_checkout(root / "usr/src/videostation")
@@ -346,6 +412,74 @@ def _build(arch: Arch, target: Path) -> None:
         chroot.run("apt-get", "clean")
         chroot.unmount_all()
         _add_test_parts(root, arch)
+        partial = built.workdir / "system.tar.zst"
+        _run(
+            ["tar", "-C", str(root), *TAR_OPTIONS, "--numeric-owner", "-cf", str(partial), "."],
+            timeout=900,
+        )
+        partial.rename(target)
+
+
+def _source_checksum_command() -> str:
+    """The role's own command for the source version it records (install.yml)."""
+    tasks = yaml.safe_load((REPO / "ansible/roles/videostation/tasks/install.yml").read_text())
+    task = next(t for t in tasks if t["name"] == "Checksum the source directory")
+    return str(task["ansible.builtin.shell"]["cmd"])
+
+
+def build_wheel(out: Path) -> Path:
+    """This checkout's wheel, built from a clean copy (nothing written into the tree)."""
+    source = out / "src"
+    copy_checkout(source)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        capture_output=True,
+        timeout=600,
+    )
+    shutil.rmtree(source)
+    return next(out.glob("videostation-*.whl"))
+
+
+def install_application(root: Path, chroot: Chroot, workdir: Path) -> None:
+    """Put this checkout's application into a system stage the way the role's install
+    task does: the checkout at the role's source path, the wheel into the role's venv,
+    the source version recorded where the role records it (a later role run in the VM
+    then finds it installed), the operator docs beside the venv.
+
+    The dependency lists are part of :func:`system_key`, so the venv already has every
+    dependency: only our package is reinstalled (``--no-deps``; ``--force-reinstall``
+    since its version string does not change between commits)."""
+    source = root / "usr/src/videostation"
+    shutil.rmtree(source)
+    copy_checkout(source)
+    wheel = build_wheel(workdir / "wheel")
+    shutil.copy(wheel, root / "tmp" / wheel.name)
+    chroot.run(
+        f"{STATION_PREFIX}/venv/bin/pip", "install", "--no-input", "--upgrade",
+        "--upgrade-strategy", "only-if-needed", "--force-reinstall", "--no-deps",
+        f"/tmp/{wheel.name}",
+        env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        timeout=1800,
+    )  # fmt: skip
+    (root / "tmp" / wheel.name).unlink()
+    checksum = chroot.run(
+        "/bin/bash", "-c", f"cd /usr/src/videostation && {_source_checksum_command()}"
+    ).stdout.strip()
+    assert len(checksum) == 64, checksum
+    (root / STATION_PREFIX.lstrip("/") / "installed-source").write_text(
+        f"/usr/src/videostation {checksum}\n"
+    )
+    shutil.copy(REPO / "docs/operators.md", root / STATION_PREFIX.lstrip("/") / "docs")
+
+
+def _build(arch: Arch, target: Path) -> None:
+    system = system_stage(arch)
+    with _Root(target.name) as built:
+        root, chroot = built.path, built.chroot
+        unpack(system, root)
+        built.mount()
+        install_application(root, chroot, built.workdir)
+        chroot.unmount_all()
         target_tmp = built.workdir / "image"
         target_tmp.mkdir()
         kernel = max((root / "boot").glob("vmlinuz-*"))
@@ -375,16 +509,18 @@ def _build(arch: Arch, target: Path) -> None:
 
 
 def image(arch: Arch) -> Image:
-    """The cached image for ``arch``, built first if the inputs changed."""
+    """The cached image for ``arch``, built first if the inputs changed: the system
+    stage only when the system did (:func:`system_key`), else only the application."""
     target = CACHE / image_key(arch)
-    if target.is_dir():
-        return Image(target, arch, None)
-    for stale in CACHE.glob(f"vm-image-*-{arch.name}-*"):  # 2 GB each: keep the newest
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-    started = time.monotonic()
-    _build(arch, target)
-    return Image(target, arch, time.monotonic() - started)
+    with cache_lock(target.name):
+        if target.is_dir():
+            return Image(target, arch, None)
+        for stale in CACHE.glob(f"vm-image-*-{arch.name}-*"):  # 2 GB each: keep the newest
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        started = time.monotonic()
+        _build(arch, target)
+        return Image(target, arch, time.monotonic() - started)
 
 
 class AgentError(AssertionError):
@@ -559,13 +695,17 @@ def main(argv: list[str]) -> int:
     arches = {a.name: a for a in (X86_64, ARM64)}
     for name in argv or ["x86_64"]:
         started = time.monotonic()
+        system_stage(arches[name])
+        stage = time.monotonic() - started
         built = image(arches[name])
         how = "cached" if built.built_seconds is None else f"built in {built.built_seconds:.0f} s"
-        print(f"VM image {name}: {built.directory} ({how}, {time.monotonic() - started:.0f} s)")
+        print(
+            f"VM image {name}: {built.directory.name} (system stage {stage:.0f} s, "
+            f"application {how}, {time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))

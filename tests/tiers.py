@@ -1,0 +1,164 @@
+"""``make test``: every tier in stages, and at the end what each ran, passed and took.
+
+1. lint: ruff and mypy (the JS type check is a test of its own);
+2. the real-time audio tests alone, on a quiet machine (PipeWire's echo canceller);
+3. the benchmarks with tiny sizes, only to keep them working;
+4. every other test but the VMs in two pytest-xdist workers (``--dist loadgroup``: the
+   groups of ``tests/conftest.py``, longest first by ``tests/durations.json``), the arm64
+   chroot tests among them at low priority; beside them, at low priority, the two VM
+   images are built or refreshed (``tests/vm/vmimage.py``);
+5. the appliance booted in the x86_64 and arm64 VMs, side by side.
+
+Every stage runs even when one before it failed (a flaky stage would otherwise hide the
+rest); the exit status is 1 if any failed. ``python -m tests.tiers --list`` prints the
+stages and their commands without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PYTEST = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+# Two workers, each taking a whole group (tests/conftest.py: xdist_group_of) in the
+# order of collection, which puts the longest recorded group first.
+XDIST = ["-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder"]
+SUMMARY = re.compile(r"\b\d+ (passed|failed|error|errors|skipped)\b")
+
+
+@dataclass
+class Stage:
+    name: str
+    commands: list[list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    outcome: str = "not run"
+    seconds: float = 0.0
+    ok: bool = False
+
+
+def stages() -> tuple[list[Stage], Stage, list[Stage]]:
+    """The stages before the images, the image builder, the stages after."""
+    before = [
+        Stage(
+            "lint (ruff, mypy)",
+            [
+                [PY, "-m", "ruff", "check", "appliance", "tests"],
+                [PY, "-m", "ruff", "format", "--check", "appliance", "tests"],
+                [PY, "-m", "mypy"],
+            ],
+        ),
+        Stage("real-time audio, alone", [[*PYTEST, "-m", "realtime and not emulated"]]),
+        Stage(
+            "benchmarks, tiny sizes",
+            [[*PYTEST, "-m", "bench", "tests/bench"]],
+            env={"BENCH_QUICK": "1"},
+        ),
+    ]
+    images = Stage(
+        "VM images (beside, nice 19)",
+        [["nice", "-n", "19", PY, "-m", "tests.vm.vmimage", "x86_64", "arm64"]],
+    )
+    after = [
+        Stage(
+            "every other test, 2 workers (arm64 chroot at nice 19)",
+            [[*PYTEST, *XDIST, "--durations=15", "-m", "not bench and not vm and not realtime"]],
+        ),
+        Stage(
+            "VMs booted, x86_64 and arm64 side by side",
+            [
+                [
+                    *PYTEST,
+                    *XDIST,
+                    "--durations=15",
+                    "-m",
+                    "vm",
+                    "tests/vm/test_vm_x86.py",
+                    "tests/vm/test_vm_arm64.py",
+                ]
+            ],
+        ),
+    ]
+    return before, images, after
+
+
+def run(stage: Stage) -> None:
+    """Run a stage's commands in turn (stopping at the first that fails), echoing their
+    output; keep pytest's summary line as the outcome."""
+    started = time.monotonic()
+    env = {**os.environ, **stage.env}
+    stage.ok, last = True, ""
+    for command in stage.commands:
+        with subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                if SUMMARY.search(line) or line.startswith("VM image"):
+                    last = line.strip().strip("=").strip()
+        if proc.returncode:
+            stage.ok = False
+            last = last or f"{command[2] if len(command) > 2 else command[0]} failed"
+            break
+    stage.outcome = last or "ok"
+    stage.seconds = time.monotonic() - started
+
+
+def main(argv: list[str]) -> int:
+    before, images, after = stages()
+    if "--list" in argv:
+        for stage in [*before, images, *after]:
+            for command in stage.commands:
+                print(f"{stage.name}: {' '.join(command)}")
+        return 0
+    started = time.monotonic()
+    for stage in before:
+        print(f"--- {stage.name} ---", flush=True)
+        run(stage)
+    # The image builder runs beside the tests; its output is kept in a log and shown
+    # only if it fails.
+    log = Path(tempfile.mkstemp(prefix="videostation-images-", suffix=".log")[1])
+    builder = threading.Thread(target=_build_images, args=(images, log))
+    builder.start()
+    print(f"--- {after[0].name}; beside it: {images.name}, log {log} ---", flush=True)
+    run(after[0])
+    builder.join()
+    if not images.ok:
+        print(log.read_text()[-6000:])
+    print(f"--- {after[1].name} ---", flush=True)
+    run(after[1])
+    everything = [*before, after[0], images, after[1]]
+    print(f"\n--- make test: {(time.monotonic() - started) / 60:.1f} min ---")
+    width = max(len(s.name) for s in everything)
+    for stage in everything:
+        mark = "ok  " if stage.ok else "FAIL"
+        print(f"{mark} {stage.name:<{width}}  {stage.seconds / 60:5.1f} min  {stage.outcome}")
+    failed = [s.name for s in everything if not s.ok]
+    if failed:
+        print(f"FAILED stages: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _build_images(stage: Stage, log: Path) -> None:
+    with log.open("w") as handle:
+        started = time.monotonic()
+        result = subprocess.run(
+            stage.commands[0], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
+        stage.seconds = time.monotonic() - started
+    lines = [line for line in log.read_text().splitlines() if line.startswith("VM image")]
+    stage.ok = result.returncode == 0
+    stage.outcome = " | ".join(lines) or f"exit {result.returncode}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
