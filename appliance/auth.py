@@ -1,6 +1,6 @@
 """Who may do what: the master password, sessions, guest links and the kiosk key.
 
-Three roles (see the README's "Security" section and docs/architecture.md):
+Three roles (see docs/security.md and docs/architecture.md):
 
 - ``user`` knows the master password (stored as a scrypt hash);
 - ``guest`` holds a room-scoped JWT from a guest link and trades it for a guest

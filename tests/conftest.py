@@ -26,6 +26,8 @@ from appliance.app import create_app
 from appliance.appkeys import AUTH, STORE
 from appliance.auth import Auth
 
+from .helpers import cpu_snapshot, machine_load
+
 PASSWORD = "correct horse battery"
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -366,6 +368,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         seconds = recorded.get(_plain(item.nodeid))
         totals[group] = totals.get(group, 0.0) + (seconds or _guess(item))
     items.sort(key=lambda item: -totals[xdist_group_of(item)])
+
+
+_CPU_AT_START = pytest.StashKey[tuple[int, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_AT_START] = cpu_snapshot()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failure's report says how busy the machine was meanwhile (section "machine
+    load"), so a starved browser or encoder can be told from a product fault."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed and _CPU_AT_START in item.stash:
+        text = machine_load(
+            item.stash[_CPU_AT_START], cpu_snapshot(), os.getloadavg(), cores=os.cpu_count() or 1
+        )
+        report.sections.append(("machine load", text))
 
 
 class _DurationRecorder:

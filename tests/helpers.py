@@ -47,6 +47,34 @@ def skip_or_fail(reason: str, *, module_level: bool = False) -> None:
     pytest.skip(reason, allow_module_level=module_level)
 
 
+def cpu_snapshot() -> tuple[int, int]:
+    """The whole machine's busy and total CPU time so far (jiffies, ``/proc/stat``)."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]  # noqa: SIM115
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_load(
+    before: tuple[int, int],
+    after: tuple[int, int],
+    load_average: tuple[float, float, float],
+    *,
+    cores: int,
+) -> str:
+    """How busy the machine was between two :func:`cpu_snapshot`, for a failure's report:
+    a test that a busy machine can fail then says so.
+
+    >>> machine_load((100, 1000), (250, 1200), (3.51, 2.0, 0.5), cores=2)
+    'the machine was 75 % busy (2 cores) during the test; load average 3.5 / 2.0 / 0.5 at its end'
+    """
+    busy = (after[0] - before[0]) / max(1, after[1] - before[1])
+    averages = " / ".join(f"{x:.1f}" for x in load_average)
+    return (
+        f"the machine was {busy:.0%} busy ({cores} cores) during the test; "
+        f"load average {averages} at its end"
+    ).replace("%", " %", 1)
+
+
 def station_health(port: int) -> dict[str, object] | None:
     """``GET /api/health/`` of a station on loopback ``port``; None while it does not answer."""
     try:

@@ -6,7 +6,7 @@ view, a 1280x720 frame. At a distance d the frame spans 2·d·tan(35°), so the 
 covers 1280 · panel width / that many pixels; the screenshot is averaged down to that
 size (what the sensor integrates), blurred (lens, focus, a steady hand) and given
 sensor noise, then zxing-cpp decodes it. The test walks away in steps and reports the
-farthest distance up to which every step decoded (figures in the README).
+farthest distance up to which every step decoded (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -119,5 +119,5 @@ def test_join_to_first_station_frame(
     assert len(station) == len(reference) == JOINS
     if os.environ.get("BENCH_QUICK") != "1":  # three joins on a shared machine: noise
         # the station's aiortc peer must set up no slower than a browser does (with room
-        # for noise); the 500 ms target is reported, and missed, in the README
+        # for noise); the 500 ms target is reported, and missed, in docs/benchmarks.md
         assert s50 <= 1.5 * r50, (station, reference)

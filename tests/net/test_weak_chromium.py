@@ -8,7 +8,7 @@ holding it sees is read from Chromium's own ``getStats`` for the station's video
 definition) and the frame size. The other phone must keep 720p meanwhile; the cap
 lifted, the weak phone must be back on 720p within 20 s.
 
-The same run measures two references on the same impaired link, so the README can say
+The same run measures two references on the same impaired link, so docs/benchmarks.md can say
 what the rungs buy: the station with ``camera.adaptive = false`` (one encode at the high
 rung for everybody, what the shared encoder did before it had rungs), and with
 ``camera.encoding = "per-peer"`` (aiortc's own way: an encoder per viewer, its bitrate
@@ -17,6 +17,7 @@ following the viewer's REMB down to aiortc's floor of 500 kbit/s).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ STATION_VIDEO = """async () => {
     report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video' && (r.framesDecoded || 0) > 0) {
         out = { at: performance.now() / 1000, decoded: r.framesDecoded,
+                dropped: r.framesDropped || 0,
                 freezes: r.freezeCount || 0, frozen: r.totalFreezesDuration || 0,
                 width: r.frameWidth || 0, height: r.frameHeight || 0,
                 nacks: r.nackCount || 0, plis: r.pliCount || 0,
@@ -71,7 +73,7 @@ def phones(bed: Testbed, tmp_path: Path) -> Iterator[list[Browser]]:
 
 def sample(page: Page) -> dict[str, Any]:
     got: dict[str, Any] | None = page.evaluate(STATION_VIDEO)
-    return got or {"at": time.monotonic(), "decoded": 0, "freezes": 0, "frozen": 0.0,
+    return got or {"at": time.monotonic(), "decoded": 0, "dropped": 0, "freezes": 0, "frozen": 0.0,
                    "width": 0, "height": 0, "nacks": 0, "plis": 0, "state": "none"}  # fmt: skip
 
 
@@ -116,6 +118,8 @@ def summary(run: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = max(0.001, last["at"] - first["at"])
     return {
         "fps": round((last["decoded"] - first["decoded"]) / seconds, 1),
+        # frames the phone received but had no time to show: a starved browser, not a link
+        "dropped": last["dropped"] - first["dropped"],
         "frozen_share": round((last["frozen"] - first["frozen"]) / seconds, 3),
         "freezes": last["freezes"] - first["freezes"],
         "sizes": sorted({f"{s['width']}x{s['height']}" for s in run[1:]}),
@@ -162,6 +166,10 @@ def weak_and_strong(
             time.sleep(10)  # longer than the rungs need here
         weak_run, strong_run = watch(pages, 30)
         result |= {"weak": summary(weak_run), "strong": summary(strong_run)}
+        # what decides a failure's cause: how busy the machine was while measured, and
+        # what the station itself decided for each viewer (its rung gauges)
+        result["load_average"] = [round(x, 1) for x in os.getloadavg()]
+        result["station_rungs"] = [v for v in viewers(weak) if "low_rung" in v]
         # and all the weak phone saw from the moment its link narrowed: the switch's
         # freeze and any stall after it
         result["weak_from_cap"] = {
@@ -196,11 +204,11 @@ def test_a_weak_chromium_phone_keeps_moving_and_the_strong_one_keeps_720p(
     machine too busy for that, >= 80 % of the strong phone's fps), the strong one on 720p
     throughout, the weak one back on 720p within 20 s of the cap lifted, and far more
     picture than one rung for everybody gives it. aiortc's own per-peer encoders on the
-    same link are measured beside (printed: the README compares). How often
+    same link are measured beside (printed: docs/benchmarks.md compares). How often
     Chromium counts a freeze is printed, not asserted: two Chromiums, the station and
     coturn on two cores (and CI's emulated arm64 tests beside them) freeze the strong
     phone too — 6-10 % here with a perfect link — so the machine, not the link, sets
-    that figure (README: Weak links)."""
+    that figure (docs/benchmarks.md: Weak links)."""
     reference = weak_and_strong(bed, tmp_path, phones, mode="one rung")
     print("net: one rung for everybody (reference):", reference, file=sys.stderr)
     per_peer = weak_and_strong(bed, tmp_path, phones, mode="per-peer")
