@@ -305,13 +305,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "arm64" in callspec.params.values():
         item.add_marker(pytest.mark.emulated)
-    # Here, not in modifyitems: xdist reads the group in its own modifyitems.
     if not item.get_closest_marker("timeout"):
         for marker, seconds in MARKER_TIMEOUTS.items():
             if item.get_closest_marker(marker):
                 item.add_marker(pytest.mark.timeout(seconds))
                 break
-    item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
 
 
 # -- tiers: timeouts, xdist groups, the longest first ---------------------------------
@@ -323,22 +321,49 @@ MARKER_TIMEOUTS = {"vm": 3600, "emulated": 5400, "slow": 1800, "bench": 1800, "b
 DURATIONS = REPO / "tests" / "durations.json"
 
 
-def xdist_group_of(item: pytest.Item) -> str:
+def xdist_group_of(nodeid: str) -> str:
     """The unit a worker takes whole: tests that share an expensive session fixture (a
     provisioned root per architecture, the network test bed's fixed namespaces) or a
-    module's fixtures (a Chromium per module) never run on two workers."""
-    if item.get_closest_marker("emulated"):
+    module's fixtures (a Chromium per module) never run on two workers. From the test's
+    id alone: the xdist controller, which schedules, sees ids, not items.
+
+    >>> xdist_group_of("tests/provisioning/test_ansible.py::test_units_are_enabled[arm64]")
+    'arm64-root'
+    >>> xdist_group_of("tests/provisioning/test_role_station.py::test_serves[amd64]")
+    'host-root'
+    >>> xdist_group_of("tests/test_api.py::test_login[wrong-password]")
+    'tests/test_api.py'
+    """
+    path, _, name = _plain(nodeid).partition("::")
+    params = name[name.find("[") + 1 : -1].split("-") if name.endswith("]") else []
+    if "arm64" in params:  # marked ``emulated`` (pytest_itemcollected)
         return "arm64-root"
-    if "provisioned" in getattr(item, "fixturenames", ()):
+    if path.startswith("tests/provisioning/") and "amd64" in params:
         return "host-root"
-    path = _plain(item.nodeid).split("::", 1)[0]
     if path.startswith("tests/net/"):
         return "testbed"
     return path
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole groups to each worker (``xdist_group_of``), in the order collected.
+
+    xdist's own ``--dist loadgroup`` groups by rewriting each item's node id, which
+    pytest 9.2 no longer lets a plugin do (the ids stayed unsuffixed and every test was
+    scheduled alone); a scheduler of its own asks only for xdist's public hook."""
+    if config.getvalue("dist") not in ("loadgroup", "loadscope"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def _plain(nodeid: str) -> str:
-    """A test's id without the ``@group`` suffix xdist gives it under loadgroup."""
+    """A test's id without an ``@group`` suffix (what xdist's own loadgroup appends)."""
     return nodeid.split("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
 
 
@@ -364,10 +389,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     recorded = _recorded()
     totals: dict[str, float] = {}
     for item in items:
-        group = xdist_group_of(item)
+        group = xdist_group_of(item.nodeid)
         seconds = recorded.get(_plain(item.nodeid))
         totals[group] = totals.get(group, 0.0) + (seconds or _guess(item))
-    items.sort(key=lambda item: -totals[xdist_group_of(item)])
+    items.sort(key=lambda item: -totals[xdist_group_of(item.nodeid)])
 
 
 _CPU_AT_START = pytest.StashKey[tuple[int, int]]()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import check_targets, helpers, tiers
+from tests import check_targets, conftest, helpers, tiers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def test_make_test_runs_every_collected_test_exactly_once(tmp_path: Path) -> Non
     assert sum(counts.values()) == len(collected) > 600
 
 
-@pytest.mark.parametrize("module", [check_targets, helpers], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [check_targets, helpers, conftest], ids=lambda m: m.__name__)
 def test_the_examples_of_the_tier_helpers_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0

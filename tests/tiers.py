@@ -98,13 +98,19 @@ def run(stage: Stage) -> None:
     stage.ok, last = True, ""
     for command in stage.commands:
         with subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:
             assert proc.stdout is not None
-            for line in proc.stdout:
-                print(line, end="", flush=True)
-                if SUMMARY.search(line) or line.startswith("VM image"):
-                    last = line.strip().strip("=").strip()
+            pending = b""
+            # chunks, not lines: pytest's progress dots come without a newline
+            while chunk := proc.stdout.read1(65536):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    if SUMMARY.search(line) or line.startswith("VM image"):
+                        last = line.strip().strip("=").strip()
         if proc.returncode:
             stage.ok = False
             last = last or f"{command[2] if len(command) > 2 else command[0]} failed"

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from .rootfs import HOST_ARCH, Chroot, apply_role, copy_checkout, debian_root
+from .rootfs import HOST_ARCH, Chroot, apply_role, copy_checkout, debian_root, need
 
 TEST_UID = 870
 TURN_SECRET = "turn-secret-for-tests"
@@ -38,6 +38,7 @@ def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
     arch: str = request.param
     started = time.monotonic()
     layer = None
+    need(arch)  # before the layer: it registers qemu-user with binfmt_misc for arm64
     if arch != HOST_ARCH:
         from ..vm.vmimage import ARM64, packages_layer, tools_missing
 

@@ -62,6 +62,7 @@ from ..provisioning.rootfs import (
     cache_lock,
     copy_checkout,
     mount_points,
+    unavailable,
     unpack,
 )
 from ..provisioning.rootfs import run as _run
@@ -346,6 +347,9 @@ def packages_layer(arch: Arch) -> Path:
 
 
 def _build_layer(arch: Arch, target: Path) -> None:
+    reason = unavailable(arch.debian)  # registers qemu-user with binfmt_misc for arm64
+    if reason:
+        raise RuntimeError(f"cannot build the {arch.name} packages layer here: {reason}")
     for stale in CACHE.glob(f"vm-layer-*-{arch.name}-*"):
         stale.unlink(missing_ok=True)
     with _Root(target.name) as root:
