@@ -382,17 +382,30 @@ def _guess(item: pytest.Item) -> float:
     return 0.3
 
 
+# Handed out first whatever their length: the arm64 root (the longest), then the network
+# test bed, whose media-quality tests then run beside only the arm64 root's emulated work
+# at nice 19, as they did when it had a lane of its own, not beside a second Chromium.
+FIRST_GROUPS = ("arm64-root", "testbed")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest group first (``--dist loadgroup --no-loadscope-reorder`` hands them
-    out in this order), the order inside a group kept: pytest ordered it by fixture."""
+    """The groups in the order the workers take them (``--no-loadscope-reorder``):
+    ``FIRST_GROUPS``, then the longest first by the recorded durations, the order inside
+    a group kept (pytest ordered it by fixture)."""
     recorded = _recorded()
     totals: dict[str, float] = {}
     for item in items:
         group = xdist_group_of(item.nodeid)
         seconds = recorded.get(_plain(item.nodeid))
         totals[group] = totals.get(group, 0.0) + (seconds or _guess(item))
-    items.sort(key=lambda item: -totals[xdist_group_of(item.nodeid)])
+
+    def rank(item: pytest.Item) -> tuple[int, float]:
+        group = xdist_group_of(item.nodeid)
+        first = FIRST_GROUPS.index(group) if group in FIRST_GROUPS else len(FIRST_GROUPS)
+        return first, -totals[group]
+
+    items.sort(key=rank)
 
 
 _CPU_AT_START = pytest.StashKey[tuple[int, int]]()
