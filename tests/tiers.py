@@ -94,7 +94,8 @@ def run(stage: Stage) -> None:
     """Run a stage's commands in turn (stopping at the first that fails), echoing their
     output; keep pytest's summary line as the outcome."""
     started = time.monotonic()
-    env = {**os.environ, **stage.env}
+    # unbuffered: pytest's progress comes as it happens, not in blocks of 8 KB
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
     stage.ok, last = True, ""
     for command in stage.commands:
         with subprocess.Popen(
