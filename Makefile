@@ -142,10 +142,10 @@ test-nightly: venv-test
 	@$(timed) echo "The arm64 chroot tests with the role applied twice (about 15 minutes)…"; \
 	VIDEOSTATION_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m emulated tests/provisioning
 
-# The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 and arm64 side by
-# side (the images are built first when their inputs changed).
+# The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64 (the
+# images are built first when their inputs changed).
 test-vm: venv-test
-	@$(timed) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=15 -m vm tests/vm
+	@$(timed) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m vm tests/vm
 
 # Refresh the README's screenshots from the browser tests.
 screenshots: venv-test

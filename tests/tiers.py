@@ -7,7 +7,8 @@
    groups of ``tests/conftest.py``, longest first by ``tests/durations.json``), the arm64
    chroot tests among them at low priority; beside them, at low priority, the two VM
    images are built or refreshed (``tests/vm/vmimage.py``);
-5. the appliance booted in the x86_64 and arm64 VMs, side by side.
+5. the appliance booted in the x86_64 VM, then in the arm64 VM (side by side, the arm64
+   VM starved under TCG: its kiosk missed its deadline and a viewer was moved to 360p).
 
 Every stage runs even when one before it failed (a flaky stage would otherwise hide the
 rest); the exit status is 1 if any failed. ``python -m tests.tiers --list`` prints the
@@ -73,11 +74,10 @@ def stages() -> tuple[list[Stage], Stage, list[Stage]]:
             [[*PYTEST, *XDIST, "--durations=15", "-m", "not bench and not vm and not realtime"]],
         ),
         Stage(
-            "VMs booted, x86_64 and arm64 side by side",
+            "VMs booted, x86_64 then arm64",
             [
                 [
                     *PYTEST,
-                    *XDIST,
                     "--durations=15",
                     "-m",
                     "vm",
