@@ -122,7 +122,7 @@ check: venv-test
 # On commit: lint, mypy, then every in-process test (no Chromium, no roots, no VMs) in two
 # workers; the TypeScript check of web/ is one of those tests.
 test-fast: venv-test
-	@$(timed) echo "Linting, then the in-process tests in two workers (about 3 minutes)…"; \
+	@$(timed) echo "Linting, then the in-process tests in two workers (about 2.5 minutes)…"; \
 	$(BIN)/ruff check appliance tests && $(BIN)/ruff format --check appliance tests && $(BIN)/mypy && \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m '$(IN_PROCESS)'
 
@@ -139,7 +139,7 @@ test: venv-test
 # The arm64 role's second (idempotence) apply under emulation, which make test leaves out
 # (about 6 minutes more), with the rest of the arm64 chroot tests.
 test-nightly: venv-test
-	@$(timed) echo "The arm64 chroot tests with the role applied twice (about 15 minutes)…"; \
+	@$(timed) echo "The arm64 chroot tests with the role applied twice (the second apply adds ~6 minutes)…"; \
 	VIDEOSTATION_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m emulated tests/provisioning
 
 # The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64 (the
@@ -156,7 +156,7 @@ bench: venv-test
 
 # The benchmarks with tiny sizes, only to keep them working (make test runs this first).
 bench-quick: venv-test
-	@echo "Running the benchmarks with tiny sizes (about 3 minutes)…"
+	@echo "Running the benchmarks with tiny sizes (about 2 minutes)…"
 	@BENCH_QUICK=1 $(BIN)/python -m pytest -q -m bench tests/bench
 
 clean:
