@@ -71,7 +71,9 @@ def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
         )
         first_output, first, first_seconds = apply_role(chroot)
         second_output, second, second_seconds = "", None, 0.0
-        if arch == HOST_ARCH or twice_emulated():
+        # read here: the tests' autouse fixture scrubs VIDEOSTATION_* from their environment
+        twice = arch == HOST_ARCH or twice_emulated()
+        if twice:
             second_output, second, second_seconds = apply_role(chroot)
         yield {
             "chroot": chroot,
@@ -82,6 +84,7 @@ def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
             "second_output": second_output,
             "arch": arch,
             "from_layer": layer is not None,
+            "twice": twice,
             "timings": {
                 "until_first_run": round(
                     time.monotonic() - started - first_seconds - second_seconds
