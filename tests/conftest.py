@@ -334,7 +334,7 @@ def xdist_group_of(nodeid: str) -> str:
     >>> xdist_group_of("tests/test_api.py::test_login[wrong-password]")
     'tests/test_api.py'
     """
-    path, _, name = _plain(nodeid).partition("::")
+    path, _, name = nodeid.partition("::")
     params = name[name.find("[") + 1 : -1].split("-") if name.endswith("]") else []
     if "arm64" in params:  # marked ``emulated`` (pytest_itemcollected)
         return "arm64-root"
@@ -360,11 +360,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return xdist_group_of(nodeid)
 
     return GroupScheduling(config, log)
-
-
-def _plain(nodeid: str) -> str:
-    """A test's id without an ``@group`` suffix (what xdist's own loadgroup appends)."""
-    return nodeid.split("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
 
 
 def _recorded() -> dict[str, float]:
@@ -397,7 +392,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     totals: dict[str, float] = {}
     for item in items:
         group = xdist_group_of(item.nodeid)
-        seconds = recorded.get(_plain(item.nodeid))
+        seconds = recorded.get(item.nodeid)
         totals[group] = totals.get(group, 0.0) + (seconds or _guess(item))
 
     def rank(item: pytest.Item) -> tuple[int, float]:
@@ -438,7 +433,7 @@ class _DurationRecorder:
         self.seen: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        nodeid = _plain(report.nodeid)
+        nodeid = report.nodeid
         self.seen[nodeid] = self.seen.get(nodeid, 0.0) + report.duration
 
     def pytest_sessionfinish(self) -> None:
