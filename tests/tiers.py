@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers import cpu_snapshot
+
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PYTEST = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -44,6 +46,8 @@ class Stage:
     outcome: str = "not run"
     seconds: float = 0.0
     ok: bool = False
+    busy: float | None = None
+    """The share of both cores the machine spent busy during the stage."""
 
 
 def stages() -> tuple[list[Stage], Stage, list[Stage]]:
@@ -93,7 +97,7 @@ def stages() -> tuple[list[Stage], Stage, list[Stage]]:
 def run(stage: Stage) -> None:
     """Run a stage's commands in turn (stopping at the first that fails), echoing their
     output; keep pytest's summary line as the outcome."""
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_snapshot()
     # unbuffered: pytest's progress comes as it happens, not in blocks of 8 KB
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
     stage.ok, last = True, ""
@@ -118,6 +122,12 @@ def run(stage: Stage) -> None:
             break
     stage.outcome = last or "ok"
     stage.seconds = time.monotonic() - started
+    stage.busy = _busy(cpu)
+
+
+def _busy(before: tuple[int, int]) -> float:
+    after = cpu_snapshot()
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 def main(argv: list[str]) -> int:
@@ -148,7 +158,11 @@ def main(argv: list[str]) -> int:
     width = max(len(s.name) for s in everything)
     for stage in everything:
         mark = "ok  " if stage.ok else "FAIL"
-        print(f"{mark} {stage.name:<{width}}  {stage.seconds / 60:5.1f} min  {stage.outcome}")
+        busy = "" if stage.busy is None else f"cpu {stage.busy:4.0%}"
+        print(
+            f"{mark} {stage.name:<{width}}  {stage.seconds / 60:5.1f} min  {busy:8}  "
+            f"{stage.outcome}"
+        )
     failed = [s.name for s in everything if not s.ok]
     if failed:
         print(f"FAILED stages: {', '.join(failed)}")
@@ -157,11 +171,12 @@ def main(argv: list[str]) -> int:
 
 def _build_images(stage: Stage, log: Path) -> None:
     with log.open("w") as handle:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_snapshot()
         result = subprocess.run(
             stage.commands[0], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
         )
         stage.seconds = time.monotonic() - started
+        stage.busy = _busy(cpu)  # the whole machine's, tests included
     lines = [line for line in log.read_text().splitlines() if line.startswith("VM image")]
     stage.ok = result.returncode == 0
     stage.outcome = " | ".join(lines) or f"exit {result.returncode}"
