@@ -5,8 +5,12 @@ The kiosk is rendered in real Chromium at 800x480 (the 7" panel, 154 mm wide) an
 view, a 1280x720 frame. At a distance d the frame spans 2·d·tan(35°), so the panel
 covers 1280 · panel width / that many pixels; the screenshot is averaged down to that
 size (what the sensor integrates), blurred (lens, focus, a steady hand) and given
-sensor noise, then zxing-cpp decodes it. The test walks away in steps and reports the
-farthest distance up to which every step decoded (figures in docs/benchmarks.md).
+sensor noise, then zxing-cpp decodes it. A phone's scanner reads video, not one photo:
+the code scans from a distance when one of the first three frames there (a tenth of a
+second at 30 fps, each with its own sensor noise) decodes. The test walks away in steps
+and reports the farthest distance up to which every step scanned (figures in
+docs/benchmarks.md). With one frame per step, one unlucky noise draw at a step where
+the modules alias with the pixels ended the walk: the same code read to 1.4 m or 1.6 m.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ FOV_DEGREES = 70.0
 FRAME = (1280, 720)
 BLUR_PX = 0.8  # Gaussian sigma on the camera frame
 NOISE = 6.0  # sensor noise, standard deviation on 0-255
+FRAMES = 3  # frames a scanner gets at each distance (0.1 s of 30 fps video)
 # screen, viewport, panel width (mm), distances to try (m), target (m)
 SCREENS = {
     "7-inch": ((800, 480), 154.0, [x / 100 for x in range(30, 401, 10)], 1.5),
@@ -57,11 +62,19 @@ def decodes(frame: Any, expected: str) -> bool:
     return any(r.text.upper() == expected.upper() for r in found)
 
 
+def scans(shot: Image.Image, panel_mm: float, distance_m: float, url: str, step: int) -> bool:
+    """One of the scanner's first :data:`FRAMES` frames from ``distance_m`` decodes."""
+    return any(
+        decodes(camera_frame(shot, panel_mm, distance_m, seed=step * FRAMES + k), url)
+        for k in range(FRAMES)
+    )
+
+
 def farthest(shot: Image.Image, panel_mm: float, distances: list[float], url: str) -> float:
-    """The farthest distance up to which every step decoded (0: not even the first)."""
+    """The farthest distance up to which every step scanned (0: not even the first)."""
     best = 0.0
     for i, d in enumerate(distances):
-        if not decodes(camera_frame(shot, panel_mm, d, seed=i), url):
+        if not scans(shot, panel_mm, d, url, step=i):
             break
         best = d
     return best
@@ -108,9 +121,9 @@ def test_kiosk_qr_scans_across_the_room(
         shot = Image.open(io.BytesIO(png)).convert("L")
         assert shot.size == (width, height)
 
-        # A check that can fail: up close it decodes, from 30 m it cannot.
+        # A check that can fail: up close it decodes, from 30 m no frame does.
         assert decodes(camera_frame(shot, panel_mm, distances[0], seed=0), url)
-        assert not decodes(camera_frame(shot, panel_mm, 30.0, seed=0), url)
+        assert not scans(shot, panel_mm, 30.0, url, step=0)
 
         reach = farthest(shot, panel_mm, distances, url)
         results[screen] = reach

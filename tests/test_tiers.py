@@ -47,9 +47,9 @@ def test_make_test_runs_every_collected_test_exactly_once(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     collected: list[tuple[str, list[str]]] = json.loads(out.read_text())
-    before, _images, after = tiers.stages()
+    every = [x for stage in tiers.stages() for x in (stage, stage.beside) if x is not None]
     stages = []
-    for stage in [*before, *after]:
+    for stage in every:
         for command in stage.commands:
             if "pytest" not in command:
                 continue

@@ -2,13 +2,15 @@
 
 1. lint: ruff and mypy (the JS type check is a test of its own);
 2. the real-time audio tests alone, on a quiet machine (PipeWire's echo canceller);
-3. the benchmarks with tiny sizes, only to keep them working;
-4. every other test but the VMs in two pytest-xdist workers (``--dist loadgroup``: the
-   groups of ``tests/conftest.py``, longest first by ``tests/durations.json``), the arm64
-   chroot tests among them at low priority; beside them, at low priority, the two VM
-   images are built or refreshed (``tests/vm/vmimage.py``);
-5. the appliance booted in the x86_64 VM, then in the arm64 VM (side by side, the arm64
-   VM starved under TCG: its kiosk missed its deadline and a viewer was moved to 360p).
+3. every other test but the VMs and the benchmarks in two pytest-xdist workers
+   (``--dist loadgroup``: the groups of ``tests/conftest.py``, longest first by
+   ``tests/durations.json``), the arm64 chroot tests among them at low priority; beside
+   them, at low priority, the two VM images are built or refreshed
+   (``tests/vm/vmimage.py``);
+4. the appliance booted in the x86_64 VM, then in the arm64 VM (side by side, the arm64
+   VM starved under TCG: its kiosk missed its deadline and a viewer was moved to 360p);
+   beside them the benchmarks with tiny sizes, only to keep them working (they judge
+   nothing in that mode, and the VMs leave a fifth of the machine idle: 80 % busy).
 
 Every stage runs even when one before it failed (a flaky stage would otherwise hide the
 rest); the exit status is 1 if any failed. ``python -m tests.tiers --list`` prints the
@@ -48,11 +50,21 @@ class Stage:
     ok: bool = False
     busy: float | None = None
     """The share of both cores the machine spent busy during the stage."""
+    beside: Stage | None = None
 
 
-def stages() -> tuple[list[Stage], Stage, list[Stage]]:
-    """The stages before the images, the image builder, the stages after."""
-    before = [
+def stages() -> list[Stage]:
+    """The stages in order; a stage's ``beside`` runs at the same time, in a thread."""
+    images = Stage(
+        "VM images (beside, nice 19)",
+        [["nice", "-n", "19", PY, "-m", "tests.vm.vmimage", "x86_64", "arm64"]],
+    )
+    benchmarks = Stage(
+        "benchmarks, tiny sizes (beside the VMs)",
+        [[*PYTEST, "-m", "bench", "tests/bench"]],
+        env={"BENCH_QUICK": "1"},
+    )
+    return [
         Stage(
             "lint (ruff, mypy)",
             [
@@ -63,19 +75,9 @@ def stages() -> tuple[list[Stage], Stage, list[Stage]]:
         ),
         Stage("real-time audio, alone", [[*PYTEST, "-m", "realtime and not emulated"]]),
         Stage(
-            "benchmarks, tiny sizes",
-            [[*PYTEST, "-m", "bench", "tests/bench"]],
-            env={"BENCH_QUICK": "1"},
-        ),
-    ]
-    images = Stage(
-        "VM images (beside, nice 19)",
-        [["nice", "-n", "19", PY, "-m", "tests.vm.vmimage", "x86_64", "arm64"]],
-    )
-    after = [
-        Stage(
             "every other test, 2 workers (arm64 chroot at nice 19)",
             [[*PYTEST, *XDIST, "--durations=15", "-m", "not bench and not vm and not realtime"]],
+            beside=images,
         ),
         Stage(
             "VMs booted, x86_64 then arm64",
@@ -89,9 +91,9 @@ def stages() -> tuple[list[Stage], Stage, list[Stage]]:
                     "tests/vm/test_vm_arm64.py",
                 ]
             ],
+            beside=benchmarks,
         ),
     ]
-    return before, images, after
 
 
 def run(stage: Stage) -> None:
@@ -131,29 +133,29 @@ def _busy(before: tuple[int, int]) -> float:
 
 
 def main(argv: list[str]) -> int:
-    before, images, after = stages()
+    order = stages()
+    everything = [x for stage in order for x in (stage, stage.beside) if x is not None]
     if "--list" in argv:
-        for stage in [*before, images, *after]:
+        for stage in everything:
             for command in stage.commands:
                 print(f"{stage.name}: {' '.join(command)}")
         return 0
     started = time.monotonic()
-    for stage in before:
-        print(f"--- {stage.name} ---", flush=True)
+    for stage in order:
+        beside = stage.beside
+        if beside is None:
+            print(f"--- {stage.name} ---", flush=True)
+            run(stage)
+            continue
+        # What runs beside keeps its output in a log, shown only if it fails.
+        log = Path(tempfile.mkstemp(prefix="videostation-beside-", suffix=".log")[1])
+        thread = threading.Thread(target=_run_logged, args=(beside, log))
+        thread.start()
+        print(f"--- {stage.name}; beside it: {beside.name}, log {log} ---", flush=True)
         run(stage)
-    # The image builder runs beside the tests; its output is kept in a log and shown
-    # only if it fails.
-    log = Path(tempfile.mkstemp(prefix="videostation-images-", suffix=".log")[1])
-    builder = threading.Thread(target=_build_images, args=(images, log))
-    builder.start()
-    print(f"--- {after[0].name}; beside it: {images.name}, log {log} ---", flush=True)
-    run(after[0])
-    builder.join()
-    if not images.ok:
-        print(log.read_text()[-6000:])
-    print(f"--- {after[1].name} ---", flush=True)
-    run(after[1])
-    everything = [*before, after[0], images, after[1]]
+        thread.join()
+        if not beside.ok:
+            print(f"--- {beside.name} failed: ---\n{log.read_text()[-8000:]}", flush=True)
     print(f"\n--- make test: {(time.monotonic() - started) / 60:.1f} min ---")
     width = max(len(s.name) for s in everything)
     for stage in everything:
@@ -169,17 +171,28 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _build_images(stage: Stage, log: Path) -> None:
+def _run_logged(stage: Stage, log: Path) -> None:
+    """Run ``stage`` with its output in ``log``; its outcome from pytest's summary line or
+    the image builder's lines."""
     with log.open("w") as handle:
         started, cpu = time.monotonic(), cpu_snapshot()
-        result = subprocess.run(
-            stage.commands[0], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
-        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
+        stage.ok = True
+        for command in stage.commands:
+            result = subprocess.run(
+                command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
+            )
+            if result.returncode:
+                stage.ok = False
+                break
         stage.seconds = time.monotonic() - started
-        stage.busy = _busy(cpu)  # the whole machine's, tests included
-    lines = [line for line in log.read_text().splitlines() if line.startswith("VM image")]
-    stage.ok = result.returncode == 0
-    stage.outcome = " | ".join(lines) or f"exit {result.returncode}"
+        stage.busy = _busy(cpu)  # the whole machine's, the stage beside included
+    lines = log.read_text().splitlines()
+    found = [line for line in lines if line.startswith("VM image")]
+    found = (
+        found or [line.strip().strip("=").strip() for line in lines if SUMMARY.search(line)][-1:]
+    )
+    stage.outcome = " | ".join(found) or f"exit {result.returncode}"
 
 
 if __name__ == "__main__":
