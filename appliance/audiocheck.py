@@ -1,7 +1,7 @@
 """``videostation doctor --audio``: does the station hear the room, and does it cancel
 its own speaker?
 
-Looks at the service user's PipeWire (``pw-dump``), then plays a short chirp through
+Looks at the service user's PipeWire (``pw-dump``), then plays a test sound through
 ``echo-cancel-sink`` (where the kiosk's Chromium plays callers) while recording, with
 the service's own microphone code, both the raw microphone (whatever the echo
 canceller records from) and ``echo-cancel-source`` (what callers hear)::
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import subprocess
 import tempfile
@@ -37,10 +36,16 @@ CAPTURE = "echo-cancel-capture"
 DROP_IN = "/etc/pipewire/pipewire.conf.d/60-videostation-echo-cancel.conf"
 RESTART = "systemctl --user restart pipewire pipewire-pulse wireplumber"
 HEARS_DB = 10.0
-"""The chirp must stand this far above the room's noise in the raw microphone."""
+"""The test sound must stand this far above the room's noise in the raw microphone."""
 CANCELS_DB = 10.0
-"""...and be this much quieter in the echo-cancelled source (a short chirp: the
-canceller has had only a few seconds to adapt; a call gets 20 dB and more)."""
+"""...and be this much quieter in the echo-cancelled source over the sound's last
+:data:`WINDOW_SECONDS` (the canceller has had only a few seconds to adapt; a call gets
+20 dB and more)."""
+SOUND_SECONDS = 6.0
+WINDOW_SECONDS = 2.0
+"""Measured from where the sound is heard, not from when the player was asked to start:
+with two 2-second sweeps, measured on a fixed window over the second, the check failed
+now and then (6 dB on a quiet machine, 19 the next run)."""
 
 Check = tuple[bool, str, str]
 
@@ -73,17 +78,21 @@ def pipewire_objects(timeout: float = 10.0) -> list[dict[str, Any]]:
     return [o for o in objects.values() if o.get("info") is not None]
 
 
-def chirp(path: Path, seconds: float = 2.0, sweep: float = 0.25) -> None:
-    """Quick 300 Hz to 3 kHz sweeps at -12 dBFS, back to back for ``seconds``, as a
-    WAV file: every frequency the canceller adapts comes round eight times a second."""
-    t = np.arange(int(sweep * SAMPLE_RATE)) / SAMPLE_RATE
-    f0, f1 = 300.0, 3000.0
-    rise = math.log(f1 / f0)
-    one = np.sin(2 * math.pi * f0 * sweep / rise * (np.exp(t / sweep * rise) - 1))
-    wave_ = np.tile(one, int(seconds / sweep))
-    ends = np.arange(len(wave_)) / SAMPLE_RATE
+def noise_burst(path: Path, seconds: float = 2.0, seed: int = 7) -> None:
+    """Band-limited noise, 300 Hz to 3 kHz at -18 dBFS RMS, for ``seconds``, as a WAV
+    file. Not a repeated sweep: a periodic signal gives an echo canceller's delay
+    estimator as many candidate delays as it has periods, and PipeWire's WebRTC
+    canceller, fed sweeps eight times a second, cancelled 25 dB in the first second and
+    only 4-7 dB three seconds later. Noise has one delay that fits, like speech."""
+    count = int(seconds * SAMPLE_RATE)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(count))
+    freqs = np.fft.rfftfreq(count, 1 / SAMPLE_RATE)
+    spectrum[(freqs < 300.0) | (freqs > 3000.0)] = 0
+    noise = np.fft.irfft(spectrum, count)
+    noise /= np.sqrt(np.mean(noise**2))  # unit RMS: peaks stay well under 4
+    ends = np.arange(count) / SAMPLE_RATE
     fade = np.minimum(1.0, np.minimum(ends, seconds - ends) / 0.05)
-    pcm = (wave_ * fade * 0.25 * 32767).astype("<i2")
+    pcm = np.clip(noise * fade * 0.125 * 32767, -32767, 32767).astype("<i2")  # -18 dBFS RMS
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -93,6 +102,30 @@ def chirp(path: Path, seconds: float = 2.0, sweep: float = 0.25) -> None:
 
 def level_db(samples: np.ndarray[Any, Any]) -> float:
     return float(10 * np.log10(np.mean(samples.astype(np.float64) ** 2) + 1e-9))
+
+
+def last_window(mic: np.ndarray[Any, Any], noise_db: float, after: int) -> slice:
+    """The test sound's last :data:`WINDOW_SECONDS` in ``mic``, counted from where it is
+    heard (the first 20 ms after ``after`` samples that stand :data:`HEARS_DB` above the
+    room's noise), not from when the player was asked to start.
+
+    >>> quiet = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)
+    >>> late = np.zeros(SAMPLE_RATE // 5, dtype=np.int16)  # the player started late
+    >>> tone = (8000 * np.ones(int(SOUND_SECONDS * SAMPLE_RATE))).astype(np.int16)
+    >>> found = last_window(np.concatenate([quiet, late, tone]), 0.0, len(quiet))
+    >>> (found.start - len(quiet) - len(late)) / SAMPLE_RATE, found.stop - found.start
+    (4.0, 96000)
+    >>> last_window(np.zeros(6 * SAMPLE_RATE, dtype=np.int16), 0.0, 0)  # nothing heard
+    slice(192000, 288000, None)
+    """
+    block = SAMPLE_RATE // 50
+    onset = after
+    for start in range(after, len(mic) - block, block):
+        if level_db(mic[start : start + block]) >= noise_db + HEARS_DB:
+            onset = start
+            break
+    first = onset + int((SOUND_SECONDS - WINDOW_SECONDS) * SAMPLE_RATE)
+    return slice(first, first + int(WINDOW_SECONDS * SAMPLE_RATE))
 
 
 def check_audio(mic: MicrophoneConfig) -> list[Check]:
@@ -143,9 +176,9 @@ def check_audio(mic: MicrophoneConfig) -> list[Check]:
 
 
 async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
-    with tempfile.TemporaryDirectory(prefix="videostation-chirp-") as tmp:
-        wav = Path(tmp) / "chirp.wav"
-        chirp(wav)
+    with tempfile.TemporaryDirectory(prefix="videostation-sound-") as tmp:
+        wav = Path(tmp) / "sound.wav"
+        noise_burst(wav, SOUND_SECONDS)
         try:
             cancelled = await open_device("pulse", source)
         except SourceUnavailable as exc:
@@ -162,28 +195,28 @@ async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
                 into.append((await mic.read()).to_ndarray().reshape(-1))
 
         try:
-            quiet = 25  # 0.5 s of the room before the chirp
+            quiet = 25  # 0.5 s of the room before the test sound
             await asyncio.gather(
                 record(cancelled, heard[source], quiet), record(room, heard[raw], quiet)
             )
-            # twice: the canceller adapts during the first, the second is measured
+            # the canceller adapts during the first seconds, the last two are measured
             play = await asyncio.create_subprocess_exec(
                 "pw-play",
                 "--target",
                 SINK,
                 str(wav),
-                str(wav),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            frames = 250  # 5 s: two chirps and the way through the room
+            # the test sounds, the player's start and the way through the room (50 frames a second)
+            frames = int((SOUND_SECONDS + 1.0) * 50)
             await asyncio.wait_for(
                 asyncio.gather(
                     record(cancelled, heard[source], frames), record(room, heard[raw], frames)
                 ),
                 30,
             )
-            await asyncio.wait_for(play.wait(), 10)
+            await asyncio.wait_for(play.wait(), 10 + SOUND_SECONDS)
         except (SourceUnavailable, TimeoutError) as exc:
             return [(False, "microphone", f"recording stopped: {exc}")]
         finally:
@@ -192,16 +225,16 @@ async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
     mic = np.concatenate(heard[raw])
     ec = np.concatenate(heard[source])
     noise = max(0.0, level_db(mic[: quiet * 960]))  # digital silence counts as 1 LSB
-    second = slice(int(2.5 * SAMPLE_RATE), int(4.5 * SAMPLE_RATE))  # the second chirp
-    loud = level_db(mic[second])
-    left = level_db(ec[second])
+    measured = last_window(mic, noise, quiet * 960)
+    loud = level_db(mic[measured])
+    left = level_db(ec[measured])
     out: list[Check] = []
     if loud - noise < HEARS_DB:
         out.append(
             (
                 False,
                 "microphone hears the room",
-                f"no: the chirp through the speaker is {loud - noise:.0f} dB above the room's "
+                f"no: the test sound through the speaker is {loud - noise:.0f} dB above the room's "
                 f"noise in {raw} (need {HEARS_DB:g}). Fix: turn the speaker up "
                 f"(`wpctl set-volume {ids.get(SINK)} 0.8`), unmute the microphone "
                 f"(`wpctl set-mute {ids.get(raw)} 0`, `wpctl set-volume {ids.get(raw)} 1.0`)",
@@ -212,7 +245,7 @@ async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
         (
             True,
             "microphone hears the room",
-            f"yes: the chirp is {loud - noise:.0f} dB above the noise in {raw}",
+            f"yes: the test sound is {loud - noise:.0f} dB above the noise in {raw}",
         )
     )
     if loud - left < CANCELS_DB:
@@ -220,7 +253,7 @@ async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
             (
                 False,
                 "echo cancellation",
-                f"not working: the chirp is only {loud - left:.0f} dB quieter in {source} "
+                f"not working: the test sound is only {loud - left:.0f} dB quieter in {source} "
                 f"(need {CANCELS_DB:g}). Fix: play calls into {SINK} "
                 f"(`wpctl set-default {ids.get(SINK)}`) and check {DROP_IN}; then {RESTART}",
             )
@@ -230,7 +263,7 @@ async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
             (
                 True,
                 "echo cancellation",
-                f"active: the chirp is {loud - left:.0f} dB quieter in {source}",
+                f"active: the test sound is {loud - left:.0f} dB quieter in {source}",
             )
         )
     return out

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--audio",
         action="store_true",
-        help="only the audio check: play a chirp, record it through the echo canceller",
+        help="only the audio check: play a test sound, record it through the echo canceller",
     )
     return parser
 

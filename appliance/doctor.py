@@ -281,7 +281,7 @@ def check_audio(config: Config) -> list[Finding]:
 
 
 def run_doctor(config: Config, *, make_cert: bool = False, audio: bool = False) -> int:
-    """Print every finding; ``audio``: only the audio check (it plays a chirp)."""
+    """Print every finding; ``audio``: only the audio check (it plays a test sound)."""
     findings: list[Finding] = []
     if audio:
         return report(check_audio(config))

@@ -1,7 +1,7 @@
 """``videostation doctor --audio`` against a real private PipeWire 0.3.65 (slow).
 
 Working: the role's echo-cancel drop-in in a virtual room (tests/pipewire_room.py),
-the chirp is heard by the microphone and removed from ``echo-cancel-source``.
+the test sound is heard by the microphone and removed from ``echo-cancel-source``.
 Broken: the same room without the drop-in (a station where the role's file is
 missing): the doctor says echo cancelling is not loaded and how to fix it.
 """
@@ -48,7 +48,7 @@ def test_doctor_audio_hears_the_room_and_the_echo_canceller(tmp_path: Path) -> N
     assert run.returncode == 0, out + run.stderr
     assert "[ok  ] echo cancelling " in out and "loaded: echo-cancel-source" in out
     assert "[ok  ] microphone hears the room" in out and "in room-mic" in out
-    assert "[ok  ] echo cancellation " in out and "active: the chirp is" in out
+    assert "[ok  ] echo cancellation " in out and "active: the test sound is" in out
     assert out.rstrip().endswith("All good.")
 
 
