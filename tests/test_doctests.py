@@ -14,6 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 MODULES = [
+    "appliance.audiocheck",
     "appliance.auth",
     "appliance.config",
     "appliance.logs",
