@@ -137,9 +137,9 @@ test: venv-test
 	@$(timed) $(BIN)/python -m tests.tiers
 
 # The arm64 role's second (idempotence) apply under emulation, which make test leaves out
-# (about 6 minutes more), with the rest of the arm64 chroot tests.
+# (about 6 minutes), with the rest of the arm64 chroot tests.
 test-nightly: venv-test
-	@$(timed) echo "The arm64 chroot tests with the role applied twice (about 16 minutes)…"; \
+	@$(timed) echo "The arm64 chroot tests with the role applied a second time (about 6 minutes)…"; \
 	VIDEOSTATION_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m emulated tests/provisioning
 
 # The appliance booted in QEMU VMs under real systemd (tests/vm), x86_64 then arm64 (the
