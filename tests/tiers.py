@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from tests.helpers import cpu_snapshot
 
@@ -96,13 +97,15 @@ def stages() -> list[Stage]:
     ]
 
 
-def run(stage: Stage) -> None:
-    """Run a stage's commands in turn (stopping at the first that fails), echoing their
-    output; keep pytest's summary line as the outcome."""
+def run(stage: Stage, out: BinaryIO | None = None) -> None:
+    """Run a stage's commands in turn (stopping at the first that fails), their output
+    echoed to ``out`` (this process's stdout by default); the outcome is the image
+    builder's lines, else pytest's last summary line."""
+    out = out or sys.stdout.buffer
     started, cpu = time.monotonic(), cpu_snapshot()
     # unbuffered: pytest's progress comes as it happens, not in blocks of 8 KB
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
-    stage.ok, last = True, ""
+    stage.ok, last, images = True, "", []
     for command in stage.commands:
         with subprocess.Popen(
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -111,20 +114,22 @@ def run(stage: Stage) -> None:
             pending = b""
             # chunks, not lines: pytest's progress dots come without a newline
             while chunk := proc.stdout.read1(65536):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+                out.write(chunk)
+                out.flush()
                 *lines, pending = (pending + chunk).split(b"\n")
                 for raw in lines:
-                    line = raw.decode(errors="replace")
-                    if SUMMARY.search(line) or line.startswith("VM image"):
-                        last = line.strip().strip("=").strip()
+                    line = raw.decode(errors="replace").strip()
+                    if line.startswith("VM image"):
+                        images.append(line)
+                    elif SUMMARY.search(line):
+                        last = line.strip("=").strip()
         if proc.returncode:
             stage.ok = False
             last = last or f"{command[2] if len(command) > 2 else command[0]} failed"
             break
-    stage.outcome = last or "ok"
+    stage.outcome = " | ".join(images) or last or "ok"
     stage.seconds = time.monotonic() - started
-    stage.busy = _busy(cpu)
+    stage.busy = _busy(cpu)  # the whole machine's: a stage beside is counted too
 
 
 def _busy(before: tuple[int, int]) -> float:
@@ -172,27 +177,9 @@ def main(argv: list[str]) -> int:
 
 
 def _run_logged(stage: Stage, log: Path) -> None:
-    """Run ``stage`` with its output in ``log``; its outcome from pytest's summary line or
-    the image builder's lines."""
-    with log.open("w") as handle:
-        started, cpu = time.monotonic(), cpu_snapshot()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
-        stage.ok = True
-        for command in stage.commands:
-            result = subprocess.run(
-                command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
-            )
-            if result.returncode:
-                stage.ok = False
-                break
-        stage.seconds = time.monotonic() - started
-        stage.busy = _busy(cpu)  # the whole machine's, the stage beside included
-    lines = log.read_text().splitlines()
-    found = [line for line in lines if line.startswith("VM image")]
-    found = (
-        found or [line.strip().strip("=").strip() for line in lines if SUMMARY.search(line)][-1:]
-    )
-    stage.outcome = " | ".join(found) or f"exit {result.returncode}"
+    """Run ``stage`` beside another, its output in ``log``."""
+    with log.open("wb") as handle:
+        run(stage, handle)
 
 
 if __name__ == "__main__":

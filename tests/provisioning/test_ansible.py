@@ -10,6 +10,7 @@ except under ``CI=true``, where it fails.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -79,6 +80,7 @@ def test_playbook_syntax_check() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@functools.cache
 def _defaults() -> dict[str, object]:
     return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 
