@@ -78,21 +78,34 @@ def pipewire_objects(timeout: float = 10.0) -> list[dict[str, Any]]:
     return [o for o in objects.values() if o.get("info") is not None]
 
 
-def noise_burst(path: Path, seconds: float = 2.0, seed: int = 7) -> None:
-    """Band-limited noise, 300 Hz to 3 kHz at -18 dBFS RMS, for ``seconds``, as a WAV
-    file. Not a repeated sweep: a periodic signal gives an echo canceller's delay
-    estimator as many candidate delays as it has periods, and PipeWire's WebRTC
-    canceller, fed sweeps eight times a second, cancelled 25 dB in the first second and
-    only 4-7 dB three seconds later. Noise has one delay that fits, like speech."""
+def babble(path: Path, seconds: float = 2.0, seed: int = 7) -> None:
+    """A speech-like test sound as a WAV file: band-limited noise (300 Hz to 3 kHz) in
+    syllables of random length (0.1-0.3 s) and random pauses (0.04-0.25 s), at
+    -18 dBFS RMS while it sounds.
+
+    Why not something simpler: a sweep repeated eight times a second gave PipeWire's
+    WebRTC canceller one candidate delay per period (25 dB in the first second, 4-7 dB
+    three seconds later); steady noise is what a noise suppressor removes, so it measured
+    the suppressor, not the canceller (5 dB with the suppressor off). Like speech, this
+    has one delay that fits and starts and stops."""
+    rng = np.random.default_rng(seed)
     count = int(seconds * SAMPLE_RATE)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(count))
+    spectrum = np.fft.rfft(rng.standard_normal(count))
     freqs = np.fft.rfftfreq(count, 1 / SAMPLE_RATE)
     spectrum[(freqs < 300.0) | (freqs > 3000.0)] = 0
     noise = np.fft.irfft(spectrum, count)
-    noise /= np.sqrt(np.mean(noise**2))  # unit RMS: peaks stay well under 4
-    ends = np.arange(count) / SAMPLE_RATE
-    fade = np.minimum(1.0, np.minimum(ends, seconds - ends) / 0.05)
-    pcm = np.clip(noise * fade * 0.125 * 32767, -32767, 32767).astype("<i2")  # -18 dBFS RMS
+    envelope = np.zeros(count)
+    at = int(0.05 * SAMPLE_RATE)
+    while at < count:
+        length = int(rng.uniform(0.10, 0.30) * SAMPLE_RATE)
+        shape = np.sin(np.linspace(0.0, np.pi, length)) ** 0.5  # a syllable's swell
+        end = min(count, at + length)
+        envelope[at:end] = shape[: end - at] * rng.uniform(0.6, 1.0)
+        at = end + int(rng.uniform(0.04, 0.25) * SAMPLE_RATE)
+    sound = noise * envelope
+    sounding = envelope > 0.05
+    sound /= np.sqrt(np.mean(sound[sounding] ** 2))  # unit RMS while it sounds
+    pcm = np.clip(sound * 0.125 * 32767, -32767, 32767).astype("<i2")  # -18 dBFS RMS
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -178,7 +191,7 @@ def check_audio(mic: MicrophoneConfig) -> list[Check]:
 async def _listen(source: str, raw: str, ids: dict[str, int]) -> list[Check]:
     with tempfile.TemporaryDirectory(prefix="videostation-sound-") as tmp:
         wav = Path(tmp) / "sound.wav"
-        noise_burst(wav, SOUND_SECONDS)
+        babble(wav, SOUND_SECONDS)
         try:
             cancelled = await open_device("pulse", source)
         except SourceUnavailable as exc:

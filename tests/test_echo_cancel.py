@@ -240,7 +240,10 @@ async def measure(
     far_at = first_loud(mic, 0.0)
     assert far_at is not None, "the room microphone heard nothing: is the room linked?"
     near_mic = first_loud(mic, far_at + FAR_SECONDS + 0.3)
-    near_ec = first_loud(ec, max(0.0, far_at + FAR_SECONDS - 2.0))
+    # searched from half a second before the raw microphone's (the two calls start
+    # together; the caller's last word ended a second before): residual echo at the end
+    # of the caller's speech can never pass for the person in the room
+    near_ec = first_loud(ec, max(0.0, near_mic - 0.5)) if near_mic is not None else None
     assert near_mic is not None and near_ec is not None, "the person in the room was not heard"
     shift = near_ec - near_mic
     seconds = [(far_at + k, far_at + k + 1) for k in range(int(FAR_SECONDS) - 1)]
