@@ -27,6 +27,7 @@ APT_TEST += git                                # provisioning tests: clone the c
 APT_TEST += qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs zstd  # VM tests (tests/vm): boot the appliance
 APT_TEST += coturn nftables iproute2             # network test bed (tests/net)
 APT_TEST += pipewire pipewire-bin wireplumber dbus-daemon espeak-ng sox  # echo cancelling on real PipeWire (tests/test_echo_cancel.py)
+APT_TEST += faketime                           # a wall-clock jump against a real process (tests/reliability/test_faketime.py)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
 
 # One line per step; a step's output is kept in a log and shown only if it fails,

@@ -6,14 +6,25 @@ import asyncio
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from . import __version__, errors, qr
-from .appkeys import AUTH, CALL_MACHINE, CONFIG, GPIO, HUB, MEDIA, METRICS, ROOMS, SCREEN, STORE
+from .appkeys import (
+    AUTH,
+    CALL_MACHINE,
+    CLOCK,
+    CONFIG,
+    GPIO,
+    HUB,
+    MEDIA,
+    METRICS,
+    ROOMS,
+    SCREEN,
+    STORE,
+)
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http.bodies import field, json_body
 from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
@@ -87,7 +98,7 @@ async def guest(request: web.Request) -> web.Response:
     session = auth.redeem_guest_token(token)
     ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
     link = request.app[STORE].get_guest_link(session.subject)
-    ttl = max(60, min(ttl, int(link.expires_at - time.time()) + 3600))
+    ttl = max(60, min(ttl, int(link.expires_at - request.app[CLOCK].now()) + 3600))
     request.app[CALL_MACHINE].caller_expected(session.room)
     response = web.json_response({"role": "guest", "room": session.room, "label": session.label})
     set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
@@ -389,6 +400,9 @@ async def health(request: web.Request) -> web.Response:
             "connected" if app[ROOMS].screen(app[CALL_MACHINE].room) is not None else "absent"
         ),
         "password_set": app[AUTH].password_set,
+        # a Pi without a clock battery: whether network time has set the clock, and the
+        # jumps this run saw (durations and credentials run on the monotonic clock)
+        "clock": app[CLOCK].status(),
     }
     return web.json_response(body, status=code)
 

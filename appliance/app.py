@@ -25,6 +25,7 @@ from . import api
 from .appkeys import (
     AUTH,
     CALL_MACHINE,
+    CLOCK,
     CONFIG,
     GPIO,
     HUB,
@@ -39,6 +40,7 @@ from .appkeys import (
 )
 from .auth import Auth
 from .call import CallMachine
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .errors import StateDirUnusable
 from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner
@@ -61,13 +63,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config, *, pin_factory: Any | None = None) -> web.Application:
-    """Build the service. ``pin_factory``: a gpiozero pin factory (MockFactory in tests)."""
+def create_app(
+    config: Config, *, pin_factory: Any | None = None, clock: Clock | None = None
+) -> web.Application:
+    """Build the service. ``pin_factory``: a gpiozero pin factory (MockFactory in tests);
+    ``clock``: the wall and monotonic clocks (tests move them)."""
     app = web.Application(
         middlewares=[security_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
+    app[CLOCK] = clock or SYSTEM_CLOCK
     app[METRICS] = Metrics()
     app[NOTIFIER] = Notifier()
     if pin_factory is not None:
@@ -121,7 +127,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     state_dir = config.state_path
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = Store(state_dir / "station.db")
+        store = Store(state_dir / "station.db", clock=app[CLOCK])
         store.ensure_station_room(config.station.room_id, config.station.name)
         closed = store.close_open_calls()
     except (OSError, sqlite3.Error) as exc:
@@ -145,6 +151,7 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
             station_room=config.station.room_id,
             login_attempts=config.auth.login_attempts,
             login_window=config.auth.login_window_seconds,
+            clock=app[CLOCK],
         )
     except (OSError, sqlite3.Error) as exc:
         raise _unusable(config.state_path, exc) from exc
@@ -219,6 +226,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         auto_answer=config.call.auto_answer,
         auto_answer_delay=config.call.auto_answer_delay_seconds,
         quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
+        clock=app[CLOCK],
     )
     app[CALL_MACHINE] = station
     peers.on_lost(lambda peer_id: station.media_changed())  # e.g. ICE failed: tell everyone

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .auth import Auth
+from .clock import Clock
 from .config import Config
 from .metrics import Metrics
 from .rooms import Rooms
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .signaling import Hub
 
 CONFIG = web.AppKey("config", Config)  # create_app
+CLOCK = web.AppKey("clock", Clock)  # create_app: wall and monotonic time, jumps
 METRICS = web.AppKey("metrics", Metrics)  # create_app
 NOTIFIER = web.AppKey("notifier", Notifier)  # create_app: sd_notify
 PIN_FACTORY = web.AppKey("pin_factory", object)  # create_app: a gpiozero pin factory, in tests

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import jwt
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     GuestLinkRevoked,
     GuestLinkUsedUp,
@@ -35,7 +36,6 @@ from .errors import (
     NotAuthenticated,
     PasswordNotSet,
     TokenExpired,
-    TokenNotYetValid,
     TooManyAttempts,
     WrongPassword,
     WrongRoom,
@@ -120,6 +120,8 @@ class Session:
     """The session's own id (its cookie's jti): one joined peer per session."""
     expires_at: float = 0
     """Unix time the cookie expires (0: not from a cookie)."""
+    issued_at: float = 0
+    """Unix time the cookie was issued (by the clock of that moment)."""
     epoch: int = 0
     """For users: the password epoch the session was issued in."""
 
@@ -212,8 +214,11 @@ class Auth:
         station_room: str,
         login_attempts: int = 5,
         login_window: float = 300,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
+        """Wall time for issuing; every expiry is judged by :meth:`Clock.remaining`."""
         self.station_room = station_room
         self._secret = write_secret_file(state_dir / "secret.key", 48)
         self.kiosk_key = write_secret_file(state_dir / "kiosk.key", 32)
@@ -260,7 +265,7 @@ class Auth:
         return int(self.store.get_setting("session_epoch") or 0)
 
     def issue_session(self, session: Session, *, ttl: int) -> str:
-        now = int(time.time())
+        now = int(self.clock.now())
         claims: dict[str, Any] = {
             "sub": session.subject,
             "role": session.role,
@@ -273,6 +278,7 @@ class Auth:
         }
         if session.role == "user":
             claims["epoch"] = self._epoch()
+        self.clock.issued(f"session:{claims['jti']}", iat=now, exp=now + ttl)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def read_session(self, token: str | None) -> Session:
@@ -291,6 +297,7 @@ class Auth:
             str(claims.get("label") or ""),
             sid=str(claims["jti"]),
             expires_at=float(claims["exp"]),
+            issued_at=float(claims["iat"]),
             epoch=epoch if isinstance(epoch, int) else 0,
         )
         self.revalidate(session)
@@ -300,7 +307,10 @@ class Auth:
         """Raise if ``session`` no longer holds: logged out, expired, its guest link
         revoked, or (for users) the password changed since. Checked at the upgrade, on
         ``join`` and periodically for every open socket."""
-        if session.expires_at and session.expires_at + LEEWAY_SECONDS < time.time():
+        if (
+            session.expires_at
+            and self._left(f"session:{session.sid}", session.issued_at, session.expires_at) < 0
+        ):
             raise TokenExpired("Your session has expired.")
         if session.sid and self.store.session_ended(session.sid):
             raise NotAuthenticated("Your session has ended; log in again.")
@@ -313,7 +323,8 @@ class Auth:
 
     def end_session(self, session: Session) -> None:
         if session.sid:
-            self.store.end_session(session.sid, session.expires_at or time.time() + 86400)
+            expires_at = session.expires_at or self.clock.now() + 86400
+            self.store.end_session(session.sid, expires_at, prune=self.clock.synchronized() is True)
 
     def store_link(self, jti: str) -> GuestLink | None:
         try:
@@ -333,7 +344,7 @@ class Auth:
     ) -> IssuedLink:
         # Short claims keep the link, and so its QR code, small enough to scan from a
         # phone at arm's length.
-        now = int(time.time())
+        now = int(self.clock.now())
         jti = secrets.token_urlsafe(12)
         claims = {
             "sub": "guest",
@@ -353,11 +364,13 @@ class Auth:
             expires_at=now + ttl,
             max_uses=max_uses,
         )
+        self.clock.issued(f"link:{jti}", iat=now, exp=now + ttl)
         return IssuedLink(token, link)
 
     def redeem_guest_token(self, token: str, *, room_id: str | None = None) -> Session:
         """Check a guest token and count one use; return the guest's session."""
         claims = self._decode(token, GUEST_AUDIENCE)
+        self._check_life(f"link:{claims['jti']}", claims)
         if claims.get("role") != "guest" or not isinstance(claims.get("room"), str):
             raise InvalidToken("Not a guest token.")
         if room_id is not None and claims["room"] != room_id:
@@ -380,7 +393,7 @@ class Auth:
     def make_kiosk_code(self, room_id: str) -> tuple[str, GuestLink]:
         """A short code for the kiosk's QR; earlier ones stop working after the grace."""
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        now = time.time()
+        now = self.clock.now()
         link = self.store.add_kiosk_code(
             jti="k" + secrets.token_urlsafe(12),
             room_id=room_id,
@@ -389,6 +402,7 @@ class Auth:
             expires_at=now + KIOSK_CODE_TTL + KIOSK_SESSION_TTL,
             grace=KIOSK_CODE_GRACE,
         )
+        self.clock.issued(f"code:{code}", iat=now, exp=now + KIOSK_CODE_TTL)
         return code, link
 
     def redeem_kiosk_code(self, code: str, *, client: str) -> Session:
@@ -398,13 +412,32 @@ class Auth:
         normal = code.strip().upper()
         link = None
         if len(normal) == CODE_LENGTH and all(c in CODE_ALPHABET for c in normal):
-            link = self.store.kiosk_code_link(normal)
+            found = self.store.kiosk_code_link(normal)
+            # no leeway: the grace after a new code is the code's only slack
+            if (
+                found is not None
+                and self.clock.remaining(f"code:{normal}", iat=found[0].created_at, exp=found[1])
+                > 0
+            ):
+                link = found[0]
         if link is None:
             raise InvalidToken("This code is not valid (any more).")
         self.code_limiter.succeeded(client, ticket)
         return Session("guest", link.room_id, link.jti, "")
 
     # -- tokens -----------------------------------------------------------------------
+
+    def _left(self, key: str, iat: float, exp: float) -> float:
+        """Seconds a credential has left, by the clock's jump-proof rule (with leeway)."""
+        return self.clock.remaining(key, iat=iat, exp=exp) + LEEWAY_SECONDS
+
+    def _check_life(self, key: str, claims: dict[str, Any]) -> None:
+        try:
+            iat, exp = float(claims["iat"]), float(claims["exp"])
+        except (TypeError, ValueError) as exc:
+            raise InvalidToken("Invalid token (bad times).") from exc
+        if self._left(key, iat, exp) < 0:
+            raise TokenExpired()
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
         if not isinstance(token, str) or len(token) > 4096:
@@ -415,13 +448,15 @@ class Auth:
                 self._secret,
                 algorithms=[ALGORITHM],
                 audience=audience,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "sub", "jti", "aud"]},
+                # expiry by the station's jump-proof rule (_check_life), not PyJWT's wall
+                # clock: a clock that went back must not lock anyone out
+                options={
+                    "require": ["exp", "iat", "sub", "jti", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenExpired() from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise TokenNotYetValid() from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"Invalid token ({type(exc).__name__}).") from exc
         return claims

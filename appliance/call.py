@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
 from .logs import with_ids
 from .protocol import (
@@ -98,8 +98,14 @@ class CallMachine:
         auto_answer: bool = False,
         auto_answer_delay: float = 5,
         quiet: QuietMode | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.room = room
+        self.clock = clock
+        self._anchor: tuple[float, float] | None = None
+        """(wall, monotonic) when the call began ringing (or resumed): the log's times
+        are counted from it on the monotonic clock, so a jump of the wall clock neither
+        ends a call nor makes it last days."""
         self.log = with_ids(log, room_id=room)
         """Every line carries ``room_id``; a line about one peer adds its ``peer_id``."""
         self.rooms = rooms
@@ -115,7 +121,7 @@ class CallMachine:
         self.in_call: list[Peer] = []
         self.knocking: list[Peer] = []
         """Guests who came while a call ran: nothing flows to or from them until let in."""
-        self.since = time.time()
+        self.since = clock.now()
         self.ring_timeout_at: float | None = None
         self.auto_answer_at: float | None = None
         self.ended: Ended | None = None
@@ -416,19 +422,22 @@ class CallMachine:
         self.callers.append(peer)
         if self.state == "idle":
             self.state = "ringing"
-            self.since = time.time()
+            self._anchor = (self.clock.now(), self.clock.monotonic())
+            self.since = self._anchor[0]
             self.ended = None
             self.ring_timeout_at = self.since + self.ring_timeout
             self._timer = asyncio.create_task(self._ring_timeout(), name="ring-timeout")
             self.log.info("ringing", extra={"peer_id": peer.id})
-            self._call_id = self._record(self.store.call_started, self.room, peer.name)
+            self._call_id = self._record(
+                self.store.call_started, self.room, peer.name, at=self.since
+            )
             if self.quiet.on:  # no ring, no screen wake-up: logged missed, the caller told
                 self.log.info("quiet: not ringing", extra={"peer_id": peer.id})
                 await self._end("quiet", outcome="missed")
                 return
             self.media.prepare()
         if self.auto_answer and peer.role == "user" and self._auto is None:
-            self.auto_answer_at = time.time() + self.auto_answer_delay
+            self.auto_answer_at = self.clock.now() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")
         await self._changed()
 
@@ -457,14 +466,14 @@ class CallMachine:
     async def _answer(self) -> None:
         self._cancel_timers()
         if self._call_id is not None:
-            self._record(self.store.call_answered, self._call_id)
+            self._record(self.store.call_answered, self._call_id, at=self._stamp())
         self.log.info("answered")
         await self._start_call(self.callers)
 
     async def _start_call(self, peers: list[Peer]) -> None:
         """In call with ``peers``: recorded for a resume, then connected and sent media."""
         self.state = "in-call"
-        self.since = time.time()
+        self.since = self._stamp()
         self.ended = None
         self.in_call, self.callers = list(peers), []
         # every call starts with the microphone and camera on (a known state)
@@ -546,12 +555,13 @@ class CallMachine:
         ``finally``: a failing send or call-log write can never leave a call open."""
         self._cancel_timers()
         was_state, was_in_call, call_id = self.state, list(self.in_call), self._call_id
+        ended_at, self._anchor = self._stamp(), None
         knocking = list(self.knocking)
         screen = self.rooms.screen(self.room)
         self.state = "idle"
         self.callers, self.in_call, self.knocking = [], [], []
         self._call_id = None
-        self.since = time.time()
+        self.since = self.clock.now()
         self.ended = why
         self._resume = None
         self._stop_meter()
@@ -581,7 +591,7 @@ class CallMachine:
                     )
             finally:
                 if call_id is not None:
-                    self._record(self.store.call_ended, call_id, outcome)
+                    self._record(self.store.call_ended, call_id, outcome, at=ended_at)
                 self.log.info("call ended: %s", why)
                 await self._changed()
         # People who knocked during the call now ring the station themselves.
@@ -603,7 +613,7 @@ class CallMachine:
             return False
         if found is None or found.room_id != self.room:
             return False
-        self._resume = _Resume(found.call_id, set(found.sids), time.monotonic() + grace)
+        self._resume = _Resume(found.call_id, set(found.sids), self.clock.monotonic() + grace)
         self.log.info(
             "a call interrupted by a restart may resume for %d session(s) within %.0f s",
             len(found.sids),
@@ -615,7 +625,7 @@ class CallMachine:
         resume = self._resume
         if resume is None:
             return False
-        if time.monotonic() >= resume.until:
+        if self.clock.monotonic() >= resume.until:
             self._resume = None
             return False
         if peer.kind != "remote" or not peer.resume or not peer.sid:
@@ -636,6 +646,7 @@ class CallMachine:
             await self._connect_remote(peer)
             return
         self._call_id = self._resume.call_id
+        self._anchor = (self.clock.now(), self.clock.monotonic())
         self._record(self.store.call_reopened, self._call_id)
         await self._start_call([peer])
 
@@ -689,10 +700,17 @@ class CallMachine:
     def _call_running(self) -> bool:
         return self.state == "in-call"
 
-    def _record(self, write: Callable[..., Any], *args: Any) -> Any:
+    def _stamp(self) -> float:
+        """Wall time for the call log: the call's start plus the monotonic time since."""
+        if self._anchor is None:
+            return self.clock.now()
+        wall, mono = self._anchor
+        return wall + (self.clock.monotonic() - mono)
+
+    def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A call-log write that must not stop the call (disk full, read-only card)."""
         try:
-            return write(*args)
+            return write(*args, **kwargs)
         except Exception as exc:
             self.store_errors += 1
             self.last_store_error = str(exc)

@@ -36,7 +36,6 @@ ErrorCode = Literal[
     "too_many_attempts",
     "invalid_token",
     "token_expired",
-    "token_not_yet_valid",
     "guest_link_revoked",
     "guest_link_used_up",
     "forbidden",
@@ -229,12 +228,6 @@ class TokenExpired(InvalidToken):
     """The guest link has expired."""
 
     code: ErrorCode = "token_expired"
-
-
-class TokenNotYetValid(InvalidToken):
-    """The guest link is not valid yet."""
-
-    code: ErrorCode = "token_not_yet_valid"
 
 
 class GuestLinkRevoked(InvalidToken):

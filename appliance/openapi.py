@@ -224,6 +224,11 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     call=_STR,
                     kiosk_screen={"enum": ["connected", "absent"]},
                     password_set=_BOOL,
+                    clock=_obj(
+                        synchronized={"type": ["boolean", "null"]},
+                        jumps=_INT,
+                        last_jump_seconds={"type": ["number", "null"]},
+                    ),
                 ),
                 errors=(503,),
             )

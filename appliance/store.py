@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .clock import SYSTEM_CLOCK, Clock, boot_id
 from .errors import GuestLinkNotFound, RoomNotFound
 
 MIGRATIONS: list[str] = [
@@ -76,7 +76,16 @@ MIGRATIONS: list[str] = [
         seen_at REAL NOT NULL
     );
     """,
+    # 5: a resume record's heartbeat on the monotonic clock of the boot that wrote it
+    # (a wall-clock jump between crash and restart neither revives nor drops it)
+    """
+    ALTER TABLE resumable_calls ADD COLUMN boot TEXT NOT NULL DEFAULT '';
+    """,
 ]
+KIOSK_LINKS_KEPT = 200
+"""Dead kiosk links are deleted beyond the newest this many (33 h of codes at one per
+ten minutes, far past a kiosk session's 4 h): by count, not by a wall clock that can
+jump."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +185,10 @@ class Store:
         room = store.create_room("kitchen", "Kitchen")
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path
+        self.clock = clock
+        """Wall time for the rows' timestamps."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -230,7 +241,7 @@ class Store:
                 try:
                     self._db.execute(
                         "INSERT OR REPLACE INTO settings(key, value) VALUES ('health_probe', ?)",
-                        (str(time.time()),),
+                        (str(self.clock.now()),),
                     )
                 finally:
                     self._db.execute("ROLLBACK")
@@ -245,7 +256,7 @@ class Store:
                 "UPDATE calls SET ended_at = ?,"
                 " outcome = CASE WHEN outcome = 'ringing' THEN 'missed' ELSE outcome END"
                 " WHERE ended_at IS NULL",
-                (time.time(),),
+                (self.clock.now(),),
             )
             return int(cur.rowcount)
 
@@ -264,7 +275,7 @@ class Store:
             db.execute(
                 "INSERT INTO rooms(id, name, is_station, created_at) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT(id) DO UPDATE SET is_station = 1",
-                (room_id, name, time.time()),
+                (room_id, name, self.clock.now()),
             )
             db.execute("UPDATE rooms SET is_station = 0 WHERE id != ?", (room_id,))
         return self.get_room(room_id)
@@ -273,7 +284,7 @@ class Store:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO rooms(id, name, is_station, created_at) VALUES (?, ?, 0, ?)",
-                (room_id, name, time.time()),
+                (room_id, name, self.clock.now()),
             )
         return self.get_room(room_id)
 
@@ -357,10 +368,13 @@ class Store:
     ) -> GuestLink:
         """A new kiosk invitation: earlier codes stop working ``grace`` seconds from now,
         and kiosk links nobody can use any more are deleted (no pile-up per kiosk start)."""
-        now = time.time()
+        now = self.clock.now()
         with self._tx() as db:
             db.execute(
-                "DELETE FROM guest_links WHERE kiosk_code IS NOT NULL AND expires_at < ?", (now,)
+                "DELETE FROM guest_links WHERE kiosk_code IS NOT NULL AND expires_at < ? AND jti"
+                " NOT IN (SELECT jti FROM guest_links WHERE kiosk_code IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT ?)",
+                (now, KIOSK_LINKS_KEPT),
             )
             db.execute(
                 "UPDATE guest_links SET code_expires_at = MIN(code_expires_at, ?)"
@@ -374,15 +388,16 @@ class Store:
             )
         return self.get_guest_link(jti)
 
-    def kiosk_code_link(self, code: str) -> GuestLink | None:
-        """The live kiosk link for ``code`` (None: unknown, expired or revoked)."""
+    def kiosk_code_link(self, code: str) -> tuple[GuestLink, float] | None:
+        """The kiosk link for ``code`` and when the code stops working (None: unknown or
+        revoked). Whether it still works is the clock's call (Auth.redeem_kiosk_code)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM guest_links WHERE kiosk_code = ? AND code_expires_at > ?"
-                " AND revoked = 0",
-                (code, time.time()),
+                "SELECT * FROM guest_links WHERE kiosk_code = ? AND revoked = 0", (code,)
             ).fetchone()
-        return None if row is None else self._link(row)
+        if row is None or row["code_expires_at"] is None:
+            return None
+        return self._link(row), float(row["code_expires_at"])
 
     def revoke_guest_link(self, room_id: str, jti: str) -> GuestLink:
         with self._tx() as db:
@@ -408,29 +423,35 @@ class Store:
 
     # -- call log ---------------------------------------------------------------------
 
-    def call_started(self, room_id: str, caller: str) -> int:
+    def call_started(self, room_id: str, caller: str, *, at: float | None = None) -> int:
+        """A call rings. ``at`` (and in the other ``call_*``): its wall time, which the
+        call machine derives from the monotonic clock, so that a call's length in the
+        log survives a jump of the wall clock."""
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO calls(room_id, caller, started_at) VALUES (?, ?, ?)",
-                (room_id, caller, time.time()),
+                (room_id, caller, self.clock.now() if at is None else at),
             )
             return int(cur.lastrowid or 0)
 
-    def call_answered(self, call_id: int) -> None:
+    def call_answered(self, call_id: int, *, at: float | None = None) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE calls SET answered_at = ?, outcome = 'answered' WHERE id = ?",
-                (time.time(), call_id),
+                (self.clock.now() if at is None else at, call_id),
             )
 
-    def call_ended(self, call_id: int, outcome: str | None = None) -> None:
+    def call_ended(
+        self, call_id: int, outcome: str | None = None, *, at: float | None = None
+    ) -> None:
+        ended = self.clock.now() if at is None else at
         with self._tx() as db:
             if outcome is None:
-                db.execute("UPDATE calls SET ended_at = ? WHERE id = ?", (time.time(), call_id))
+                db.execute("UPDATE calls SET ended_at = ? WHERE id = ?", (ended, call_id))
             else:
                 db.execute(
                     "UPDATE calls SET ended_at = ?, outcome = ? WHERE id = ?",
-                    (time.time(), outcome, call_id),
+                    (ended, outcome, call_id),
                 )
 
     def call_reopened(self, call_id: int) -> None:
@@ -447,16 +468,17 @@ class Store:
         """``sid`` is in the answered call ``call_id`` (answered or let in)."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO resumable_calls(sid, call_id, room_id, seen_at)"
-                " VALUES (?, ?, ?, ?)",
-                (sid, call_id, room_id, time.time()),
+                "INSERT OR REPLACE INTO resumable_calls(sid, call_id, room_id, seen_at, boot)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (sid, call_id, room_id, self.clock.monotonic(), boot_id()),
             )
 
     def call_still_running(self, call_id: int) -> None:
         """Heartbeat of the call in progress: its record stays fresh."""
         with self._tx() as db:
             db.execute(
-                "UPDATE resumable_calls SET seen_at = ? WHERE call_id = ?", (time.time(), call_id)
+                "UPDATE resumable_calls SET seen_at = ?, boot = ? WHERE call_id = ?",
+                (self.clock.monotonic(), boot_id(), call_id),
             )
 
     def call_not_resumable(self, sid: str | None = None) -> None:
@@ -470,9 +492,9 @@ class Store:
     def take_resumable(self, *, max_age: float) -> ResumableCall | None:
         """At start-up: the interrupted call, consumed (deleted) in the same transaction,
         so it resumes at most once. None if there is none, or if its last heartbeat is
-        older than ``max_age`` seconds (or in the future: the clock jumped). Raises if
-        the record cannot be deleted: then it must not be used."""
-        now = time.time()
+        older than ``max_age`` seconds on this boot's monotonic clock (or from another
+        boot). Raises if the record cannot be deleted: then it must not be used."""
+        now = self.clock.monotonic()
         with self._tx() as db:
             rows = db.execute("SELECT * FROM resumable_calls").fetchall()
             db.execute("DELETE FROM resumable_calls")
@@ -481,7 +503,10 @@ class Store:
         call_ids = {int(r["call_id"]) for r in rows}
         rooms = {str(r["room_id"]) for r in rows}
         newest = max(float(r["seen_at"]) for r in rows)
-        if len(call_ids) != 1 or len(rooms) != 1 or not 0 <= now - newest <= max_age:
+        boots = {str(r["boot"]) for r in rows}
+        if boots != {boot_id()} or len(call_ids) != 1 or len(rooms) != 1:
+            return None
+        if not 0 <= now - newest <= max_age:
             return None
         return ResumableCall(call_ids.pop(), rooms.pop(), frozenset(str(r["sid"]) for r in rows))
 
@@ -512,10 +537,15 @@ class Store:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def end_session(self, jti: str, expires_at: float) -> None:
-        """Logout: the session's cookie stops working now (expired rows are pruned)."""
+    def end_session(self, jti: str, expires_at: float, *, prune: bool = False) -> None:
+        """Logout: the session's cookie stops working now. ``prune`` (only on a
+        synchronised clock: a clock that jumped ahead and comes back would revive a
+        cookie whose revocation was pruned) deletes rows a day past their expiry."""
         with self._tx() as db:
-            db.execute("DELETE FROM ended_sessions WHERE expires_at < ?", (time.time(),))
+            if prune:
+                db.execute(
+                    "DELETE FROM ended_sessions WHERE expires_at < ?", (self.clock.now() - 86400,)
+                )
             db.execute(
                 "INSERT OR REPLACE INTO ended_sessions(jti, expires_at) VALUES (?, ?)",
                 (jti, expires_at),

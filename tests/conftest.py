@@ -25,6 +25,7 @@ from appliance import config as config_mod
 from appliance.app import create_app
 from appliance.appkeys import AUTH, STORE
 from appliance.auth import Auth
+from appliance.clock import Clock
 
 from .helpers import cpu_snapshot, machine_load
 
@@ -111,10 +112,17 @@ class ServiceHarness:
 
 
 @pytest.fixture
+def station_clock() -> Clock | None:
+    """The clock the `station` fixture's service runs on (None: the system's); a test
+    module overrides this fixture to move the wall clock."""
+    return None
+
+
+@pytest.fixture
 async def station(
-    config: config_mod.Config, aiohttp_client: Callable[..., Any]
+    config: config_mod.Config, aiohttp_client: Callable[..., Any], station_clock: Clock | None
 ) -> AsyncIterator[ServiceHarness]:
-    app = create_app(config)
+    app = create_app(config, clock=station_clock)
     server = TestServer(app)
     await server.start_server()
     app[AUTH].set_password(PASSWORD)
@@ -239,7 +247,13 @@ def serve_command(state: Path, port: int, *extra: str) -> list[str]:
     ]
 
 
-def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = False) -> LiveStation:
+def start_live(
+    tmp: Path,
+    *extra: str,
+    password: str = PASSWORD,
+    tls: bool = False,
+    env: dict[str, str] | None = None,
+) -> LiveStation:
     state = tmp / "live-state"
     port = free_port()
     out = run_cli("set-password", "--stdin", "--state-dir", str(state), input=password + "\n")
@@ -247,7 +261,7 @@ def start_live(tmp: Path, *extra: str, password: str = PASSWORD, tls: bool = Fal
     log_path = tmp / "videostation.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the process
     proc = subprocess.Popen(
-        serve_command(state, port, *extra), stdout=log, stderr=subprocess.STDOUT
+        serve_command(state, port, *extra), stdout=log, stderr=subprocess.STDOUT, env=env
     )
     base = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     cafile = state / "tls-cert.pem" if tls else None

@@ -176,6 +176,35 @@ def test_guest_calls_station_kiosk_answers_both_see_video_then_hang_up(
     assert metrics["videostation_media_encoded_vp8"] == 0, metrics
 
 
+@pytest.mark.parametrize("synchronized", [False, True])
+def test_the_kiosk_says_when_the_clock_is_not_set(
+    live_station: Any, pages: Pages, synchronized: bool
+) -> None:
+    """A Pi without a clock battery shows the time it saved at shutdown until network
+    time arrives: the kiosk's date line says so. What this machine's kernel says is
+    whatever it is; the page gets the station's real health with the clock's state set
+    (a routed reply), so both cases are seen."""
+
+    def setup(page: Any) -> None:
+        def reply(route: Any) -> None:
+            response = route.fetch()
+            body = response.json()
+            assert "synchronized" in body["clock"], body  # the station reports it
+            body["clock"]["synchronized"] = synchronized
+            route.fulfill(response=response, json=body)
+
+        page.route("**/api/health", reply)
+
+    kiosk = pages.kiosk(live_station.kiosk_url, setup=setup)
+    date = kiosk.locator(".kiosk-idle .date")
+    expect(date).to_have_attribute("data-clock-set", str(synchronized).lower())
+    if synchronized:
+        expect(date).not_to_contain_text("clock not set")
+        expect(date).to_have_text(re.compile(r"\w+"))
+    else:
+        expect(date).to_contain_text("· clock not set yet")
+
+
 def test_kiosk_declines(live_station: Any, pages: Pages) -> None:
     kiosk = pages.kiosk(live_station.kiosk_url)
     expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 MODULES = [
     "appliance.audiocheck",
     "appliance.auth",
+    "appliance.clock",
     "appliance.config",
     "appliance.logs",
     "appliance.metrics",

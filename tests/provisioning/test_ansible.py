@@ -358,6 +358,21 @@ def test_echo_cancel_module_is_available(provisioned: dict[str, object]) -> None
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_the_clock_is_kept_across_reboots(provisioned: dict[str, object]) -> None:
+    """A Pi has no clock battery: systemd-timesyncd restores the last known time at boot
+    (before time-sync.target, which the service starts after) and sets it from the
+    network; the service's unit waits for that target."""
+    root = provisioned["root"]
+    assert isinstance(root, Path)
+    assert (root / "usr/lib/systemd/systemd-timesyncd").exists() or (
+        root / "lib/systemd/systemd-timesyncd"
+    ).exists(), "systemd-timesyncd is not installed"
+    unit = (root / "etc/systemd/system/videostation.service").read_text()
+    assert "time-sync.target" in unit
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_master_password_was_set_once(provisioned: dict[str, object]) -> None:
     root = provisioned["root"]
     assert isinstance(root, Path)

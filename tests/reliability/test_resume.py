@@ -206,6 +206,7 @@ def test_a_record_that_cannot_be_consumed_is_not_used(tmp_path: Path) -> None:
     )
     readonly._db.row_factory = sqlite3.Row
     readonly._lock = threading.RLock()
+    readonly.clock = store.clock
     with pytest.raises(sqlite3.OperationalError):
         readonly.take_resumable(max_age=30)
     readonly.close()

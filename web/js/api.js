@@ -96,6 +96,11 @@ export const guestLogin = (token) => request('POST', '/api/auth/guest', { guest_
 export const kioskLogin = (key) => request('POST', '/api/auth/kiosk', { key });
 /** @returns {Promise<Station>} */
 export const station = () => request('GET', '/api/station');
+/**
+ * The station's health; the kiosk reads whether network time has set the clock.
+ * @returns {Promise<{status: string, clock?: {synchronized: boolean|null, jumps: number, last_jump_seconds: number|null}}>}
+ */
+export const health = () => request('GET', '/api/health');
 /** @returns {Promise<Room[]>} */
 export const listRooms = async () => (await request('GET', '/api/rooms')).rooms;
 /** @param {string} name @returns {Promise<Room>} */

@@ -162,6 +162,10 @@ class Kiosk {
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
+    /** The Pi has no clock battery: until network time sets the clock, the date says so. */
+    this.clockUnset = false;
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this.clockTimer = null;
     this.qr = h('img', { class: 'kiosk-qr', alt: t('kiosk.qrAlt'), 'data-testid': 'kiosk-qr' });
     this.qrBox = h('div', { class: 'qr-box loading' }, this.qr);
     this.missedList = h('ul', { class: 'missed-list' });
@@ -260,6 +264,8 @@ class Kiosk {
     replace(this.ctx.root, this.root);
     this.updateClock();
     this.tick = setInterval(() => { this.updateClock(); this.updateCountdown(); }, 250);
+    void this.refreshClockState();
+    this.clockTimer = setInterval(() => { void this.refreshClockState(); }, 60_000);
     void this.refreshQr();
 
     const client = this.client;
@@ -468,12 +474,27 @@ class Kiosk {
     this.countdown.textContent = tn('kiosk.autoAnswer', left);
   }
 
+  /** Asks the station whether network time has set its clock (health, as the kiosk). */
+  async refreshClockState() {
+    let unset;
+    try {
+      unset = (await api.health()).clock?.synchronized === false;
+    } catch {
+      return; // the station is away: the banner says so, the date stays as it was
+    }
+    this.date.dataset.clockSet = String(!unset);
+    if (unset === this.clockUnset) return;
+    this.clockUnset = unset;
+    this.clock.textContent = ''; // redrawn on the next tick, with or without the note
+  }
+
   updateClock() {
     const now = new Date();
     const text = formatClock(now);
     if (this.clock.textContent !== text) {
       this.clock.textContent = text;
-      this.date.textContent = formatLongDate(now);
+      const date = formatLongDate(now);
+      this.date.textContent = this.clockUnset ? `${date} · ${t('kiosk.clockUnset')}` : date;
       if (this.missed.length) this.showMissed(); // "18:42" becomes "Mon 18:42" at midnight
     }
   }
@@ -562,6 +583,7 @@ class Kiosk {
     this.ringtone.stop();
     this.quality.stop();
     if (this.tick) clearInterval(this.tick);
+    if (this.clockTimer) clearInterval(this.clockTimer);
     if (this.qrTimer) clearTimeout(this.qrTimer);
     if (this.toastTimer) clearTimeout(this.toastTimer);
     void this.keepAwake(false);
