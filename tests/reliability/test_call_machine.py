@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from appliance import errors, protocol
 from appliance.call import CallMachine
+from appliance.clock import FakeClock
 from appliance.rooms import Peer, Rooms
 from appliance.store import Store
 
@@ -129,7 +130,10 @@ class CallMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = TemporaryDirectory()
-        self.store = Store(Path(self.tmp.name) / "station.db")
+        self.clock = FakeClock(wall=1_800_000_000.0)
+        """The wall clock jumps (a Pi without a clock battery), time passes."""
+        self.passed = 0.0
+        self.store = Store(Path(self.tmp.name) / "station.db", clock=self.clock)
         self.store.ensure_station_room("station", "Station")
         self.authorized: set[str] = set()
         self._start()
@@ -145,6 +149,7 @@ class CallMachine(RuleBasedStateMachine):
             store=self.store,
             media=self.media,
             ring_timeout=3600,
+            clock=self.clock,
         )
         self.station.authorized = self.authorized
         self.peers: dict[str, Peer] = {}
@@ -250,7 +255,29 @@ class CallMachine(RuleBasedStateMachine):
 
         self.loop.run_until_complete(crash())
 
+    @rule(days=st.sampled_from([-30, -2, 2, 30]))
+    def clock_jumps(self, days: int) -> None:
+        """Network time arrives (or the clock was set by hand): the wall clock moves by
+        days, the monotonic clock does not."""
+        self.clock.jump(days * 86400)
+
+    @rule(seconds=st.sampled_from([1.0, 3601.0]))
+    def time_passes(self, seconds: float) -> None:
+        """Both clocks move (3601 s: past a resume window of 3600)."""
+        self.clock.advance(seconds)
+        self.passed += seconds
+
     # -- the promise ------------------------------------------------------------------
+
+    @invariant()
+    def the_log_keeps_true_lengths(self) -> None:
+        """However the wall clock jumped, a call in the log lasted no longer than the
+        time that really passed, and was answered between its start and its end."""
+        for row in self.store.list_calls(limit=1000):
+            end = row.ended_at if row.ended_at is not None else row.started_at
+            assert 0 <= end - row.started_at <= self.passed + 1, row
+            if row.answered_at is not None:
+                assert row.started_at <= row.answered_at <= end or row.ended_at is None, row
 
     @invariant()
     def media_only_to_the_invited(self) -> None:
