@@ -283,20 +283,63 @@ def _alphanumeric(text: str) -> bool:
 @routes.get(r"/j/{code}")
 @routes.get(r"/J/{code}")
 async def kiosk_code(request: web.Request) -> web.Response:
-    """Someone scanned the kiosk's QR: set a guest session cookie, go to the room."""
-    auth = request.app[AUTH]
+    """Someone scanned the kiosk's QR: set a guest session cookie, go to the room.
+
+    Only a page load acts: an image, script or fetch of ``/j/…`` from another site's
+    page (``Sec-Fetch-Dest``) is refused and counts nothing. A navigation from another
+    site carries no SameSite=Strict cookie, so the station cannot see who is signed in:
+    it goes to the station's page, which trades the code itself (``POST
+    /api/auth/code``, same-origin). A household or kiosk session is never replaced."""
+    dest = request.headers.get("Sec-Fetch-Dest", "document")
+    if dest not in ("document", "empty") or request.headers.get("Sec-Fetch-Mode") == "no-cors":
+        raise errors.Forbidden("A station code opens only as a page.")
+    room = request.app[CONFIG].station.room_id
     code = request.match_info["code"][:32]
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise web.HTTPSeeOther(f"/#/room/{room}?code={code}")
+    if _signed_in(request):
+        raise web.HTTPSeeOther(f"/#/room/{room}")
     try:
-        session = auth.redeem_kiosk_code(code, client=_client(request))
+        session, token, ttl = _redeem_code(request, code)
     except errors.TooManyAttempts:
         raise
     except errors.InvalidToken:
         raise web.HTTPSeeOther("/#/") from None
-    ttl = KIOSK_SESSION_TTL
-    request.app[CALL_MACHINE].caller_expected(session.room)
     response = web.HTTPSeeOther(f"/#/room/{session.room}")
-    set_session_cookie(request, response, auth.issue_session(session, ttl=ttl), max_age=ttl)
+    set_session_cookie(request, response, token, max_age=ttl)
     raise response
+
+
+@routes.post("/api/auth/code")
+async def code_login(request: web.Request) -> web.Response:
+    """The station's page trades a kiosk code it was sent with (``#/room/…?code=``): a
+    household or kiosk session stays as it is; anyone else gets a guest session."""
+    data = await json_body(request)
+    code = field(data, "code", str)[:32]
+    signed_in = _signed_in(request)
+    if signed_in is not None:
+        return web.json_response({"role": signed_in.role, "room": signed_in.room})
+    session, token, ttl = _redeem_code(request, code)
+    response = web.json_response({"role": "guest", "room": session.room, "label": ""})
+    set_session_cookie(request, response, token, max_age=ttl)
+    return response
+
+
+def _signed_in(request: web.Request) -> Session | None:
+    """The request's household or kiosk session, if it holds one that is valid."""
+    try:
+        session = session_of(request)
+    except errors.AuthError:
+        return None
+    return session if session.role in ("user", "kiosk") else None
+
+
+def _redeem_code(request: web.Request, code: str) -> tuple[Session, str, int]:
+    auth = request.app[AUTH]
+    session = auth.redeem_kiosk_code(code, client=_client(request))
+    request.app[CALL_MACHINE].caller_expected(session.room)
+    ttl = KIOSK_SESSION_TTL
+    return session, auth.issue_session(session, ttl=ttl), ttl
 
 
 @routes.get(r"/api/rooms/{room_id}/guest-links")
@@ -360,6 +403,7 @@ async def health(request: web.Request) -> web.Response:
     media = app[MEDIA].status()
     store = app[STORE]
     reasons: list[str] = []
+    station = app[CALL_MACHINE]
     if not store.healthy():
         reasons.append("database: cannot read")
     elif (problem := store.write_problem()) is not None:
@@ -370,8 +414,11 @@ async def health(request: web.Request) -> web.Response:
     free = _free_bytes(app[CONFIG].state_path)
     if free is not None and free < LOW_DISK_BYTES:
         reasons.append(f"state dir: disk full ({free // 1024} KiB free)")
-    station = app[CALL_MACHINE]
-    if station.store_errors:
+    if not any(r.startswith(("database", "state dir")) for r in reasons):
+        # the database writes again and the disk has room: earlier failures are history
+        # (counted in call_log_write_failures)
+        station.store_failing = False
+    if station.store_failing:
         reasons.append(
             f"call log: {station.store_errors} write(s) failed (last: {station.last_store_error})"
         )

@@ -406,9 +406,10 @@ class Auth:
         return code, link
 
     def redeem_kiosk_code(self, code: str, *, client: str) -> Session:
-        """The guest session for a live kiosk code (case-insensitive). Failed guesses
-        are limited per address."""
-        ticket = self.code_limiter.attempt(client)
+        """The guest session for a live kiosk code (case-insensitive). Wrong codes are
+        limited per address; a live code is never refused because of them (another
+        site's page can make wrong guesses from a household's address; a code's 49
+        bits, not the limiter, keep guessers out)."""
         normal = code.strip().upper()
         link = None
         if len(normal) == CODE_LENGTH and all(c in CODE_ALPHABET for c in normal):
@@ -421,8 +422,14 @@ class Auth:
             ):
                 link = found[0]
         if link is None:
+            try:
+                self.code_limiter.attempt(client)
+            except TooManyAttempts as exc:
+                raise TooManyAttempts(
+                    exc.retry_after,
+                    f"Too many wrong codes from your network; try again in {exc.retry_after} s.",
+                ) from None
             raise InvalidToken("This code is not valid (any more).")
-        self.code_limiter.succeeded(client, ticket)
         return Session("guest", link.room_id, link.jti, "")
 
     # -- tokens -----------------------------------------------------------------------

@@ -136,6 +136,9 @@ class CallMachine:
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
         self.last_store_error = ""
         """Why the last of them failed, e.g. "database or disk is full"."""
+        self.store_failing = False
+        """The last call-log write failed (cleared by the next one that works, or when
+        health finds the database writable again)."""
         self._resume: _Resume | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._resumable_written = False
@@ -676,8 +679,7 @@ class CallMachine:
         try:
             self.store.call_not_resumable()
         except Exception as exc:
-            self.store_errors += 1
-            self.last_store_error = str(exc)
+            self._store_failed(exc)
             self.log.error("resume record not cleared: %s", exc)
             if self._forgetting is None or self._forgetting.done():
                 self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
@@ -710,12 +712,18 @@ class CallMachine:
     def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A call-log write that must not stop the call (disk full, read-only card)."""
         try:
-            return write(*args, **kwargs)
+            done = write(*args, **kwargs)
         except Exception as exc:
-            self.store_errors += 1
-            self.last_store_error = str(exc)
+            self._store_failed(exc)
             self.log.error("call log not written: %s", exc)
             return None
+        self.store_failing = False
+        return done
+
+    def _store_failed(self, exc: Exception) -> None:
+        self.store_errors += 1
+        self.last_store_error = str(exc)
+        self.store_failing = True
 
     async def close(self) -> None:
         """Shut down: end any call (logged), close every media peer."""

@@ -100,6 +100,15 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 errors=(400, 401, 403),
             )
         },
+        "/api/auth/code": {
+            "post": _op(
+                "Trade a kiosk code (sent from another site's page) for a guest session; "
+                "a household or kiosk session stays as it is",
+                _SESSION,
+                body=_obj(["code"], code=_STR),
+                errors=(400, 401, 429),
+            )
+        },
         "/api/auth/kiosk": {
             "post": _op(
                 "Trade the kiosk key for the kiosk session",

@@ -112,6 +112,9 @@ async def test_a_state_dir_that_fills_up_mid_call_leaks_no_media(tmp_path: Path)
             while rows(live.state_dir, "SELECT COUNT(*) FROM resumable_calls") != [(0,)]:
                 assert time.monotonic() < deadline, "resume record never cleared"
                 await asyncio.sleep(0.5)
+            # ...and health is ok again (it stayed degraded for good before issue 22)
+            status, body = await health_details(kiosk)
+            assert (status, body["status"], body["reasons"]) == (200, "ok", []), body
         finally:
             for client in clients:
                 await client.close()

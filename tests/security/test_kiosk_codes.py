@@ -110,3 +110,40 @@ async def test_guessing_codes_is_rate_limited(station: ServiceHarness) -> None:
         statuses.append(resp.status)
     assert statuses[:20] == [303] * 20 and set(statuses[20:]) == {429}
     assert station.app[AUTH].code_limiter.attempts == 20
+    # the 429 speaks of codes, and a live code still opens from that address
+    refused = await attacker.get("/j/ABCDEFGH99", allow_redirects=False)
+    assert "wrong codes" in (await refused.json())["error"]["message"]
+    code = (await kiosk_link(station))["guest_token"]
+    scan = await (await station.client()).get(f"/j/{code}", allow_redirects=False)
+    assert scan.status == 303 and scan.headers["Location"] == "/#/room/station"
+
+
+async def test_only_a_page_load_acts_on_a_code(station: ServiceHarness) -> None:
+    """Another site's page can point images, scripts or no-cors fetches at /j/…: refused
+    (403) and not counted; a signed-in household member's session is never replaced."""
+    for dest, mode in (("image", "no-cors"), ("script", "no-cors"), ("empty", "no-cors")):
+        for i in range(25):
+            resp = await (await station.client()).get(
+                f"/j/ABCDEFGH{i:02d}",
+                headers={"Sec-Fetch-Dest": dest, "Sec-Fetch-Mode": mode},
+                allow_redirects=False,
+            )
+            assert resp.status == 403, (dest, resp.status)
+    code = (await kiosk_link(station))["guest_token"]
+    user = await station.user()
+    before = user.session.cookie_jar.filter_cookies(user.make_url("/"))["vs_session"].value
+    resp = await user.get(f"/j/{code}", allow_redirects=False)
+    assert resp.headers["Location"] == "/#/room/station"
+    assert "vs_session" not in resp.cookies  # the household session stays
+    assert user.session.cookie_jar.filter_cookies(user.make_url("/"))["vs_session"].value == before
+    # from another site: to the station's page, which trades the code itself
+    phone = await station.client()
+    resp = await phone.get(
+        f"/j/{code}", headers={"Sec-Fetch-Site": "cross-site"}, allow_redirects=False
+    )
+    assert resp.headers["Location"] == f"/#/room/station?code={code}"
+    assert "vs_session" not in resp.cookies
+    traded = await phone.post("/api/auth/code", json={"code": code})
+    assert traded.status == 200 and (await traded.json())["role"] == "guest"
+    kept = await user.post("/api/auth/code", json={"code": code})
+    assert (await kept.json())["role"] == "user" and "vs_session" not in kept.cookies

@@ -92,6 +92,8 @@ export const login = (password) => request('POST', '/api/auth/login', { password
 export const logout = () => request('POST', '/api/auth/logout');
 /** @param {string} token @returns {Promise<{role: string, room: string, label?: string}>} */
 export const guestLogin = (token) => request('POST', '/api/auth/guest', { guest_token: token });
+/** @param {string} code  a kiosk code a page from another site sent here @returns {Promise<{role: string, room: string}>} */
+export const codeLogin = (code) => request('POST', '/api/auth/code', { code });
 /** @param {string} key @returns {Promise<{role: string, room: string}>} */
 export const kioskLogin = (key) => request('POST', '/api/auth/kiosk', { key });
 /** @returns {Promise<Station>} */

@@ -48,9 +48,11 @@ const SESSION_CHECK_MS = 10_000;
  * @returns {Promise<(() => void)|void>}
  */
 export async function renderRoom(ctx, roomId) {
-  const traded = await tradeLinkSecret(ctx, 'guest_token', api.guestLogin,
-    (err) => renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []));
-  if (traded === 'refused') return;
+  /** @param {api.ApiError} err */
+  const unusable = (err) => renderError(ctx, t('room.linkUnusable'), `${errorText(err)} ${t('room.askForNew')}`, []);
+  if (await tradeLinkSecret(ctx, 'guest_token', api.guestLogin, unusable) === 'refused') return;
+  // a kiosk code that came from another site's page (the station set no cookie for it)
+  if (await tradeLinkSecret(ctx, 'code', api.codeLogin, unusable) === 'refused') return;
 
   const { station, who } = await signIn(ctx);
   if (who.role === 'kiosk') { ctx.navigate('#/kiosk'); return; }
