@@ -58,8 +58,16 @@ KIOSK_CODE_TTL = 600
 before that)."""
 KIOSK_CODE_GRACE = 60
 """An earlier code keeps working this long after a new one is made (mid-scan)."""
-KIOSK_SESSION_TTL = 4 * 3600
-"""A guest session from a kiosk code lasts this long."""
+KIOSK_SESSION_TTL = 15 * 60
+"""A guest session from a kiosk code lasts this long (to ring, wait, knock); a call in
+progress keeps it, and so does :data:`CALL_GRACE` after it (a photographed code buys
+minutes, not hours: issue 22)."""
+KIOSK_CODE_SESSIONS = 6
+"""Sessions one kiosk code can open (a family calling together); the next scan gets the
+code used up, and the kiosk shows a new code within its rotation."""
+CALL_GRACE = 5 * 60
+"""A session whose cookie ran out during a call lasts this long after it (a dropped
+connection rejoins, the person calls back)."""
 
 
 def write_secret_file(path: Path, nbytes: int = 32) -> str:
@@ -228,6 +236,9 @@ class Auth:
         station's own address cannot lock the screen out."""
         self.code_limiter = LoginLimiter(attempts=20, window=login_window)
         """Wrong kiosk invitation codes per address."""
+        self._in_call: dict[str, float] = {}
+        """Session id → when (monotonic) it was last seen in a call: no session expires
+        mid-call, and one that ran out during it lasts CALL_GRACE after."""
 
     # -- password ---------------------------------------------------------------------
 
@@ -303,15 +314,21 @@ class Auth:
         self.revalidate(session)
         return session
 
-    def revalidate(self, session: Session) -> None:
+    def revalidate(self, session: Session, *, in_call: bool = False) -> None:
         """Raise if ``session`` no longer holds: logged out, expired, its guest link
         revoked, or (for users) the password changed since. Checked at the upgrade, on
-        ``join`` and periodically for every open socket."""
-        if (
-            session.expires_at
-            and self._left(f"session:{session.sid}", session.issued_at, session.expires_at) < 0
-        ):
-            raise TokenExpired("Your session has expired.")
+        ``join`` and periodically for every open socket (``in_call``: its peer is in
+        the call in progress, which an expiry never ends)."""
+        if session.expires_at and session.sid:
+            mono = self.clock.monotonic()
+            if in_call:
+                self._in_call[session.sid] = mono
+                if len(self._in_call) > 1000:  # a few callers at a time: drop the oldest
+                    del self._in_call[next(iter(self._in_call))]
+            left = self._left(f"session:{session.sid}", session.issued_at, session.expires_at)
+            last_call = self._in_call.get(session.sid)
+            if left < 0 and (last_call is None or mono - last_call > CALL_GRACE):
+                raise TokenExpired("Your session has expired.")
         if session.sid and self.store.session_ended(session.sid):
             raise NotAuthenticated("Your session has ended; log in again.")
         if session.role == "user" and session.epoch != self._epoch():
@@ -401,6 +418,7 @@ class Auth:
             code_expires_at=now + KIOSK_CODE_TTL,
             expires_at=now + KIOSK_CODE_TTL + KIOSK_SESSION_TTL,
             grace=KIOSK_CODE_GRACE,
+            max_uses=KIOSK_CODE_SESSIONS,
         )
         self.clock.issued(f"code:{code}", iat=now, exp=now + KIOSK_CODE_TTL)
         return code, link
@@ -421,6 +439,8 @@ class Auth:
                 > 0
             ):
                 link = found[0]
+        if link is not None and self.store.use_guest_link(link.jti) is None:
+            raise GuestLinkUsedUp("This code has been used up: scan the new one on the station.")
         if link is None:
             try:
                 self.code_limiter.attempt(client)

@@ -360,8 +360,10 @@ class Hub:
             return 0
         closed = 0
         for conn in list(self.connections):
+            peer = conn.peer
+            in_call = peer is not None and any(p is peer for p in self.station.in_call)
             try:
-                self.auth.revalidate(conn.session)
+                self.auth.revalidate(conn.session, in_call=in_call)
             except errors.AuthError as exc:
                 closed += 1
                 conn.log.info("session no longer valid: %s", exc.code)

@@ -82,6 +82,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE resumable_calls ADD COLUMN boot TEXT NOT NULL DEFAULT '';
     """,
 ]
+CALL_LOG_ROWS = 2000
+"""The call log keeps this many calls, newest first (by count, not by a wall clock that
+can jump; a code holder's rings cannot fill the card)."""
 KIOSK_LINKS_KEPT = 200
 """Dead kiosk links are deleted beyond the newest this many (33 h of codes at one per
 ten minutes, far past a kiosk session's 4 h): by count, not by a wall clock that can
@@ -365,6 +368,7 @@ class Store:
         code_expires_at: float,
         expires_at: float,
         grace: float,
+        max_uses: int | None = None,
     ) -> GuestLink:
         """A new kiosk invitation: earlier codes stop working ``grace`` seconds from now,
         and kiosk links nobody can use any more are deleted (no pile-up per kiosk start)."""
@@ -383,8 +387,8 @@ class Store:
             )
             db.execute(
                 "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses,"
-                " kiosk_code, code_expires_at) VALUES (?, ?, '', ?, ?, NULL, ?, ?)",
-                (jti, room_id, now, expires_at, code, code_expires_at),
+                " kiosk_code, code_expires_at) VALUES (?, ?, '', ?, ?, ?, ?, ?)",
+                (jti, room_id, now, expires_at, max_uses, code, code_expires_at),
             )
         return self.get_guest_link(jti)
 
@@ -432,7 +436,9 @@ class Store:
                 "INSERT INTO calls(room_id, caller, started_at) VALUES (?, ?, ?)",
                 (room_id, caller, self.clock.now() if at is None else at),
             )
-            return int(cur.lastrowid or 0)
+            call_id = int(cur.lastrowid or 0)
+            db.execute("DELETE FROM calls WHERE id <= ?", (call_id - CALL_LOG_ROWS,))
+            return call_id
 
     def call_answered(self, call_id: int, *, at: float | None = None) -> None:
         with self._tx() as db:
