@@ -21,7 +21,7 @@ import pytest
 
 from tests.browser_kit import Pages, expect, sign_in, wait_for
 
-from ..conftest import LiveStation, free_port, http_json
+from ..conftest import LiveStation, http_json
 
 pytestmark = pytest.mark.browser
 WRONG = [f"WRONGCODE{c}" for c in "23456789ABCDEFGHJKMNPQRSTUVWXYZ"[:25]]
@@ -63,7 +63,8 @@ def hostile(live_station: LiveStation) -> Iterator[dict[str, Any]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.2", free_port()), HostilePages)
+    # port 0: the kernel picks one free on 127.0.0.2 (no race with parallel workers)
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), HostilePages)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield {"base": f"http://127.0.0.2:{server.server_address[1]}"}
