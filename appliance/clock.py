@@ -52,12 +52,17 @@ def kernel_synchronized() -> bool | None:
     """Whether a time service (systemd-timesyncd, chrony, ntpd) has synchronised the
     kernel clock: adjtimex(2) with nothing to change. None if it cannot be asked."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         timex = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
-        state = int(libc.adjtimex(timex))
+        state = int(_libc().adjtimex(timex))
     except (OSError, AttributeError):
         return None
     return None if state < 0 else state != _TIME_ERROR
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, found and loaded once (health asks for the clock's state often)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 @functools.cache
