@@ -227,6 +227,8 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         auto_answer_delay=config.call.auto_answer_delay_seconds,
         quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
         clock=app[CLOCK],
+        ring_cooldown=config.call.ring_cooldown_seconds,
+        guest_rings_per_minute=config.call.guest_rings_per_minute,
     )
     app[CALL_MACHINE] = station
     peers.on_lost(lambda peer_id: station.media_changed())  # e.g. ICE failed: tell everyone
@@ -379,6 +381,7 @@ async def _gpio_ctx(app: web.Application) -> AsyncIterator[None]:
         pin_factory=app.get(PIN_FACTORY),
     )
     app[GPIO] = controls
+    station.live_led = controls.has_live_led  # shows a resumed call going live
 
     def follow(call: CallObject) -> None:
         controls.set_ringing(call["state"] == "ringing")

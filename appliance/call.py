@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from .admission import MAX_KNOCKERS, RING_COOLDOWN, RINGS_PER_ADDRESS, RingGate
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import CallStateError, Forbidden, NotConnected, UnknownPeer
+from .errors import CallStateError, Forbidden, NotConnected, RingWait, UnknownPeer
 from .logs import with_ids
 from .protocol import (
     ByeReason,
@@ -28,6 +28,7 @@ from .protocol import (
     SignalPayload,
 )
 from .quiet import QuietHours, QuietMode
+from .resume import RESUME_GRACE, Resume
 from .rooms import STATION_PEER_ID, Peer, Rooms, connect_to_station
 from .store import Store
 
@@ -38,28 +39,8 @@ Ended = Literal["hangup", "declined", "missed", "cancelled", "quiet"]
 Observer = Callable[[CallObject], None]
 Evict = Callable[[Peer, ByeReason], Coroutine[Any, Any, None]]
 
-RESUME_GRACE = 20.0
-"""Seconds after start-up during which a call a crash interrupted may resume."""
-RESUME_HEARTBEAT = 5.0
-"""How often a running call refreshes its resume record."""
-RESUME_MAX_AGE = 30.0
-"""A resume record whose last heartbeat is older than this is never used: a record a
-failed clean-up left behind goes stale on its own."""
-FORGET_RETRY = 2.0
-"""Seconds between tries to clear resume records that a failed write left behind."""
 LEVEL_INTERVAL = 0.125
 """Seconds between two ``mic-level`` messages to the kiosk (8 per second, in a call only)."""
-
-
-@dataclass(slots=True)
-class _Resume:
-    """The call a crash interrupted, waiting for its people to come back."""
-
-    call_id: int
-    sids: set[str]
-    """Sessions still to come back (each resumes once)."""
-    until: float
-    """time.monotonic() after which nobody resumes any more."""
 
 
 class MediaPeers(Protocol):
@@ -99,6 +80,8 @@ class CallMachine:
         auto_answer_delay: float = 5,
         quiet: QuietMode | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        ring_cooldown: float = RING_COOLDOWN,
+        guest_rings_per_minute: int = RINGS_PER_ADDRESS,
     ) -> None:
         self.room = room
         self.clock = clock
@@ -139,11 +122,25 @@ class CallMachine:
         self.store_failing = False
         """The last call-log write failed (cleared by the next one that works, or when
         health finds the database writable again)."""
-        self._resume: _Resume | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._resumable_written = False
-        """Resume records of this run may be in the store (cleared at every call end)."""
-        self._forgetting: asyncio.Task[None] | None = None
+        self.resume = Resume(
+            room=room,
+            store=store,
+            clock=clock,
+            log=self.log,
+            record=self._record,
+            failed=self._store_failed,
+        )
+        """The record of the call in progress, and the window after a crash."""
+        self.held: list[Peer] = []
+        """Peers waiting while a resume window is open (see Resume.verdict): they
+        neither ring nor connect until the call resumes or the window closes."""
+        self._window_timer: asyncio.Task[None] | None = None
+        self.gate = RingGate(
+            clock=clock, cooldown=ring_cooldown, per_address=guest_rings_per_minute
+        )
+        """How often a guest may ring or knock (admission.py)."""
+        self.live_led = False
+        """A live LED is fitted (GPIO): it shows the camera is on without the screen."""
         self.audio_muted = False
         """The kiosk muted the station's microphone (this call only: reset at its end)."""
         self.video_muted = False
@@ -216,15 +213,38 @@ class CallMachine:
 
     async def remote_joined(self, peer: Peer) -> None:
         async with self._lock:
+            self._admit_ring(peer)
             await self._ring(peer)
+
+    def _admit_ring(self, peer: Peer) -> None:
+        """A new ring or knock from ``peer`` (not a resume): raises RingWait while its
+        cooldown or its address's budget says wait; the attempt is counted on the
+        call-log row of the ring that started the wait, so it adds no row."""
+        if (
+            self.resume.is_open()
+            and self.resume.verdict(peer, state=self.state, call_id=self._call_id, indicator=True)
+            == "resume"
+        ):
+            return
+        try:
+            self.gate.check(peer)
+        except RingWait as exc:
+            self.log.info("ring refused: wait %d s", exc.retry_after, extra={"peer_id": peer.id})
+            if exc.call_id is not None:
+                self._record(self.store.call_attempted, exc.call_id)
+            raise
 
     async def remote_left(self, peer: Peer) -> None:
         async with self._lock:
-            if peer in self.knocking:
+            if peer in self.held:
+                self.held.remove(peer)
+            elif peer in self.knocking:
                 self.knocking.remove(peer)
+                self.gate.unanswered(peer, None)
                 await self._changed()
             elif peer in self.callers:
                 self.callers.remove(peer)
+                self.gate.unanswered(peer, self._call_id)
                 if not self.callers:
                     await self._end("cancelled", outcome="missed")
                     return
@@ -234,6 +254,8 @@ class CallMachine:
 
     async def screen_joined(self, screen: Peer) -> None:
         async with self._lock:
+            if self.held:  # a resume may have waited for the screen
+                await self._retry_held()
             if self.state == "in-call":
                 if self.audio_muted or self.video_muted:  # a reloaded kiosk, still muted
                     await self._apply_muted(self.audio_muted, self.video_muted)
@@ -322,15 +344,20 @@ class CallMachine:
             raise Forbidden()
         async with self._lock:
             if action == "ring":
-                if sender in self.callers or sender in self.in_call or sender in self.knocking:
+                if sender in (*self.callers, *self.in_call, *self.knocking, *self.held):
                     raise CallStateError("You are already calling.")
+                self._admit_ring(sender)
                 await self._ring(sender)
             elif action == "hangup":
-                if sender in self.knocking:
+                if sender in self.held:
+                    self.held.remove(sender)
+                elif sender in self.knocking:
                     self.knocking.remove(sender)
+                    self.gate.unanswered(sender, None)
                     await self._changed()
                 elif sender in self.callers:
                     self.callers.remove(sender)
+                    self.gate.unanswered(sender, self._call_id)
                     if not self.callers:
                         await self._end("cancelled", outcome="missed")
                     else:
@@ -374,12 +401,14 @@ class CallMachine:
             self.knocking.remove(peer)
             if admit:
                 self.log.info("let in", extra={"peer_id": peer.id})
+                self.gate.answered(peer)
                 self.in_call.append(peer)
                 self._persist_resumable(peer)
                 await self._changed()
                 await self._connect_remote(peer)
                 return
             self.log.info("refused", extra={"peer_id": peer.id})
+            self.gate.unanswered(peer, None)
             await self._changed()
             self._spawn_evict(peer, "refused")
 
@@ -408,8 +437,17 @@ class CallMachine:
     # -- transitions (called with the lock held) --------------------------------------
 
     async def _ring(self, peer: Peer) -> None:
-        if self._may_resume(peer):
+        verdict = self.resume.verdict(
+            peer, state=self.state, call_id=self._call_id, indicator=self._indicator()
+        )
+        if verdict == "resume":
             await self._resume_call(peer)
+            return
+        if verdict == "wait":
+            if peer not in self.held:
+                self.log.info("waiting for the interrupted call", extra={"peer_id": peer.id})
+                self.held.append(peer)
+            self._watch_window()
             return
         if self.state == "in-call":
             if peer.role == "user":  # the household joins at once; the kiosk announces it
@@ -418,6 +456,8 @@ class CallMachine:
                 await self._changed()
                 await self._connect_remote(peer)
             else:
+                if len(self.knocking) >= MAX_KNOCKERS:
+                    raise RingWait(60)
                 self.log.info("knocking", extra={"peer_id": peer.id})
                 self.knocking.append(peer)
                 await self._changed()
@@ -468,6 +508,8 @@ class CallMachine:
 
     async def _answer(self) -> None:
         self._cancel_timers()
+        for peer in self.callers:
+            self.gate.answered(peer)
         if self._call_id is not None:
             self._record(self.store.call_answered, self._call_id, at=self._stamp())
         self.log.info("answered")
@@ -484,7 +526,7 @@ class CallMachine:
         self.media.set_muted(audio=False, video=False)
         for peer in self.in_call:
             self._persist_resumable(peer)
-        self._heartbeat = asyncio.create_task(self._keep_resumable(), name="call-heartbeat")
+        self.resume.start(self._running_call)
         self._stop_meter()
         self._meter = asyncio.create_task(self._report_level(), name="mic-level")
         screen = self.rooms.screen(self.room)
@@ -534,8 +576,8 @@ class CallMachine:
 
     async def _leave_call(self, peer: Peer, *, notify_self: bool) -> None:
         self.in_call.remove(peer)
-        if self.in_call and peer.sid and self._resumable_written:
-            self._record(self.store.call_not_resumable, peer.sid)
+        if self.in_call:
+            self.resume.left(peer)
         self.rooms.unpair(peer.id)
         await self.media.close(peer.id)
         screen = self.rooms.screen(self.room)
@@ -558,6 +600,9 @@ class CallMachine:
         ``finally``: a failing send or call-log write can never leave a call open."""
         self._cancel_timers()
         was_state, was_in_call, call_id = self.state, list(self.in_call), self._call_id
+        if was_state == "ringing":  # declined, missed, given up, quiet: a cooldown each
+            for peer in self.callers:
+                self.gate.unanswered(peer, call_id)
         ended_at, self._anchor = self._stamp(), None
         knocking = list(self.knocking)
         screen = self.rooms.screen(self.room)
@@ -566,7 +611,7 @@ class CallMachine:
         self._call_id = None
         self.since = self.clock.now()
         self.ended = why
-        self._resume = None
+        self.resume.call_ended(call_id)
         self._stop_meter()
         was_muted = self.audio_muted or self.video_muted
         self.audio_muted = self.video_muted = False  # privacy: the next call starts known
@@ -602,45 +647,20 @@ class CallMachine:
             if any(p is peer for p in self.rooms.peers(self.room)):
                 await self._ring(peer)
 
-    # -- resuming after a crash -------------------------------------------------------
+    # -- resuming after a crash (the rules: resume.py) -------------------------------
 
     def restore(self, *, grace: float = RESUME_GRACE) -> bool:
         """At start-up: if a crash interrupted an answered call, it resumes, without
         ringing, for the sessions that were in it and join again within ``grace``
-        seconds asking to resume. The record is consumed here, so it serves once;
-        one that cannot be consumed (read-only store) or is stale is never used."""
-        try:
-            found = self.store.take_resumable(max_age=RESUME_MAX_AGE)
-        except Exception as exc:
-            self.log.error("the interrupted call cannot resume: %s", exc)
-            return False
-        if found is None or found.room_id != self.room:
-            return False
-        self._resume = _Resume(found.call_id, set(found.sids), self.clock.monotonic() + grace)
-        self.log.info(
-            "a call interrupted by a restart may resume for %d session(s) within %.0f s",
-            len(found.sids),
-            grace,
-        )
-        return True
+        seconds asking to resume (Resume.restore)."""
+        return self.resume.restore(grace=grace)
 
-    def _may_resume(self, peer: Peer) -> bool:
-        resume = self._resume
-        if resume is None:
-            return False
-        if self.clock.monotonic() >= resume.until:
-            self._resume = None
-            return False
-        if peer.kind != "remote" or not peer.resume or not peer.sid:
-            return False
-        if peer.sid not in resume.sids:
-            return False
-        # Resuming never joins someone else's ring, nor another call.
-        return self.state == "idle" or (self.state == "in-call" and self._call_id == resume.call_id)
+    def _indicator(self) -> bool:
+        """The household can see the camera go live: the kiosk screen, or a live LED."""
+        return self.live_led or self.rooms.screen(self.room) is not None
 
     async def _resume_call(self, peer: Peer) -> None:
-        assert self._resume is not None
-        self._resume.sids.discard(peer.sid)
+        call_id = self.resume.claim(peer)
         self.log.info("call resumed after a restart", extra={"peer_id": peer.id})
         if self.state == "in-call":
             self.in_call.append(peer)
@@ -648,56 +668,47 @@ class CallMachine:
             await self._changed()
             await self._connect_remote(peer)
             return
-        self._call_id = self._resume.call_id
+        self._call_id = call_id
         self._anchor = (self.clock.now(), self.clock.monotonic())
         self._record(self.store.call_reopened, self._call_id)
         await self._start_call([peer])
+        await self._retry_held()  # the others of the call join; anyone else knocks
+
+    async def _retry_held(self) -> None:
+        """Peers held during the resume window try again: those of the interrupted call
+        first (they may resume now), then everyone else (who now knocks, joins at once
+        as household, or rings once the window has closed)."""
+        held, self.held = self.held, []
+        held.sort(key=lambda p: not (p.resume and p.sid))
+        members = self.rooms.peers(self.room)
+        for peer in held:
+            if any(p is peer for p in members):
+                with contextlib.suppress(RingWait):
+                    await self._ring(peer)
+
+    def _watch_window(self) -> None:
+        """Held peers try again when the resume window closes."""
+        if self._window_timer is not None and not self._window_timer.done():
+            return
+        self._window_timer = asyncio.get_running_loop().create_task(
+            self._window_closes(self.resume.seconds_left()), name="resume-window"
+        )
+
+    async def _window_closes(self, after: float) -> None:
+        await asyncio.sleep(after + 0.01)
+        async with self._lock:
+            self._window_timer = None
+            if self.held:
+                await self._retry_held()
 
     def _persist_resumable(self, peer: Peer) -> None:
-        """``peer`` is in the call: written down, so that the call resumes for it alone
-        after a crash (best effort: without the record a crash just ends the call)."""
-        if self._call_id is None or not peer.sid:
-            return
-        self._resumable_written = True
-        self._record(self.store.call_resumable, self._call_id, self.room, peer.sid)
-
-    async def _keep_resumable(self) -> None:
-        while True:
-            await asyncio.sleep(RESUME_HEARTBEAT)
-            if self.state == "in-call" and self._call_id is not None and self._resumable_written:
-                self._record(self.store.call_still_running, self._call_id)
+        self.resume.persist(self._call_id, peer)
 
     def _forget_call(self) -> None:
-        """The call ended: nothing may resume it. Runs before anything else that can
-        fail; if the write fails it is retried until it succeeds, and meanwhile the
-        record goes stale (no heartbeat) within RESUME_MAX_AGE."""
-        heartbeat, self._heartbeat = self._heartbeat, None
-        if heartbeat is not None and heartbeat is not asyncio.current_task():
-            heartbeat.cancel()
-        if not self._resumable_written:
-            return
-        try:
-            self.store.call_not_resumable()
-        except Exception as exc:
-            self._store_failed(exc)
-            self.log.error("resume record not cleared: %s", exc)
-            if self._forgetting is None or self._forgetting.done():
-                self._forgetting = asyncio.get_running_loop().create_task(self._forget_later())
-        else:
-            self._resumable_written = False
+        self.resume.forget(self._call_running)
 
-    async def _forget_later(self) -> None:
-        while self._resumable_written:
-            await asyncio.sleep(FORGET_RETRY)
-            if self._call_running():
-                return  # the next call's end clears (and retries) again
-            try:
-                self.store.call_not_resumable()
-            except Exception as exc:
-                self.log.debug("resume record still not cleared: %s", exc)
-                continue
-            self._resumable_written = False
-            self.log.info("resume record cleared")
+    def _running_call(self) -> int | None:
+        return self._call_id if self.state == "in-call" else None
 
     def _call_running(self) -> bool:
         return self.state == "in-call"
@@ -737,6 +748,8 @@ class CallMachine:
             self._cancel_timers()
             self._stop_meter()
             self._forget_call()
-            if self._forgetting is not None:
-                self._forgetting.cancel()
+            self.resume.close()
+            if self._window_timer is not None:
+                self._window_timer.cancel()
+            self.held = []
             await self.media.close_all()

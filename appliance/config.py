@@ -151,6 +151,13 @@ class CallConfig:
     quiet_hours: str = ""
     """``"22:00-07:00"``: the station does not ring then (local time); callers are told
     and the call is logged as missed. Empty: never quiet (the kiosk has a toggle too)."""
+    ring_cooldown_seconds: int = 10
+    """A guest whose ring or knock went unanswered (declined, missed, given up, quiet
+    hours, "Not now") may ring again after this long, doubled for each unanswered ring
+    in a row (at most 5 minutes); 0: no wait. The household never waits."""
+    guest_rings_per_minute: int = 6
+    """Guest rings and knocks one address (an IPv6 /64) may start per minute; 0: no
+    limit."""
     resume_seconds: int = 20
     """After a crash (kill -9, power cut) an answered call resumes without ringing for
     the sessions that were in it, if they are back within this many seconds of the
@@ -265,6 +272,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "call.auto_answer_delay_seconds": (0, 120),
     "call.max_remote_participants": (1, 16),
     "call.resume_seconds": (0, 120),
+    "call.ring_cooldown_seconds": (0, 300),
+    "call.guest_rings_per_minute": (0, 1000),
     "gpio.button_pin": (0, 63),
     "gpio.ring_led_pin": (0, 63),
     "gpio.live_led_pin": (0, 63),

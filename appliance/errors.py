@@ -51,6 +51,7 @@ ErrorCode = Literal[
     "unknown_peer",
     "not_connected",
     "room_full",
+    "ring_wait",
     "call_state",
     "unsupported_version",
     # media and hardware
@@ -322,6 +323,19 @@ class RoomFull(SignalingError):
 
     status = 409
     code: ErrorCode = "room_full"
+
+
+class RingWait(SignalingError):
+    """You rang a moment ago: wait a little before ringing again."""
+
+    status = 429
+    code: ErrorCode = "ring_wait"
+
+    def __init__(self, retry_after: int, call_id: int | None = None) -> None:
+        super().__init__(f"You can ring again in {retry_after} s.")
+        self.retry_after = retry_after
+        self.call_id = call_id
+        """The call-log row that counts this refused ring (None: none yet)."""
 
 
 class CallStateError(SignalingError):

@@ -290,6 +290,11 @@ class StationControls:
         self._button = self._ring_led = self._live_led = None
 
     @property
+    def has_live_led(self) -> bool:
+        """A camera-live LED is fitted and open."""
+        return self._live_led is not None
+
+    @property
     def available(self) -> bool:
         """False when pins are configured but could not be opened."""
         return self._unavailable is None

@@ -211,6 +211,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             answered_at={"type": ["number", "null"]},
                             ended_at={"type": ["number", "null"]},
                             outcome={"enum": ["ringing", "answered", "missed", "declined"]},
+                            attempts=_INT,
                         ),
                     },
                 ),
@@ -283,6 +284,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 ),
                 "GuestLink": _obj(
                     ["jti", "room_id", "expires_at"],
+                    kind={"enum": ["link", "kiosk-code"]},
                     jti=_STR,
                     room_id=_STR,
                     label=_STR,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +51,8 @@ class Peer:
     only for the sessions that were in it."""
     resume: bool = False
     """It asked, on joining, to resume the call it was in before the service restarted."""
+    address: str = ""
+    """Where it connected from (an IPv6 address as its /64): ring budgets are per address."""
 
     def __post_init__(self) -> None:
         if not self.participant:
@@ -173,10 +175,17 @@ class Rooms:
             raise UnknownPeer(f"No peer {peer_id!r} in this room.")
         return peer
 
-    def add(self, peer: Peer) -> list[Peer]:
-        """Add ``peer``; return the peers already there. Raises RoomFull."""
+    def add(self, peer: Peer, *, in_call: Collection[str] = ()) -> list[Peer]:
+        """Add ``peer``; return the peers already there. Raises RoomFull.
+
+        The household always gets in: for a ``user``, only the household and the
+        peers in the station's call (``in_call``, their ids) count against the room's
+        size, never guests who ring, knock or wait."""
         members = self._rooms.setdefault(peer.room, {})
-        if peer.kind == "remote" and len(self.remotes(peer.room)) >= self.max_remotes:
+        counted = self.remotes(peer.room)
+        if peer.role == "user":
+            counted = [p for p in counted if p.role == "user" or p.id in in_call]
+        if peer.kind == "remote" and len(counted) >= self.max_remotes:
             if not members:
                 del self._rooms[peer.room]
             raise RoomFull(f"This room is full ({self.max_remotes} participants). Try again later.")

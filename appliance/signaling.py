@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
@@ -50,7 +51,10 @@ class Connection:
     tokens: float = RATE_BURST
     refilled: float = field(default_factory=time.monotonic)
     refused: int = 0
+    address: str = ""
+    """The client's address (IPv6: its /64), for the ring budgets."""
     log: IdsAdapter = field(default_factory=lambda: with_ids(log))
+
     """Logs with this connection's ``peer_id`` and ``room_id`` as fields, once joined."""
 
     def joined(self, peer: Peer) -> None:
@@ -127,7 +131,7 @@ class Hub:
                 f"At most {MAX_SOCKETS_PER_SESSION} open connections per session."
             )
         await ws.prepare(request)
-        conn = Connection(ws, session)
+        conn = Connection(ws, session, address=ring_address(request.remote))
         self.connections.add(conn)
         self.metrics.inc("websocket_connections_total")
         try:
@@ -258,9 +262,11 @@ class Hub:
                 conn.send,
                 sid=session.sid,
                 resume=join.resume,
+                address=conn.address,
             )
         try:
-            others = self.rooms.add(peer)
+            in_call = {p.id for p in self.station.in_call} if room.id == self.station.room else ()
+            others = self.rooms.add(peer, in_call=in_call)
         except errors.RoomFull as exc:
             await conn.send(protocol.Error(exc.code, exc.message, "join"))
             await conn.send(protocol.Bye("room_full"))
@@ -395,6 +401,26 @@ class Hub:
         from .turn import ice_servers
 
         return ice_servers(self.config.ice)
+
+
+def ring_address(remote: str | None) -> str:
+    """The key of an address's ring budget: IPv4 as is, IPv6 by its /64 (one home or
+    phone has a whole /64).
+
+    >>> ring_address("2001:db8:1:2:aaaa::1"), ring_address("192.0.2.7")
+    ('2001:db8:1:2::/64', '192.0.2.7')
+    """
+    if not remote:
+        return "?"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _bye_reason(exc: errors.AuthError) -> protocol.ByeReason:

@@ -81,6 +81,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE resumable_calls ADD COLUMN boot TEXT NOT NULL DEFAULT '';
     """,
+    # 6: rings refused during a caller's cooldown are counted on the row of the ring
+    # that started it, not logged as rows of their own
+    """
+    ALTER TABLE calls ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 CALL_LOG_ROWS = 2000
 """The call log keeps this many calls, newest first (by count, not by a wall clock that
@@ -129,9 +134,13 @@ class GuestLink:
     """How many times it has been."""
     revoked: bool
     """Revoked links never work again."""
+    kiosk_code: bool = False
+    """It rides under a code the kiosk showed: its uses are the sessions of the phones
+    that scanned it, listed for the household to revoke."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "kind": "kiosk-code" if self.kiosk_code else "link",
             "jti": self.jti,
             "room_id": self.room_id,
             "label": self.label,
@@ -165,6 +174,8 @@ class CallRecord:
     ended_at: float | None
     outcome: str
     """ringing | answered | missed | declined."""
+    attempts: int = 1
+    """Rings it stands for: 1, plus those refused while the caller had to wait."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,6 +186,7 @@ class CallRecord:
             "answered_at": self.answered_at,
             "ended_at": self.ended_at,
             "outcome": self.outcome,
+            "attempts": self.attempts,
         }
 
 
@@ -323,6 +335,7 @@ class Store:
             row["max_uses"],
             row["uses"],
             bool(row["revoked"]),
+            row["kiosk_code"] is not None,
         )
 
     def add_guest_link(
@@ -351,9 +364,11 @@ class Store:
         return self._link(row)
 
     def list_guest_links(self, room_id: str) -> list[GuestLink]:
+        """The room's links, and the kiosk codes someone scanned (each use is a phone's
+        session; revoking the code ends them all)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM guest_links WHERE room_id = ? AND kiosk_code IS NULL"
+                "SELECT * FROM guest_links WHERE room_id = ? AND (kiosk_code IS NULL OR uses > 0)"
                 " ORDER BY created_at",
                 (room_id,),
             ).fetchall()
@@ -460,6 +475,11 @@ class Store:
                     (ended, outcome, call_id),
                 )
 
+    def call_attempted(self, call_id: int) -> None:
+        """Another ring by the same caller while they had to wait: counted on its row."""
+        with self._tx() as db:
+            db.execute("UPDATE calls SET attempts = attempts + 1 WHERE id = ?", (call_id,))
+
     def call_reopened(self, call_id: int) -> None:
         """A call that a crash interrupted resumed: its row is open again."""
         with self._tx() as db:
@@ -530,6 +550,7 @@ class Store:
                 r["answered_at"],
                 r["ended_at"],
                 r["outcome"],
+                r["attempts"],
             )
             for r in rows
         ]

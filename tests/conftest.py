@@ -59,6 +59,8 @@ def make_config(state_dir: Path, **sections: dict[str, Any]) -> config_mod.Confi
         "camera": {"source": "test", "width": 320, "height": 240, "fps": 15},
         "microphone": {"source": "test"},
         "screen": {"power_command": ""},
+        # rings as often as a test needs; tests of the limits turn them on
+        "call": {"ring_cooldown_seconds": 0, "guest_rings_per_minute": 0},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
@@ -228,13 +230,25 @@ def run_cli(
     )
 
 
+LIVE_CONFIG = """# tests ring as often as they need; tests of the ring limits pass their own config
+[call]
+ring_cooldown_seconds = 0
+guest_rings_per_minute = 0
+"""
+
+
 def serve_command(state: Path, port: int, *extra: str) -> list[str]:
-    """`videostation serve` on loopback with the test pattern and tone."""
+    """`videostation serve` on loopback with the test pattern and tone (a later
+    ``--config`` in ``extra`` replaces the test config)."""
+    config = state.parent / "live-config.toml"
+    if not config.exists():
+        state.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(LIVE_CONFIG)
     return [
         str(BIN / "videostation"),
         "serve",
         "--config",
-        "/dev/null",
+        str(config),
         "--state-dir",
         str(state),
         "--port",

@@ -23,6 +23,7 @@ MODULES = [
     "appliance.protocol",
     "appliance.quiet",
     "appliance.rooms",
+    "appliance.signaling",
     "appliance.static",
     "appliance.media.nack",
     "appliance.media.pattern",

@@ -110,6 +110,7 @@ async def test_a_killed_call_resumes_without_ringing_for_the_same_session(
         # a second crash of the resumed call resumes it again (the record was renewed)
         await caller.close()
         kill_and_restart(live)
+        await rejoin_after_restart(kiosk)  # the call goes live again only with the screen
         g = await rejoin_after_restart(guest)
         await call_state(g, "in-call")
         # and the hang-up ends it for good
@@ -119,25 +120,110 @@ async def test_a_killed_call_resumes_without_ringing_for_the_same_session(
         assert len(outcomes) == 1 and outcomes[0][0] == "answered" and outcomes[0][1]
 
 
-async def test_another_guest_joining_in_the_window_rings_normally(tmp_path: Path) -> None:
-    async with answered(tmp_path) as (live, kiosk, _guest):
-        kill_and_restart(live)
+def short_window(tmp_path: Path, seconds: int = 3) -> str:
+    config = tmp_path / "short-resume.toml"
+    limits = "ring_cooldown_seconds = 0\nguest_rings_per_minute = 0\n"
+    config.write_text(f"[call]\nresume_seconds = {seconds}\n{limits}")
+    return str(config)
+
+
+def rang(ws: Inbox) -> bool:
+    return any(m["type"] == "call-state" and m["call"]["state"] == "ringing" for m in ws.seen)
+
+
+async def test_another_guest_waits_out_the_window_then_rings(tmp_path: Path) -> None:
+    """Within the window nobody but the interrupted call's people rings (their return
+    must not join someone else's ring); after it, the other guest rings as usual."""
+    config = short_window(tmp_path)
+    async with answered(tmp_path, "--config", config) as (live, kiosk, _guest):
+        kill_and_restart(live, "--config", config)
         k = await rejoin_after_restart(kiosk)
         intruder = await Client.guest(live, "Mallory")
         try:
             # it even claims to be resuming: its session was not in the call
             m = await intruder.join("Mallory", resume=True)
-            call = await call_state(k, "ringing")
+            await no_station_connect(m, 1.5)
+            assert not rang(k)
+            call = await call_state(k, "ringing", timeout=10)
             assert [c["name"] for c in call["callers"]] == ["Mallory"]
             assert call["live"] is False
-            await no_station_connect(m, 2)
+            await no_station_connect(m, 1)
         finally:
             await intruder.close()
 
 
+async def test_a_knocker_that_rejoins_first_stays_a_knocker(tmp_path: Path) -> None:
+    """Issue 22, item 5: a guest knocked during the call (never let in). After the
+    crash its page is back first; the answered guest then resumes. On the earlier
+    code the knocker's rejoin rang, and the resuming guest joined that ring as a
+    second caller: answering it would have connected the knocker."""
+    async with answered(tmp_path) as (live, kiosk, guest):
+        knocker = await Client.guest(live, "Knocker")
+        try:
+            kn = await knocker.join("Knocker")
+            assert kiosk.ws is not None
+            call = await call_state(kiosk.ws, "in-call")
+            while not call["knocking"]:
+                call = await call_state(kiosk.ws, "in-call")
+            kill_and_restart(live)
+            k = await rejoin_after_restart(kiosk)
+            kn = await rejoin_after_restart(knocker)  # first back; it asks to resume too
+            await asyncio.sleep(0.5)
+            g = await rejoin_after_restart(guest)
+            call = await call_state(g, "in-call")
+            assert [m["id"] for m in call["in_call"]] == [g.peer_id]
+            while [m["id"] for m in call["knocking"]] != [kn.peer_id]:
+                call = await call_state(k, "in-call")
+            assert not rang(k) and not rang(g)
+            await no_station_connect(kn, 1.5)
+        finally:
+            await knocker.close()
+
+
+async def test_a_guest_who_rings_and_gives_up_in_the_window_does_not_cancel_it(
+    tmp_path: Path,
+) -> None:
+    """On the earlier code another guest's ring and hang-up in the window ended the
+    "call" and with it the resume: the answered guest then had to ring again."""
+    async with answered(tmp_path) as (live, kiosk, guest):
+        kill_and_restart(live)
+        k = await rejoin_after_restart(kiosk)
+        other = await Client.guest(live, "Mallory")
+        try:
+            m = await other.join("Mallory")
+            await m.send(type="call", action="hangup")
+            await asyncio.sleep(0.5)
+            g = await rejoin_after_restart(guest)
+            call = await call_state(g, "in-call")
+            assert [x["id"] for x in call["in_call"]] == [g.peer_id]
+            assert not rang(k) and not rang(g)
+        finally:
+            await other.close()
+
+
+async def test_a_resumed_call_waits_for_the_kiosk_screen(tmp_path: Path) -> None:
+    """No camera or microphone goes out while the LIVE badge cannot show it: the
+    returning guest waits until the kiosk is back (the earlier code resumed at once,
+    media out with no screen). The wait ends the moment the screen joins."""
+    async with answered(tmp_path) as (live, kiosk, guest):
+        assert kiosk.ws is not None
+        await kiosk.ws.ws.close()
+        kill_and_restart(live)
+        g = await rejoin_after_restart(guest)
+        await no_station_connect(g, 2)
+        assert not rang(g)
+        k = await kiosk.join()
+        caller = AiortcCaller(g)
+        await caller.accept_station()
+        call = await call_state(g, "in-call")
+        assert [m["id"] for m in call["in_call"]] == [g.peer_id]
+        assert await caller.frames("video", 2)
+        assert not rang(k)
+        await caller.close()
+
+
 async def test_after_the_window_the_same_session_rings(tmp_path: Path) -> None:
-    config = tmp_path / "short-resume.toml"
-    config.write_text("[call]\nresume_seconds = 2\n")
+    config = short_window(tmp_path, 2)
     async with answered(tmp_path, "--config", str(config)) as (live, kiosk, guest):
         kill_and_restart(live, "--config", str(config))
         k = await rejoin_after_restart(kiosk)
@@ -162,9 +248,11 @@ async def test_a_hang_up_before_the_crash_leaves_nothing_to_resume(tmp_path: Pat
 
 
 async def test_a_page_that_does_not_ask_to_resume_rings(tmp_path: Path) -> None:
-    """A page that had left the call (it shows "Call ended") and rejoins rings."""
-    async with answered(tmp_path) as (live, _kiosk, guest):
-        kill_and_restart(live)
+    """A page that had left the call (it shows "Call ended") and rejoins rings, once
+    the window is over."""
+    config = short_window(tmp_path)
+    async with answered(tmp_path, "--config", config) as (live, _kiosk, guest):
+        kill_and_restart(live, "--config", config)
         g = await rejoin_after_restart(guest, resume=False)
         call = await call_state(g, "ringing")
         assert call["live"] is False

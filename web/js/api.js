@@ -10,13 +10,14 @@
  *   expires_at: number, jti: string, label: string
  * }} GuestLink
  * @typedef {{
- *   jti: string, label: string, created_at: number, expires_at: number,
- *   max_uses: number|null, uses: number, revoked: boolean
- * }} GuestLinkInfo
+ *   kind: 'link'|'kiosk-code', jti: string, label: string, created_at: number,
+ *   expires_at: number, max_uses: number|null, uses: number, revoked: boolean
+ * }} GuestLinkInfo  a guest link, or a code the kiosk showed that phones scanned
+ *   (its uses are their sessions)
  * @typedef {{
  *   id: number, room_id: string, caller: string, started_at: number,
  *   answered_at: number|null, ended_at: number|null,
- *   outcome: 'ringing'|'answered'|'missed'|'declined'
+ *   outcome: 'ringing'|'answered'|'missed'|'declined', attempts: number
  * }} CallRecord  one call to the station; times are unix seconds of the station's clock
  * @typedef {{
  *   current: import('./protocol.js').CallInfo, calls: CallRecord[]

@@ -255,7 +255,7 @@ async function renderInvitePanel(panel, room) {
       const uses = l.max_uses != null ? t('rooms.usesOf', { uses: l.uses, max: tn('rooms.uses', l.max_uses) }) : tn('rooms.uses', l.uses);
       return h('li', { class: `link-item status-${status}`, 'data-jti': l.jti },
         h('div', {},
-          h('strong', { text: l.label || t('rooms.guestLink') }),
+          h('strong', { text: l.label || t(l.kind === 'kiosk-code' ? 'rooms.scannedCode' : 'rooms.guestLink') }),
           h('span', { class: 'muted small', text: ` · ${uses} · ${t('rooms.until', { time: formatTime(l.expires_at) })}` })),
         h('span', { class: `pill ${status === 'active' ? 'ok' : 'off'}`, 'data-testid': 'link-status', 'data-status': status, text: t(`rooms.status.${status}`) }),
         status === 'active' ? revoke : null);
@@ -277,7 +277,8 @@ async function renderInvitePanel(panel, room) {
 function linkStatus(l, now) {
   if (l.revoked) return 'revoked';
   if (l.expires_at < now) return 'expired';
-  if (l.max_uses != null && l.uses >= l.max_uses) return 'usedUp';
+  // a scanned code's sessions live on when no phone may scan it any more
+  if (l.kind !== 'kiosk-code' && l.max_uses != null && l.uses >= l.max_uses) return 'usedUp';
   return 'active';
 }
 
