@@ -24,6 +24,7 @@ MODULES = [
     "appliance.quiet",
     "appliance.rooms",
     "appliance.static",
+    "appliance.turn",
     "appliance.media.nack",
     "appliance.media.pattern",
     "appliance.media.pcm",
