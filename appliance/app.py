@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sqlite3
 import ssl
@@ -188,9 +189,10 @@ async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
     """PEERS: the station's aiortc peers, one per viewer (opened only in a call; the
     media stack is imported when one is in sight, see StationPeers.prepare)."""
     from .media.peer import StationPeers
-    from .turn import ice_servers
+    from .turn import STATION_CREDENTIAL_TTL, ice_servers
 
     config = app[CONFIG]
+    clock = app[CLOCK]
     room_id = config.station.room_id
     rooms = app[ROOMS]
 
@@ -202,8 +204,14 @@ async def _peers_ctx(app: web.Application) -> AsyncIterator[None]:
 
     peers = StationPeers(
         app[MEDIA],
-        # minted for every connection: TURN credentials expire after a day
-        ice_servers=lambda: ice_servers(config.ice),
+        # minted for every connection, with a user name of its own (coturn counts its
+        # quota per name): it only has to make the relay, which then outlives it
+        ice_servers=lambda: ice_servers(
+            config.ice,
+            key=f"station:{secrets.token_hex(8)}",
+            lifetime=STATION_CREDENTIAL_TTL,
+            now=clock.now(),
+        ),
         send=offer_to_browser,
         room_id=room_id,
     )

@@ -338,6 +338,20 @@ class Auth:
             if link is None or link.revoked:
                 raise GuestLinkRevoked()
 
+    def session_left(self, session: Session) -> float | None:
+        """Seconds ``session`` has left as :meth:`revalidate` judges it: its own life, or,
+        if it was seen in a call, CALL_GRACE from then, whichever is longer. None: it
+        has no expiry (the kiosk's key). What a TURN credential for it may last."""
+        if not (session.expires_at and session.sid):
+            return None
+        left = self.clock.remaining(
+            f"session:{session.sid}", iat=session.issued_at, exp=session.expires_at
+        )
+        last_call = self._in_call.get(session.sid)
+        if last_call is not None:
+            left = max(left, CALL_GRACE - (self.clock.monotonic() - last_call))
+        return left
+
     def end_session(self, session: Session) -> None:
         if session.sid:
             expires_at = session.expires_at or self.clock.now() + 86400

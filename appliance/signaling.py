@@ -280,7 +280,7 @@ class Hub:
                 peer_id=peer.id,
                 role=session.role,
                 room={"id": room.id, "name": room.name, "is_station": is_station},
-                ice_servers=self.ice_servers(),
+                ice_servers=self.ice_servers(session),
                 peers=[p.as_object() for p in others],
                 call=self.station.as_object() if is_station else None,
                 station_name=self.config.station.name,
@@ -397,10 +397,31 @@ class Hub:
 
     # -- ICE --------------------------------------------------------------------------
 
-    def ice_servers(self) -> list[dict[str, Any]]:
-        from .turn import ice_servers
+    def ice_servers(self, session: Session, *, admitted: bool = True) -> list[dict[str, Any]]:
+        """The ICE servers for ``session``'s page: TURN with a credential of its own
+        (its user name carries the expiry and a hash of the session id), lasting no
+        longer than the session has left and at most SESSION_CREDENTIAL_CAP.
 
-        return ice_servers(self.config.ice)
+        ``admitted`` False (the hook for a knocker not yet let in): STUN only, so a
+        knocker cannot use the station's relay before the kiosk admits it; whoever
+        admits it sends it fresh servers from this method."""
+        from .turn import ice_servers, session_lifetime
+
+        now = self.auth.clock.now() if self.auth is not None else time.time()
+        if self.auth is not None:
+            left = self.auth.session_left(session)
+        elif session.expires_at:
+            left = session.expires_at - now
+        else:
+            left = None
+        key = f"session:{session.sid}" if session.sid else f"{session.role}:{session.subject}"
+        return ice_servers(
+            self.config.ice,
+            key=key,
+            lifetime=session_lifetime(left),
+            now=now,
+            relay=admitted,
+        )
 
 
 def ring_address(remote: str | None) -> str:

@@ -25,6 +25,7 @@ MODULES = [
     "appliance.rooms",
     "appliance.signaling",
     "appliance.static",
+    "appliance.turn",
     "appliance.media.nack",
     "appliance.media.pattern",
     "appliance.media.pcm",

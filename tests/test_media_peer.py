@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ async def test_every_connection_gets_freshly_minted_turn_credentials() -> None:
     minted: list[list[dict[str, Any]]] = []
 
     def servers() -> list[dict[str, Any]]:
-        minted.append(ice_servers(ice))
+        minted.append(ice_servers(ice, key="station:test", lifetime=300, now=time.time()))
         return []  # no relay to gather here (nothing listens): a fast test
 
     media = StationMedia(CAMERA, MICROPHONE, linger=0.5)

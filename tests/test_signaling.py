@@ -243,9 +243,7 @@ async def test_revoking_a_link_disconnects_its_guest(station: ServiceHarness) ->
     assert (await ws.expect("bye"))["reason"] == "revoked"
 
 
-async def test_ice_servers_with_turn_credentials(
-    config: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_ice_servers_with_turn_credentials(config: Any, aiohttp_client: Any) -> None:
     from appliance.app import create_app
     from appliance.appkeys import AUTH
     from tests.conftest import PASSWORD, make_config
@@ -266,19 +264,14 @@ async def test_ice_servers_with_turn_credentials(
     servers = (await ws.join("station"))["ice_servers"]
     assert servers[0] == {"urls": ["stun:stun.example.net:3478"]}
     assert servers[1]["urls"] == ["turn:turn.example.net:3478"]
-    expiry, user = servers[1]["username"].split(":")
-    assert user == "videostation" and int(expiry) > 0 and servers[1]["credential"]
-    # the station's own peer mints them for every connection too: a station up for
-    # more than a day (the credentials' lifetime) still gets a relay
+    expiry, tag = servers[1]["username"].split(":")
+    assert len(tag) == 24 and int(expiry) > time.time() and servers[1]["credential"]
+    # the station's own peer mints them for every connection too, with the time of
+    # that moment: a station up for months still gets a relay
     from appliance.appkeys import PEERS
 
-    now = time.time()
-    later = now + 2 * 24 * 3600
-    minted = []
-    for at in (now, later):
-        monkeypatch.setattr("appliance.turn.time.time", lambda at=at: at)
-        minted.append(int(app[PEERS].ice_servers()[1]["username"].split(":")[0]))
-    assert minted[1] - minted[0] == 2 * 24 * 3600, minted
+    minted = [int(app[PEERS].ice_servers()[1]["username"].split(":")[0]) for _ in range(2)]
+    assert all(abs(m - time.time() - 300) <= 2 for m in minted), minted
 
 
 async def test_a_client_that_leaves_and_hangs_up_at_once_is_no_error(
