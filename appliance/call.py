@@ -38,6 +38,7 @@ State = Literal["idle", "ringing", "in-call"]
 Ended = Literal["hangup", "declined", "missed", "cancelled", "quiet"]
 Observer = Callable[[CallObject], None]
 Evict = Callable[[Peer, ByeReason], Coroutine[Any, Any, None]]
+Connecting = Callable[[Peer], Coroutine[Any, Any, None]]
 
 LEVEL_INTERVAL = 0.125
 """Seconds between two ``mic-level`` messages to the kiosk (8 per second, in a call only)."""
@@ -115,6 +116,7 @@ class CallMachine:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._evict_subscribers: list[Evict] = []
+        self._connecting_subscribers: list[Connecting] = []
         self.store_errors = 0
         """Call-log writes that failed (disk full, read-only): the call went on anyway."""
         self.last_store_error = ""
@@ -417,6 +419,18 @@ class CallMachine:
         knocker refused): the signaling hub says ``bye`` and closes their socket."""
         self._evict_subscribers.append(subscriber)
 
+    def on_connecting(self, subscriber: Connecting) -> None:
+        """Await ``subscriber(peer)`` before a remote is told to connect to the call
+        (answered, let in, resumed): the hub sends a knocker its relay then."""
+        self._connecting_subscribers.append(subscriber)
+
+    async def _connecting(self, peer: Peer) -> None:
+        for subscriber in self._connecting_subscribers:
+            try:
+                await subscriber(peer)
+            except Exception:
+                self.log.exception("connecting subscriber failed", extra={"peer_id": peer.id})
+
     def _spawn_evict(self, peer: Peer, reason: ByeReason) -> None:
         """Close ``peer``'s socket after the lock is released (leaving takes the lock)."""
         for evict in self._evict_subscribers:
@@ -535,6 +549,7 @@ class CallMachine:
             await screen.send(connect_to_station())
             viewers.append((screen.id, False))
         for index, peer in enumerate(self.in_call):
+            await self._connecting(peer)
             await self._send_connects(peer, others=self.in_call[:index])
             viewers.append((peer.id, True))
         # Every browser has its `connect` before its offer; the offers (each waits for
@@ -561,6 +576,7 @@ class CallMachine:
 
     async def _connect_remote(self, peer: Peer) -> None:
         """A remote that joins a call already running."""
+        await self._connecting(peer)
         await self._send_connects(peer, others=self.in_call)
         await self._open_media([(peer.id, True)])
 

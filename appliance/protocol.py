@@ -283,6 +283,15 @@ class MicLevel:
     muted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class IceServers:
+    """``ice-servers``: the relay a page may use from now on. A guest who knocks gets
+    STUN only in its ``welcome``; once let in (or answered) it gets TURN here, before
+    its first ``connect``."""
+
+    ice_servers: list[dict[str, Any]]
+
+
 ServerMessage = (
     Welcome
     | PeerJoined
@@ -296,6 +305,7 @@ ServerMessage = (
     | Bye
     | Pong
     | MicLevel
+    | IceServers
 )
 
 
@@ -513,6 +523,8 @@ def to_wire(message: ServerMessage) -> dict[str, Any]:
         case MicLevel(dbfs, muted):
             level = None if dbfs is None else round(dbfs, 1)
             return {"type": "mic-level", "dbfs": level, "muted": muted}
+        case IceServers(servers):
+            return {"type": "ice-servers", "ice_servers": servers}
     assert_never(message)
 
 

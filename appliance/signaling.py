@@ -51,6 +51,8 @@ class Connection:
     tokens: float = RATE_BURST
     refilled: float = field(default_factory=time.monotonic)
     refused: int = 0
+    stun_only: bool = False
+    """Its ``welcome`` had no relay (it came to knock): sent one when let in."""
     address: str = ""
     """The client's address (IPv6: its /64), for the ring budgets."""
     log: IdsAdapter = field(default_factory=lambda: with_ids(log))
@@ -112,6 +114,7 @@ class Hub:
         self.station = station
         self.metrics = metrics
         self.connections: set[Connection] = set()
+        station.on_connecting(self._give_relay)
 
     # -- the socket -------------------------------------------------------------------
 
@@ -275,12 +278,15 @@ class Hub:
         conn.joined(peer)
         conn.log.info("joined as %s", peer.kind)
         is_station = room.id == self.station.room
+        # A guest of the station room gets the relay only when answered or let in
+        # (``_give_relay``): a ring or a knock alone never buys TURN.
+        conn.stun_only = is_station and session.role == "guest"
         await conn.send(
             protocol.Welcome(
                 peer_id=peer.id,
                 role=session.role,
                 room={"id": room.id, "name": room.name, "is_station": is_station},
-                ice_servers=self.ice_servers(session),
+                ice_servers=self.ice_servers(session, admitted=not conn.stun_only),
                 peers=[p.as_object() for p in others],
                 call=self.station.as_object() if is_station else None,
                 station_name=self.config.station.name,
@@ -396,6 +402,14 @@ class Hub:
         await asyncio.gather(*(close(c) for c in list(self.connections)), return_exceptions=True)
 
     # -- ICE --------------------------------------------------------------------------
+
+    async def _give_relay(self, peer: Peer) -> None:
+        """The call connects ``peer``: a guest whose ``welcome`` had STUN only gets
+        its relay now, before its first ``connect``."""
+        conn = self._connection_of(peer)
+        if conn is not None and conn.stun_only:
+            conn.stun_only = False
+            await conn.send(protocol.IceServers(self.ice_servers(conn.session)))
 
     def ice_servers(self, session: Session, *, admitted: bool = True) -> list[dict[str, Any]]:
         """The ICE servers for ``session``'s page: TURN with a credential of its own

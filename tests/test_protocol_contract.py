@@ -20,6 +20,7 @@ from appliance.protocol import (
     Connect,
     Disconnect,
     Error,
+    IceServers,
     MicLevel,
     PeerJoined,
     PeerLeft,
@@ -77,6 +78,7 @@ SAMPLES: list[ServerMessage] = [
     Bye("revoked"),
     Pong(),
     MicLevel(-20.0, muted=False),
+    IceServers([{"urls": ["stun:stun.example.net"]}]),
 ]
 
 

@@ -81,9 +81,41 @@ async def test_each_session_gets_its_own_user_name(station: ServiceHarness) -> N
 async def test_a_credential_never_outlives_its_session(station: ServiceHarness) -> None:
     """A guest session of 10 minutes gets a credential of 10 minutes, not 24 h."""
     welcome, session = await joined(station, await station.guest("station"))
-    expiry, _ = turn_user(welcome["ice_servers"])
+    assert welcome["ice_servers"] == [STUN]  # ringing buys no relay
+    expiry, _ = turn_user(station.app[HUB].ice_servers(session))
     assert session.role == "guest" and session.expires_at - session.issued_at == 600
     assert expiry <= session.expires_at and expiry >= time.time() + 600 - 10
+
+
+async def relay_then_connect(ws: Any) -> list[dict[str, Any]]:
+    """The ``ice-servers`` a page gets, checked to come before its first ``connect``."""
+    while True:
+        message = await ws.recv()
+        assert message["type"] != "connect", "connect before the relay"
+        if message["type"] == "ice-servers":
+            servers: list[dict[str, Any]] = message["ice_servers"]
+            return servers
+
+
+async def test_a_guest_gets_the_relay_only_when_answered_or_let_in(
+    station: ServiceHarness,
+) -> None:
+    """Issue 22, item 6: on the earlier code every joined guest, knockers included,
+    got a TURN credential in its welcome."""
+    kiosk = await connect(await station.kiosk())
+    await kiosk.join("station")
+    caller = await connect(await station.guest("station", label="Grandma"))
+    welcome = await caller.join("station", "Grandma")
+    assert welcome["ice_servers"] == [STUN]
+    await kiosk.send(type="call", action="answer")
+    turn_user(await relay_then_connect(caller))
+    knocker = await connect(await station.guest("station", label="Neighbour"))
+    welcome = await knocker.join("station", "Neighbour")
+    assert welcome["ice_servers"] == [STUN]
+    while not (await kiosk.expect("call-state"))["call"]["knocking"]:
+        pass
+    await kiosk.send(type="call", action="admit", peer=welcome["peer_id"])
+    turn_user(await relay_then_connect(knocker))
 
 
 def test_session_lifetime_bounds() -> None:

@@ -759,6 +759,10 @@ export class SignalingClient {
         }
         this.onbye?.(String(msg.reason));
         break;
+      case 'ice-servers':
+        // let in after knocking: the relay, before the first `connect`
+        if (Array.isArray(msg.ice_servers)) this.iceServers = msg.ice_servers;
+        break;
       case 'mic-level':
         this.onmiclevel?.(typeof msg.dbfs === 'number' ? msg.dbfs : null, !!msg.muted);
         break;
