@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from appliance import errors, protocol
+from appliance.admission import MAX_KNOCKERS
 from appliance.call import CallMachine
 from appliance.clock import FakeClock
 from appliance.rooms import Peer, Rooms
@@ -150,6 +151,8 @@ class CallMachine(RuleBasedStateMachine):
             media=self.media,
             ring_timeout=3600,
             clock=self.clock,
+            ring_cooldown=10,  # the shipped limits: guests wait between unanswered rings
+            guest_rings_per_minute=6,
         )
         self.station.authorized = self.authorized
         self.peers: dict[str, Peer] = {}
@@ -278,6 +281,17 @@ class CallMachine(RuleBasedStateMachine):
             assert 0 <= end - row.started_at <= self.passed + 1, row
             if row.answered_at is not None:
                 assert row.started_at <= row.answered_at <= end or row.ended_at is None, row
+
+    @invariant()
+    def no_guest_rings_while_it_must_wait(self) -> None:
+        """A guest whose ring or knock went unanswered is not ringing or knocking again
+        before its cooldown is over, and at most MAX_KNOCKERS knock."""
+        st_ = self.station
+        now = self.clock.monotonic()
+        for peer in [*st_.callers, *st_.knocking]:
+            cooling = st_.gate._sessions.get(peer.sid)
+            assert peer.role != "guest" or cooling is None or cooling.until <= now, peer.id
+        assert len(st_.knocking) <= MAX_KNOCKERS
 
     @invariant()
     def media_only_to_the_invited(self) -> None:
