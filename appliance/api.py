@@ -27,6 +27,7 @@ from .appkeys import (
 )
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
 from .http.bodies import field, json_body
+from .http.local import require_this_machine
 from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
 from .openapi import openapi_document
 
@@ -47,6 +48,7 @@ def _client(request: web.Request) -> str:
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
     password = field(data, "password", str)
+    _not_the_kiosk(request)
     auth = request.app[AUTH]
     config = request.app[CONFIG]
     if not auth.password_set:
@@ -94,6 +96,7 @@ async def me(request: web.Request) -> web.Response:
 async def guest(request: web.Request) -> web.Response:
     data = await json_body(request)
     token = field(data, "guest_token", str)
+    _not_the_kiosk(request)
     auth = request.app[AUTH]
     session = auth.redeem_guest_token(token)
     ttl = request.app[CONFIG].auth.guest_session_ttl_seconds
@@ -105,12 +108,34 @@ async def guest(request: web.Request) -> web.Response:
     return response
 
 
+def _not_the_kiosk(request: web.Request) -> None:
+    """A kiosk session is never traded for a caller's (issue 22, item 7): the station's
+    screen answers calls, it never makes them. Its codes (its QR) are for phones; a
+    code or link opened with the kiosk's cookie leaves it the kiosk (``_signed_in``),
+    and a password or guest link posted with it is refused."""
+    try:
+        session = session_of(request)
+    except errors.AuthError:
+        return
+    if session.role == "kiosk":
+        raise errors.Forbidden("The station's screen cannot become a caller.")
+
+
 @routes.post("/api/auth/kiosk")
 async def kiosk(request: web.Request) -> web.Response:
+    """The station's screen trades its key for a session: only from the station itself
+    (loopback, no proxy header; see :mod:`.http.local`) and only from a page of this
+    listener (an ``Origin`` other than the request's own is refused). Elsewhere the
+    answer is 403 ``kiosk_not_local`` whatever the key (nothing to probe it with), and
+    the attempt counts against the kiosk limiter like a wrong key."""
     data = await json_body(request)
     key = field(data, "key", str)
     auth = request.app[AUTH]
     ticket = auth.kiosk_limiter.attempt(_client(request))
+    require_this_machine(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise errors.KioskNotLocal("The kiosk key is taken only from the station's own page.")
     session = auth.kiosk_session(key)
     auth.kiosk_limiter.succeeded(_client(request), ticket)
     ttl = 10 * 365 * 24 * 3600  # the screen on the wall stays logged in

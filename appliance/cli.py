@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import html
 import logging
+import os
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__, qr
 from .config import Config, load
@@ -75,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     kiosk = sub.add_parser("kiosk-url", help="print the URL of the station's own screen")
     _common(kiosk, address=True)
+    kiosk.add_argument(
+        "--page",
+        type=Path,
+        metavar="FILE",
+        help="instead, write a page (mode 0600) that opens that URL, and print its file:// "
+        "URL: the kiosk session opens it, so the key never is on a command line",
+    )
 
     watch = sub.add_parser(
         "kiosk-watch",
@@ -221,8 +232,62 @@ def kiosk_url(config: Config, key: str) -> str:
     return f"{config.kiosk_base_url}/#/kiosk?key={key}"
 
 
+def kiosk_page(url: str) -> str:
+    """A page that opens ``url`` at once, without a script (a meta refresh).
+
+    The kiosk session hands Chromium this file instead of the URL, which carries the
+    kiosk key: a command line is readable by every local account (``ps``), a file
+    of mode 0600 in the session's runtime dir only by the service user, who can read
+    ``kiosk.key`` anyway. The kiosk page then drops the key from its address.
+
+    >>> print(kiosk_page("http://127.0.0.1:8080/#/kiosk?key=a&b"))
+    <!doctype html>
+    <meta charset="utf-8">
+    <meta http-equiv="refresh" content="0;url=http://127.0.0.1:8080/#/kiosk?key=a&amp;b">
+    <title>Video Station</title>
+    """
+    return (
+        "<!doctype html>\n"
+        '<meta charset="utf-8">\n'
+        f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">\n'
+        "<title>Video Station</title>"
+    )
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``path`` whole with mode 0600: a fresh file renamed over it, so a reader
+    never sees half of it and an existing file or symlink there is replaced, not
+    followed (in a sticky /tmp, another user's file is not replaced: an error)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def cmd_kiosk_url(config: Config, args: argparse.Namespace) -> int:
-    print(kiosk_url(config, _auth(config).kiosk_key))
+    from .http.local import is_loopback
+
+    url = kiosk_url(config, _auth(config).kiosk_key)
+    if not is_loopback(urlsplit(config.kiosk_base_url).hostname):
+        print(
+            f"videostation: warning: {config.kiosk_base_url} is not a loopback address; the "
+            "kiosk key is taken only over loopback, so this screen will not pair "
+            "(under TLS, set server.kiosk_port)",
+            file=sys.stderr,
+        )
+    if args.page is None:
+        print(url)
+        return 0
+    try:
+        write_private_file(args.page, kiosk_page(url))
+    except OSError as exc:
+        print(f"videostation: cannot write {args.page}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(args.page.absolute().as_uri())
     return 0
 
 

@@ -74,7 +74,8 @@ class ServerConfig:
     kiosk_port: int = 8081
     """Under TLS, the service also serves plain HTTP on 127.0.0.1 at this port for the
     station's own screen, which then needs no certificate for the public name (a
-    self-signed one would stop it). 0: none; the screen loads ``public_url``."""
+    self-signed one would stop it). 0: none; the screen loads ``public_url`` and cannot
+    pair (the kiosk key is taken only over loopback)."""
     state_dir: str = ""
     """Where the database, secrets and kiosk key live. Empty: the default state dir."""
     max_body_bytes: int = 64 * 1024

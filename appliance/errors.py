@@ -41,6 +41,7 @@ ErrorCode = Literal[
     "forbidden",
     "wrong_room",
     "origin_rejected",
+    "kiosk_not_local",
     # signaling
     "signaling_error",
     "malformed_message",
@@ -262,6 +263,12 @@ class OriginRejected(Forbidden):
     """Cross-origin request refused."""
 
     code: ErrorCode = "origin_rejected"
+
+
+class KioskNotLocal(Forbidden):
+    """The kiosk key and the kiosk's session work only on the station itself."""
+
+    code: ErrorCode = "kiosk_not_local"
 
 
 # --- signaling ---------------------------------------------------------------------

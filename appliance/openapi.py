@@ -111,10 +111,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         },
         "/api/auth/kiosk": {
             "post": _op(
-                "Trade the kiosk key for the kiosk session",
+                "Trade the kiosk key for the kiosk session: only over loopback from the "
+                "station itself, without a proxy header, from a page of this listener "
+                "(else 403 kiosk_not_local)",
                 _SESSION,
                 body=_obj(["key"], key=_STR),
-                errors=(400, 401, 429),
+                errors=(400, 401, 403, 429),
             )
         },
         "/api/station": {

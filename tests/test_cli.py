@@ -183,6 +183,21 @@ def test_tls_with_a_doctor_made_certificate(tmp_path: Path) -> None:
         assert stop_live(live) == 0
 
 
+def test_kiosk_url_says_when_its_screen_cannot_pair(tmp_path: Path) -> None:
+    """Under TLS without the loopback listener, the screen loads the public URL, where
+    the kiosk key is refused (issue 22, item 7): the operator is told."""
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\nkiosk_port = 0\ncert = "c.pem"\nkey = "k.pem"\n')
+    out = run_cli(
+        "kiosk-url", "--state-dir", str(tmp_path / "s"), "--config", str(config),
+        "--public-url", "https://door.example.net",
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("https://door.example.net/#/kiosk?key=")
+    assert "is not a loopback address" in out.stderr and "server.kiosk_port" in out.stderr
+    out = run_cli("kiosk-url", "--state-dir", str(tmp_path / "s"))
+    assert out.returncode == 0 and out.stderr == ""
+
+
 def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     live = start_live(tmp_path)
     # a figure for the notes; the benchmark in tests/bench compares it with a bare server

@@ -16,8 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 MODULES = [
     "appliance.audiocheck",
     "appliance.auth",
+    "appliance.cli",
     "appliance.clock",
     "appliance.config",
+    "appliance.http.local",
     "appliance.logs",
     "appliance.metrics",
     "appliance.protocol",

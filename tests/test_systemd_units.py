@@ -242,7 +242,11 @@ def stubs(tmp_path: Path) -> Path:
         'if [ "$1" = kiosk-watch ]; then exec >/dev/null 2>&1; sleep "${WATCH_AFTER:-30}" &\n'
         "  pid=$!\n"
         "  trap 'kill $pid; exit 0' TERM; wait $pid; exit \"${WATCH_EXIT:-0}\"; fi\n"
-        'echo "http://127.0.0.1:8080/#/kiosk?key=k3y"\n',
+        # kiosk-url --page FILE: the page that opens the kiosk URL, and its file:// URL
+        'while [ $# -gt 1 ] && [ "$1" != --page ]; do shift; done\n'
+        'printf "<meta http-equiv=refresh content=\\"0;url=%s\\">\\n" '
+        '"http://127.0.0.1:8080/#/kiosk?key=k3y" > "$2"\n'
+        'echo "file://$2"\n',
     )
     _stub(bin_dir, "cage", record + 'env > "$0.env"\n')
     _stub(bin_dir, "labwc", record + 'env > "$0.env"\n')
@@ -281,9 +285,10 @@ def test_kiosk_session_starts_cage_without_vt_switching(stubs: Path) -> None:
     assert args[: args.index("--")] == ["-d", "-r", "-r"]  # 180 degrees
     assert args[-1] == "--inner" and args[-2].endswith("kiosk-session")
     env = (stubs / "cage.env").read_text()
-    assert "KIOSK_URL=http://127.0.0.1:8080/#/kiosk?key=k3y" in env
+    page = stubs.parent / "videostation-kiosk.html"  # in XDG_RUNTIME_DIR without systemd
+    assert f"KIOSK_URL=file://{page}" in env and "k3y" not in env
     cli = (stubs / "videostation.kiosk-url.args").read_text().splitlines()
-    assert cli[:3] == ["kiosk-url", "--config", "/etc/videostation/config.toml"]
+    assert cli == ["kiosk-url", "--config", "/etc/videostation/config.toml", "--page", str(page)]
 
 
 def test_kiosk_session_stops_the_compositor_when_the_watchdog_says_so(stubs: Path) -> None:
@@ -359,7 +364,7 @@ def test_kiosk_session_starts_labwc_with_the_locked_down_config(stubs: Path) -> 
 
 
 def test_kiosk_shows_only_chromium_kiosk_on_the_kiosk_url(stubs: Path) -> None:
-    url = "http://127.0.0.1:8080/#/kiosk?key=k3y"
+    url = "file:///run/videostation-kiosk/videostation-kiosk.html"
     result = _kiosk(stubs, "--inner", KIOSK_URL=url, KIOSK_ROTATION="90", KIOSK_COMPOSITOR="labwc")
     assert result.returncode == 0, result.stderr
     args = (stubs / "chromium.args").read_text().splitlines()
@@ -369,6 +374,64 @@ def test_kiosk_shows_only_chromium_kiosk_on_the_kiosk_url(stubs: Path) -> None:
     assert "--autoplay-policy=no-user-gesture-required" in args
     rotation = (stubs / "wlr-randr.args").read_text()
     assert "--output HDMI-A-1 --transform 90" in rotation
+
+
+def test_kiosk_never_puts_a_key_on_chromiums_command_line(stubs: Path) -> None:
+    result = _kiosk(stubs, "--inner", KIOSK_URL="http://127.0.0.1:8080/#/kiosk?key=k3y")
+    assert result.returncode == 2
+    assert "refusing to put the kiosk key on Chromium's command line" in result.stderr
+    assert not (stubs / "chromium.args").exists()
+
+
+def test_the_kiosk_key_is_on_no_command_line_and_in_no_environment(
+    stubs: Path, tmp_path: Path
+) -> None:
+    """Issue 22, item 7: the session run with the real CLI (a fresh state dir makes the
+    key) and cage running the inner session as the real one does. The stand-in
+    Chromium records its arguments and environment and, while it runs, searches every
+    process's command line and environment (what `ps` and /proc show) for the key."""
+    import html
+    import re
+    import sys
+
+    state = tmp_path / "state"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nstate_dir = "{state}"\n')
+    _stub(stubs, "videostation-real", f'exec "{sys.executable}" -m appliance.cli "$@"\n')
+    _stub(stubs, "cage", 'while [ "$1" != -- ]; do shift; done; shift; "$@"\n')
+    _stub(
+        stubs,
+        "chromium",
+        'for a in "$@"; do printf "%s\\n" "$a"; done > "$0.args"\nenv > "$0.env"\n'
+        'grep -lsaFf "$KEY_FILE" /proc/[0-9]*/cmdline /proc/[0-9]*/environ > "$0.leaks"\n'
+        # the same search finds the key in the page it opens (the search works)
+        'eval "last=\\${$#}"; grep -lsaFf "$KEY_FILE" "${last#file://}" > "$0.control"\n'
+        "exit 0\n",
+    )
+    result = _kiosk(
+        stubs,
+        KIOSK_COMPOSITOR="cage",
+        KIOSK_WATCH="no",
+        VIDEOSTATION_BIN=str(stubs / "videostation-real"),
+        VIDEOSTATION_CONFIG=str(config),
+        KEY_FILE=str(state / "kiosk.key"),
+        PYTHONPATH=str(REPO),
+    )
+    assert result.returncode == 0, result.stderr
+    key = (state / "kiosk.key").read_text().strip()
+    assert len(key) >= 40
+    args = (stubs / "chromium.args").read_text()
+    assert key not in args and "key=" not in args
+    assert key not in (stubs / "chromium.env").read_text()
+    assert (stubs / "chromium.leaks").read_text() == ""  # no process showed it
+    assert (stubs / "chromium.control").read_text().strip() != ""
+    # Chromium opens the page, which is private and leads to the key URL.
+    page = stubs.parent / "videostation-kiosk.html"
+    assert args.splitlines()[-1] == page.as_uri()
+    assert page.stat().st_mode & 0o777 == 0o600
+    refresh = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', page.read_text())
+    assert refresh is not None
+    assert html.unescape(refresh.group(1)) == f"http://127.0.0.1:8080/#/kiosk?key={key}"
 
 
 @pytest.mark.parametrize("flag", FAKE_MEDIA)
@@ -408,7 +471,14 @@ def test_chromium_policy_allows_media_and_autoplay_only_on_the_kiosk_page() -> N
         assert policy[f"{kind}CaptureAllowed"] is False
         assert policy[f"{kind}CaptureAllowedUrls"] == local
     assert policy["URLBlocklist"] == ["*"]
-    assert policy["URLAllowlist"] == local
+    # and the page that opens the kiosk URL (kiosk-session, the kiosk unit's
+    # RuntimeDirectory): nothing else of the file system
+    page = "file:///run/videostation-kiosk/videostation-kiosk.html"
+    assert policy["URLAllowlist"] == [*local, page]
+    unit = parse_unit(SYSTEMD / "videostation-kiosk.service")
+    assert one(unit, "Service", "RuntimeDirectory") == "videostation-kiosk"
+    assert one(unit, "Service", "RuntimeDirectoryMode") == "0700"
+    assert "/videostation-kiosk.html" in KIOSK_SESSION.read_text()
     assert policy["DeveloperToolsAvailability"] == 2
 
 

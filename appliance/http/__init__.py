@@ -5,6 +5,7 @@
 ``sessions``: the session cookie (read, required role, set, cleared).
 ``bodies``: a request's JSON body and its typed fields.
 ``connections``: per-connection limits (header deadline, connections per address).
+``local``: is a request from the station itself (the kiosk key and session)?
 """
 
 from __future__ import annotations

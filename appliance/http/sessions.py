@@ -8,10 +8,17 @@ from aiohttp import web
 from .. import errors
 from ..appkeys import AUTH
 from ..auth import SESSION_COOKIE, Session
+from .local import require_this_machine
 
 
 def session_of(request: web.Request) -> Session:
-    return request.app[AUTH].read_session(request.cookies.get(SESSION_COOKIE))
+    """The request's valid session. A kiosk session counts only on the station itself
+    (:mod:`.local`): its cookie copied elsewhere, or one paired remotely before issue 22
+    item 7, is refused (``kiosk_not_local``)."""
+    session = request.app[AUTH].read_session(request.cookies.get(SESSION_COOKIE))
+    if session.role == "kiosk":
+        require_this_machine(request)
+    return session
 
 
 def require(request: web.Request, *roles: str) -> Session:

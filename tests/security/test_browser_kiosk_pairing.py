@@ -50,3 +50,31 @@ def test_a_rate_limited_kiosk_retries_and_pairs(tmp_path: Path, browser: Browser
     finally:
         pages.close()
         stop_live(live)
+
+
+def test_the_kiosk_opens_its_page_file_and_pairs(tmp_path: Path, browser: Browser) -> None:
+    """Issue 22, item 7: the kiosk session gives Chromium a file (`kiosk-url --page`),
+    not the key URL; the file's meta refresh leads to the kiosk page, which pairs and
+    drops the key from its address."""
+    from tests.conftest import run_cli, start_live, stop_live
+
+    live = start_live(tmp_path)
+    pages = Pages(browser)
+    try:
+        page_file = tmp_path / "run" / "videostation-kiosk.html"
+        page_file.parent.mkdir(mode=0o700)
+        out = run_cli(
+            "kiosk-url", "--state-dir", str(live.state_dir), "--port", str(live.port),
+            "--page", str(page_file),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == page_file.as_uri()
+        assert "key=" not in out.stdout and page_file.stat().st_mode & 0o777 == 0o600
+        kiosk = pages.kiosk(page_file.as_uri())
+        expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible(timeout=30_000)
+        assert kiosk.url == f"http://127.0.0.1:{live.port}/#/kiosk"
+        assert "key=" not in kiosk.evaluate("location.href")
+        assert pages.errors == []
+    finally:
+        pages.close()
+        stop_live(live)

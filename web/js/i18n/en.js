@@ -34,6 +34,7 @@ export default {
   "error.internal_error": "Something went wrong on the station.",
   "error.payload_too_large": "That is too long.",
   "error.origin_rejected": "This page may not talk to the station from here.",
+  "error.kiosk_not_local": "This screen pairs only on the station itself (its own browser, over 127.0.0.1).",
   "error.too_many_sockets": "Too many open pages. Close some and try again.",
   "error.call_state": "That is not possible in the call right now.",
   "error.not_in_room": "You are not in this room.",

@@ -118,7 +118,8 @@ async function pair(ctx, key) {
 /** @param {Context} ctx */
 export async function renderKiosk(ctx) {
   const paired = await tradeLinkSecret(ctx, 'key', (key) => pair(ctx, key),
-    () => renderError(ctx, t('kiosk.notPaired'), t('kiosk.wrongKey')));
+    (err) => renderError(ctx, t('kiosk.notPaired'),
+      t(err.code === 'kiosk_not_local' ? 'error.kiosk_not_local' : 'kiosk.wrongKey')));
   if (paired === 'refused') return;
   if (paired === 'none') {
     const who = await api.me();
