@@ -18,6 +18,7 @@ MODULES = [
     "appliance.auth",
     "appliance.clock",
     "appliance.config",
+    "appliance.http.connections",
     "appliance.logs",
     "appliance.metrics",
     "appliance.protocol",
