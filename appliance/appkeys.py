@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import Auth
 from .clock import Clock
 from .config import Config
+from .logs import Coalesced
 from .metrics import Metrics
 from .rooms import Rooms
 from .store import Store
@@ -28,6 +29,7 @@ CONFIG = web.AppKey("config", Config)  # create_app
 CLOCK = web.AppKey("clock", Clock)  # create_app: wall and monotonic time, jumps
 METRICS = web.AppKey("metrics", Metrics)  # create_app
 NOTIFIER = web.AppKey("notifier", Notifier)  # create_app: sd_notify
+NOISE = web.AppKey("noise", Coalesced)  # create_app: lines strangers cause, one a minute per kind
 PIN_FACTORY = web.AppKey("pin_factory", object)  # create_app: a gpiozero pin factory, in tests
 STORE = web.AppKey("store", Store)  # _store_ctx
 AUTH = web.AppKey("auth", Auth)  # _auth_ctx

@@ -19,6 +19,8 @@ ErrorCode = Literal[
     "invalid_json",
     "validation_error",
     "payload_too_large",
+    "request_timeout",
+    "too_busy",
     "not_found",
     "method_not_allowed",
     "http_error",
@@ -122,6 +124,21 @@ class PayloadTooLarge(RequestError):
 
     status = 413
     code: ErrorCode = "payload_too_large"
+
+
+class BodyTimeout(RequestError, TimeoutError):
+    """The request body did not arrive in time."""
+
+    status = 408
+    code: ErrorCode = "request_timeout"
+
+
+class TooBusy(VideoStationError):
+    """The station is at its limit of connections without a household or kiosk
+    session."""
+
+    status = 503
+    code: ErrorCode = "too_busy"
 
 
 class NotFound(VideoStationError, LookupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import ssl
 import subprocess
@@ -267,15 +268,27 @@ def start_live(
     password: str = PASSWORD,
     tls: bool = False,
     env: dict[str, str] | None = None,
+    nofile: int | None = None,
 ) -> LiveStation:
+    """``nofile``: the process's descriptor limit (RLIMIT_NOFILE, as the unit's
+    ``LimitNOFILE=`` sets it); the test runner's own otherwise."""
     state = tmp / "live-state"
     port = free_port()
     out = run_cli("set-password", "--stdin", "--state-dir", str(state), input=password + "\n")
     assert out.returncode == 0, out.stderr
     log_path = tmp / "videostation.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the process
+    limit = (
+        None
+        if nofile is None
+        else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    )
     proc = subprocess.Popen(
-        serve_command(state, port, *extra), stdout=log, stderr=subprocess.STDOUT, env=env
+        serve_command(state, port, *extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        preexec_fn=limit,  # setrlimit only, before exec
     )
     base = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     cafile = state / "tls-cert.pem" if tls else None

@@ -19,6 +19,7 @@ MODULES = [
     "appliance.cli",
     "appliance.clock",
     "appliance.config",
+    "appliance.http.connections",
     "appliance.http.local",
     "appliance.logs",
     "appliance.metrics",

@@ -426,6 +426,12 @@ SEAMS = [
         attribute(lambda w: w.runner.server(), "_request_count", int),
     ),
     Seam(
+        "aiohttp", "RequestHandler._lingering_time", HANDLER,
+        "closing a refused or timed-out request without draining its slow body",
+        "seconds an unread body is drained after the answer, a float (0: not at all)",
+        attribute(lambda w: w.runner.server(), "_lingering_time", float),
+    ),
+    Seam(
         "aiohttp", "RequestHandler.handle_error", HANDLER,
         "answering malformed requests briefly (overridden)",
         "a method (request, status, exc, message) returning the response",
@@ -529,7 +535,7 @@ class BareTrack(MediaStreamTrack):
         raise NotImplementedError
 
 
-OVERRIDDEN = {"_make_server"}
+OVERRIDDEN = {"_make_server", "_lingering_time"}
 """Private names our subclasses replace on purpose (seams above)."""
 
 

@@ -4,7 +4,8 @@
 ``security``: security headers on every answer and the Origin check.
 ``sessions``: the session cookie (read, required role, set, cleared).
 ``bodies``: a request's JSON body and its typed fields.
-``connections``: per-connection limits (header deadline, connections per address).
+``connections``: connection limits (head and body deadlines, caps per address and in all
+under the descriptor limit, a reserve for household and kiosk sessions).
 ``local``: is a request from the station itself (the kiosk key and session)?
 """
 

@@ -44,13 +44,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, errors.MethodNotAllowed):
             headers["Allow"] = ", ".join(exc.allow)
-        return json_error(exc.status, exc.code, exc.message, **headers)
+        response = json_error(exc.status, exc.code, exc.message, **headers)
+        if isinstance(exc, errors.BodyTimeout):
+            response.force_close()  # the rest of a slow body is not waited for
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith(("/api", "/ws")):
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         request.app[METRICS].inc("http_errors_total", code=code)
         return json_error(exc.status, code, exc.reason)
+    except ConnectionResetError:
+        raise  # the client went away: the connection handler logs it, briefly
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         request.app[METRICS].inc("http_errors_total", code="internal_error")
