@@ -59,10 +59,10 @@ async def test_the_kiosk_code_is_short_and_opens_the_room(station: ServiceHarnes
     assert me["role"] == "guest" and me["room"] == "station"
     ws = await connect(phone)
     assert (await ws.join("station", "Neighbour"))["role"] == "guest"
-    # not among the household's invitations
+    # the household sees it as a scanned code (its uses: the phones' sessions)
     user = await station.user()
     links = (await (await user.get("/api/rooms/station/guest-links")).json())["guest_links"]
-    assert links == []
+    assert [(link["kind"], link["uses"]) for link in links] == [("kiosk-code", 1)]
 
 
 async def test_codes_rotate_and_old_ones_stop_after_the_grace(
