@@ -35,6 +35,7 @@ from packaging.requirements import Requirement
 from appliance.http.connections import StationRequestHandler, StationRunner, StationServer
 from appliance.media.audio import AudioFanoutTrack
 from appliance.media.video import EncodedVideoTrack, RawVideoTrack
+from appliance.signaling import Socket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -426,6 +427,13 @@ SEAMS = [
         attribute(lambda w: w.runner.server(), "_request_count", int),
     ),
     Seam(
+        "aiohttp", "WebSocketResponse._on_data_received", "appliance/signaling.py (Socket)",
+        "not re-arming the heartbeat timer (which holds the socket) after the close",
+        "a method (self) the request's protocol calls for each chunk received; it "
+        "arms the heartbeat timer when it is not already pending",
+        method(lambda w: web.WebSocketResponse, "_on_data_received", ["self"], coroutine=False),
+    ),
+    Seam(
         "aiohttp", "RequestHandler.handle_error", HANDLER,
         "answering malformed requests briefly (overridden)",
         "a method (request, status, exc, message) returning the response",
@@ -529,7 +537,7 @@ class BareTrack(MediaStreamTrack):
         raise NotImplementedError
 
 
-OVERRIDDEN = {"_make_server"}
+OVERRIDDEN = {"_make_server", "_on_data_received"}
 """Private names our subclasses replace on purpose (seams above)."""
 
 
@@ -539,6 +547,7 @@ OVERRIDDEN = {"_make_server"}
         (StationRequestHandler, RequestHandler, "aiohttp"),
         (StationServer, web.Server, "aiohttp"),
         (StationRunner, web.AppRunner, "aiohttp"),
+        (Socket, web.WebSocketResponse, "aiohttp"),
         (AudioFanoutTrack, MediaStreamTrack, "aiortc"),
         (EncodedVideoTrack, MediaStreamTrack, "aiortc"),
         (RawVideoTrack, MediaStreamTrack, "aiortc"),
