@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import Auth
 from .clock import Clock
 from .config import Config
+from .hashing import PasswordWorker
 from .metrics import Metrics
 from .rooms import Rooms
 from .store import Store
@@ -31,6 +32,7 @@ NOTIFIER = web.AppKey("notifier", Notifier)  # create_app: sd_notify
 PIN_FACTORY = web.AppKey("pin_factory", object)  # create_app: a gpiozero pin factory, in tests
 STORE = web.AppKey("store", Store)  # _store_ctx
 AUTH = web.AppKey("auth", Auth)  # _auth_ctx
+PASSWORDS = web.AppKey("passwords", PasswordWorker)  # _passwords_ctx: the scrypt worker
 ROOMS = web.AppKey("rooms", Rooms)  # _rooms_ctx
 MEDIA: web.AppKey[StationMedia] = web.AppKey("media")  # _media_ctx
 PEERS: web.AppKey[StationPeers] = web.AppKey("peers")  # _peers_ctx: the station's aiortc peers
