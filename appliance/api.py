@@ -21,6 +21,7 @@ from .appkeys import (
     HUB,
     MEDIA,
     METRICS,
+    PASSWORDS,
     ROOMS,
     SCREEN,
     STORE,
@@ -51,12 +52,16 @@ async def login(request: web.Request) -> web.Response:
     _not_the_kiosk(request)
     auth = request.app[AUTH]
     config = request.app[CONFIG]
-    if not auth.password_set:
-        raise errors.PasswordNotSet()
+    stored = auth.password_hash()
+    failures = auth.limiter.failures(_client(request))
     # Counted on the event loop before hashing: parallel requests cannot slip past.
     ticket = auth.limiter.attempt(_client(request))
-    # scrypt takes tens of milliseconds: keep it off the event loop.
-    ok = await asyncio.get_running_loop().run_in_executor(None, auth.password_matches, password)
+    try:
+        # one scrypt thread, the fewest failures first (appliance/hashing.py)
+        ok = await request.app[PASSWORDS].verify(password, stored, failures=failures)
+    except errors.LoginBusy:
+        auth.limiter.succeeded(_client(request), ticket)  # nothing was checked
+        raise
     if not ok:
         request.app[METRICS].inc("logins_total", result="failed")
         raise errors.WrongPassword()

@@ -34,6 +34,7 @@ from .appkeys import (
     METRICS,
     NOISE,
     NOTIFIER,
+    PASSWORDS,
     PEERS,
     PIN_FACTORY,
     ROOMS,
@@ -45,6 +46,7 @@ from .call import CallMachine
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .errors import StateDirUnusable
+from .hashing import PasswordWorker
 from .http import connections
 from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner, admission_middleware
 from .http.jsonerrors import error_middleware
@@ -89,6 +91,7 @@ def create_app(
         [
             _store_ctx,  # STORE
             _auth_ctx,  # AUTH
+            _passwords_ctx,  # PASSWORDS
             _rooms_ctx,  # ROOMS
             _media_ctx,  # MEDIA
             _peers_ctx,  # PEERS
@@ -165,6 +168,14 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _unusable(state_dir: Path, exc: Exception) -> StateDirUnusable:
     return StateDirUnusable(f"the state dir {state_dir} is not usable ({exc}); it must be writable")
+
+
+async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    """PASSWORDS: the one thread that runs scrypt for logins."""
+    worker = PasswordWorker()
+    app[PASSWORDS] = worker
+    yield
+    worker.close()
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:

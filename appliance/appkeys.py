@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import Auth
 from .clock import Clock
 from .config import Config
+from .hashing import PasswordWorker
 from .logs import Coalesced
 from .metrics import Metrics
 from .rooms import Rooms
@@ -33,6 +34,7 @@ NOISE = web.AppKey("noise", Coalesced)  # create_app: lines strangers cause, one
 PIN_FACTORY = web.AppKey("pin_factory", object)  # create_app: a gpiozero pin factory, in tests
 STORE = web.AppKey("store", Store)  # _store_ctx
 AUTH = web.AppKey("auth", Auth)  # _auth_ctx
+PASSWORDS = web.AppKey("passwords", PasswordWorker)  # _passwords_ctx: the scrypt worker
 ROOMS = web.AppKey("rooms", Rooms)  # _rooms_ctx
 MEDIA: web.AppKey[StationMedia] = web.AppKey("media")  # _media_ctx
 PEERS: web.AppKey[StationPeers] = web.AppKey("peers")  # _peers_ctx: the station's aiortc peers

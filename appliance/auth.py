@@ -157,6 +157,12 @@ class LoginLimiter:
             failures.popleft()
         return failures
 
+    def failures(self, client: str) -> int:
+        """Attempts counted against ``client`` within the window (without counting)."""
+        if client not in self._failures:
+            return 0
+        return len(self._recent(client, time.monotonic()))
+
     def check(self, client: str) -> None:
         now = time.monotonic()
         failures = self._recent(client, now)
@@ -262,13 +268,13 @@ class Auth:
             raise WrongPassword()
         self.limiter.succeeded(client, ticket)
 
-    def password_matches(self, password: str) -> bool:
-        """The scrypt check alone (slow: run it off the event loop, after counting the
-        attempt with ``limiter.attempt``)."""
+    def password_hash(self) -> str:
+        """The stored scrypt hash, for :class:`~appliance.hashing.PasswordWorker` (count
+        the attempt with ``limiter.attempt`` first)."""
         stored = self.store.get_setting("password_hash")
         if stored is None:
             raise PasswordNotSet()
-        return verify_password(password, stored)
+        return stored
 
     # -- sessions ---------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ ErrorCode = Literal[
     "password_not_set",
     "too_many_sockets",
     "too_many_attempts",
+    "login_busy",
     "invalid_token",
     "token_expired",
     "guest_link_revoked",
@@ -235,6 +236,14 @@ class TooManyAttempts(AuthError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LoginBusy(AuthError):
+    """The station is checking other logins; try again in a moment."""
+
+    status = 503
+    code: ErrorCode = "login_busy"
+    retry_after = 1
 
 
 class InvalidToken(AuthError):

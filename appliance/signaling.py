@@ -41,6 +41,21 @@ REVALIDATE_SECONDS = 10.0
 password changed)."""
 
 
+class Socket(web.WebSocketResponse):
+    """aiohttp's WebSocketResponse, let go of at its close.
+
+    aiohttp (3.14) re-arms its heartbeat timer for any bytes that arrive after the
+    close, such as the client's answer to our close frame: the timer then held the
+    closed socket with its request, transport and buffers for HEARTBEAT_SECONDS plus
+    half of that for the pong (about 16 KB a join/leave; 150 MiB under a minute of
+    fast churn). Its private ``_on_data_received`` is checked by tests/test_seams.py.
+    """
+
+    def _on_data_received(self) -> None:
+        if not self.closed:
+            super()._on_data_received()
+
+
 @dataclass(eq=False, slots=True)
 class Connection:
     """One open WebSocket and, once joined, its peer."""
@@ -122,9 +137,7 @@ class Hub:
         """One WebSocket, from the upgrade to its close. The REST plumbing has already
         checked the request's Origin and found its ``session`` (app.py's ``/ws/``
         route), so the hub does not depend on it."""
-        ws = web.WebSocketResponse(
-            heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME, timeout=CLOSE_TIMEOUT
-        )
+        ws = Socket(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_WS_FRAME, timeout=CLOSE_TIMEOUT)
         if not ws.can_prepare(request).ok:
             raise errors.RequestError("This endpoint speaks WebSocket only.")
         if session.sid and (

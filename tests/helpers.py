@@ -22,6 +22,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -73,6 +74,14 @@ def machine_load(
         f"the machine was {busy:.0%} busy ({cores} cores) during the test; "
         f"load average {averages} at its end"
     ).replace("%", " %", 1)
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (``VmRSS`` of ``/proc/<pid>/status``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def station_health(port: int) -> dict[str, object] | None:

@@ -35,6 +35,7 @@ from packaging.requirements import Requirement
 from appliance.http.connections import StationRequestHandler, StationRunner, StationServer
 from appliance.media.audio import AudioFanoutTrack
 from appliance.media.video import EncodedVideoTrack, RawVideoTrack
+from appliance.signaling import Socket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -432,6 +433,13 @@ SEAMS = [
         attribute(lambda w: w.runner.server(), "_lingering_time", float),
     ),
     Seam(
+        "aiohttp", "WebSocketResponse._on_data_received", "appliance/signaling.py (Socket)",
+        "not re-arming the heartbeat timer (which holds the socket) after the close",
+        "a method (self) the request's protocol calls for each chunk received; it "
+        "arms the heartbeat timer when it is not already pending",
+        method(lambda w: web.WebSocketResponse, "_on_data_received", ["self"], coroutine=False),
+    ),
+    Seam(
         "aiohttp", "RequestHandler.handle_error", HANDLER,
         "answering malformed requests briefly (overridden)",
         "a method (request, status, exc, message) returning the response",
@@ -535,7 +543,7 @@ class BareTrack(MediaStreamTrack):
         raise NotImplementedError
 
 
-OVERRIDDEN = {"_make_server", "_lingering_time"}
+OVERRIDDEN = {"_make_server", "_lingering_time", "_on_data_received"}
 """Private names our subclasses replace on purpose (seams above)."""
 
 
@@ -545,6 +553,7 @@ OVERRIDDEN = {"_make_server", "_lingering_time"}
         (StationRequestHandler, RequestHandler, "aiohttp"),
         (StationServer, web.Server, "aiohttp"),
         (StationRunner, web.AppRunner, "aiohttp"),
+        (Socket, web.WebSocketResponse, "aiohttp"),
         (AudioFanoutTrack, MediaStreamTrack, "aiortc"),
         (EncodedVideoTrack, MediaStreamTrack, "aiortc"),
         (RawVideoTrack, MediaStreamTrack, "aiortc"),

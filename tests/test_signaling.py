@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
+import weakref
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
 
-from appliance.appkeys import CALL_MACHINE, STORE
+from appliance.appkeys import CALL_MACHINE, HUB, STORE
 
 from .conftest import ServiceHarness
 from .helpers import connect
@@ -291,3 +293,27 @@ async def test_a_client_that_leaves_and_hangs_up_at_once_is_no_error(
     await asyncio.sleep(0.2)
     assert sum(r.getMessage() == "left" for r in caplog.records) == 5
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_closed_socket_is_let_go_at_its_close(station: ServiceHarness) -> None:
+    """Nothing keeps a socket that said `leave`, or one whose client closed it, once it
+    is closed: aiohttp's heartbeat timer held each for HEARTBEAT_SECONDS and more (with
+    its request, transport and buffers: 150 MiB under a minute of churn; issue 22)."""
+    station.room("Kitchen")
+    hub = station.app[HUB]
+    for leaves in (True, False):
+        client = await connect(await station.guest("kitchen", label="Churn"))
+        await client.join("kitchen", "Churn")
+        (conn,) = hub.connections
+        socket = weakref.ref(conn.ws)
+        del conn
+        if leaves:
+            await client.send(type="leave")
+            assert (await client.expect("bye"))["reason"] == "left"
+        await client.ws.close()
+        for _ in range(50):  # the hub's finally and aiohttp's last callbacks
+            await asyncio.sleep(0.01)
+            gc.collect()
+            if socket() is None:
+                break
+        assert socket() is None, [type(r).__name__ for r in gc.get_referrers(socket())]

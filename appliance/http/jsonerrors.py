@@ -40,7 +40,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except errors.VideoStationError as exc:
         request.app[METRICS].inc("http_errors_total", code=exc.code)
         headers: dict[str, str] = {}
-        if isinstance(exc, errors.TooManyAttempts):
+        if isinstance(exc, errors.TooManyAttempts | errors.LoginBusy):
             headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, errors.MethodNotAllowed):
             headers["Allow"] = ", ".join(exc.allow)

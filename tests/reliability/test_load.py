@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from ..conftest import PASSWORD, LiveStation, start_live, stop_live
+from ..helpers import rss_kib
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +32,6 @@ LOGINS_PER_SECOND = 50
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW = 10
 REPLY_TIMEOUT = 10.0
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 @dataclass

@@ -15,6 +15,7 @@ export default {
   "error.unauthorized": "Please sign in.",
   "error.not_authenticated": "Please sign in.",
   "error.too_many_attempts": "Too many attempts. Wait a little and try again.",
+  "error.login_busy": "The station is busy checking other logins. Try again in a moment.",
   "error.rate_limited": "Too many requests. Wait a little and try again.",
   "error.forbidden": "You are not allowed to do that.",
   "error.room_not_found": "This room does not exist (any more).",
