@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -85,7 +86,7 @@ class RingGate:
         now = self.clock.monotonic()
         cooling = self._sessions.get(peer.sid) if peer.sid else None
         if cooling is not None and now < cooling.until:
-            wait = int(cooling.until - now) + 1
+            wait = math.ceil(cooling.until - now)
             raise RingWait(wait, cooling.call_id)
         if not self.per_address:
             return
@@ -93,7 +94,7 @@ class RingGate:
         while address.rings and address.rings[0] <= now - RING_WINDOW:
             address.rings.popleft()
         if len(address.rings) >= self.per_address:
-            wait = int(address.rings[0] + RING_WINDOW - now) + 1
+            wait = math.ceil(address.rings[0] + RING_WINDOW - now)
             raise RingWait(wait, address.call_id)
         address.rings.append(now)
 
