@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,8 @@ class Connection:
     refused: int = 0
     stun_only: bool = False
     """Its ``welcome`` had no relay (it came to knock): sent one when let in."""
+    relay_refresh_at: float = math.inf
+    """The clock's monotonic time when its TURN credential is half spent: a fresh one goes out."""
     address: str = ""
     """The client's address (IPv6: its /64), for the ring budgets."""
     log: IdsAdapter = field(default_factory=lambda: with_ids(log))
@@ -294,6 +297,8 @@ class Hub:
         # A guest of the station room gets the relay only when answered or let in
         # (``_give_relay``): a ring or a knock alone never buys TURN.
         conn.stun_only = is_station and session.role == "guest"
+        if not conn.stun_only:
+            self._relay_sent(conn)
         await conn.send(
             protocol.Welcome(
                 peer_id=peer.id,
@@ -401,6 +406,7 @@ class Hub:
             await asyncio.sleep(REVALIDATE_SECONDS)
             try:
                 await self.revalidate_all()
+                await self.refresh_relays()
             except Exception:
                 log.exception("revalidating sessions failed")
 
@@ -422,7 +428,41 @@ class Hub:
         conn = self._connection_of(peer)
         if conn is not None and conn.stun_only:
             conn.stun_only = False
+            self._relay_sent(conn)
             await conn.send(protocol.IceServers(self.ice_servers(conn.session)))
+
+    def _relay_sent(self, conn: Connection) -> None:
+        """``conn`` gets a TURN credential now: a fresh one is due at half its life (a
+        page restarting ICE late in a long call still makes a relay)."""
+        if self.config.ice.turn_urls and self.config.ice.turn_secret:
+            life = self._credential_life(conn.session)
+            conn.relay_refresh_at = self._monotonic() + max(life / 2, 30.0)
+
+    async def refresh_relays(self) -> int:
+        """Send fresh ``ice-servers`` to every page whose credential is half spent;
+        returns how many (run with the revalidation)."""
+        now, sent = self._monotonic(), 0
+        for conn in list(self.connections):
+            if conn.peer is not None and not conn.stun_only and now >= conn.relay_refresh_at:
+                self._relay_sent(conn)
+                with contextlib.suppress(Exception):
+                    await conn.send(protocol.IceServers(self.ice_servers(conn.session)))
+                    sent += 1
+        return sent
+
+    def _monotonic(self) -> float:
+        return self.auth.clock.monotonic() if self.auth is not None else time.monotonic()
+
+    def _credential_life(self, session: Session) -> float:
+        from .turn import session_lifetime
+
+        if self.auth is not None:
+            left = self.auth.session_left(session)
+        elif session.expires_at:
+            left = session.expires_at - time.time()
+        else:
+            left = None
+        return session_lifetime(left)
 
     def ice_servers(self, session: Session, *, admitted: bool = True) -> list[dict[str, Any]]:
         """The ICE servers for ``session``'s page: TURN with a credential of its own
@@ -432,20 +472,14 @@ class Hub:
         ``admitted`` False (the hook for a knocker not yet let in): STUN only, so a
         knocker cannot use the station's relay before the kiosk admits it; whoever
         admits it sends it fresh servers from this method."""
-        from .turn import ice_servers, session_lifetime
+        from .turn import ice_servers
 
         now = self.auth.clock.now() if self.auth is not None else time.time()
-        if self.auth is not None:
-            left = self.auth.session_left(session)
-        elif session.expires_at:
-            left = session.expires_at - now
-        else:
-            left = None
         key = f"session:{session.sid}" if session.sid else f"{session.role}:{session.subject}"
         return ice_servers(
             self.config.ice,
             key=key,
-            lifetime=session_lifetime(left),
+            lifetime=self._credential_life(session),
             now=now,
             relay=admitted,
         )

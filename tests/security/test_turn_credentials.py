@@ -17,6 +17,7 @@ import pytest
 from appliance import config as config_mod
 from appliance.appkeys import HUB, PEERS
 from appliance.auth import Session
+from appliance.clock import FakeClock
 from appliance.turn import (
     SESSION_CREDENTIAL_CAP,
     STATION_CREDENTIAL_TTL,
@@ -29,6 +30,11 @@ from ..helpers import connect
 
 SECRET = "turn-credentials-secret"
 STUN = {"urls": ["stun:stun.example.net:3478"]}
+
+
+@pytest.fixture
+def station_clock() -> FakeClock:
+    return FakeClock(wall=time.time())
 
 
 @pytest.fixture
@@ -142,3 +148,26 @@ async def test_the_station_peer_gets_a_short_credential_per_connection(
     assert minted[0][1] != minted[1][1]  # one user name per connection
     for expiry, _ in minted:
         assert now + STATION_CREDENTIAL_TTL - 2 <= expiry <= time.time() + STATION_CREDENTIAL_TTL
+
+
+async def test_a_page_gets_a_fresh_credential_before_its_own_runs_out(
+    station: ServiceHarness, station_clock: FakeClock
+) -> None:
+    """A page restarting ICE late in a long call still makes a relay: at half its
+    credential's life it gets a fresh one (``ice-servers``); a guest that only rings
+    gets none."""
+    hub = station.app[HUB]
+    ws = await connect(await station.user())
+    welcome = await ws.join("station", "Mum")
+    first, _ = turn_user(welcome["ice_servers"])
+    ringing = await connect(await station.guest("station"))
+    await ringing.join("station", "G")
+    station_clock.advance(SESSION_CREDENTIAL_CAP / 2 - 60)
+    assert await hub.refresh_relays() == 0
+    station_clock.advance(120)
+    assert await hub.refresh_relays() == 1  # Mum's page, not the ringing guest's
+    while (message := await ws.recv())["type"] != "ice-servers":
+        pass
+    fresh, _ = turn_user(message["ice_servers"])
+    assert fresh >= first + SESSION_CREDENTIAL_CAP / 2
+    assert await hub.refresh_relays() == 0  # not again until half of the new one

@@ -760,8 +760,18 @@ export class SignalingClient {
         this.onbye?.(String(msg.reason));
         break;
       case 'ice-servers':
-        // let in after knocking: the relay, before the first `connect`
-        if (Array.isArray(msg.ice_servers)) this.iceServers = msg.ice_servers;
+        // let in after knocking (the relay, before the first `connect`), or a fresh
+        // credential before the last one runs out: for new connections and restarts
+        if (Array.isArray(msg.ice_servers)) {
+          this.iceServers = msg.ice_servers;
+          for (const link of this.peers.values()) {
+            try {
+              link.pc.setConfiguration({ ...link.pc.getConfiguration(), iceServers: this.iceServers });
+            } catch (err) {
+              console.warn('ice servers not updated', err);
+            }
+          }
+        }
         break;
       case 'mic-level':
         this.onmiclevel?.(typeof msg.dbfs === 'number' ? msg.dbfs : null, !!msg.muted);
