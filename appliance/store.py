@@ -90,6 +90,9 @@ MIGRATIONS: list[str] = [
 CALL_LOG_ROWS = 2000
 """The call log keeps this many calls, newest first (by count, not by a wall clock that
 can jump; a code holder's rings cannot fill the card)."""
+CALL_LOG_DAYS = 365
+"""…and none older than this many days, pruned only while the clock is synchronized
+(a clock that jumped ahead must not empty the log)."""
 KIOSK_LINKS_KEPT = 200
 """Dead kiosk links are deleted beyond the newest this many (33 h of codes at one per
 ten minutes, far past a kiosk session's 4 h): by count, not by a wall clock that can
@@ -453,6 +456,11 @@ class Store:
             )
             call_id = int(cur.lastrowid or 0)
             db.execute("DELETE FROM calls WHERE id <= ?", (call_id - CALL_LOG_ROWS,))
+            if self.clock.synchronized() is True:
+                db.execute(
+                    "DELETE FROM calls WHERE started_at < ? AND ended_at IS NOT NULL",
+                    (self.clock.now() - CALL_LOG_DAYS * 86400,),
+                )
             return call_id
 
     def call_answered(self, call_id: int, *, at: float | None = None) -> None:

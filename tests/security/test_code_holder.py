@@ -5,6 +5,7 @@ earlier code one code made unlimited sessions of 4 hours each."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,19 @@ async def test_the_call_log_keeps_its_newest_rows(
     store = station.app[STORE]
     ids = [store.call_started("station", f"ring {i}") for i in range(12)]
     assert [c.id for c in store.list_calls(limit=100)] == ids[:-6:-1]
+
+
+def test_the_call_log_keeps_a_year_by_a_synchronized_clock(tmp_path: Path) -> None:
+    clock = FakeClock(wall=1_800_000_000.0, synchronized=False)
+    store = store_mod.Store(tmp_path / "station.db", clock=clock)
+    old = store.call_started("station", "long ago")
+    store.call_ended(old, "missed")
+    # the clock jumps a year and more ahead, unsynchronized: nothing goes
+    clock.jump(store_mod.CALL_LOG_DAYS * 86400 + 60)
+    store.call_started("station", "now")
+    assert [c.caller for c in store.list_calls()] == ["now", "long ago"]
+    # synchronized (network time), the year-old call goes
+    clock.set_synchronized(True)
+    store.call_started("station", "later")
+    assert [c.caller for c in store.list_calls()] == ["later", "now"]
+    store.close()
