@@ -234,8 +234,56 @@ class Hub:
                     )
 
     async def _join(self, conn: Connection, join: protocol.Join) -> None:
+        """The doorway: the socket's checks here; who counts against the room is
+        rooms.py's rule, who rings, knocks, waits or resumes the call machine's
+        (admission.py, resume.py)."""
         if conn.peer is not None:
             raise errors.AlreadyJoined()
+        if not await self._may_join(conn, join):
+            return
+        room = self.store.get_room(join.room)
+        if not conn.session.may_enter(room.id):
+            raise errors.Forbidden("Your link is for another room.")
+        peer = await self._peer_for(conn, join, room.id)
+        is_station = room.id == self.station.room
+        try:
+            in_call = {p.id for p in self.station.in_call} if is_station else ()
+            others = self.rooms.add(peer, in_call=in_call)
+        except errors.RoomFull as exc:
+            await conn.send(protocol.Error(exc.code, exc.message, "join"))
+            await conn.send(protocol.Bye("room_full"))
+            await conn.ws.close()
+            return
+        conn.joined(peer)
+        conn.log.info("joined as %s", peer.kind)
+        # A guest of the station room gets the relay only when answered or let in
+        # (``_give_relay``): a ring or a knock alone never buys TURN.
+        conn.stun_only = is_station and conn.session.role == "guest"
+        if not conn.stun_only:
+            self._relay_sent(conn)
+        await conn.send(
+            protocol.Welcome(
+                peer_id=peer.id,
+                role=conn.session.role,
+                room={"id": room.id, "name": room.name, "is_station": is_station},
+                ice_servers=self.ice_servers(conn.session, admitted=not conn.stun_only),
+                peers=[p.as_object() for p in others],
+                call=self.station.as_object() if is_station else None,
+                station_name=self.config.station.name,
+            )
+        )
+        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
+        if not is_station:
+            for other in others:
+                await self.rooms.pair(peer, other)
+        elif peer.kind == "screen":
+            await self.station.screen_joined(peer)
+        else:
+            await self.station.remote_joined(peer)
+
+    async def _may_join(self, conn: Connection, join: protocol.Join) -> bool:
+        """The page speaks this protocol and its session still holds; if not, it is
+        told why and its socket closes."""
         if join.version != protocol.VERSION:
             await conn.send(
                 protocol.Error(
@@ -245,80 +293,44 @@ class Hub:
                 )
             )
             await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
-            return
-        session = conn.session
+            return False
         if self.auth is not None:
             try:
-                self.auth.revalidate(session)
+                self.auth.revalidate(conn.session)
             except errors.AuthError as exc:
                 await conn.send(protocol.Error(exc.code, exc.message, "join"))
                 await conn.send(protocol.Bye(_bye_reason(exc)))
                 await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION)
-                return
-        room = self.store.get_room(join.room)
-        if not session.may_enter(room.id):
-            raise errors.Forbidden("Your link is for another room.")
+                return False
+        return True
+
+    async def _peer_for(self, conn: Connection, join: protocol.Join, room_id: str) -> Peer:
+        """The kiosk joins as the room's screen (replacing an older one); anyone else
+        as a remote, one per session: a newer socket (a reload, a second tab) replaces
+        the older, so one link cannot fill every slot of the room."""
+        session = conn.session
         if session.role == "kiosk":
-            peer = Peer(
-                new_peer_id(), room.id, self.config.station.name, "kiosk", "screen", conn.send
-            )
-            old = self.rooms.screen(room.id)
+            old = self.rooms.screen(room_id)
             if old is not None:
                 await self.evict(old, "replaced")
-        else:
-            # One joined peer per session: a newer socket (a reload, a second tab)
-            # replaces the older, so one link cannot fill every slot of the room.
-            for older in list(self.connections):
-                if older is not conn and older.peer and older.session.sid == session.sid:
-                    await self.evict(older.peer, "replaced")
-            name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
-            peer = Peer(
-                new_peer_id(),
-                room.id,
-                name,
-                session.role,
-                "remote",
-                conn.send,
-                sid=session.sid,
-                resume=join.resume,
-                address=conn.address,
+            return Peer(
+                new_peer_id(), room_id, self.config.station.name, "kiosk", "screen", conn.send
             )
-        try:
-            in_call = {p.id for p in self.station.in_call} if room.id == self.station.room else ()
-            others = self.rooms.add(peer, in_call=in_call)
-        except errors.RoomFull as exc:
-            await conn.send(protocol.Error(exc.code, exc.message, "join"))
-            await conn.send(protocol.Bye("room_full"))
-            await conn.ws.close()
-            return
-        conn.joined(peer)
-        conn.log.info("joined as %s", peer.kind)
-        is_station = room.id == self.station.room
-        # A guest of the station room gets the relay only when answered or let in
-        # (``_give_relay``): a ring or a knock alone never buys TURN.
-        conn.stun_only = is_station and session.role == "guest"
-        if not conn.stun_only:
-            self._relay_sent(conn)
-        await conn.send(
-            protocol.Welcome(
-                peer_id=peer.id,
-                role=session.role,
-                room={"id": room.id, "name": room.name, "is_station": is_station},
-                ice_servers=self.ice_servers(session, admitted=not conn.stun_only),
-                peers=[p.as_object() for p in others],
-                call=self.station.as_object() if is_station else None,
-                station_name=self.config.station.name,
-            )
+        for older in list(self.connections):
+            if older is not conn and older.peer and older.session.sid == session.sid:
+                await self.evict(older.peer, "replaced")
+        name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
+        return Peer(
+            new_peer_id(),
+            room_id,
+            name,
+            session.role,
+            "remote",
+            conn.send,
+            sid=session.sid,
+            resume=join.resume,
+            address=conn.address,
         )
-        await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
-        if is_station:
-            if peer.kind == "screen":
-                await self.station.screen_joined(peer)
-            else:
-                await self.station.remote_joined(peer)
-        else:
-            for other in others:
-                await self.rooms.pair(peer, other)
 
     async def _signal(self, peer: Peer, signal: protocol.Signal) -> None:
         if signal.to == STATION_PEER_ID and peer.room == self.station.room:
