@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from appliance import admission, auth
 
@@ -108,6 +109,7 @@ async def ring_and_give_up(phone: Client, name: str, until: float) -> dict[str, 
     return seen
 
 
+@pytest.mark.slow  # a 5-10 s attack
 async def test_a_code_holder_cannot_ring_in_a_loop(tmp_path: Path) -> None:
     """One session rings and gives up in a loop for 5 s; then all the code's sessions
     do it at once for 5 s more."""
@@ -138,6 +140,7 @@ async def test_a_code_holder_cannot_ring_in_a_loop(tmp_path: Path) -> None:
             await phone.close()
 
 
+@pytest.mark.slow  # a 5-10 s attack
 async def test_quiet_hours_log_a_loop_of_rings_once_per_wait(tmp_path: Path) -> None:
     async with station(tmp_path) as (live, kiosk, k):
         resp = await kiosk.http.post("/api/kiosk/quiet", json={"on": True})
@@ -169,6 +172,7 @@ async def in_call_with(live: LiveStation, k: Inbox, name: str) -> Client:
     return guest
 
 
+@pytest.mark.slow  # a 5-10 s attack
 async def test_knock_and_leave_loops_show_the_card_a_few_times(tmp_path: Path) -> None:
     async with station(tmp_path) as (live, kiosk, k):
         grandma = await in_call_with(live, k, "Grandma")
