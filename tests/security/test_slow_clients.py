@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from appliance.http import connections
 
 from ..conftest import LiveStation, login_cookie, start_live, stop_live
+
+pytestmark = pytest.mark.slow  # 1,200 connections and a 10 s deadline each
 
 ADDRESSES = [f"127.0.0.{n}" for n in range(2, 7)]
 NOFILE = 1024
