@@ -518,3 +518,21 @@ def test_firstboot_runs_once() -> None:
     assert one(unit, "Service", "StateDirectory") == "videostation-firstboot"
     stamp = "/usr/bin/touch /var/lib/videostation-firstboot/done"
     assert one(unit, "Service", "ExecStartPost") == stamp
+
+
+@pytest.mark.parametrize(
+    "unit", ["videostation.service", "videostation-kiosk.service", "videostation-firstboot.service"]
+)
+def test_the_shipped_unit_and_the_roles_template_say_the_same(unit: str) -> None:
+    """The unit files in systemd/ (a manual install) and the role's templates (images,
+    Ansible) differ only where the template fills in a value: a line added to one (as
+    the kiosk's RuntimeDirectory once was to the first alone) fails here, not in a VM."""
+    template = (REPO / "ansible/roles/videostation/templates" / f"{unit}.j2").read_text()
+    shipped = (SYSTEMD / unit).read_text().splitlines()
+    patterns = [
+        re.compile(".*".join(re.escape(part) for part in re.split(r"\{\{.*?\}\}", line)) + "$")
+        for line in template.splitlines()
+    ]
+    assert len(patterns) == len(shipped), f"{unit}: the line counts differ"
+    for number, (pattern, line) in enumerate(zip(patterns, shipped, strict=True), 1):
+        assert pattern.match(line), f"{unit}:{number}: {line!r} vs the template"
