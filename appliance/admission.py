@@ -1,13 +1,14 @@
 """Who may ring or knock, how often: the rules a guest's ring passes before the station
 makes a sound.
 
-A guest (a guest link or a scanned kiosk code) may ring again only after a cooldown
-once a ring or knock of theirs ended unanswered (declined, missed, given up, quiet
-hours, refused); the cooldown doubles with each unanswered ring in a row and resets
-when one is answered. Each address has a budget of rings per minute on top, so the
-few sessions a code opens cannot take turns. A refused ring makes no sound, lights
-nothing and adds no call-log row: it is counted on the row of the ring that started
-the cooldown. The household (``user``) is never limited here.
+A guest (a guest link or a scanned kiosk code) may ring again only after a cooldown once
+a ring or knock of theirs was declined, given up or refused ("Not now"); the cooldown
+doubles with each in a row and resets when one is answered. (A missed ring took its ring
+timeout already.) In quiet hours nothing rings: a guest's repeated rings there are
+counted on the row of the first. Each address has a budget of rings per minute on top,
+so the few sessions a code opens cannot take turns. A refused ring makes no sound,
+lights nothing and adds no call-log row: it is counted on the row of the ring that
+started the cooldown. The household (``user``) is never limited here.
 
 Example::
 
@@ -51,6 +52,12 @@ class _Cooldown:
 
 
 @dataclass(slots=True)
+class _Quiet:
+    until: float
+    call_id: int
+
+
+@dataclass(slots=True)
 class _Address:
     rings: deque[float] = field(default_factory=deque)
     call_id: int | None = None
@@ -73,6 +80,7 @@ class RingGate:
         """0: no budget per address."""
         self._sessions: dict[str, _Cooldown] = {}
         self._addresses: dict[str, _Address] = {}
+        self._quiet: dict[str, _Quiet] = {}
 
     @staticmethod
     def limited(peer: Peer) -> bool:
@@ -112,6 +120,22 @@ class RingGate:
             self._address(peer.address).call_id = call_id
         self._trim(self._sessions)
 
+    def quiet_rang(self, peer: Peer, call_id: int | None) -> None:
+        """``peer`` rang in quiet hours (a missed row, nothing rang): its next quiet
+        rings within RING_COOLDOWN_MAX are counted on that row."""
+        if self.limited(peer) and peer.sid and call_id is not None:
+            self._quiet.pop(peer.sid, None)
+            self._quiet[peer.sid] = _Quiet(self.clock.monotonic() + RING_COOLDOWN_MAX, call_id)
+            self._trim(self._quiet)
+            self._address(peer.address).call_id = call_id
+
+    def quiet_row(self, peer: Peer) -> int | None:
+        """The row a quiet-hours ring of ``peer`` is counted on (None: a new row)."""
+        found = self._quiet.get(peer.sid) if self.limited(peer) and peer.sid else None
+        if found is None or self.clock.monotonic() >= found.until:
+            return None
+        return found.call_id
+
     def answered(self, peer: Peer) -> None:
         """The household answered or let in ``peer``: no cooldown any more."""
         if peer.sid:
@@ -124,6 +148,6 @@ class RingGate:
         return found
 
     @staticmethod
-    def _trim(table: dict[str, _Cooldown] | dict[str, _Address]) -> None:
+    def _trim(table: dict[str, _Cooldown] | dict[str, _Address] | dict[str, _Quiet]) -> None:
         while len(table) > TRACKED:
             del table[next(iter(table))]

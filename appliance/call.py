@@ -256,9 +256,10 @@ class CallMachine:
 
     async def screen_joined(self, screen: Peer) -> None:
         async with self._lock:
-            if self.held:  # a resume may have waited for the screen
+            was = self.state
+            if self.held:  # a resume may have waited for the screen (it connects it)
                 await self._retry_held()
-            if self.state == "in-call":
+            if self.state == "in-call" and was == "in-call":
                 if self.audio_muted or self.video_muted:  # a reloaded kiosk, still muted
                     await self._apply_muted(self.audio_muted, self.video_muted)
                 await self._connect_screen(screen)
@@ -476,6 +477,14 @@ class CallMachine:
                 self.knocking.append(peer)
                 await self._changed()
             return
+        if self.state == "idle" and self.quiet.on:
+            row = self.gate.quiet_row(peer)
+            if row is not None:  # rang in quiet hours a moment ago: no new row
+                self.log.info("quiet: not ringing, again", extra={"peer_id": peer.id})
+                self._record(self.store.call_attempted, row)
+                self.ended = "quiet"
+                await self._changed()
+                return
         self.callers.append(peer)
         if self.state == "idle":
             self.state = "ringing"
@@ -616,9 +625,12 @@ class CallMachine:
         ``finally``: a failing send or call-log write can never leave a call open."""
         self._cancel_timers()
         was_state, was_in_call, call_id = self.state, list(self.in_call), self._call_id
-        if was_state == "ringing":  # declined, missed, given up, quiet: a cooldown each
+        if was_state == "ringing":
             for peer in self.callers:
-                self.gate.unanswered(peer, call_id)
+                if why == "declined":  # a cooldown (a missed ring took its 45 s anyway)
+                    self.gate.unanswered(peer, call_id)
+                elif why == "quiet":  # the next quiet ring is counted on this row
+                    self.gate.quiet_rang(peer, call_id)
         ended_at, self._anchor = self._stamp(), None
         knocking = list(self.knocking)
         screen = self.rooms.screen(self.room)

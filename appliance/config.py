@@ -153,9 +153,9 @@ class CallConfig:
     """``"22:00-07:00"``: the station does not ring then (local time); callers are told
     and the call is logged as missed. Empty: never quiet (the kiosk has a toggle too)."""
     ring_cooldown_seconds: int = 10
-    """A guest whose ring or knock went unanswered (declined, missed, given up, quiet
-    hours, "Not now") may ring again after this long, doubled for each unanswered ring
-    in a row (at most 5 minutes); 0: no wait. The household never waits."""
+    """A guest whose ring or knock was declined, given up or refused ("Not now") may
+    ring again after this long, doubled for each in a row (at most 5 minutes); 0: no
+    wait. The household never waits. (Rings in quiet hours are counted on one row.)"""
     guest_rings_per_minute: int = 6
     """Guest rings and knocks one address (an IPv6 /64) may start per minute; 0: no
     limit."""

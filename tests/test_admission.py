@@ -181,3 +181,15 @@ def test_the_window_closes_on_the_monotonic_clock(resume: Resume, clock: FakeClo
     assert not resume.is_open()
     assert resume.verdict(peer("grandma", resume=True), state="idle", call_id=None,
                           indicator=True) == "no"  # fmt: skip
+
+
+def test_quiet_hours_rings_are_counted_on_one_row(clock: FakeClock) -> None:
+    gate = RingGate(clock=clock, cooldown=10, per_address=0)
+    pest, other = peer("s1"), peer("s2")
+    assert gate.quiet_row(pest) is None
+    gate.quiet_rang(pest, call_id=3)
+    gate.check(pest)  # no cooldown: nothing rang
+    assert gate.quiet_row(pest) == 3 and gate.quiet_row(other) is None
+    assert gate.quiet_row(peer("mum", role="user")) is None  # the household: its own rows
+    clock.advance(admission.RING_COOLDOWN_MAX)
+    assert gate.quiet_row(pest) is None

@@ -51,7 +51,9 @@ def test_every_way_out_of_a_call_releases_camera_and_microphone(
 
     cfg = tmp_path / "config.toml"
     cfg.write_text(
-        "[call]\nring_timeout_seconds = 3\nmax_remote_participants = 1\n\n"
+        "[call]\nring_timeout_seconds = 3\nmax_remote_participants = 1\n"
+        # every way out, one after another: no wait between rings (test_ring_limits)
+        "ring_cooldown_seconds = 0\nguest_rings_per_minute = 0\n\n"
         '[screen]\npower_command = ""\n'
     )
     live = start_live(tmp_path, "--config", str(cfg))
