@@ -7,7 +7,7 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,6 +31,10 @@ from .http.bodies import field, json_body
 from .http.local import require_this_machine
 from .http.sessions import clear_session_cookie, require, session_of, set_session_cookie
 from .openapi import openapi_document
+
+if TYPE_CHECKING:
+    from .call import CallMachine
+    from .rooms import Peer
 
 routes = web.RouteTableDef()
 MAX_LABEL = 60
@@ -368,8 +372,7 @@ def _redeem_code(request: web.Request, code: str) -> tuple[Session, str, int]:
     auth = request.app[AUTH]
     session = auth.redeem_kiosk_code(code, client=_client(request))
     request.app[CALL_MACHINE].caller_expected(session.room)
-    ttl = KIOSK_SESSION_TTL
-    return session, auth.issue_session(session, ttl=ttl), ttl
+    return session, auth.issue_code_session(session), KIOSK_SESSION_TTL
 
 
 @routes.get(r"/api/rooms/{room_id}/guest-links")
@@ -378,9 +381,39 @@ async def list_guest_links(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     store = request.app[STORE]
     store.get_room(room_id)
-    return web.json_response(
-        {"guest_links": [link.to_json() for link in store.list_guest_links(room_id)]}
-    )
+    sessions = store.code_sessions(room_id)
+    peers = request.app[HUB].peers_by_session()
+    links = []
+    for link in store.list_guest_links(room_id):
+        body = link.to_json()
+        if link.kiosk_code:
+            body["sessions"] = [
+                {**s.to_json(), **_peer_state(peers.get(s.sid), request.app[CALL_MACHINE])}
+                for s in sessions.get(link.jti, [])
+            ]
+        links.append(body)
+    return web.json_response({"guest_links": links})
+
+
+def _peer_state(peer: Peer | None, station: CallMachine) -> dict[str, Any]:
+    """What the household sees of a code session's phone: the name it joined with and
+    whether it is in the call (``state``: away, waiting or in-call)."""
+    if peer is None:
+        return {"name": None, "state": "away"}
+    in_call = any(p is peer for p in station.in_call)
+    return {"name": peer.name, "state": "in-call" if in_call else "waiting"}
+
+
+@routes.delete(r"/api/rooms/{room_id}/guest-links/{jti}/sessions/{sid}")
+async def end_code_session(request: web.Request) -> web.Response:
+    """The household ends one phone's session opened with a kiosk code (the code and
+    the other phones stay)."""
+    require(request, "user")
+    room_id, jti, sid = (request.match_info[k] for k in ("room_id", "jti", "sid"))
+    request.app[STORE].get_room(room_id)
+    request.app[AUTH].end_code_session(room_id, jti, sid)
+    await request.app[HUB].close_session(sid, "revoked")
+    return web.json_response({"ok": True})
 
 
 @routes.delete(r"/api/rooms/{room_id}/guest-links/{jti}")

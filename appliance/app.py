@@ -51,7 +51,7 @@ from .http import connections
 from .http.connections import KEEPALIVE_TIMEOUT_SECONDS, StationRunner, admission_middleware
 from .http.jsonerrors import error_middleware
 from .http.security import check_origin, security_middleware
-from .http.sessions import session_of
+from .http.sessions import send_settled_cookie, session_of
 from .logs import Coalesced
 from .media.station import StationMedia
 from .metrics import Labels, Metrics
@@ -103,6 +103,7 @@ def create_app(
         ]
     )
     app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(send_settled_cookie)
     app.router.add_routes(api.routes)
     app.router.add_get("/ws/", _ws)
     app.router.add_get("/ws", _ws)

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -30,6 +31,7 @@ import jwt
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
+    GuestLinkNotFound,
     GuestLinkRevoked,
     GuestLinkUsedUp,
     InvalidToken,
@@ -41,6 +43,8 @@ from .errors import (
     WrongRoom,
 )
 from .store import GuestLink, Store
+
+log = logging.getLogger(__name__)
 
 Role = Literal["user", "guest", "kiosk"]
 ALGORITHM = "HS256"
@@ -132,6 +136,9 @@ class Session:
     """Unix time the cookie was issued (by the clock of that moment)."""
     epoch: int = 0
     """For users: the password epoch the session was issued in."""
+    provisional: bool = False
+    """Issued while the clock was not synchronised: its wall times may be days off; the
+    cookie is issued again with true ones once the clock is (:meth:`Auth.settle_session`)."""
 
     def may_enter(self, room_id: str) -> bool:
         return self.role == "user" or self.room == room_id
@@ -281,7 +288,9 @@ class Auth:
     def _epoch(self) -> int:
         return int(self.store.get_setting("session_epoch") or 0)
 
-    def issue_session(self, session: Session, *, ttl: int) -> str:
+    def issue_session(self, session: Session, *, ttl: int, sid: str | None = None) -> str:
+        """A signed session cookie for ``session``, lasting ``ttl`` seconds; ``sid``:
+        its id (default: a new one)."""
         now = int(self.clock.now())
         claims: dict[str, Any] = {
             "sub": session.subject,
@@ -291,12 +300,43 @@ class Auth:
             "aud": SESSION_AUDIENCE,
             "iat": now,
             "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
+            "jti": sid or uuid.uuid4().hex,
         }
         if session.role == "user":
             claims["epoch"] = self._epoch()
+        if self.clock.synchronized() is False:
+            claims["prov"] = 1
         self.clock.issued(f"session:{claims['jti']}", iat=now, exp=now + ttl)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def settle_session(self, session: Session) -> tuple[str, int] | None:
+        """A provisional session's cookie issued again now that the clock is
+        synchronised: the same session (its id, so a logout or a revoked link still
+        ends it), with the wall times its monotonic life says, so that after a restart
+        it is judged by true times (a cookie issued on a clock two days behind would
+        lose two days; one issued ahead would gain them). None: nothing to do yet.
+        Returns the cookie and its seconds left."""
+        if not session.provisional or self.clock.synchronized() is not True:
+            return None
+        key = f"session:{session.sid}"
+        left = self.clock.remaining(key, iat=session.issued_at, exp=session.expires_at)
+        if left <= 0:
+            return None
+        now = self.clock.now()
+        exp = int(now + left)
+        claims: dict[str, Any] = {
+            "sub": session.subject,
+            "role": session.role,
+            "room": session.room,
+            "label": session.label,
+            "aud": SESSION_AUDIENCE,
+            "iat": int(exp - (session.expires_at - session.issued_at)),
+            "exp": exp,
+            "jti": session.sid,
+        }
+        if session.role == "user":
+            claims["epoch"] = session.epoch
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp - int(now)
 
     def read_session(self, token: str | None) -> Session:
         if not token:
@@ -316,6 +356,7 @@ class Auth:
             expires_at=float(claims["exp"]),
             issued_at=float(claims["iat"]),
             epoch=epoch if isinstance(epoch, int) else 0,
+            provisional=claims.get("prov") == 1,
         )
         self.revalidate(session)
         return session
@@ -360,7 +401,12 @@ class Auth:
 
     def end_session(self, session: Session) -> None:
         if session.sid:
-            expires_at = session.expires_at or self.clock.now() + 86400
+            # Kept past the latest time any cookie of this session could still pass: its
+            # monotonic life, and one more lifetime for a copy issued on a wrong clock
+            # (a provisional cookie and its settled one share the id, not the times).
+            left = self.session_left(session)
+            life = session.expires_at - session.issued_at if session.expires_at else 86400
+            expires_at = max(session.expires_at, self.clock.now() + max(left or 0, 0)) + life
             self.store.end_session(session.sid, expires_at, prune=self.clock.synchronized() is True)
 
     def store_link(self, jti: str) -> GuestLink | None:
@@ -400,22 +446,50 @@ class Auth:
             created_at=now,
             expires_at=now + ttl,
             max_uses=max_uses,
+            provisional=self.clock.synchronized() is False,
         )
         self.clock.issued(f"link:{jti}", iat=now, exp=now + ttl)
         return IssuedLink(token, link)
 
+    def settle(self) -> int:
+        """Once the clock is synchronised, give the links made before it was their true
+        wall times (what they have left by the monotonic clock, from now): a link made
+        on a clock two days behind then neither loses two days at the next restart nor,
+        made ahead, gains them. Run periodically; returns how many were settled."""
+        if self.clock.synchronized() is not True:
+            return 0
+        links = self.store.provisional_links()
+        now = self.clock.now()
+        for link in links:
+            left = self.clock.remaining(
+                f"link:{link.jti}", iat=link.created_at, exp=link.expires_at
+            )
+            expires_at = now + left
+            self.store.settle_link(
+                link.jti,
+                created_at=expires_at - (link.expires_at - link.created_at),
+                expires_at=expires_at,
+            )
+        if links:
+            log.info("the clock is synchronised: %d links made before it settled", len(links))
+        return len(links)
+
     def redeem_guest_token(self, token: str, *, room_id: str | None = None) -> Session:
         """Check a guest token and count one use; return the guest's session."""
         claims = self._decode(token, GUEST_AUDIENCE)
-        self._check_life(f"link:{claims['jti']}", claims)
         if claims.get("role") != "guest" or not isinstance(claims.get("room"), str):
             raise InvalidToken("Not a guest token.")
-        if room_id is not None and claims["room"] != room_id:
-            raise WrongRoom()
         jti = str(claims["jti"])
         link = self.store_link(jti)
         if link is None or link.room_id != claims["room"]:
+            self._check_life(f"link:{jti}", claims)  # an expired token says so first
             raise InvalidToken("Unknown guest link.")
+        if link.settled:  # made on a wrong clock: its true times are the stored ones
+            self._check_life(f"link:{jti}", {"iat": link.created_at, "exp": link.expires_at})
+        else:
+            self._check_life(f"link:{jti}", claims)
+        if room_id is not None and claims["room"] != room_id:
+            raise WrongRoom()
         if link.revoked:
             raise GuestLinkRevoked()
         used = self.store.use_guest_link(jti)
@@ -471,6 +545,33 @@ class Auth:
                 ) from None
             raise InvalidToken("This code is not valid (any more).")
         return Session("guest", link.room_id, link.jti, "")
+
+    def issue_code_session(self, session: Session) -> str:
+        """The cookie for a phone that scanned a kiosk code, recorded so that the
+        household sees it under the code and can end it alone."""
+        sid = uuid.uuid4().hex
+        token = self.issue_session(session, ttl=KIOSK_SESSION_TTL, sid=sid)
+        self.store.add_code_session(
+            sid, session.subject, expires_at=self.clock.now() + KIOSK_SESSION_TTL
+        )
+        return token
+
+    def end_code_session(self, room_id: str, link_jti: str, sid: str) -> None:
+        """The household ends one code session (404 unless ``sid`` is one of
+        ``link_jti``'s in ``room_id``)."""
+        found = self.store.code_session(room_id, sid)
+        if found.link_jti != link_jti:
+            raise GuestLinkNotFound(f"No session {sid!r} under {link_jti!r}.")
+        self.end_session(
+            Session(
+                "guest",
+                room_id,
+                link_jti,
+                sid=sid,
+                expires_at=found.expires_at,
+                issued_at=found.issued_at,
+            )
+        )
 
     # -- tokens -----------------------------------------------------------------------
 

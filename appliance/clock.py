@@ -204,6 +204,9 @@ class ShiftedClock(Clock):
     def jump(self, seconds: float) -> None:
         self.shift += seconds
 
+    def set_synchronized(self, value: bool | None) -> None:
+        self._synced = value
+
 
 SYSTEM_CLOCK = Clock()
 """The process's clock (tests pass their own)."""

@@ -177,6 +177,15 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 params=("room_id", "jti"),
             )
         },
+        "/api/rooms/{room_id}/guest-links/{jti}/sessions/{sid}": {
+            "delete": _op(
+                "End one phone's session opened with a kiosk code (it is disconnected)",
+                _obj(["ok"], ok=_BOOL),
+                errors=(401, 403, 404),
+                auth="user",
+                params=("room_id", "jti", "sid"),
+            )
+        },
         "/api/kiosk/guest-link": {
             "post": _op(
                 "A fresh guest link to the station's room for the kiosk's QR",
@@ -295,6 +304,19 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     max_uses={"type": ["integer", "null"]},
                     uses=_INT,
                     revoked=_BOOL,
+                    sessions={
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/CodeSession"},
+                    },
+                ),
+                "CodeSession": _obj(
+                    ["id", "issued_at", "expires_at", "ended", "name", "state"],
+                    id=_STR,
+                    issued_at=_NUM,
+                    expires_at=_NUM,
+                    ended=_BOOL,
+                    name={"type": ["string", "null"]},
+                    state={"enum": ["away", "waiting", "in-call"]},
                 ),
                 "NewGuestLink": _obj(
                     ["guest_url", "guest_qr_code", "guest_token", "expires_at"],

@@ -385,6 +385,10 @@ class Hub:
             if conn.session.role == "guest" and conn.session.subject == jti:
                 await self._close(conn, "revoked")
 
+    def peers_by_session(self) -> dict[str, Peer]:
+        """The joined peers by their session's id."""
+        return {c.session.sid: c.peer for c in self.connections if c.peer and c.session.sid}
+
     async def close_session(self, sid: str, reason: protocol.ByeReason) -> None:
         for conn in list(self.connections):
             if conn.session.sid == sid:
@@ -419,6 +423,8 @@ class Hub:
             try:
                 await self.revalidate_all()
                 await self.refresh_relays()
+                if self.auth is not None:
+                    self.auth.settle()
             except Exception:
                 log.exception("revalidating sessions failed")
 

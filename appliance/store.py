@@ -86,6 +86,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE calls ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
     """,
+    # 7: links made while the clock was not synchronised get true wall times once it
+    # is; the sessions a kiosk code opened, each listed and revocable on its own
+    """
+    ALTER TABLE guest_links ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE guest_links ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE code_sessions (
+        sid TEXT PRIMARY KEY,
+        link_jti TEXT NOT NULL REFERENCES guest_links(jti) ON DELETE CASCADE,
+        issued_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX code_sessions_link ON code_sessions(link_jti);
+    """,
 ]
 CALL_LOG_ROWS = 2000
 """The call log keeps this many calls, newest first (by count, not by a wall clock that
@@ -140,6 +153,9 @@ class GuestLink:
     kiosk_code: bool = False
     """It rides under a code the kiosk showed: its uses are the sessions of the phones
     that scanned it, listed for the household to revoke."""
+    settled: bool = False
+    """Made on a clock not synchronised, its times were set right since: they, not the
+    token's, say how long it lives."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +168,30 @@ class GuestLink:
             "max_uses": self.max_uses,
             "uses": self.uses,
             "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSession:
+    """A phone's session opened with a kiosk code."""
+
+    sid: str
+    """The session's id (its cookie's jti)."""
+    link_jti: str
+    """The kiosk code's link."""
+    issued_at: float
+    """Unix time of the scan."""
+    expires_at: float
+    """Unix time its cookie expires (a call in progress keeps it longer)."""
+    ended: bool
+    """Ended by its holder or revoked by the household."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.sid,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "ended": self.ended,
         }
 
 
@@ -339,6 +379,7 @@ class Store:
             row["uses"],
             bool(row["revoked"]),
             row["kiosk_code"] is not None,
+            bool(row["settled"]),
         )
 
     def add_guest_link(
@@ -350,14 +391,72 @@ class Store:
         created_at: float,
         expires_at: float,
         max_uses: int | None,
+        provisional: bool = False,
     ) -> GuestLink:
+        """``provisional``: made on a clock not synchronised (see :meth:`settle_link`)."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (jti, room_id, label, created_at, expires_at, max_uses),
+                "INSERT INTO guest_links(jti, room_id, label, created_at, expires_at, max_uses,"
+                " provisional) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (jti, room_id, label, created_at, expires_at, max_uses, int(provisional)),
             )
         return self.get_guest_link(jti)
+
+    def provisional_links(self) -> list[GuestLink]:
+        """Links made while the clock was not synchronised, not yet settled."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM guest_links WHERE provisional = 1 AND revoked = 0"
+            ).fetchall()
+        return [self._link(r) for r in rows]
+
+    def settle_link(self, jti: str, *, created_at: float, expires_at: float) -> None:
+        """The clock is synchronised now: the link's true wall times (what survives a
+        restart); the signed token's own times are not used for its life any more."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE guest_links SET created_at = ?, expires_at = ?, provisional = 0,"
+                " settled = 1"
+                " WHERE jti = ?",
+                (created_at, expires_at, jti),
+            )
+
+    # -- sessions opened with a kiosk code ---------------------------------------------
+
+    def add_code_session(self, sid: str, link_jti: str, *, expires_at: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO code_sessions(sid, link_jti, issued_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (sid, link_jti, self.clock.now(), expires_at),
+            )
+
+    def code_sessions(self, room_id: str) -> dict[str, list[CodeSession]]:
+        """The room's code sessions by kiosk link, oldest first, with whether each has
+        been ended (a logout or the household's revocation)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.*, e.jti IS NOT NULL AS ended FROM code_sessions c"
+                " JOIN guest_links g ON g.jti = c.link_jti"
+                " LEFT JOIN ended_sessions e ON e.jti = c.sid"
+                " WHERE g.room_id = ? ORDER BY c.issued_at",
+                (room_id,),
+            ).fetchall()
+        found: dict[str, list[CodeSession]] = {}
+        for r in rows:
+            found.setdefault(r["link_jti"], []).append(
+                CodeSession(
+                    r["sid"], r["link_jti"], r["issued_at"], r["expires_at"], bool(r["ended"])
+                )
+            )
+        return found
+
+    def code_session(self, room_id: str, sid: str) -> CodeSession:
+        for sessions in self.code_sessions(room_id).values():
+            for session in sessions:
+                if session.sid == sid:
+                    return session
+        raise GuestLinkNotFound(f"No session {sid!r} from a code of room {room_id!r}.")
 
     def get_guest_link(self, jti: str) -> GuestLink:
         with self._lock:

@@ -173,6 +173,19 @@ def recent_call(page: Page, caller: str) -> Any:
     return page.get_by_test_id("recent-calls").locator("li.call-item", has_text=caller)
 
 
+def kiosk_code(live: Any) -> str:
+    """A live code, as the kiosk's screen gets it."""
+    from tests.conftest import http_json
+
+    key = (live.state_dir / "kiosk.key").read_text().strip()
+    status, _, headers = http_json(f"{live.base_url}/api/auth/kiosk", {"key": key})
+    assert status == 200
+    cookie = str(headers["Set-Cookie"]).split(";")[0]
+    status, body, _ = http_json(f"{live.base_url}/api/kiosk/guest-link", {}, cookie=cookie)
+    assert status == 201, body
+    return str(body["guest_token"])
+
+
 def station_metrics(live: Any) -> dict[str, float]:
     from tests.conftest import http_json, login_cookie
 

@@ -14,7 +14,13 @@ LANGUAGES = ("en", "ru")
 # What Intl.PluralRules answers for integers in each language.
 PLURAL_FORMS = {"en": {"one", "other"}, "ru": {"one", "few", "many", "other"}}
 # Keys built at run time from a prefix (error codes, link states, finished pages).
-DYNAMIC_PREFIXES = ("error.", "rooms.status.", "room.fin.", "quality.level")
+DYNAMIC_PREFIXES = (
+    "error.",
+    "rooms.status.",
+    "rooms.codeSession.",
+    "room.fin.",
+    "quality.level",
+)
 
 
 def dictionary(lang: str) -> dict[str, str | dict[str, str]]:

@@ -19,23 +19,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser_kit import Pages, expect, sign_in, wait_for
+from tests.browser_kit import Pages, expect, kiosk_code, sign_in, wait_for
 
-from ..conftest import LiveStation, http_json
+from ..conftest import LiveStation
 
 pytestmark = pytest.mark.browser
 WRONG = [f"WRONGCODE{c}" for c in "23456789ABCDEFGHJKMNPQRSTUVWXYZ"[:25]]
-
-
-def kiosk_code(live: LiveStation) -> str:
-    """A live code, as the kiosk's screen gets it."""
-    key = (live.state_dir / "kiosk.key").read_text().strip()
-    status, _, headers = http_json(f"{live.base_url}/api/auth/kiosk", {"key": key})
-    assert status == 200
-    cookie = str(headers["Set-Cookie"]).split(";")[0]
-    status, body, _ = http_json(f"{live.base_url}/api/kiosk/guest-link", {}, cookie=cookie)
-    assert status == 201, body
-    return str(body["guest_token"])
 
 
 @pytest.fixture

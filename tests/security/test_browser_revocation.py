@@ -14,6 +14,7 @@ from tests.browser_kit import (
     expect,
     holds,
     instrument,
+    kiosk_code,
     local_tracks,
     sign_in,
 )
@@ -95,3 +96,37 @@ def test_a_guest_revoked_while_ringing_is_told_in_its_language(
     expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()  # nobody rings any more
     holds(lambda: sockets == [], "the page reconnected after `bye` `revoked`", 3)
     expect(guest.get_by_test_id("finished-title")).to_have_text(title)
+
+
+def test_the_household_disconnects_one_phone_that_scanned_the_code(
+    live_station: Any, pages: Pages
+) -> None:
+    """Issue 22, item 2: each phone a scanned code let in is listed under the code (with
+    the name it rings with) and can be disconnected alone; the other phone stays."""
+    kiosk = pages.kiosk(live_station.kiosk_url)
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+    code = kiosk_code(live_station)
+    ringing = pages.phone(f"{live_station.base_url}/j/{code}")
+    other = pages.phone(f"{live_station.base_url}/j/{code}")
+    for phone in (ringing, other):
+        expect(phone.get_by_test_id("lobby")).to_be_visible()
+    ringing.locator("#name").fill("Neighbour")
+    ringing.get_by_test_id("start-call").click()
+    expect(kiosk.get_by_test_id("kiosk-answer")).to_be_visible()
+
+    user = sign_in(pages, live_station)
+    station = user.get_by_test_id("room-list").locator("[data-room-id=station]")
+    station.get_by_role("button", name="Invite").click()
+    sessions = station.get_by_test_id("code-sessions").locator("li")
+    expect(sessions).to_have_count(2)
+    phone_row = sessions.filter(has_text="Neighbour")
+    expect(phone_row).to_contain_text("connected, not in the call")
+    phone_row.get_by_test_id("end-session").click()
+
+    expect(ringing.get_by_test_id("finished-page")).to_be_visible()
+    expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()  # it no longer rings
+    expect(sessions).to_have_count(1)
+    expect(sessions.filter(has_text="Neighbour")).to_have_count(0)
+    expect(other.get_by_test_id("lobby")).to_be_visible()
+    assert other.evaluate("fetch('/api/auth/me').then((r) => r.status)") == 200
+    assert ringing.evaluate("fetch('/api/auth/me').then((r) => r.status)") == 401

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance import auth as auth_mod
-from appliance.appkeys import AUTH, CALL_MACHINE, CLOCK, HUB, STORE
+from appliance.appkeys import AUTH, CALL_MACHINE, CLOCK, CONFIG, HUB, STORE
 from appliance.auth import Auth, Session
 from appliance.clock import FakeClock, ShiftedClock
 from appliance.errors import InvalidToken, NotAuthenticated, TokenExpired
@@ -147,6 +147,100 @@ def test_a_logout_survives_a_jump_ahead_and_back(tmp_path: Path) -> None:
     for judge in (auth, fresh):
         with pytest.raises(NotAuthenticated):
             judge.read_session(cookie)
+
+
+@pytest.mark.parametrize("offset", [-2 * DAYS, +2 * DAYS])
+def test_a_link_made_before_the_clock_was_set_keeps_its_true_life_across_a_restart(
+    tmp_path: Path, offset: int
+) -> None:
+    """A link made while the clock was days off (not synchronised) gets true wall times
+    once it is: after a restart it neither lost the days (made behind) nor gained the
+    time that had passed (made ahead)."""
+    true_start = 1_800_000_000.0
+    clock = FakeClock(wall=true_start + offset, synchronized=False)
+    auth = _auth(tmp_path, clock)
+    link = auth.make_guest_link("station", ttl=DAYS)
+    assert auth.settle() == 0  # not synchronised yet: nothing to go by
+    clock.advance(3600)
+    clock.jump(-offset)  # network time
+    clock.set_synchronized(True)
+    clock.advance(3600)
+    assert auth.settle() == 1
+    assert auth.settle() == 0
+    # restart on the true clock: 22 h left, as on the monotonic clock before it
+    later = FakeClock(wall=clock.now())
+    fresh = _auth(tmp_path, later)
+    later.advance(DAYS - 2 * 3600 - 60)
+    assert fresh.redeem_guest_token(link.token).room == "station"
+    later.advance(60 + auth_mod.LEEWAY_SECONDS + 1)
+    with pytest.raises(TokenExpired):
+        fresh.redeem_guest_token(link.token)
+
+
+@pytest.mark.parametrize("offset", [-2 * DAYS, +2 * DAYS])
+def test_a_cookie_issued_before_the_clock_was_set_is_issued_again_with_true_times(
+    tmp_path: Path, offset: int
+) -> None:
+    true_start = 1_800_000_000.0
+    clock = FakeClock(wall=true_start + offset, synchronized=False)
+    auth = _auth(tmp_path, clock)
+    cookie = auth.issue_session(Session("user", None, "user"), ttl=DAYS)
+    session = auth.read_session(cookie)
+    assert session.provisional and auth.settle_session(session) is None
+    clock.advance(3600)
+    clock.jump(-offset)
+    clock.set_synchronized(True)
+    settled = auth.settle_session(auth.read_session(cookie))
+    assert settled is not None
+    token, max_age = settled
+    assert max_age == pytest.approx(DAYS - 3600, abs=2)
+    again = auth.read_session(token)
+    assert again.sid == session.sid and not again.provisional
+    assert again.expires_at == pytest.approx(true_start + DAYS, abs=2)
+    # a restart on the true clock: the settled cookie has its 23 h
+    later = FakeClock(wall=clock.now())
+    fresh = _auth(tmp_path, later)
+    later.advance(DAYS - 3600 - 60)
+    assert fresh.read_session(token).role == "user"
+    later.advance(60 + auth_mod.LEEWAY_SECONDS + 1)
+    with pytest.raises(TokenExpired):
+        fresh.read_session(token)
+    # a logout ends both cookies (one session), also after a restart; there the old
+    # one is refused for its times already if it was made behind
+    auth.end_session(again)
+    fresh = _auth(tmp_path, FakeClock(wall=clock.now()))
+    for judge, copy in ((auth, cookie), (auth, token), (fresh, token)):
+        with pytest.raises(NotAuthenticated):
+            judge.read_session(copy)
+    with pytest.raises(NotAuthenticated if offset > 0 else TokenExpired):
+        fresh.read_session(cookie)
+
+
+async def test_the_browser_gets_the_settled_cookie_with_its_next_response(
+    station: ServiceHarness,
+) -> None:
+    clock = _clock(station)
+    clock.set_synchronized(False)
+    clock.jump(-2 * DAYS)  # the Pi booted with the time it saved two days ago
+    user = await station.user()
+    first = user.session.cookie_jar.filter_cookies(user.make_url("/"))["vs_session"].value
+    assert station.app[AUTH].read_session(first).provisional
+    resp = await user.get("/api/auth/me")
+    assert resp.status == 200 and "vs_session" not in resp.cookies  # nothing to go by yet
+    clock.jump(+2 * DAYS)
+    clock.set_synchronized(True)
+    resp = await user.get("/api/auth/me")
+    assert resp.status == 200 and "vs_session" in resp.cookies
+    settled = station.app[AUTH].read_session(resp.cookies["vs_session"].value)
+    assert not settled.provisional
+    assert settled.expires_at == pytest.approx(
+        clock.now() + station.app[CONFIG].auth.session_ttl_seconds, abs=10
+    )
+    resp = await user.get("/api/auth/me")  # once
+    assert resp.status == 200 and "vs_session" not in resp.cookies
+    # a logout clears it rather than sending it again
+    resp = await user.post("/api/auth/logout")
+    assert resp.cookies["vs_session"].value == ""
 
 
 def test_the_resume_record_is_judged_on_the_monotonic_clock(tmp_path: Path) -> None:

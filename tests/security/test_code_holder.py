@@ -103,3 +103,41 @@ def test_the_call_log_keeps_a_year_by_a_synchronized_clock(tmp_path: Path) -> No
     store.call_started("station", "later")
     assert [c.caller for c in store.list_calls()] == ["later", "now"]
     store.close()
+
+
+async def test_the_household_disconnects_one_scanned_phone(station: ServiceHarness) -> None:
+    """Each phone a code let in is listed under the code with the name it joined with,
+    and can be disconnected alone: the code and the other phones stay."""
+    code = await live_code(station)
+    joined_phone, ok = await scan(station, code)
+    other_phone, ok2 = await scan(station, code)
+    assert ok and ok2
+    screen = await connect(await station.kiosk())
+    await screen.join("station")
+    phone = await connect(joined_phone)  # type: ignore[arg-type]
+    await phone.join("station", "Neighbour")
+    user = await station.user()
+    listed = (await (await user.get("/api/rooms/station/guest-links")).json())["guest_links"]
+    (link,) = [entry for entry in listed if entry["kind"] == "kiosk-code"]
+    sessions = link["sessions"]
+    assert [(s["name"], s["ended"]) for s in sessions] == [("Neighbour", False), (None, False)]
+    assert sessions[0]["state"] in ("waiting", "in-call") and sessions[1]["state"] == "away"
+    base = f"/api/rooms/station/guest-links/{link['jti']}/sessions"
+    # only the household; only a session of that code
+    assert (await joined_phone.delete(f"{base}/{sessions[1]['id']}")).status == 403  # type: ignore[attr-defined]
+    for wrong in (
+        f"{base}/nosuch",
+        f"/api/rooms/station/guest-links/other/sessions/{sessions[0]['id']}",
+    ):
+        resp = await user.delete(wrong)
+        assert resp.status == 404, wrong
+        assert (await resp.json())["error"]["code"] == "guest_link_not_found"
+    resp = await user.delete(f"{base}/{sessions[0]['id']}")
+    assert resp.status == 200, await resp.text()
+    assert (await phone.expect("bye"))["reason"] == "revoked"
+    assert (await joined_phone.get("/api/auth/me")).status == 401  # type: ignore[attr-defined]
+    assert (await other_phone.get("/api/auth/me")).status == 200  # type: ignore[attr-defined]
+    listed = (await (await user.get("/api/rooms/station/guest-links")).json())["guest_links"]
+    (link,) = [entry for entry in listed if entry["kind"] == "kiosk-code"]
+    assert [s["ended"] for s in link["sessions"]] == [True, False]
+    assert not link["revoked"] and (await scan(station, code))[1]  # the code still works

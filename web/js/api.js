@@ -11,9 +11,14 @@
  * }} GuestLink
  * @typedef {{
  *   kind: 'link'|'kiosk-code', jti: string, label: string, created_at: number,
- *   expires_at: number, max_uses: number|null, uses: number, revoked: boolean
+ *   expires_at: number, max_uses: number|null, uses: number, revoked: boolean,
+ *   sessions?: CodeSession[]
  * }} GuestLinkInfo  a guest link, or a code the kiosk showed that phones scanned
- *   (its uses are their sessions)
+ *   (its uses are their sessions, listed in `sessions`)
+ * @typedef {{
+ *   id: string, issued_at: number, expires_at: number, ended: boolean,
+ *   name: string|null, state: 'away'|'waiting'|'in-call'
+ * }} CodeSession  one phone's session from a kiosk code: the name it joined with
  * @typedef {{
  *   id: number, room_id: string, caller: string, started_at: number,
  *   answered_at: number|null, ended_at: number|null,
@@ -122,6 +127,8 @@ export const makeGuestLink = (id, opts) => request('POST', `/api/rooms/${encodeU
 export const listGuestLinks = async (id) => (await request('GET', `/api/rooms/${encodeURIComponent(id)}/guest-links`)).guest_links;
 /** @param {string} id @param {string} jti */
 export const revokeGuestLink = (id, jti) => request('DELETE', `/api/rooms/${encodeURIComponent(id)}/guest-links/${encodeURIComponent(jti)}`);
+/** @param {string} id @param {string} jti @param {string} sid  one code session ends */
+export const endCodeSession = (id, jti, sid) => request('DELETE', `/api/rooms/${encodeURIComponent(id)}/guest-links/${encodeURIComponent(jti)}/sessions/${encodeURIComponent(sid)}`);
 /** @returns {Promise<GuestLink>} */
 export const kioskGuestLink = () => request('POST', '/api/kiosk/guest-link');
 /** @returns {Promise<CallLog>} the station's call log (users and the kiosk) */

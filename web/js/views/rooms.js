@@ -258,8 +258,31 @@ async function renderInvitePanel(panel, room) {
           h('strong', { text: l.label || t(l.kind === 'kiosk-code' ? 'rooms.scannedCode' : 'rooms.guestLink') }),
           h('span', { class: 'muted small', text: ` · ${uses} · ${t('rooms.until', { time: formatTime(l.expires_at) })}` })),
         h('span', { class: `pill ${status === 'active' ? 'ok' : 'off'}`, 'data-testid': 'link-status', 'data-status': status, text: t(`rooms.status.${status}`) }),
-        status === 'active' ? revoke : null);
+        status === 'active' ? revoke : null,
+        status === 'active' ? codeSessions(l, now) : null);
     }) : h('li', { class: 'muted small', text: t('rooms.noLinks') }));
+  }
+
+  /**
+   * The phones a scanned code let in, each with a button that disconnects it alone.
+   * @param {api.GuestLinkInfo} l
+   * @param {number} now
+   */
+  function codeSessions(l, now) {
+    const live = (l.sessions || []).filter((s) => !s.ended && (s.expires_at > now || s.state !== 'away'));
+    if (!live.length) return null;
+    return h('ul', { class: 'code-sessions', 'data-testid': 'code-sessions' }, live.map((s) => {
+      const end = h('button', { class: 'button small danger-ghost', type: 'button', 'data-testid': 'end-session', text: t('rooms.endSession') });
+      end.addEventListener('click', async () => {
+        end.disabled = true;
+        await api.endCodeSession(room.id, l.jti, s.id).catch((err) => { error.textContent = errorText(err); });
+        await refreshLinks();
+      });
+      const who = s.name ? `${s.name} · ` : '';
+      return h('li', { 'data-session': s.id },
+        h('span', { class: 'small', text: `${t('rooms.codeSession', { time: formatTime(s.issued_at) })} · ${who}${t(`rooms.codeSession.${s.state}`)}` }),
+        end);
+    }));
   }
 
   replace(panel, form, error, result,
