@@ -292,22 +292,11 @@ class Auth:
         """A signed session cookie for ``session``, lasting ``ttl`` seconds; ``sid``:
         its id (default: a new one)."""
         now = int(self.clock.now())
-        claims: dict[str, Any] = {
-            "sub": session.subject,
-            "role": session.role,
-            "room": session.room,
-            "label": session.label,
-            "aud": SESSION_AUDIENCE,
-            "iat": now,
-            "exp": now + ttl,
-            "jti": sid or uuid.uuid4().hex,
-        }
-        if session.role == "user":
-            claims["epoch"] = self._epoch()
-        if self.clock.synchronized() is False:
-            claims["prov"] = 1
-        self.clock.issued(f"session:{claims['jti']}", iat=now, exp=now + ttl)
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        jti = sid or uuid.uuid4().hex
+        epoch = self._epoch() if session.role == "user" else None
+        self.clock.issued(f"session:{jti}", iat=now, exp=now + ttl)
+        provisional = self.clock.synchronized() is False
+        return self._cookie(session, jti, now, now + ttl, epoch=epoch, provisional=provisional)
 
     def settle_session(self, session: Session) -> tuple[str, int] | None:
         """A provisional session's cookie issued again now that the clock is
@@ -324,19 +313,35 @@ class Auth:
             return None
         now = self.clock.now()
         exp = int(now + left)
+        iat = int(exp - (session.expires_at - session.issued_at))
+        epoch = session.epoch if session.role == "user" else None
+        return self._cookie(session, session.sid, iat, exp, epoch=epoch), exp - int(now)
+
+    def _cookie(
+        self,
+        session: Session,
+        jti: str,
+        iat: int,
+        exp: int,
+        *,
+        epoch: int | None,
+        provisional: bool = False,
+    ) -> str:
         claims: dict[str, Any] = {
             "sub": session.subject,
             "role": session.role,
             "room": session.room,
             "label": session.label,
             "aud": SESSION_AUDIENCE,
-            "iat": int(exp - (session.expires_at - session.issued_at)),
+            "iat": iat,
             "exp": exp,
-            "jti": session.sid,
+            "jti": jti,
         }
-        if session.role == "user":
-            claims["epoch"] = session.epoch
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp - int(now)
+        if epoch is not None:
+            claims["epoch"] = epoch
+        if provisional:
+            claims["prov"] = 1
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def read_session(self, token: str | None) -> Session:
         if not token:
