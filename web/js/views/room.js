@@ -7,7 +7,9 @@
 // The caller's camera and microphone are held only while calling, knocking or in a
 // call: every way out of a call (hang-up, decline, no answer, room full, refused,
 // withdrawn, Leave) stops every local track and clears the preview; "Call again"
-// asks for them afresh.
+// asks for them afresh. A knocker sees no preview of itself (nothing is sent before it
+// is let in; the held camera's track is disabled) and may Cancel: the kiosk's
+// "wants to join" card goes at once.
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
 import { errorText, formatDuration, formatTimer, t, tn } from '../i18n.js';
@@ -32,7 +34,7 @@ import { signIn } from './login.js';
  * @typedef {import('../protocol.js').PeerInfo} PeerInfo
  * @typedef {import('../protocol.js').Status} Status
  * @typedef {import('../protocol.js').WelcomeMessage} WelcomeMessage
- * @typedef {'connecting'|'calling'|'knocking'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
+ * @typedef {'connecting'|'calling'|'knocking'|'cancelled'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
 
 /** Page states in which the camera and microphone are held. */
@@ -136,6 +138,10 @@ class CallPage {
     this.swapped = false;
     /** @type {HTMLElement|null} "station muted" / "station camera off" */
     this.stationNote = null;
+    /** @type {PageState|null} the card "Call again" / "Knock again" was pressed on: a ring the station makes wait goes back to it */
+    this.againFrom = null;
+    /** Was the station still in a call when we cancelled our knock ("Knock again", else "Call again")? */
+    this.cancelledInCall = false;
   }
 
   // ---- lobby: name + preview (views/lobby.js) ----------------------------
@@ -206,6 +212,24 @@ class CallPage {
     if (this.localVideo) this.localVideo.srcObject = null;
     if (this.pip) this.pip.hidden = true;
     if (this.client && this.client.localStream) void this.client.setLocalStream(null);
+  }
+
+  /**
+   * Our own picture in the floating window, or none while knocking: the knocker must not
+   * look "on camera" while it waits. The stream stays held (the station's offer must
+   * find its tracks the moment we are let in) but its video is disabled meanwhile.
+   * @param {boolean} on
+   */
+  showPreview(on) {
+    const stream = this.localStream;
+    const video = stream ? stream.getVideoTracks() : [];
+    for (const tr of video) tr.enabled = on && !this.muted.video;
+    if (!on) this.unswap();
+    if (this.localVideo && !this.swapped) {
+      const want = on ? stream : null;
+      if (this.localVideo.srcObject !== want) this.localVideo.srcObject = want;
+    }
+    if (this.pip) this.pip.hidden = !on || !video.length;
   }
 
   // ---- in call ----------------------------------------------------------
@@ -391,6 +415,14 @@ class CallPage {
    * @param {string|null} ref  the type of the message that was refused
    */
   gotError(code, message, ref) {
+    const state = this.stage?.dataset.state || '';
+    if (code === 'ring_wait' && ['connecting', 'calling'].includes(state)) {
+      // Rung (or knocked) again too soon: back to the card we came from, told to wait.
+      this.active = false;
+      this.showState(this.againFrom || 'ready');
+      this.toast(errorText({ code }));
+      return;
+    }
     if (code === 'room_full') this.showState('full');
     else if (ref === 'join' && (code === 'forbidden' || code === 'room_not_found')) {
       this.destroy();
@@ -438,6 +470,7 @@ class CallPage {
     const calling = call.state === 'ringing' && (call.callers || []).some((m) => memberId(m) === me);
     const knocking = call.state === 'in-call' && (call.knocking || []).some((m) => memberId(m) === me);
     this.showStationMuted(inCall && !!call.audio_muted, inCall && !!call.video_muted);
+    if (inCall || calling || knocking) this.againFrom = null; // the station took the ring
     if (inCall) {
       this.active = true;
       this.showState('in-call', '', call.live);
@@ -450,6 +483,9 @@ class CallPage {
     } else if (call.state === 'idle' && call.ended === 'quiet' && ['connecting', 'calling'].includes(this.stage?.dataset.state || '')) {
       this.active = false;
       this.showState('quiet'); // the station is in quiet hours: it did not ring
+    } else if (this.stage?.dataset.state === 'cancelled') {
+      // "Knock again" while the call lasts, "Call again" once it is over.
+      if ((call.state === 'in-call') !== this.cancelledInCall) this.showState('cancelled');
     } else if (this.stage?.dataset.state === 'knocking') {
       // Out of the knock list: let in (an in-call state follows), sent away (`bye`
       // `refused` follows), or the call ended and we ring (a ringing state follows).
@@ -469,6 +505,7 @@ class CallPage {
   showState(state, detail = '', live = false) {
     if (!this.stage || !this.statusCard) return;
     if (!MEDIA_STATES.has(state)) this.releaseMedia();
+    else this.showPreview(state !== 'knocking');
     this.stage.dataset.state = state;
     this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
@@ -479,12 +516,16 @@ class CallPage {
     else this.quality?.stop();
     this.showAlone();
     this.showControls();
-    /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, pulse?: boolean}|null} */
+    /** @type {{title: string, text?: string, again?: boolean, leave?: boolean, cancel?: boolean, pulse?: boolean}|null} */
     let card = null;
     switch (state) {
       case 'connecting': card = { title: t('room.connecting'), pulse: true }; break;
       case 'calling': card = { title: t('room.calling', { name: stationName }), text: t('room.waitingForAnswer'), pulse: true }; break;
-      case 'knocking': card = { title: t('room.knocking'), text: t('room.knockingText', { name: stationName }), pulse: true }; break;
+      case 'knocking': card = { title: t('room.knocking'), text: t('room.knockingText', { name: stationName }), cancel: true, pulse: true }; break;
+      case 'cancelled':
+        this.cancelledInCall = this.client?.callState?.state === 'in-call';
+        card = { title: t('room.knockCancelled'), text: t('room.knockCancelledText'), again: true, leave: true };
+        break;
       case 'missed': card = { title: t('room.noAnswer'), text: t('room.noAnswerText'), again: true, leave: true }; break;
       case 'quiet': card = { title: t('room.quiet'), text: t('room.quietText', { name: stationName }), again: true, leave: true }; break;
       case 'declined': card = { title: t('room.declined'), text: t('room.declinedText'), again: true, leave: true }; break;
@@ -501,13 +542,20 @@ class CallPage {
     }
     const buttons = [];
     if (card.again || state === 'full') {
-      const again = h('button', { class: 'button primary big', type: 'button', 'data-testid': 'call-again' }, icon('phone'),
-        state === 'full' ? t('room.tryAgain') : this.info.isStation ? t('room.callAgain') : t('room.rejoin'));
+      const label = state === 'full' ? t('room.tryAgain')
+        : state === 'cancelled' && this.cancelledInCall ? t('room.knockAgain')
+          : this.info.isStation ? t('room.callAgain') : t('room.rejoin');
+      const again = h('button', { class: 'button primary big', type: 'button', 'data-testid': 'call-again' }, icon('phone'), label);
       again.addEventListener('click', () => {
         again.disabled = true; // one new call per press, even while the camera starts
         void this.callAgain();
       });
       buttons.push(again);
+    }
+    if (card.cancel) {
+      const cancel = h('button', { class: 'button big', type: 'button', 'data-testid': 'cancel-knock', text: t('room.cancelKnock') });
+      cancel.addEventListener('click', () => this.cancelKnock());
+      buttons.push(cancel);
     }
     if (card.leave) {
       const leave = h('button', { class: 'button ghost big', type: 'button', 'data-testid': 'leave', text: t('room.leave') });
@@ -658,8 +706,8 @@ class CallPage {
     // or are knocking or in the call; the hang-up follows the ring on the same socket.
     if (this.info.isStation && this.active) {
       if (this.stage?.dataset.state === 'knocking') {
-        this.active = false;
-        this.showState('ended'); // the call-state that follows no longer names us
+        this.cancelKnock();
+        return;
       }
       this.client.call('hangup');
       return; // the call-state that follows shows "Call ended"
@@ -667,7 +715,17 @@ class CallPage {
     this.leave();
   }
 
+  /** Cancel while knocking: the station forgets the knock (its card goes), the camera is let go. */
+  cancelKnock() {
+    const client = this.client;
+    if (!client || this.stage?.dataset.state !== 'knocking') return;
+    this.active = false;
+    this.showState('cancelled'); // the call-state that follows no longer names us
+    client.call('hangup');
+  }
+
   async callAgain() {
+    this.againFrom = /** @type {PageState|undefined} */ (this.stage?.dataset.state) || null;
     const client = this.client;
     if (!client || client.status === 'closed' || this.stage?.dataset.state === 'full') {
       client?.close();
