@@ -300,14 +300,16 @@ async def kiosk_guest_link(request: web.Request) -> web.Response:
 
 @routes.post("/api/kiosk/quiet")
 async def kiosk_quiet(request: web.Request) -> web.Response:
-    """The kiosk's quiet toggle: ``{"on": true}`` and calls stop ringing (logged missed,
-    the caller told) until it is switched off or the configured quiet hours turn."""
+    """The kiosk's do-not-disturb toggle: ``{"on": true}`` and calls stop ringing
+    (logged missed, the caller told until when) until it is switched off or its end
+    (quiet.py: the end of the quiet hours, else 07:00); kept across a restart."""
     require(request, "kiosk")
     on = field(await json_body(request), "on", bool)
     station = request.app[CALL_MACHINE]
     station.quiet.set(on)
     station.settings_changed()
-    return web.json_response({"quiet": station.quiet.on})
+    on, until = station.quiet.state()
+    return web.json_response({"quiet": on, "quiet_until": until})
 
 
 def _alphanumeric(text: str) -> bool:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import api
+from . import api, quiet
 from .appkeys import (
     AUTH,
     CALL_MACHINE,
@@ -99,6 +99,7 @@ def create_app(
             _media_ctx,  # MEDIA
             _peers_ctx,  # PEERS
             _call_ctx,  # CALL_MACHINE
+            _quiet_ctx,  # the task that tells every screen when do not disturb turns
             _hub_ctx,  # HUB
             _gpio_ctx,  # GPIO
             _screen_ctx,  # SCREEN
@@ -252,7 +253,9 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         ring_timeout=config.call.ring_timeout_seconds,
         auto_answer=config.call.auto_answer,
         auto_answer_delay=config.call.auto_answer_delay_seconds,
-        quiet=QuietMode(QuietHours.parse(config.call.quiet_hours)),
+        quiet=QuietMode(
+            QuietHours.parse(config.call.quiet_hours), clock=app[CLOCK], settings=app[STORE]
+        ),
         clock=app[CLOCK],
         ring_cooldown=config.call.ring_cooldown_seconds,
         guest_rings_per_minute=config.call.guest_rings_per_minute,
@@ -267,6 +270,18 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     _station_gauges(app)
     yield
     await station.close()
+
+
+async def _quiet_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Tells every screen when do not disturb turns by the clock (the kiosk's choice
+    runs out at its end, the quiet hours begin or end)."""
+    watch = asyncio.create_task(
+        app[CALL_MACHINE].watch_quiet(quiet.CHECK_SECONDS), name="quiet-watch"
+    )
+    yield
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -99,7 +99,8 @@ class CallMachine:
         self.auto_answer = auto_answer
         self.auto_answer_delay = auto_answer_delay
         self.quiet = quiet or QuietMode(QuietHours())
-        """Quiet hours / do not disturb: a ring is logged missed and the caller told."""
+        """Do not disturb (quiet hours or the kiosk's toggle): a ring is logged missed
+        and the caller told until when."""
         self.state: State = "idle"
         self.callers: list[Peer] = []
         self.in_call: list[Peer] = []
@@ -148,6 +149,8 @@ class CallMachine:
         self.video_muted = False
         """The kiosk turned the station's camera off (this call only)."""
         self._meter: asyncio.Task[None] | None = None
+        self._quiet_told = self.quiet.state()
+        """Do not disturb as the pages last heard it (on, until)."""
 
     # -- views ------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class CallMachine:
 
     def as_object(self) -> CallObject:
         """The call as the wire's ``CallObject`` (``call-state``, ``welcome``, the API)."""
+        quiet, quiet_until = self.quiet.state()
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
@@ -167,7 +171,8 @@ class CallMachine:
             "ring_timeout_at": self.ring_timeout_at,
             "auto_answer_at": self.auto_answer_at,
             "ended": self.ended,
-            "quiet": self.quiet.on,
+            "quiet": quiet,
+            "quiet_until": quiet_until,
             "audio_muted": self.audio_muted,
             "video_muted": self.video_muted,
         }
@@ -182,6 +187,7 @@ class CallMachine:
 
     async def _changed(self) -> None:
         call = self.as_object()
+        self._quiet_told = (call["quiet"], call["quiet_until"])
         await self.rooms.broadcast(self.room, CallState(call))
         for observer in list(self.observers):
             try:
@@ -197,8 +203,25 @@ class CallMachine:
         task.add_done_callback(self._background.discard)
 
     def settings_changed(self) -> None:
-        """Quiet mode was switched: everyone gets the new call state (scheduled)."""
+        """Do not disturb was switched: everyone gets the new call state (scheduled)."""
         self.media_changed()
+
+    async def watch_quiet(self, every: float) -> None:
+        """Tells every page when do not disturb turns by the clock (the quiet hours
+        begin or end, the kiosk's choice runs out): looks every ``every`` seconds. The
+        observers are not told: no call changed, the screen is not woken for it."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if self.quiet.state() == self._quiet_told:
+                    continue
+                async with self._lock:
+                    call = self.as_object()
+                    self._quiet_told = (call["quiet"], call["quiet_until"])
+                    self.log.info("do not disturb: %s", "on" if call["quiet"] else "off")
+                    await self.rooms.broadcast(self.room, CallState(call))
+            except Exception:  # the watch goes on: a stopped one would leave pages wrong
+                self.log.exception("do not disturb: the pages were not told")
 
     async def _changed_locked(self) -> None:
         async with self._lock:

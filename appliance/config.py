@@ -150,8 +150,9 @@ class CallConfig:
     max_remote_participants: int = 4
     """Mesh limit: remote participants in one room; one more is told the room is full."""
     quiet_hours: str = ""
-    """``"22:00-07:00"``: the station does not ring then (local time); callers are told
-    and the call is logged as missed. Empty: never quiet (the kiosk has a toggle too)."""
+    """``"22:00-07:00"``: do not disturb then (local time): the station does not ring,
+    callers are told until when and the call is logged as missed. Empty: never (the
+    kiosk has a Do not disturb button too, which ends with these hours or at 07:00)."""
     ring_cooldown_seconds: int = 10
     """A guest whose ring or knock was declined, given up or refused ("Not now") may
     ring again after this long, doubled for each in a row (at most 5 minutes); 0: no

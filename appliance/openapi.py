@@ -199,9 +199,9 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         },
         "/api/kiosk/quiet": {
             "post": _op(
-                "Quiet mode on or off by hand (the kiosk's toggle; until the quiet hours "
-                "next begin or end)",
-                _obj(quiet=_BOOL),
+                "Do not disturb on or off by hand (the kiosk's toggle; on: until the quiet "
+                "hours end, else 07:00; kept across a restart)",
+                _obj(quiet=_BOOL, quiet_until={"type": ["number", "null"]}),
                 body=_obj(["on"], on=_BOOL),
                 errors=(400, 401, 403),
                 auth="kiosk",

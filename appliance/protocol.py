@@ -189,6 +189,9 @@ class CallObject(TypedDict):
     auto_answer_at: float | None
     ended: str | None
     quiet: bool
+    """Do not disturb is on: a ring is logged missed and the caller told."""
+    quiet_until: float | None
+    """When do not disturb ends by itself (Unix seconds); None while it is off."""
     audio_muted: bool
     """The kiosk muted the station's microphone (this call only)."""
     video_muted: bool

@@ -61,6 +61,7 @@ CALL: protocol.CallObject = {
     "auto_answer_at": None,
     "ended": None,
     "quiet": False,
+    "quiet_until": None,
     "audio_muted": False,
     "video_muted": False,
 }

@@ -137,7 +137,7 @@ export const callLog = () => request('GET', '/api/calls');
 /**
  * The kiosk's quiet toggle (do not disturb).
  * @param {boolean} on
- * @returns {Promise<{quiet: boolean}>}
+ * @returns {Promise<{quiet: boolean, quiet_until: number|null}>}
  */
 export function setQuiet(on) {
   return request('POST', '/api/kiosk/quiet', { on });

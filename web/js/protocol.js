@@ -30,7 +30,7 @@ const OPEN = 1;
  *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
  *   knocking?: CallMember[], live: boolean, since?: number|null, ring_timeout_at?: number|null,
  *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|'quiet'|null,
- *   quiet?: boolean, audio_muted?: boolean, video_muted?: boolean
+ *   quiet?: boolean, quiet_until?: number|null, audio_muted?: boolean, video_muted?: boolean
  * }} CallInfo
  * @typedef {{
  *   type: 'welcome', version: number, peer_id: string, role: string,

@@ -176,18 +176,20 @@ class Kiosk {
     this.missedPanel = h('div', { class: 'missed', 'data-testid': 'missed-calls', 'aria-live': 'polite', hidden: true },
       h('div', { class: 'missed-head' }, h('h2', { class: 'missed-title', text: t('kiosk.missedTitle') }), this.clearButton),
       this.missedList, this.missedMore);
-    // Quiet hours / do not disturb: pressed = quiet (calls are logged, nothing rings).
+    // Do not disturb: pressed = on (calls do not come through; they are listed as
+    // missed). The button says until when. It sits in a bar of its own under the rest,
+    // which shrinks around it: a long missed list never pushes it off the screen.
+    this.quietState = h('span', { class: 'quiet-state', 'data-testid': 'quiet-state', text: t('kiosk.dndOff') });
     this.quietButton = h('button', { class: 'button quiet-toggle', type: 'button', 'aria-pressed': 'false',
-      title: t('kiosk.quiet'), 'data-testid': 'quiet-toggle' }, icon('moon'), t('kiosk.quiet'));
-    this.quietNote = h('p', { class: 'quiet-note', 'data-testid': 'quiet-note', hidden: true, text: t('kiosk.quietOn') });
+      'data-testid': 'quiet-toggle' }, icon('moon'),
+    h('span', { class: 'quiet-text' }, h('span', { class: 'quiet-label', text: t('kiosk.dnd') }), this.quietState));
+    this.idleMain = h('div', { class: 'idle-main' },
+      this.clock, this.date,
+      h('h1', { class: 'station-name', text: station.name }),
+      this.missedPanel,
+      h('p', { class: 'idle-hint' }, t('kiosk.idleHint')));
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
-      h('div', { class: 'idle-info' },
-        this.clock, this.date,
-        h('h1', { class: 'station-name', text: station.name }),
-        this.quietNote,
-        this.missedPanel,
-        h('p', { class: 'idle-hint' }, t('kiosk.idleHint')),
-        this.quietButton),
+      h('div', { class: 'idle-info' }, this.idleMain, h('div', { class: 'quiet-bar' }, this.quietButton)),
       this.qrBox);
 
     this.callerName = h('div', { class: 'caller-name', 'data-testid': 'caller-name' });
@@ -251,7 +253,7 @@ class Kiosk {
     this.quietButton.addEventListener('click', () => {
       const on = this.quietButton.getAttribute('aria-pressed') !== 'true';
       this.quietButton.disabled = true;
-      api.setQuiet(on).then((r) => this.showQuiet(r.quiet))
+      api.setQuiet(on).then((r) => this.showQuiet(r.quiet, r.quiet_until))
         .catch((err) => console.warn('quiet:', err))
         .finally(() => { this.quietButton.disabled = false; });
     });
@@ -340,10 +342,14 @@ class Kiosk {
     }
   }
 
-  /** @param {boolean} on */
-  showQuiet(on) {
+  /**
+   * @param {boolean} on
+   * @param {number|null} [until]  when it ends by itself (unix seconds)
+   */
+  showQuiet(on, until = null) {
     this.quietButton.setAttribute('aria-pressed', String(on));
-    this.quietNote.hidden = !on;
+    this.quietState.textContent = !on ? t('kiosk.dndOff')
+      : until ? t('kiosk.dndUntil', { time: formatClock(new Date(until * 1000)) }) : t('kiosk.dndOn');
     this.root.classList.toggle('is-quiet', on);
   }
 
@@ -372,7 +378,7 @@ class Kiosk {
     this.call = call;
     const state = call ? call.state : 'idle';
     this.root.dataset.state = state;
-    if (call) this.showQuiet(!!call.quiet);
+    if (call) this.showQuiet(!!call.quiet, call.quiet_until);
     this.stationAudio.showMuted(!!call?.audio_muted, !!call?.video_muted);
     if (state !== 'in-call') this.stationAudio.showLevel(null, false);
     if (state === 'ringing' && call) {
@@ -528,6 +534,26 @@ class Kiosk {
     this.missedMore.textContent = more > 0 ? tn('kiosk.earlier', more) : '';
     this.missedPanel.hidden = shown.length === 0;
     this.idle.classList.toggle('has-missed', shown.length > 0);
+    this.fitMissed(more);
+  }
+
+  /**
+   * While the idle screen's text does not fit above the do-not-disturb bar: fewer
+   * missed rows (those left out join "and N more"), then no hint (the household's
+   * missed calls come first). The bar itself never moves (app.css .idle-info).
+   * @param {number} more  callers already left out
+   */
+  fitMissed(more) {
+    const rows = this.missedList.children;
+    const overflows = () => this.idleMain.scrollHeight > this.idleMain.clientHeight + 1;
+    this.idle.classList.remove('tight');
+    while (rows.length > 1 && overflows()) {
+      rows[rows.length - 1].remove();
+      more += 1;
+      this.missedMore.hidden = false;
+      this.missedMore.textContent = tn('kiosk.earlier', more);
+    }
+    if (rows.length && overflows()) this.idle.classList.add('tight');
   }
 
   /** A touch on the list: the calls are seen. */

@@ -12,7 +12,7 @@
 // "wants to join" card goes at once.
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
-import { errorText, formatDuration, formatTimer, t, tn } from '../i18n.js';
+import { errorText, formatClock, formatDuration, formatTimer, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
 import { SignalingClient } from '../protocol.js';
 import { isFullscreen, toggleFullscreen } from '../ui/fullscreen.js';
@@ -98,6 +98,8 @@ class CallPage {
     this.muted = { audio: false, video: false };
     /** Were we calling or in the call since the last ring? Then an idle state is "ended". */
     this.active = false;
+    /** @type {number|null} when the station's do not disturb ends (unix seconds) */
+    this.quietUntil = null;
     /** @type {(() => void)[]} */
     this.disposers = [];
     /** @type {Promise<void>} resolves once the camera/microphone request is settled */
@@ -482,7 +484,8 @@ class CallPage {
       this.showState('knocking');
     } else if (call.state === 'idle' && call.ended === 'quiet' && ['connecting', 'calling'].includes(this.stage?.dataset.state || '')) {
       this.active = false;
-      this.showState('quiet'); // the station is in quiet hours: it did not ring
+      this.quietUntil = call.quiet_until ?? null;
+      this.showState('quiet'); // do not disturb: the station did not ring
     } else if (this.stage?.dataset.state === 'cancelled') {
       // "Knock again" while the call lasts, "Call again" once it is over.
       if ((call.state === 'in-call') !== this.cancelledInCall) this.showState('cancelled');
@@ -527,7 +530,10 @@ class CallPage {
         card = { title: t('room.knockCancelled'), text: t('room.knockCancelledText'), again: true, leave: true };
         break;
       case 'missed': card = { title: t('room.noAnswer'), text: t('room.noAnswerText'), again: true, leave: true }; break;
-      case 'quiet': card = { title: t('room.quiet'), text: t('room.quietText', { name: stationName }), again: true, leave: true }; break;
+      // No "Call again": it would not ring either. Until when, in this phone's time.
+      case 'quiet': card = { title: t('room.quiet'), leave: true,
+        text: this.quietUntil ? t('room.quietText', { name: stationName, time: formatClock(new Date(this.quietUntil * 1000)) })
+          : t('room.quietTextNoEnd', { name: stationName }) }; break;
       case 'declined': card = { title: t('room.declined'), text: t('room.declinedText'), again: true, leave: true }; break;
       case 'ended': card = { title: t('room.callEnded'), text: talked, again: true, leave: true }; break;
       case 'ready': card = { title: stationName, text: t('room.notInCall'), again: true, leave: true }; break;
