@@ -231,6 +231,8 @@ export default {
   "quality.level3": "good",
   "quality.details": "round trip {rtt} ms · loss {loss} % · {kbps} kbit/s",
   "quality.weak": "Your connection is weak",
+  "quality.weakLink": "The connection is weak: the picture may stutter",
+  "quality.weakFrom": "{name}'s connection is weak",
 
   "tiles.micOff": "Microphone off",
   "tiles.micOffShort": "mic off",

@@ -231,6 +231,8 @@ export default {
   "quality.level3": "хорошая",
   "quality.details": "задержка {rtt} мс · потери {loss} % · {kbps} кбит/с",
   "quality.weak": "У вас слабая связь",
+  "quality.weakLink": "Связь слабая: изображение может прерываться",
+  "quality.weakFrom": "{name}: слабая связь",
 
   "tiles.micOff": "Микрофон выключен",
   "tiles.micOffShort": "без звука",

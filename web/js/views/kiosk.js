@@ -214,7 +214,8 @@ class Kiosk {
     h('span', { class: 'dot', 'aria-hidden': 'true' }), icon('cam'));
     this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), t('kiosk.hangUp'));
     this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
-    this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER).map((l) => l.pc));
+    this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER)
+      .map((l) => ({ pc: l.pc, name: this.nameOf(l.id) })), { screen: true });
     // The station's own speaker volume, mic mute and level (web/js/ui/station-audio.js)
     // mount in this slot beside the hang-up button.
     this.audioSlot = h('div', { class: 'station-audio-slot', 'data-slot': 'station-audio' }, this.stationAudio.el);

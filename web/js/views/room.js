@@ -251,7 +251,7 @@ class CallPage {
     this.aloneEl = h('div', { class: 'alone', 'data-testid': 'waiting-for-others', hidden: true },
       h('p', { class: 'alone-title', text: t('room.waitingForOthers') }),
       this.info.role === 'user' ? this.inviteButton() : null);
-    this.quality = new QualityMeter(() => (this.client ? [...this.client.peers.values()].map((l) => l.pc) : []));
+    this.quality = new QualityMeter(() => (this.client ? [...this.client.peers.values()].map((l) => ({ pc: l.pc, name: '' })) : []));
 
     const localVideo = h('video', { class: 'mirror', autoplay: true, playsinline: true });
     localVideo.muted = true;
