@@ -155,11 +155,24 @@ export class TileGrid {
     }
   }
 
+  /**
+   * Columns for the number of tiles, fewer on a screen taller than wide: two people on
+   * a portrait phone are stacked, each a whole landscape picture, not two tall strips
+   * (CSS picks --cols-portrait by orientation). The tiles of the last row are marked:
+   * their names sit above the call's controls.
+   */
   layout() {
     const n = this.tiles.size;
     this.el.dataset.count = String(n);
     const cols = n <= 1 ? 1 : n <= 4 ? 2 : 3;
+    const portrait = n <= 2 ? 1 : 2;
     this.el.style.setProperty('--cols', String(cols));
+    this.el.style.setProperty('--cols-portrait', String(portrait));
+    const tiles = [...this.tiles.values()].map((t) => t.tile);
+    tiles.forEach((tile, i) => {
+      tile.classList.toggle('last-row', i >= n - (n % cols || cols));
+      tile.classList.toggle('last-row-portrait', i >= n - (n % portrait || portrait));
+    });
   }
 }
 
