@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import __version__, errors, qr
+from . import __version__, errors, qr, scrape
 from .appkeys import (
     AUTH,
     CALL_MACHINE,
@@ -520,7 +520,16 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/api/metrics/")
 @routes.get("/api/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    require(request, "user")
+    """For the household, and for Prometheus with a metrics token (:mod:`.scrape`):
+    the token opens this endpoint only; a wrong one counts like a wrong password."""
+    token = scrape.bearer(request.headers.get("Authorization"))
+    if token is None:
+        require(request, "user")
+    else:
+        auth = request.app[AUTH]
+        ticket = auth.metrics_limiter.attempt(_client(request))
+        scrape.check(request.app[CONFIG].state_path, token)
+        auth.metrics_limiter.succeeded(_client(request), ticket)
     return web.Response(
         text=request.app[METRICS].render(),
         content_type="text/plain",

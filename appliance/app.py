@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import functools
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import ssl
@@ -54,7 +57,7 @@ from .http.security import check_origin, security_middleware
 from .http.sessions import send_settled_cookie, session_of
 from .logs import Coalesced
 from .media.station import StationMedia
-from .metrics import Labels, Metrics
+from .metrics import CALL_STATES, DEVICE_STATES, Labels, Metrics, build_info, one_hot, pi_gauges
 from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Rooms
@@ -261,6 +264,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     if config.call.resume_seconds:
         station.restore(grace=config.call.resume_seconds)
     _call_gauges(app[METRICS], station, app[STORE])
+    _station_gauges(app)
     yield
     await station.close()
 
@@ -310,6 +314,72 @@ def _call_gauges(metrics: Metrics, station: CallMachine, store: Store) -> None:
         "Call-log writes that failed (the call went on)",
         lambda: float(station.store_errors),
     )
+
+
+def _station_gauges(app: web.Application) -> None:
+    """What an operator watching a fleet alerts on (monitoring/rules.yml): devices,
+    the kiosk screen, the disk, missed calls, the clock, the build, a Pi's health."""
+    metrics, station, media, store = app[METRICS], app[CALL_MACHINE], app[MEDIA], app[STORE]
+    config, rooms, clock = app[CONFIG], app[ROOMS], app[CLOCK]
+    for device in ("camera", "microphone"):
+        metrics.labelled_gauge(
+            f"{device}_state",
+            f"The {device} as the last call found it (1 on the state): a device, a stand-in "
+            "(test pattern or tone), none; unknown before the first call since the start",
+            one_hot("state", DEVICE_STATES, functools.partial(lambda d: media.states()[d], device)),
+        )
+    metrics.labelled_gauge(
+        "call_state",
+        "The call machine's state (1 on it)",
+        one_hot("state", CALL_STATES, lambda: station.state),
+    )
+    metrics.gauge(
+        "kiosk_screen_joined",
+        "1 while the kiosk's screen is in the station room",
+        lambda: float(rooms.screen(station.room) is not None),
+    )
+
+    def disk() -> tuple[float, float] | None:
+        try:
+            usage = shutil.disk_usage(config.state_path)
+        except OSError:
+            return None
+        return float(usage.free), float(usage.total)
+
+    metrics.labelled_gauge(
+        "state_free_bytes",
+        "Free bytes on the state dir's filesystem",
+        lambda: {(): d[0]} if (d := disk()) else {},
+    )
+    metrics.labelled_gauge(
+        "state_size_bytes",
+        "Size in bytes of the state dir's filesystem",
+        lambda: {(): d[1]} if (d := disk()) else {},
+    )
+    metrics.gauge(
+        "missed_calls_today",
+        "Calls missed since local midnight",
+        lambda: float(store.calls_since(_local_midnight(clock.now()))[0]),
+    )
+    metrics.labelled_gauge(
+        "last_call_timestamp_seconds",
+        "When the newest call in the log started (Unix time)",
+        lambda: {(): t} if (t := store.calls_since(0)[1]) is not None else {},
+    )
+    metrics.labelled_gauge(
+        "clock_synchronized",
+        "1 once network time has set the clock (absent where it cannot be asked)",
+        lambda: {(): float(s)} if (s := clock.synchronized()) is not None else {},
+    )
+    info = build_info()
+    metrics.labelled_gauge("build_info", "The station's software", lambda: {info: 1.0})
+    for name, help_text, read in pi_gauges():
+        metrics.labelled_gauge(name, help_text, read)
+
+
+def _local_midnight(now: float) -> float:
+    local = datetime.datetime.fromtimestamp(now).astimezone()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
 def _viewer_gauges(metrics: Metrics, peers: StationPeers) -> None:

@@ -249,6 +249,8 @@ class Auth:
         station's own address cannot lock the screen out."""
         self.code_limiter = LoginLimiter(attempts=20, window=login_window)
         """Wrong kiosk invitation codes per address."""
+        self.metrics_limiter = LoginLimiter(attempts=login_attempts, window=login_window)
+        """Wrong metrics tokens per address (:mod:`.scrape`)."""
         self._in_call: dict[str, float] = {}
         """Session id → when (monotonic) it was last seen in a call: no session expires
         mid-call, and one that ran out during it lasts CALL_GRACE after."""

@@ -1,4 +1,5 @@
-"""The ``videostation`` command: serve, set-password, guest-link, kiosk-url, doctor."""
+"""The ``videostation`` command: serve, set-password, guest-link, kiosk-url, kiosk-watch,
+metrics-token, doctor."""
 
 from __future__ import annotations
 
@@ -100,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--lost", type=float, default=60, help="seconds a lost screen has to return (default 60)"
     )
     watch.add_argument("--every", type=float, default=5, help="seconds between checks")
+    token = sub.add_parser(
+        "metrics-token",
+        help="print the token Prometheus reads /api/metrics/ with (made on first use)",
+    )
+    _common(token)
+    token.add_argument(
+        "--rotate",
+        action="store_true",
+        help="make a new token; the previous one keeps working until the next rotation",
+    )
     doctor = sub.add_parser("doctor", help="check the station and say what is wrong")
     _common(doctor, address=True)
     doctor.add_argument(
@@ -298,6 +309,17 @@ def cmd_kiosk_watch(config: Config, args: argparse.Namespace) -> int:
     return watch(config, key, grace=args.grace, lost=args.lost, every=args.every)
 
 
+def cmd_metrics_token(config: Config, args: argparse.Namespace) -> int:
+    from .scrape import metrics_token
+
+    try:
+        print(metrics_token(config.state_path, rotate=args.rotate))
+    except OSError as exc:
+        print(f"videostation: cannot write the token: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -310,6 +332,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "guest-link": cmd_guest_link,
     "kiosk-url": cmd_kiosk_url,
     "kiosk-watch": cmd_kiosk_watch,
+    "metrics-token": cmd_metrics_token,
     "doctor": cmd_doctor,
 }
 """What each sub-command of ``build_parser`` runs."""

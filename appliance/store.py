@@ -662,6 +662,17 @@ class Store:
             for r in rows
         ]
 
+    def calls_since(self, since: float) -> tuple[int, float | None]:
+        """Missed calls that started at or after ``since`` (Unix time), and when the
+        newest call started (None: no call yet)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT SUM(outcome = 'missed' AND started_at >= ?) AS missed,"
+                " MAX(started_at) AS newest FROM calls",
+                (since,),
+            ).fetchone()
+        return int(row["missed"] or 0), row["newest"]
+
     def count_calls(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute(

@@ -26,6 +26,7 @@ MODULES = [
     "appliance.protocol",
     "appliance.quiet",
     "appliance.rooms",
+    "appliance.scrape",
     "appliance.signaling",
     "appliance.static",
     "appliance.turn",
@@ -34,6 +35,7 @@ MODULES = [
     "appliance.media.pcm",
     "appliance.media.peer",
     "appliance.media.ratecontrol",
+    "appliance.media.station",
     "appliance.media.video",
 ]
 

@@ -31,8 +31,21 @@ class Fanout(ABC):
         self._stopping: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._closed = False
-        self.description = "off"
+        self._description = "off"
+        self.found = ""
+        """What the device was the last time it was open ("" before that): while idle
+        the station still knows whether it has a camera or a stand-in (metrics)."""
+
+    @property
+    def description(self) -> str:
         """What is being captured, for status pages ("off" while idle)."""
+        return self._description
+
+    @description.setter
+    def description(self, value: str) -> None:
+        self._description = value
+        if not value.startswith("off"):
+            self.found = value
 
     @property
     def capturing(self) -> bool:

@@ -117,6 +117,15 @@ class StationMedia:
             "microphone": self._audio.description if self._audio is not None else "off",
         }
 
+    def states(self) -> dict[str, str]:
+        """Each device as a call would find it: ``device``, ``stand_in`` (the test
+        pattern or tone), ``none`` (unavailable), or ``unknown`` (not opened since
+        the service started: devices are opened only for calls)."""
+        return {
+            "camera": _state(self._video.found if self._video is not None else ""),
+            "microphone": _state(self._audio.found if self._audio is not None else ""),
+        }
+
     def counters(self) -> dict[str, int]:
         """Frames captured and encoded per codec, keyframes, viewers (for metrics)."""
         video = (
@@ -134,3 +143,19 @@ class StationMedia:
             "microphone_frames": audio.frames if audio is not None else 0,
             "audio_listeners": audio.subscribers if audio is not None else 0,
         }
+
+
+STAND_INS = ("test-pattern", "test-tone")
+
+
+def _state(found: str) -> str:
+    """A device's state (:meth:`StationMedia.states`) from what it was last seen as::
+
+    >>> [_state(d) for d in ("", "test-pattern 640x360@15", "unavailable: gone", "v4l2 x")]
+    ['unknown', 'stand_in', 'none', 'device']
+    """
+    if not found:
+        return "unknown"
+    if found.startswith(STAND_INS):
+        return "stand_in"
+    return "none" if found.startswith("unavailable") else "device"

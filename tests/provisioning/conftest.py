@@ -32,6 +32,7 @@ from .rootfs import HOST_ARCH, Chroot, apply_role, copy_checkout, debian_root, n
 
 TEST_UID = 870
 TURN_SECRET = "turn-secret-for-tests"
+METRICS_TOKEN = "metrics-token-for-role-tests-0123456789"
 
 
 CHROOT_VARS: dict[str, object] = {
@@ -48,6 +49,7 @@ CHROOT_VARS: dict[str, object] = {
     "videostation_button_pin": 17,
     "videostation_display_rotation": 90,
     "videostation_master_password": "correct horse battery staple",
+    "videostation_metrics_tokens": [METRICS_TOKEN],
     "videostation_coturn_enabled": True,
     "videostation_turn_secret": TURN_SECRET,
     "videostation_firstboot_enabled": True,

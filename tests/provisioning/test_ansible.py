@@ -156,13 +156,14 @@ def test_inventory_parses_with_per_host_variables() -> None:
 
 
 def test_secrets_are_never_logged() -> None:
-    """Every task that touches the master password carries no_log."""
+    """Every task that touches the master password or the metrics tokens carries no_log."""
     for path in (ROLE / "tasks").glob("*.yml"):
         for task in yaml.safe_load(path.read_text()) or []:
             uses_password = any(
-                "videostation_master_password" in json.dumps(task.get(key, ""))
+                secret in json.dumps(task.get(key, ""))
                 for key in task
                 if key not in ("when", "name")
+                for secret in ("videostation_master_password", "videostation_metrics_tokens")
             )
             if uses_password:
                 assert task.get("no_log") is True, f"{path.name}: {task['name']} lacks no_log"
@@ -386,6 +387,23 @@ def test_master_password_was_set_once(provisioned: dict[str, object]) -> None:
     # Files the CLI wrote in the state dir belong to the service user.
     for path in (root / "var/lib/videostation").rglob("*"):
         assert path.stat().st_uid == _uid(provisioned), path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_metrics_token_is_written_for_the_service_only(
+    provisioned: dict[str, object],
+) -> None:
+    """Issue 25: the vault's scrape token lands in the state dir, mode 0600, the service
+    user's, and never in the role's output."""
+    root = provisioned["root"]
+    assert isinstance(root, Path)
+    path = root / "var/lib/videostation/metrics.token"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_uid == _uid(provisioned)
+    tokens = var(provisioned, "videostation_metrics_tokens")
+    assert isinstance(tokens, list) and path.read_text().split() == tokens
+    for output in (provisioned["first_output"], provisioned["second_output"]):
+        assert tokens[0] not in str(output)
 
 
 @pytest.mark.slow

@@ -89,11 +89,15 @@ def wait_for(what: str, check: Any, timeout: float = 300, every: float = 3) -> A
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
-def http(vm: VM, path: str, body: Any = None, cookie: str = "") -> tuple[int, Any, str]:
+def http(
+    vm: VM, path: str, body: Any = None, cookie: str = "", token: str = ""
+) -> tuple[int, Any, str]:
     base = f"http://127.0.0.1:{vm.http_port}"
     headers = {"Origin": base}
     if cookie:
         headers["Cookie"] = cookie
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -183,6 +187,11 @@ def test_health_answers_through_the_forwarded_port(vm: VM) -> None:
     assert body["password_set"] is True
     STATE["health"] = body
     print(f"health in the VM: {body}")
+    # Prometheus's view (issue 25): the role's scrape token, no login
+    status, text, cookies = http(vm, "/api/metrics/", token=vmimage.METRICS_TOKEN)
+    assert status == 200 and not cookies, (status, text)
+    assert re.search(r"^videostation_build_info\{.*\} 1\.0$", str(text), re.MULTILINE), text
+    assert http(vm, "/api/metrics/", token="x" * 43)[0] == 401
 
 
 def test_journal_carries_the_structured_fields(vm: VM) -> None:

@@ -71,6 +71,7 @@ HERE = Path(__file__).resolve().parent
 AGENT_PORT = 7000
 SERVICE_PORT = 8080
 ROLE_PASSWORD = "role-password-for-vm-tests"
+METRICS_TOKEN = "metrics-token-for-role-tests-0123456789"
 FIRSTBOOT_PASSWORD = "first-boot-password"
 FIRSTBOOT_NAME = "VM station"
 FIRSTBOOT_HOSTNAME = "vm-station"
@@ -210,6 +211,7 @@ def _test_vars() -> dict[str, Any]:
         "videostation_source": "/usr/src/videostation",
         "videostation_station_name": "Role station",
         "videostation_master_password": ROLE_PASSWORD,
+        "videostation_metrics_tokens": [METRICS_TOKEN],
         "videostation_firstboot_enabled": True,
         # QEMU's virtio-gpu without virgl has no GL: wlroots' GLES renderer would run on
         # Mesa's kms_swrast, which crashes here; software rendering in compositor and
