@@ -12,6 +12,7 @@ tests skip, except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import pytest
 import yaml
 
 from .conftest import REPO, LiveStation, free_port, run_cli, start_live, stop_live
-from .helpers import AiortcCaller, Client, skip_or_fail
+from .helpers import WS, AiortcCaller, Client, skip_or_fail
 
 MONITORING = REPO / "monitoring"
 RULES = MONITORING / "rules.yml"
@@ -41,7 +42,9 @@ def _tool(name: str) -> str:
     found = BIN / name
     path = str(found) if found.exists() else shutil.which(name)
     if path is None:
-        skip_or_fail(f"{name} is not installed (apt-get install prometheus; pip install ansible-core)")
+        skip_or_fail(
+            f"{name} is not installed (apt-get install prometheus; pip install ansible-core)"
+        )
     assert path is not None
     return path
 
@@ -172,25 +175,30 @@ def _owner() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def _station(url: str | None, token: str, name: str) -> dict[str, str]:
-    host = {"videostation_metrics_token": token, "videostation_station_name": name}
+def _station(url: str | None, tokens: list[str], name: str) -> dict[str, Any]:
+    host: dict[str, Any] = {"videostation_metrics_tokens": tokens}
+    host["videostation_station_name"] = name
     if url:
         host["videostation_public_url"] = url
     return host
 
 
+ONE, TWO = "metrics-token-one-0123456789", "metrics-token-two-0123456789"
+
+
 @pytest.mark.slow
 def test_role_renders_a_config_promtool_accepts(tmp_path: Path) -> None:
-    """Three stations, two sharing a token: two scrape jobs, each relabelled
+    """Three stations, two whose current token is the same: two scrape jobs, each relabelled
     job="videostation", the targets and schemes from the public URLs, token files 0600;
     a second run changes nothing; a station dropped from the inventory loses its files."""
     _tool("promtool")  # the role validates with it
     out = tmp_path / "etc-prometheus"
     out.mkdir()
     stations = {
-        "frontdoor.example.net": _station("https://frontdoor.example.net", "token-one", "Front"),
-        "workshop.example.net": _station("https://workshop.example.net:8443", "token-one", "Shop"),
-        "garden.lan": _station(None, "token-two", "Garden"),
+        "frontdoor.example.net": _station("https://frontdoor.example.net", [ONE], "Front"),
+        # Rotating: the new token first, the old one still accepted by the station.
+        "workshop.example.net": _station("https://workshop.example.net:8443", [ONE, TWO], "Shop"),
+        "garden.lan": _station(None, [TWO], "Garden"),
     }
     local = {"hosts": {"localhost": {"ansible_connection": "local"}}}
     result = _run_play(tmp_path, {"videostation": {"hosts": stations}, "monitoring": local}, out)
@@ -212,11 +220,19 @@ def test_role_renders_a_config_promtool_accepts(tmp_path: Path) -> None:
             [address] = entry["targets"]
             targets[address] = {**entry["labels"], "token": token_file.read_text().strip()}
     assert targets == {
-        "frontdoor.example.net:443": {"__scheme__": "https", "station": "Front", "token": "token-one"},
-        "workshop.example.net:8443": {"__scheme__": "https", "station": "Shop", "token": "token-one"},
-        "garden.lan:8080": {"__scheme__": "http", "station": "Garden", "token": "token-two"},
+        "frontdoor.example.net:443": {
+            "__scheme__": "https",
+            "station": "Front",
+            "token": ONE,
+        },
+        "workshop.example.net:8443": {
+            "__scheme__": "https",
+            "station": "Shop",
+            "token": ONE,
+        },
+        "garden.lan:8080": {"__scheme__": "http", "station": "Garden", "token": TWO},
     }
-    assert "token-one" not in result.stdout + result.stderr  # no_log
+    assert ONE not in result.stdout + result.stderr  # no_log
 
     again = _run_play(tmp_path, {"videostation": {"hosts": stations}, "monitoring": local}, out)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -291,7 +307,9 @@ class Prometheus:
             assert token.returncode == 0, token.stderr
             (tmp / f"{name}.token").write_text(token.stdout.strip() + "\n")
             (tmp / "targets" / f"{name}.yml").write_text(
-                yaml.safe_dump([{"targets": [f"127.0.0.1:{live.port}"], "labels": {"station": name}}])
+                yaml.safe_dump(
+                    [{"targets": [f"127.0.0.1:{live.port}"], "labels": {"station": name}}]
+                )
             )
             # The example's job, for one station with its own token; plain HTTP on loopback.
             job = _example_job()
@@ -352,6 +370,12 @@ async def _until(what: str, check: Any, prometheus: Prometheus, timeout: float =
             log = prometheus.log.read_text()[-3000:]
             raise AssertionError(f"{what}: not within {timeout} s; Prometheus said:\n{log}")
         await asyncio.sleep(0.5)
+
+
+async def _drain(ws: WS) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            await ws.recv(timeout=3600)
 
 
 @pytest.fixture
@@ -419,6 +443,7 @@ async def test_real_prometheus_scrapes_alerts_and_feeds_the_dashboard(
 
         # A call on alpha: its camera and microphone are the test pattern and tone.
         kiosk, guest = await Client.kiosk(alpha), await Client.guest(alpha, "Grandma")
+        drains: list[asyncio.Task[None]] = []
         try:
             kiosk_ws = await kiosk.join("Kiosk")
             guest_ws = await guest.join("Grandma")
@@ -426,6 +451,9 @@ async def test_real_prometheus_scrapes_alerts_and_feeds_the_dashboard(
             caller = AiortcCaller(guest_ws)
             await caller.accept_station()
             await caller.frames("video", 2)
+            # Read both sockets from now on: a socket nobody reads answers no heartbeat,
+            # and the station ends the call after a while.
+            drains = [asyncio.create_task(_drain(ws)) for ws in (kiosk_ws, guest_ws)]
 
             async def camera_alert() -> set[str]:
                 return await firing("CameraOnStandIn")
@@ -442,15 +470,21 @@ async def test_real_prometheus_scrapes_alerts_and_feeds_the_dashboard(
                         empty.append(f"{title}: {expr}")
                 return empty
 
-            async def all_answer() -> bool:
-                return not await missing()
-
-            try:
-                await _until("every dashboard query returns series", all_answer, prometheus)
-            except AssertionError:
-                pytest.fail("dashboard queries without data:\n" + "\n".join(await missing()))
+            deadline = time.monotonic() + 30  # the viewers' stats come with RTCP reports
+            while (empty := await missing()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            context = await _api(
+                http, query, query='{__name__=~"videostation_(viewer_.*|call_state|peers)"} > 0'
+            )
+            assert not empty, (
+                "dashboard queries without data ('No data'):\n"
+                + "\n".join(empty)
+                + f"\nthe stations' viewers, call state and peers: {context['result']}"
+            )
             await caller.close()
         finally:
+            for task in drains:
+                task.cancel()
             await kiosk.close()
             await guest.close()
 
