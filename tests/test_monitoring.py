@@ -183,6 +183,15 @@ def _station(url: str | None, tokens: list[str], name: str) -> dict[str, Any]:
     return host
 
 
+def test_role_variables_are_documented_and_in_argument_specs() -> None:
+    role = ANSIBLE_DIR / "roles" / "videostation_monitoring"
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert set(defaults) == set(options)
+    assert all(spec.get("description") for spec in options.values())
+
+
 ONE, TWO = "metrics-token-one-0123456789", "metrics-token-two-0123456789"
 
 
