@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
+import uuid
 from dataclasses import dataclass
 
+import aioice.ice
+import pytest
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_priority
 from aioice.ice import CandidatePair
 
-from appliance.media.ice import keep_the_best_nominated_pair
+import appliance.media.ice
+from appliance.media.ice import keep_the_best_nominated_pair, wait_for_peer_reflexive
 
 
 @dataclass
@@ -122,3 +128,82 @@ async def test_closing_stops_the_checks_left_running() -> None:
     await station.close()
     await asyncio.sleep(0)
     assert task.cancelled()
+
+
+class NeverAnswers:
+    """An mDNS resolver that never gets an answer (and sends nothing off the machine)."""
+
+    async def resolve(self, hostname: str, timeout: float | None = 1.0) -> str | None:
+        await asyncio.sleep(timeout or 0)
+        return None
+
+
+async def hidden_peer(
+    monkeypatch: pytest.MonkeyPatch, *, wait: bool, checks: bool = True
+) -> tuple[Connection, Connection, asyncio.Task[None] | None]:
+    """The station's ICE agent and a browser's that hides its addresses behind mDNS
+    names nobody answers for (Firefox; issue 27): the browser has the station's
+    candidates and checks them at once; the station gets only the names, then
+    end-of-candidates once they failed to resolve."""
+    if wait:
+        wait_for_peer_reflexive()
+
+    async def resolver(subscriber: object) -> NeverAnswers:
+        return NeverAnswers()
+
+    async def unref(subscriber: object) -> None:
+        return None
+
+    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolver)
+    monkeypatch.setattr(aioice.ice, "unref_mdns_protocol", unref)
+    station = Connection(ice_controlling=True, components=1, use_ipv6=False)
+    browser = Connection(ice_controlling=False, components=1, use_ipv6=False)
+    await asyncio.gather(station.gather_candidates(), browser.gather_candidates())
+    station.remote_username = browser.local_username
+    station.remote_password = browser.local_password
+    browser.remote_username = station.local_username
+    browser.remote_password = station.local_password
+    for c in station.local_candidates:
+        await browser.add_remote_candidate(c)
+    await browser.add_remote_candidate(None)
+    checking = asyncio.create_task(browser.connect()) if checks else None
+    names = []
+    for c in browser.local_candidates:
+        name = copy.copy(c)
+        name.host = f"{uuid.uuid4()}.local"
+        names.append(name)
+    await asyncio.gather(*(station.add_remote_candidate(c) for c in names))
+    await station.add_remote_candidate(None)
+    return station, browser, checking
+
+
+async def test_a_peer_that_sends_only_mdns_names_is_reached_through_its_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    station, browser, checking = await hidden_peer(monkeypatch, wait=True)
+    try:
+        await asyncio.wait_for(station.connect(), 10)
+        assert checking is not None
+        await asyncio.wait_for(checking, 10)
+        pair = station._nominated[1]
+        assert pair.remote_candidate.type == "prflx", pair  # learnt from the browser's checks
+        await station.send(b"the station's media")
+        assert await asyncio.wait_for(browser.recv(), 5) == b"the station's media"
+    finally:
+        await asyncio.gather(station.close(), browser.close())
+
+
+async def test_with_no_peer_checks_the_wait_ends_in_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing comes from the hidden peer (its checks blocked): ICE still fails, after
+    the wait, not never."""
+    monkeypatch.setattr(appliance.media.ice, "PRFLX_WAIT", 1.0)
+    station, browser, _ = await hidden_peer(monkeypatch, wait=True, checks=False)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(station.connect(), 10)
+        assert time.monotonic() - started < 5
+    finally:
+        await asyncio.gather(station.close(), browser.close())

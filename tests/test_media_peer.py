@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from appliance.media import StationMedia, StationPeers
 from appliance.media.nack import seconds_since
 from appliance.media.peer import close_connection, negotiated_codec
 from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
-from appliance.protocol import Candidate, EndOfCandidates, Restart, parse_payload
+from appliance.protocol import Candidate, Description, EndOfCandidates, Restart, parse_payload
 from appliance.systemd import JournalFields
 
 from .helpers import Viewer, ViewerHub
@@ -721,3 +722,55 @@ async def test_a_cancelled_close_leaves_the_connection_closing_whole(shielded: b
                 await aiortc_own
     finally:
         await b.close()
+
+
+async def test_an_mdns_candidate_is_looked_up_without_holding_the_peer_up(
+    station: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser that hides its addresses trickles ``<uuid>.local`` names; aioice waits
+    up to a second for each to resolve. The station's signal path takes the next
+    message at once (issue 27): before, each name held the peer's messages a second."""
+    import aioice.ice
+
+    looked_up: list[str] = []
+
+    class Slow:
+        async def resolve(self, hostname: str, timeout: float | None = 1.0) -> str | None:
+            looked_up.append(hostname)
+            await asyncio.sleep(1.0)
+            return None
+
+    async def resolver(subscriber: object) -> Slow:
+        return Slow()
+
+    async def unref(subscriber: object) -> None:
+        return None
+
+    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolver)
+    monkeypatch.setattr(aioice.ice, "unref_mdns_protocol", unref)
+    _media, peers, hub = station
+    viewer = Viewer("remote")
+    hub.viewers["remote"] = viewer
+    hub.auto = False
+    await peers.open("remote", audio=True)
+    _, offer, session = hub.offers[-1]
+    answer = await viewer.answer(offer, session)
+    # a browser that trickles: the answer without its candidates, they come after it
+    lines = answer.sdp.splitlines(keepends=True)
+    found = [x[2:].strip() for x in lines if x.startswith("a=candidate")]
+    bare = "".join(x for x in lines if not x.startswith(("a=candidate", "a=end-of-candidates")))
+    await peers.handle_signal("remote", Description("answer", bare))
+    names = [
+        f"candidate:{i} 1 udp 2122260223 {uuid.uuid4()}.local 5{i}00 typ host" for i in range(3)
+    ]
+    started = time.monotonic()
+    for line in names:
+        await peers.handle_signal("remote", Candidate(line, sdp_mid="0"))
+    assert time.monotonic() - started < 0.5, "the names held the signal path up"
+    for line in found:
+        await peers.handle_signal("remote", Candidate(line, sdp_mid="0"))
+    await peers.handle_signal("remote", EndOfCandidates())
+    await first_frames(viewer, 2)  # the call goes on over the candidates that work
+    assert len(looked_up) == 3, looked_up
+    await peers.close("remote")  # lookups still running end with the connection
+    assert not peers._peers

@@ -217,6 +217,7 @@ def history_keyed_by_sequence(world: World) -> None:
 
 SENDER_HOOKS = "appliance/media/peer.py (StationPeers._hook_feedback, _hook_audio_reports)"
 PATCH = "appliance/media/ice.py (keep_the_best_nominated_pair)"
+PRFLX = "appliance/media/ice.py (wait_for_peer_reflexive)"
 HANDLER = "appliance/http/connections.py (StationRequestHandler)"
 
 # fmt: off
@@ -384,6 +385,25 @@ SEAMS = [
         ] + [
             getattr(w.pair, a)
             for a in ("component", "nominated", "state", "local_candidate", "remote_candidate")
+        ],
+    ),
+    Seam(
+        "aioice", "Connection._end_remote_candidates", PRFLX,
+        "holding end-of-candidates back while a hidden peer's checks may come (replaced)",
+        "a method without parameters, run once the remote candidates ended and resolved",
+        method(lambda w: Connection, "_end_remote_candidates", ["self"], coroutine=False),
+    ),
+    Seam(
+        "aioice", "Connection._remote_candidates, _remote_candidates_resolving, "
+        "_remote_candidates_end, _closing", PRFLX,
+        "whether a usable remote candidate came; holding the end back as aioice does "
+        "for an mDNS name being resolved",
+        "a list of candidates, a count, two flags",
+        lambda w: [
+            attribute(lambda w: w.connection, "_remote_candidates", list)(w),
+            attribute(lambda w: w.connection, "_remote_candidates_resolving", int)(w),
+            attribute(lambda w: w.connection, "_remote_candidates_end", bool)(w),
+            attribute(lambda w: w.connection, "_closing", bool)(w),
         ],
     ),
     Seam(

@@ -17,6 +17,17 @@ ways that went wrong on the network test bed, both mended by
   the whole call went through the relay. The checks of the better pairs now go on
   after the first nomination, and the first of them to succeed takes over, as
   libwebrtc does.
+
+And one way it gave up on a path that worked, mended by :func:`wait_for_peer_reflexive`:
+
+- *Names that do not resolve*: a browser that hides its addresses sends only mDNS
+  (``<uuid>.local``) host candidates (Firefox, and Chromium with real permissions). When
+  none resolved within aioice's 1 s and its end-of-candidates came, aioice dropped the
+  component ("Components {1} have no candidate pairs") and declared ICE failed, although
+  the browser's checks, from its real address, were arriving (they wait, unprocessed,
+  until ``connect()``) and their peer-reflexive pairs succeeded (issue 27: one Firefox
+  call in ten). RFC 8445 (7.3.1.3) learns a peer from its checks; the station now waits
+  :data:`PRFLX_WAIT` seconds for them before ending the candidates with none usable.
 """
 
 from __future__ import annotations
@@ -75,6 +86,45 @@ def keep_the_best_nominated_pair() -> None:
     setattr(check_complete, _PATCHED, True)
     setattr(ice.Connection, "check_complete", check_complete)  # noqa: B010 (a method)
     setattr(ice.Connection, "close", close)  # noqa: B010 (a method)
+
+
+PRFLX_WAIT = 5.0
+"""Seconds to wait for a peer's checks (its peer-reflexive address) when its candidates
+ended with none usable (mDNS names that did not resolve): a browser checks at once."""
+_WAITED = "_videostation_waited_for_prflx"
+
+
+def wait_for_peer_reflexive() -> None:
+    """Patch aioice's ``Connection._end_remote_candidates`` once (idempotent): with no
+    usable remote candidate, end-of-candidates is held back :data:`PRFLX_WAIT` seconds
+    (counted as one more name being resolved, aioice's own way of holding it), so the
+    peer's incoming checks pair and nominate instead of the component being dropped."""
+    # aioice's private _end_remote_candidates, _remote_candidates,
+    # _remote_candidates_resolving, _remote_candidates_end, _closing:
+    # checked by tests/test_seams.py
+    from aioice import ice
+
+    original = ice.Connection._end_remote_candidates
+    if getattr(original, _PATCHED, False):
+        return
+
+    def end_remote_candidates(self: Any) -> None:
+        if self._remote_candidates or self._closing or getattr(self, _WAITED, False):
+            original(self)
+            return
+        setattr(self, _WAITED, True)
+        self._remote_candidates_resolving += 1
+        log.info("no usable remote candidate: waiting %.0f s for the peer's checks", PRFLX_WAIT)
+
+        def waited() -> None:
+            self._remote_candidates_resolving -= 1
+            if self._remote_candidates_end and not self._remote_candidates_resolving:
+                original(self)
+
+        asyncio.get_running_loop().call_later(PRFLX_WAIT, waited)
+
+    setattr(end_remote_candidates, _PATCHED, True)
+    setattr(ice.Connection, "_end_remote_candidates", end_remote_candidates)  # noqa: B010
 
 
 def keep_checking(connection: Any, pair: Any) -> None:

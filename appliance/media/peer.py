@@ -42,7 +42,7 @@ from .nack import seconds_since
 from .station import StationMedia
 
 if TYPE_CHECKING:
-    from aiortc import RTCPeerConnection
+    from aiortc import RTCIceCandidate, RTCPeerConnection
 
     from .audio import AudioFanoutTrack
     from .video import EncodedVideoTrack, RawVideoTrack
@@ -66,9 +66,10 @@ def load_media_stack() -> None:
     its ICE keep the best path it finds (``ice.py``)."""
     for name in MEDIA_STACK:
         importlib.import_module(name)
-    from .ice import keep_the_best_nominated_pair
+    from .ice import keep_the_best_nominated_pair, wait_for_peer_reflexive
 
     keep_the_best_nominated_pair()
+    wait_for_peer_reflexive()
 
 
 Send = Callable[[str, Description, int], Awaitable[None]]
@@ -171,6 +172,8 @@ class _Peer:
     codec: str | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
     """The servers this connection was made with (for saying why it failed)."""
+    resolving: set[asyncio.Task[None]] = field(default_factory=set)
+    """mDNS candidates being looked up (up to a second each), off the signal path."""
 
 
 def relay_gathered(pc: RTCPeerConnection) -> bool:
@@ -514,10 +517,24 @@ class StationPeers:
             raise MalformedMessage(f"cannot parse candidate {init.candidate!r}") from exc
         candidate.sdpMid = init.sdp_mid
         candidate.sdpMLineIndex = init.sdp_mline_index
+        if candidate.ip.endswith(".local"):
+            # an mDNS name: looked up in the background (aioice waits up to 1 s for an
+            # answer), so the peer's next messages, a hang-up too, are not held up
+            task = asyncio.create_task(self._add_named(peer, candidate))
+            peer.resolving.add(task)
+            task.add_done_callback(peer.resolving.discard)
+            return
         try:
             await peer.pc.addIceCandidate(candidate)
         except ValueError as exc:
             raise MalformedMessage(f"candidate refused: {exc}") from exc
+
+    @staticmethod
+    async def _add_named(peer: _Peer, candidate: RTCIceCandidate) -> None:
+        try:
+            await peer.pc.addIceCandidate(candidate)
+        except Exception as exc:  # nobody to answer an error to any more: say it here
+            peer.log.info("mDNS candidate %s not used: %s", candidate.ip, exc)
 
     async def close(self, peer_id: str) -> None:
         """End the connection to ``peer_id`` (nothing happens for an unknown id)."""
@@ -528,6 +545,8 @@ class StationPeers:
     async def _discard(self, peer: _Peer) -> None:
         if self._peers.get(peer.peer_id) is peer:
             del self._peers[peer.peer_id]
+        for task in list(peer.resolving):
+            task.cancel()
         for track in (peer.video_track, peer.audio_track):
             if track is not None:
                 track.stop()
