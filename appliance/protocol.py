@@ -109,6 +109,10 @@ class Join:
     """The client was in the station's call when its connection was lost: after a
     restart of the service the call resumes for it without ringing (only for the
     sessions that were in that call, and only shortly after start-up)."""
+    ring: bool = True
+    """Entering the station's room rings it (or knocks). ``False``: enter silently — a
+    page that lost its socket while showing a finished call rejoins without ringing
+    again; only its explicit ``call`` ``ring`` rings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,8 +419,15 @@ def parse(frame: str | bytes) -> Message:
             resume = data.get("resume", False)
             if not isinstance(resume, bool):
                 raise MalformedMessage("'resume' must be true or false.")
+            ring = data.get("ring", True)
+            if not isinstance(ring, bool):
+                raise MalformedMessage("'ring' must be true or false.")
             return Join(
-                version, _str(data, "room", max_len=64), " ".join(name.split()), resume=resume
+                version,
+                _str(data, "room", max_len=64),
+                " ".join(name.split()),
+                resume=resume,
+                ring=ring,
             )
         case "signal":
             return Signal(_str(data, "to", max_len=64), parse_payload(data))

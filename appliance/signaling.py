@@ -278,8 +278,9 @@ class Hub:
                 await self.rooms.pair(peer, other)
         elif peer.kind == "screen":
             await self.station.screen_joined(peer)
-        else:
+        elif join.ring or join.resume:
             await self.station.remote_joined(peer)
+        # else: a silent rejoin (a page on a finished call's card): it rings with `call`
 
     async def _may_join(self, conn: Connection, join: protocol.Join) -> bool:
         """The page speaks this protocol and its session still holds; if not, it is

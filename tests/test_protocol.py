@@ -18,6 +18,10 @@ def test_codec_parses_every_client_message() -> None:
     assert protocol.parse(
         '{"type":"join","version":1,"room":"r","name":" A  B "}'
     ) == protocol.Join(1, "r", "A B")
+    # a page on a finished call's card rejoins without ringing (issue 24, item 6)
+    assert protocol.parse(
+        '{"type":"join","version":1,"room":"r","name":"A","ring":false}'
+    ) == protocol.Join(1, "r", "A", ring=False)
     sig = protocol.parse(
         '{"type":"signal","to":"p1","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}'
     )
@@ -47,6 +51,7 @@ def test_codec_parses_every_client_message() -> None:
         ('{"type":"join","version":true,"room":"r"}', MalformedMessage),
         ('{"type":"join","version":1,"room":"' + "r" * 65 + '"}', MalformedMessage),
         ('{"type":"join","version":1,"room":"r","name":"' + "n" * 41 + '"}', MalformedMessage),
+        ('{"type":"join","version":1,"room":"r","ring":"no"}', MalformedMessage),
         ('{"type":"signal","to":"p"}', MalformedMessage),
         ('{"type":"signal","to":"p","description":{"type":"offer"}}', MalformedMessage),
         ('{"type":"signal","to":"p","description":{"type":"bogus","sdp":"x"}}', MalformedMessage),

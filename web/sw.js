@@ -23,6 +23,7 @@ const SHELL = [
   'js/dom.js',
   'js/i18n.js',
   'js/views/error.js',
+  'js/views/offline.js',
 ];
 
 sw.addEventListener('install', (event) => {

@@ -6,6 +6,7 @@
 
 import * as api from './api.js';
 import { renderError } from './views/error.js';
+import { stationAway, waitForStation } from './views/offline.js';
 import { $, h, replace } from './dom.js';
 import { browserLanguage, chosenLanguage, errorText, setLanguage, t } from './i18n.js';
 
@@ -75,6 +76,15 @@ async function render() {
     if (gen !== generation) { c?.(); return; }
     cleanup = c || null;
   } catch (err) {
+    if (gen !== generation) return;
+    if (await stationAway(err)) {
+      // The station is offline: say so, count down, and start the view again once it
+      // answers (a guest's lobby becomes usable; no "Something went wrong").
+      console.warn('station offline:', err);
+      await waitForStation(ctx, () => gen !== generation);
+      if (gen === generation) void render();
+      return;
+    }
     if (gen !== generation) return;
     console.error(err);
     const message = err instanceof api.ApiError ? errorText(err) : t('error.unexpected');

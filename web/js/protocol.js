@@ -338,6 +338,7 @@ export class PeerLink {
  *   RETRIED_BYE (`shutdown`), the client has already stopped: no reconnect follows.
  * - `onstatus(status, detail)`: 'connecting' | 'connected' | 'reconnecting' | 'closed';
  *   `detail` is the retry delay in ms for 'reconnecting', the reason for 'closed'.
+ *   While reconnecting, `reachable` says whether the last attempt reached the service.
  *   On any status but 'connected' every peer connection is already closed.
  *
  * Signals are only ever answered from peers the server sent a `connect` for: an
@@ -373,6 +374,17 @@ export class SignalingClient {
     this.callState = null;
     /** Were we in the station's call, as last heard? Then a rejoin asks to resume it. */
     this.inStationCall = false;
+    /**
+     * Does joining the station's room ring it (or knock)? The page sets false while it
+     * shows a finished call ("Call ended", "You cancelled"…): a rejoin after a lost
+     * socket is then silent (`join` `ring: false`), and only `call('ring')` rings.
+     */
+    this.ringOnJoin = true;
+    /**
+     * Did the last socket open? False once an attempt failed without ever reaching
+     * the service: the station is offline (or the network is), not merely restarting.
+     */
+    this.reachable = true;
     /** @type {MediaStream|null} */
     this.localStream = null;
     /** @type {Muted} */
@@ -512,8 +524,11 @@ export class SignalingClient {
     this.setStatus(this.attempt ? 'reconnecting' : 'connecting');
     const ws = new Impl(this.url);
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      opened = true;
+      this.reachable = true;
       this.lastHeard = Date.now();
       this.startPing();
       this.sendJoin();
@@ -537,6 +552,7 @@ export class SignalingClient {
     ws.onclose = () => {
       if (ws !== this.ws) return;
       this.ws = null;
+      if (!opened) this.reachable = false;
       this.stopPing();
       this.dropPeers();
       this.peerId = null;
@@ -570,6 +586,7 @@ export class SignalingClient {
     // After a lost connection (the service restarted) the call we were in resumes
     // without ringing; the server decides whether it may.
     if (this.inStationCall) join.resume = true;
+    else if (!this.ringOnJoin) join.ring = false;
     this.sendRaw(join);
   }
 

@@ -247,5 +247,10 @@ export default {
   "kiosk.netNoRelay": "Can't connect to the caller: their network blocks direct calls and no relay (TURN) server is set up (ice.turn_urls).",
   "kiosk.netRelayRefused": "Can't connect to the caller: the relay (TURN) server refused the station's credentials (check ice.turn_secret).",
   "kiosk.netRelayUnreachable": "Can't connect to the caller: the relay (TURN) server does not answer (check ice.turn_urls).",
-  "kiosk.netNetwork": "Can't connect to the caller on their network."
+  "kiosk.netNetwork": "Can't connect to the caller on their network.",
+  "offline.message": "The station is offline — we'll connect when it's back",
+  "offline.retryIn": {"one": "Trying again in {n} second…", "other": "Trying again in {n} seconds…"},
+  "offline.trying": "Trying to connect…",
+  "kiosk.offline": "The station service is not running — calls cannot come in",
+  "kiosk.offlineHint": "The code comes back as soon as it is running again."
 };

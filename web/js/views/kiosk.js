@@ -168,7 +168,14 @@ class Kiosk {
     /** @type {ReturnType<typeof setInterval>|null} */
     this.clockTimer = null;
     this.qr = h('img', { class: 'kiosk-qr', alt: t('kiosk.qrAlt'), 'data-testid': 'kiosk-qr' });
-    this.qrBox = h('div', { class: 'qr-box loading' }, this.qr);
+    // While the service is down or unreachable the code would lead nowhere: it goes,
+    // and this says why; a fresh code comes back with the connection.
+    this.qrOffline = h('div', { class: 'qr-offline', role: 'status', 'data-testid': 'kiosk-offline', hidden: true },
+      h('p', { class: 'qr-offline-title', text: t('kiosk.offline') }),
+      h('p', { class: 'qr-offline-hint', text: t('kiosk.offlineHint') }));
+    this.qrBox = h('div', { class: 'qr-box loading' }, this.qr, this.qrOffline);
+    /** Was the socket lost since the code on screen was made? */
+    this.offline = false;
     this.missedList = h('ul', { class: 'missed-list' });
     this.missedMore = h('p', { class: 'missed-more muted', hidden: true });
     this.clearButton = h('button', { class: 'button small', type: 'button', 'data-testid': 'missed-clear' }, t('kiosk.clear'));
@@ -277,6 +284,7 @@ class Kiosk {
       this.banner.hidden = status === 'connected' || status === 'closed';
       this.banner.textContent = t('kiosk.reconnecting');
       this.connected = status === 'connected';
+      this.showOffline(status === 'reconnecting');
       // The connections are gone with the socket; so is any claim that the camera is on.
       // The call object is stale too: the next one comes with `welcome`.
       if (!this.connected) {
@@ -572,6 +580,25 @@ class Kiosk {
     this.showMissed();
   }
 
+  /**
+   * The service is down or unreachable (the socket reconnects): no code, a reason.
+   * Back: a fresh code (the old one may belong to a service that lost its state).
+   * @param {boolean} offline
+   */
+  showOffline(offline) {
+    if (offline === this.offline) return;
+    this.offline = offline;
+    this.qrOffline.hidden = !offline;
+    this.qrBox.classList.toggle('offline', offline);
+    if (offline) {
+      this.qrBox.classList.add('loading');
+      this.qr.removeAttribute('src');
+      delete this.qr.dataset.url;
+    } else {
+      void this.refreshQr();
+    }
+  }
+
   /** Fetches a fresh kiosk guest link and schedules the next one before this one expires. */
   async refreshQr() {
     if (this.qrTimer) clearTimeout(this.qrTimer);
@@ -579,6 +606,7 @@ class Kiosk {
     try {
       const link = await api.kioskGuestLink();
       if (this.destroyed) return;
+      if (this.offline) throw new Error('offline since the request'); // a code from before the outage
       this.qr.src = link.guest_qr_code;
       this.qr.dataset.url = link.guest_url;
       this.qrBox.classList.remove('loading');

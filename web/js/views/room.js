@@ -24,6 +24,7 @@ import { TileGrid, initials } from '../ui/tiles.js';
 import { UnreachableNotice } from '../ui/unreachable.js';
 import { renderError } from './error.js';
 import { renderFinished } from './finished.js';
+import { OfflineNotice } from './offline.js';
 import { tradeLinkSecret } from './link-secret.js';
 import { Lobby } from './lobby.js';
 import { signIn } from './login.js';
@@ -37,7 +38,11 @@ import { signIn } from './login.js';
  * @typedef {'connecting'|'calling'|'knocking'|'cancelled'|'in-call'|'missed'|'quiet'|'declined'|'ended'|'ready'|'full'|'gone'} PageState
  */
 
-/** Page states in which the camera and microphone are held. */
+/**
+ * Page states in which the camera and microphone are held; also the only ones whose
+ * rejoin after a lost socket rings (or knocks, or resumes): a finished card ("Call
+ * ended", "You cancelled"…) rejoins silently, and only "Call again" rings.
+ */
 const MEDIA_STATES = new Set(['connecting', 'calling', 'knocking', 'in-call']);
 /** How long (ms) the controls stay after the last touch, in a call in landscape. */
 const CONTROLS_FADE_MS = 4000;
@@ -144,6 +149,8 @@ class CallPage {
     this.againFrom = null;
     /** Was the station still in a call when we cancelled our knock ("Knock again", else "Call again")? */
     this.cancelledInCall = false;
+    /** "The station is offline — we'll connect when it's back", with the countdown. */
+    this.offline = new OfflineNotice({ class: 'banner offline-banner' });
   }
 
   // ---- lobby: name + preview (views/lobby.js) ----------------------------
@@ -287,7 +294,7 @@ class CallPage {
     this.stationNote = h('div', { class: 'station-note', role: 'status', 'data-testid': 'station-muted', hidden: true });
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.flipButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
-      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner),
+      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner, this.offline.el),
       this.quality.weak, this.aloneEl,
       grid, mainLocal, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
     replace(this.ctx.root, this.stage);
@@ -326,7 +333,8 @@ class CallPage {
     if (this.muted.audio || this.muted.video) client.muted = { ...this.muted };
     void client.setLocalStream(this.localStream);
     client.onwelcome = (msg) => this.gotWelcome(msg);
-    client.onstatus = (status, detail) => this.gotStatus(status, detail);
+    client.ringOnJoin = MEDIA_STATES.has(this.stage?.dataset.state || 'connecting');
+    client.onstatus = (status, detail) => this.gotStatus(status, detail, client.reachable);
     client.oncallstate = (call) => this.gotCallState(call);
     client.ontrack = (peerId, participant, stream) => this.gotTrack(client, peerId, participant, stream);
     client.onpeerunreachable = (peerId, why) => this.unreachable?.unreachable(peerId, why);
@@ -365,10 +373,16 @@ class CallPage {
   /**
    * @param {Status} status
    * @param {number|string} [detail]  ms until the next reconnection attempt
+   * @param {boolean} [reachable]  did the last attempt reach the station?
    */
-  gotStatus(status, detail) {
+  gotStatus(status, detail, reachable = true) {
     if (!this.banner) return;
-    this.banner.hidden = status !== 'reconnecting';
+    // A socket that dropped says "reconnecting"; one that cannot reach the station at
+    // all says the station is offline, counting down to the next try.
+    const away = status === 'reconnecting' && !reachable;
+    this.banner.hidden = status !== 'reconnecting' || away;
+    if (away) this.offline.show(typeof detail === 'number' ? detail : 0);
+    else this.offline.hide();
     if (status === 'reconnecting') {
       this.banner.textContent = typeof detail === 'number' ? tn('room.reconnectingIn', Math.ceil(detail / 1000)) : t('room.reconnecting');
       this.tiles?.clear();
@@ -510,6 +524,7 @@ class CallPage {
     if (!MEDIA_STATES.has(state)) this.releaseMedia();
     else this.showPreview(state !== 'knocking');
     this.stage.dataset.state = state;
+    if (this.client) this.client.ringOnJoin = MEDIA_STATES.has(state);
     this.stage.classList.toggle('is-live', live);
     const stationName = this.info.station.name;
     const talked = this.stopTimer(state);
@@ -821,6 +836,7 @@ class CallPage {
     if (this.timerTick) clearInterval(this.timerTick);
     if (this.fadeTimer) clearTimeout(this.fadeTimer);
     this.ringback.stop();
+    this.offline.hide();
     this.quality?.stop();
     this.lobbyView?.stopMeter();
     this.releaseMedia();
