@@ -240,18 +240,24 @@ async def test_a_lost_packet_is_resent_once_a_round_trip_and_only_while_it_helps
         raise AssertionError(f"NACK for {seq} not handled")
 
     seq = newest()
+
+    # the viewer's own NACKs (a packet lost on a busy loopback) may add others: only
+    # the packets this test asks for are looked at
+    def asked(*seqs: int) -> list[int]:
+        return [s for s in resent if s in seqs]
+
     await nack(seq, then=1)
     await nack(seq, then=2)  # asked again at once: the first answer is on its way
-    assert resent == [seq] and track.retransmissions.refused == 1
+    assert asked(seq) == [seq] and track.retransmissions.refused >= 1
     await asyncio.sleep(0.25)  # longer than a loopback round trip (or the 0.1 s default)
     await nack(seq, then=3)
-    assert resent == [seq, seq]
+    assert asked(seq) == [seq, seq]
     kept = history[seq % RTP_HISTORY_SIZE]
     while seconds_since(kept.extensions.abs_send_time, current_ntp_time()) < 1.05:  # ~0.7 s
         await asyncio.sleep(0.02)
     assert kept is history[seq % RTP_HISTORY_SIZE], "still kept by aiortc (128 packets)"
     await nack(seq, then=4)
-    assert resent == [seq, seq], "a packet a second old was resent"
+    assert asked(seq) == [seq, seq], "a packet a second old was resent"
     # the viewer moves to the low rung: what it got of the high one is not resent
     before = newest()
     track.link.rung = "low"
@@ -266,8 +272,8 @@ async def test_a_lost_packet_is_resent_once_a_round_trip_and_only_while_it_helps
     await asyncio.sleep(0.1)
     fresh = newest()
     await nack(fresh, then=decided + 2)
-    assert resent[-1] == fresh
-    assert peers.stats()["peers"]["remote"]["resent"] == 3
+    assert asked(fresh) == [fresh]
+    assert peers.stats()["peers"]["remote"]["resent"] == len(resent)
 
 
 async def test_the_viewers_audio_reports_reach_its_video_link(station: Any) -> None:
