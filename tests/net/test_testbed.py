@@ -140,7 +140,7 @@ def test_phone_behind_a_port_preserving_nat_reaches_the_station_directly(
             if "done" in (last := phone.next(timeout=40)):
                 break
         assert last["pair"] and "relay" not in last["pair"], last  # never moved to a relay
-        assert [line.split()[-1] for line in last["station"]] == ["0"], last  # nor the station
+        assert [float(line.split()[-1]) for line in last["station"]] == [0], last  # nor the station
     finally:
         phone.proc.kill()
         turn.kill()
