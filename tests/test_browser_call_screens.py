@@ -210,7 +210,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
           Object.defineProperty(weak, 'hidden',
                                 { configurable: true, get: () => false, set: () => {} });
           weak.removeAttribute('hidden');
-          const banner = document.querySelector('.call-top .banner');
+          const banner = document.querySelector('.call-top .banner:not(.offline-banner)');
           banner.textContent = 'Connection lost — reconnecting…';
           banner.hidden = false;
         }"""
@@ -221,7 +221,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
         assert note and moved["y"] >= note["y"] + note["height"], (
             f"the preview {moved} covers {what} {note}"
         )
-    banner_box = guest.locator(".call-top .banner").bounding_box()
+    banner_box = guest.locator(".call-top .banner:not(.offline-banner)").bounding_box()
     assert banner_box and (
         moved["y"] >= banner_box["y"] + banner_box["height"]
         or moved["x"] >= banner_box["x"] + banner_box["width"]
@@ -232,7 +232,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
           const weak = document.querySelector('[data-testid=weak-connection]');
           delete weak.hidden;
           weak.hidden = true;
-          document.querySelector('.call-top .banner').hidden = true;
+          document.querySelector('.call-top .banner:not(.offline-banner)').hidden = true;
         }"""
     )
     back = settled(pip)
