@@ -64,8 +64,10 @@ async def connect(
 
 
 async def first_frames(viewer: Viewer, n: int = 3) -> list[Any]:
-    await asyncio.wait_for(viewer.got_track.wait(), 10)
-    return [await asyncio.wait_for(viewer.tracks["video"].recv(), 10) for _ in range(n)]
+    # generous: a frame comes in milliseconds on a quiet machine, but per-peer VP8
+    # encoding beside two Chromiums (make test's other worker) once missed 10 s
+    await asyncio.wait_for(viewer.got_track.wait(), 30)
+    return [await asyncio.wait_for(viewer.tracks["video"].recv(), 30) for _ in range(n)]
 
 
 def station_transceivers(peers: StationPeers, peer_id: str) -> list[Any]:
