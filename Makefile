@@ -124,7 +124,7 @@ check: venv-test
 # On commit: lint, mypy, then every in-process test (no Chromium, no roots, no VMs) in two
 # workers; the TypeScript check of web/ is one of those tests.
 test-fast: venv-test
-	@$(timed) echo "Linting, then the in-process tests in two workers (about 2.5 minutes)…"; \
+	@$(timed) echo "Linting, then the in-process tests in two workers (about 3 minutes)…"; \
 	$(BIN)/ruff check appliance tests && $(BIN)/ruff format --check appliance tests && $(BIN)/mypy && \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m '$(IN_PROCESS)'
 
