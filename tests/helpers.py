@@ -375,3 +375,32 @@ async def no_station_connect(ws: WS, seconds: float) -> None:
             return
         assert not (message["type"] == "connect" and message.get("peer_id") == "station"), message
         assert message.get("from") != "station", message
+
+
+# --- mDNS names nobody answers for ---------------------------------------------------
+
+
+def unanswered_mdns(monkeypatch: Any) -> list[str]:
+    """aioice's mDNS resolver replaced by one that waits its timeout (1 s) and finds
+    nothing, sending nothing off the machine (a browser hiding its addresses behind
+    ``<uuid>.local`` names on a network without their responder). Returns the names
+    looked up, in order."""
+    import aioice.ice
+
+    looked_up: list[str] = []
+
+    class Unanswered:
+        async def resolve(self, hostname: str, timeout: float | None = 1.0) -> str | None:
+            looked_up.append(hostname)
+            await asyncio.sleep(timeout or 0)
+            return None
+
+    async def resolver(subscriber: object) -> Unanswered:
+        return Unanswered()
+
+    async def unref(subscriber: object) -> None:
+        return None
+
+    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolver)
+    monkeypatch.setattr(aioice.ice, "unref_mdns_protocol", unref)
+    return looked_up

@@ -8,7 +8,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import aioice.ice
 import pytest
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_priority
@@ -16,6 +15,8 @@ from aioice.ice import CandidatePair
 
 import appliance.media.ice
 from appliance.media.ice import keep_the_best_nominated_pair, wait_for_peer_reflexive
+
+from .helpers import unanswered_mdns
 
 
 @dataclass
@@ -130,14 +131,6 @@ async def test_closing_stops_the_checks_left_running() -> None:
     assert task.cancelled()
 
 
-class NeverAnswers:
-    """An mDNS resolver that never gets an answer (and sends nothing off the machine)."""
-
-    async def resolve(self, hostname: str, timeout: float | None = 1.0) -> str | None:
-        await asyncio.sleep(timeout or 0)
-        return None
-
-
 async def hidden_peer(
     monkeypatch: pytest.MonkeyPatch, *, wait: bool, checks: bool = True
 ) -> tuple[Connection, Connection, asyncio.Task[None] | None]:
@@ -148,14 +141,7 @@ async def hidden_peer(
     if wait:
         wait_for_peer_reflexive()
 
-    async def resolver(subscriber: object) -> NeverAnswers:
-        return NeverAnswers()
-
-    async def unref(subscriber: object) -> None:
-        return None
-
-    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolver)
-    monkeypatch.setattr(aioice.ice, "unref_mdns_protocol", unref)
+    unanswered_mdns(monkeypatch)
     station = Connection(ice_controlling=True, components=1, use_ipv6=False)
     browser = Connection(ice_controlling=False, components=1, use_ipv6=False)
     await asyncio.gather(station.gather_candidates(), browser.gather_candidates())

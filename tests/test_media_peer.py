@@ -35,7 +35,7 @@ from appliance.media.ratecontrol import RungPolicy, ViewerLink, high_bitrate
 from appliance.protocol import Candidate, Description, EndOfCandidates, Restart, parse_payload
 from appliance.systemd import JournalFields
 
-from .helpers import Viewer, ViewerHub
+from .helpers import Viewer, ViewerHub, unanswered_mdns
 
 CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
@@ -738,24 +738,7 @@ async def test_an_mdns_candidate_is_looked_up_without_holding_the_peer_up(
     """A browser that hides its addresses trickles ``<uuid>.local`` names; aioice waits
     up to a second for each to resolve. The station's signal path takes the next
     message at once (issue 27): before, each name held the peer's messages a second."""
-    import aioice.ice
-
-    looked_up: list[str] = []
-
-    class Slow:
-        async def resolve(self, hostname: str, timeout: float | None = 1.0) -> str | None:
-            looked_up.append(hostname)
-            await asyncio.sleep(1.0)
-            return None
-
-    async def resolver(subscriber: object) -> Slow:
-        return Slow()
-
-    async def unref(subscriber: object) -> None:
-        return None
-
-    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolver)
-    monkeypatch.setattr(aioice.ice, "unref_mdns_protocol", unref)
+    looked_up = unanswered_mdns(monkeypatch)
     _media, peers, hub = station
     viewer = Viewer("remote")
     hub.viewers["remote"] = viewer
