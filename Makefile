@@ -70,8 +70,8 @@ $(VENV)/.run-installed: pyproject.toml
 
 # The venv for testing adds the test toolchain, and Debian's python3-systemd seen
 # through the venv (no compiler needed: it is not built from source).
-$(VENV)/.test-installed: pyproject.toml $(VENV)/.run-installed
-	$(call step,Installing the test tools into $(VENV)…,$(BIN)/pip install -q -e '.[test]')
+$(VENV)/.test-installed: pyproject.toml tests/constraints.txt $(VENV)/.run-installed
+	$(call step,Installing the test tools into $(VENV)…,$(BIN)/pip install -q -c tests/constraints.txt -e '.[test]')
 	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	if [ -d /usr/lib/python3/dist-packages/systemd ] && [ ! -e "$$site/systemd" ]; then \
 		ln -s /usr/lib/python3/dist-packages/systemd "$$site/systemd"; fi

@@ -86,3 +86,27 @@ def test_make_check_finds_each_modules_own_tests() -> None:
         own = REPO / "tests" / f"test_{module.stem}.py"
         if own.exists() and module.parent.name == "appliance":
             assert got[0] == f"tests/test_{module.stem}.py", got
+
+
+def test_the_test_toolchain_is_the_pinned_one() -> None:
+    """Every pin of tests/constraints.txt is what this venv runs, and every tool of the
+    test extra is pinned: an upstream release changes nothing (a new ansible-core would
+    re-key the VM layers and turn a warm run cold) until a commit moves its pin."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (REPO / "tests/constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            assert pinned, f"tests/constraints.txt: {line!r} is not an exact pin"
+            pins[canonicalize_name(name)] = pinned
+    wrong = {n: (p, version(n)) for n, p in pins.items() if version(n) != p}
+    assert not wrong, f"pinned vs installed, run `make venv`: {wrong}"
+    extra = [Requirement(r) for r in requires("videostation") or []]
+    tools = {canonicalize_name(r.name) for r in extra if r.marker and "test" in str(r.marker)}
+    assert tools, "the test extra lists no tools"
+    assert tools <= set(pins), f"test tools without a pin: {sorted(tools - set(pins))}"
