@@ -386,10 +386,26 @@ def _station_gauges(app: web.Application) -> None:
         "1 once network time has set the clock (absent where it cannot be asked)",
         lambda: {(): float(s)} if (s := clock.synchronized()) is not None else {},
     )
+    metrics.labelled_gauge(
+        "video_encoder_running",
+        "1 per video encoder running now: its codec, rung, FFmpeg encoder and size (a VP8 "
+        "viewer adds one beside H.264)",
+        lambda: {_encoder_labels(e): 1.0 for e in media.encoders()},
+    )
     info = build_info()
     metrics.labelled_gauge("build_info", "The station's software", lambda: {info: 1.0})
     for name, help_text, read in pi_gauges():
         metrics.labelled_gauge(name, help_text, read)
+
+
+def _encoder_labels(encoder: dict[str, Any]) -> Labels:
+    """An encoder's labels: codec, rung, FFmpeg encoder, size (e.g. ``640x360``)."""
+    return (
+        ("codec", encoder["codec"]),
+        ("rung", encoder["rung"]),
+        ("implementation", encoder["implementation"]),
+        ("size", f"{encoder['width']}x{encoder['height']}"),
+    )
 
 
 def _local_midnight(now: float) -> float:

@@ -129,6 +129,11 @@ class CameraConfig:
     per 720p viewer on a Pi: kept as the reference measurements compare against)."""
     rotation: int = 0
     """Rotate the picture by 0, 90, 180 or 270 degrees."""
+    vp8_rung: str = "low"
+    """``low``: a viewer whose browser has no H.264 (e.g. Debian's Firefox) gets VP8 at
+    the low rung's size and bitrate, so the second software encoder it needs costs about
+    a quarter of a 720p one on the Pi; ``high``: VP8 viewers move between the rungs as
+    H.264 viewers do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +372,8 @@ def _check(config: Config) -> None:
     cam = config.camera
     if cam.encoding not in ("shared", "per-peer"):
         raise ConfigError(f"camera.encoding: expected shared or per-peer, got {cam.encoding!r}")
+    if cam.vp8_rung not in ("low", "high"):
+        raise ConfigError(f"camera.vp8_rung: expected low or high, got {cam.vp8_rung!r}")
     if not cam.low_bitrate < cam.min_bitrate <= cam.bitrate:
         raise ConfigError(
             "camera.min_bitrate: expected camera.low_bitrate < camera.min_bitrate <= "

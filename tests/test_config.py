@@ -41,6 +41,7 @@ def test_a_file_and_flags_combine_and_flags_win(tmp_path: Path) -> None:
         ({"call": {"auto_answer": "yes"}}, r"^call\.auto_answer: expected true or false"),
         ({"camera": {"source": "webcam"}}, r"^camera\.source: expected one of "),
         ({"camera": {"rotation": 45}}, r"^camera\.rotation: expected 0, 90, 180 or 270"),
+        ({"camera": {"vp8_rung": "mid"}}, r"^camera\.vp8_rung: expected low or high"),
         ({"station": {"public_url": "door.example"}}, r"^station\.public_url: expected an http"),
         ({"station": {"room_id": "a b"}}, r"^station\.room_id: expected 1-64 letters"),
         ({"server": {"cert": "/etc/cert.pem"}}, r"^server\.cert: cert and key must be given"),

@@ -78,7 +78,8 @@ def decode(codec: str, packets: list[av.Packet[Any]]) -> list[av.VideoFrame]:
 
 async def test_idle_until_first_track_and_closed_after_linger() -> None:
     feed = CountingFeed()
-    video = VideoFanout(CAMERA, linger=0.3, feed=feed)
+    # a linger long enough that a busy machine's stall between two lines does not end it
+    video = VideoFanout(CAMERA, linger=1.5, feed=feed)
     await asyncio.sleep(0.1)
     states = [(video.capturing, feed.opened)]
     track = video.track()
@@ -95,7 +96,10 @@ async def test_idle_until_first_track_and_closed_after_linger() -> None:
     await next_packets(again, 2)
     assert feed.opened == 1
     again.stop()
-    await asyncio.sleep(0.5)
+    for _ in range(100):  # bounded: closed 1.5 s after the last viewer left
+        if not video.capturing:
+            break
+        await asyncio.sleep(0.1)
     assert not video.capturing and feed.closed == 1
     with pytest.raises(MediaStreamError):
         await again.recv()

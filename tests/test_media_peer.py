@@ -191,6 +191,41 @@ async def test_vp8_only_viewer_gets_vp8(station: Any) -> None:
     assert "audio" not in old.tracks
 
 
+@pytest.mark.parametrize("vp8_rung", ["low", "high"])
+async def test_a_vp8_viewer_costs_the_low_rungs_encoder(vp8_rung: str) -> None:
+    """A browser without H.264 (Debian's Firefox) needs a second software encoder beside
+    the H.264 one: by default it runs at the low rung's size (a quarter of the pixels of
+    the camera's), whatever the viewer's link; ``camera.vp8_rung = "high"`` gives it the
+    camera's size. The metrics' encoder list says which run."""
+    camera = CameraConfig(
+        source="test", width=640, height=360, fps=30, low_width=320, low_height=180,
+        vp8_rung=vp8_rung,
+    )  # fmt: skip
+    media = StationMedia(camera, MICROPHONE, linger=0.5)
+    hub = ViewerHub()
+    peers = StationPeers(
+        media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
+    )
+    hub.peers = peers
+    try:
+        modern, old = Viewer("modern"), Viewer("old", codecs=["VP8", "rtx"])
+        await connect(hub, peers, modern, audio=False)
+        await connect(hub, peers, old, audio=False)
+        vp8 = (await first_frames(old, 5))[-1]
+        h264 = (await first_frames(modern, 5))[-1]
+        assert (h264.width, h264.height) == (640, 360)
+        expected = (320, 180) if vp8_rung == "low" else (640, 360)
+        assert (vp8.width, vp8.height) == expected
+        running = {(e["codec"], e["rung"], e["width"], e["height"]) for e in media.encoders()}
+        assert running == {("H264", "high", 640, 360), ("VP8", vp8_rung, *expected)}, running
+        assert {e["implementation"] for e in media.encoders() if e["codec"] == "VP8"} == {"libvpx"}
+    finally:
+        await peers.close_all()
+        await asyncio.gather(*(v.close() for v in hub.viewers.values()))
+        await media.close()
+    assert media.encoders() == [], "no capture, no encoder"
+
+
 async def test_pli_from_a_viewer_makes_a_keyframe(station: Any) -> None:
     media, peers, hub = station
     viewer = Viewer("remote")

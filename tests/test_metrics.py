@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance import cli, scrape
-from appliance.appkeys import CONFIG, STORE
+from appliance.appkeys import CONFIG, MEDIA, STORE
 
 from .conftest import ServiceHarness
 from .helpers import answered_call, connect
@@ -152,6 +152,7 @@ async def test_the_gauges_an_operator_alerts_on(station: ServiceHarness) -> None
     )
     assert info.labels["aiortc"] and info.labels["kernel"] and info.labels["version"]
     assert "videostation_pi_temperature_celsius" not in found  # not a Pi: absent, not 0
+    assert "videostation_video_encoder_running" not in found  # no call: no encoder
     _kiosk, _guest, caller = await answered_call(station)
     try:
         found = await now()
@@ -223,3 +224,23 @@ async def test_the_kiosk_screen_gauge_follows_the_screen(station: ServiceHarness
             break
         await asyncio.sleep(0.05)
     assert value(found, "videostation_kiosk_screen_joined") == 0
+
+
+async def test_each_running_encoder_is_named_with_its_codec_and_size(
+    station: ServiceHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the media layer lists (tests/test_media_peer.py: a VP8 viewer on the low
+    rung) is what an operator sees: one sample per running encoder."""
+    running = [
+        {"codec": "H264", "rung": "high", "implementation": "h264_v4l2m2m",
+         "width": 1280, "height": 720},
+        {"codec": "VP8", "rung": "low", "implementation": "libvpx", "width": 640, "height": 360},
+    ]  # fmt: skip
+    monkeypatch.setattr(station.app[MEDIA], "encoders", lambda: running)
+    user = await station.user()
+    found = families(await (await user.get("/api/metrics/")).text())
+    assert value(
+        found, "videostation_video_encoder_running",
+        codec="VP8", rung="low", implementation="libvpx", size="640x360",
+    ) == 1  # fmt: skip
+    assert len(found["videostation_video_encoder_running"].samples) == 2

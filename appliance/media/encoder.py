@@ -89,6 +89,11 @@ class VideoEncoder:
                 "cpu-used": "8",
                 "lag-in-frames": "0",
                 "error-resilient": "1",
+                # one thread: FFmpeg's default (a thread per core) made libvpx spend 7-11
+                # times the CPU on the same frames here (640x360: 3.3 against 24 ms a
+                # frame; 1280x720: 6.8 against 64-77), waiting on each other on a busy
+                # machine; what a Pi with a call to carry cannot afford
+                "threads": "1",
             }
         elif name == "h264_v4l2m2m":
             ctx.options = {"num_capture_buffers": "16"}

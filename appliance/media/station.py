@@ -14,7 +14,7 @@ start-up: until the first call the idle service does not hold the media stack.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import CameraConfig, MicrophoneConfig
 
@@ -125,6 +125,10 @@ class StationMedia:
             "camera": _state(self._video.found if self._video is not None else ""),
             "microphone": _state(self._audio.found if self._audio is not None else ""),
         }
+
+    def encoders(self) -> list[dict[str, Any]]:
+        """The video encoders running now (codec, rung, FFmpeg encoder, size)."""
+        return self._video.encoders() if self._video is not None else []
 
     def counters(self) -> dict[str, int]:
         """Frames captured and encoded per codec, keyframes, viewers (for metrics)."""

@@ -103,6 +103,8 @@ class EncodedVideoTrack(MediaStreamTrack):
         """The rung this viewer gets now (follows ``link.rung`` at the next keyframe)."""
         self.codec: str | None = None
         """``"H264"`` or ``"VP8"``: what the peer's sender negotiated."""
+        self.pinned: Rung | None = None
+        """The rung this viewer keeps whatever its link (``camera.vp8_rung``), or None."""
         self.sent = 0
         """Packets handed to the sender."""
         self.dropped = 0
@@ -122,9 +124,12 @@ class EncodedVideoTrack(MediaStreamTrack):
         if codec not in CODECS:
             raise MediaError(f"video codec {codec!r} is not one of {', '.join(CODECS)}")
         self.codec = codec
+        self.pinned = self._fanout.pinned_rung(codec)
+        if self.pinned is not None:
+            self.rung = self.link.rung = self.pinned
         self._need_keyframe = True
         self._codec_known.set()
-        self._fanout.request_keyframe(codec)
+        self._fanout.request_keyframe(codec, self.rung)
 
     def request_keyframe(self) -> None:
         """A PLI or FIR from this peer: ask the shared encoder for a keyframe."""
@@ -258,6 +263,7 @@ class VideoFanout(Fanout):
         """Keyframes produced, per codec."""
         self.implementations: dict[str, str] = {}
         """The FFmpeg encoder behind each codec, e.g. ``{"H264": "libx264"}``."""
+        self._running: dict[tuple[str, Rung], VideoEncoder] = {}
 
     def track(self) -> EncodedVideoTrack:
         track = EncodedVideoTrack(self)
@@ -272,6 +278,20 @@ class VideoFanout(Fanout):
 
     def request_keyframe(self, codec: str, rung: Rung = "high") -> None:
         self._keyframe_wanted.add((codec, rung))
+
+    def pinned_rung(self, codec: str) -> Rung | None:
+        """The rung every viewer of ``codec`` gets: VP8 viewers (browsers without H.264)
+        the low one, unless ``camera.vp8_rung = "high"``: their encoder runs beside the
+        H.264 one, and at 720p it would double what the Pi spends on encoding."""
+        return "low" if codec == "VP8" and self._cfg.vp8_rung == "low" else None
+
+    def encoders(self) -> list[dict[str, Any]]:
+        """The encoders running now: codec, rung, FFmpeg encoder and size."""
+        return [
+            {"codec": codec, "rung": rung, "implementation": e.implementation,
+             "width": e.width, "height": e.height}
+            for (codec, rung), e in sorted(self._running.items())
+        ]  # fmt: skip
 
     def _tracks(self) -> list[EncodedVideoTrack]:
         return [t for t in self._subscribers if isinstance(t, EncodedVideoTrack)]
@@ -290,6 +310,8 @@ class VideoFanout(Fanout):
             return
         switched = False
         for track in tracks:
+            if track.pinned is not None:
+                continue
             before = track.link.rung
             if self.policy.choose(track.link, now=now) != before:
                 switched = True
@@ -344,11 +366,15 @@ class VideoFanout(Fanout):
 
     async def _capture(self) -> None:
         encoders: dict[tuple[str, Rung], VideoEncoder] = {}
+        self._running = encoders  # what encoders() reports
         clock = RtpClock(time.monotonic())
-        while True:
-            if self.blanked:
-                await self._black(encoders, clock)
-            await self._camera(encoders, clock)
+        try:
+            while True:
+                if self.blanked:
+                    await self._black(encoders, clock)
+                await self._camera(encoders, clock)
+        finally:
+            encoders.clear()  # they end with the capture
 
     async def _camera(
         self, encoders: dict[tuple[str, Rung], VideoEncoder], clock: RtpClock
