@@ -800,3 +800,91 @@ async def test_an_mdns_candidate_is_looked_up_without_holding_the_peer_up(
     assert len(looked_up) == 3, looked_up
     await peers.close("remote")  # lookups still running end with the connection
     assert not peers._peers
+
+
+class HiddenOnce(Viewer):
+    """A browser whose first answer names only ``<uuid>.local`` host candidates nobody
+    answers for and which then sends no checks (its side closed): the station's first
+    connection to it fails. It answers every later offer as any browser would."""
+
+    async def answer(self, offer: Description, session: int) -> Description:
+        answer = await super().answer(offer, session)
+        if len(self.sessions) > 1:
+            return answer
+        lines = []
+        for line in answer.sdp.splitlines(keepends=True):
+            if line.startswith("a=candidate:"):
+                fields = line.split(" ")
+                fields[4] = f"{uuid.uuid4()}.local"
+                line = " ".join(fields)
+            lines.append(line)
+        assert self.pc is not None
+        await self.pc.close()
+        return Description("answer", "".join(lines))
+
+
+async def failed_then_back(peers: StationPeers, peer_id: str) -> tuple[float, float]:
+    """When the station's first connection to ``peer_id`` failed (it left the peers)
+    and when a new one connected (monotonic seconds)."""
+    failed_at = connected_at = None
+    for _ in range(600):  # bounded: 30 s
+        state = peers.stats()["peers"].get(peer_id, {}).get("state")
+        now = time.monotonic()
+        if failed_at is None and state is None:
+            failed_at = now
+        elif failed_at is not None and state == "connected":
+            connected_at = now
+            break
+        await asyncio.sleep(0.05)
+    assert failed_at is not None and connected_at is not None, (failed_at, connected_at)
+    return failed_at, connected_at
+
+
+async def test_a_failed_connection_gets_a_new_offer_and_connects(
+    station: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #27: ICE fails on the station's side (the viewer's names do not resolve, no
+    check comes from it); the station does not leave the viewer with nothing until the
+    browser gives up too: it offers again by itself, and the call has its picture back
+    within 5 s of the failure."""
+    import appliance.media.ice
+
+    monkeypatch.setattr(appliance.media.ice, "PRFLX_WAIT", 1.0)
+    unanswered_mdns(monkeypatch)
+    _media, peers, hub = station
+    viewer = HiddenOnce("hidden")
+    await connect(hub, peers, viewer, audio=False)
+    failed_at, connected_at = await failed_then_back(peers, "hidden")
+    assert connected_at - failed_at <= 5, connected_at - failed_at
+    sessions = [session for peer_id, _, session in hub.offers if peer_id == "hidden"]
+    assert len(sessions) == 2 and sessions[0] < sessions[1], sessions
+    for _ in range(100):  # bounded: the new connection's track
+        if "video" in viewer.tracks:
+            break
+        await asyncio.sleep(0.05)
+    frame = await asyncio.wait_for(viewer.tracks["video"].recv(), 30)
+    assert frame.width == 320
+    assert peers.live
+
+
+async def test_a_viewer_closed_after_a_failure_gets_no_new_offer(
+    station: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new offer waits a second: a viewer the call closes meanwhile (it left) gets
+    none."""
+    import appliance.media.ice
+    import appliance.media.peer
+
+    monkeypatch.setattr(appliance.media.ice, "PRFLX_WAIT", 1.0)
+    monkeypatch.setattr(appliance.media.peer, "REOFFER_DELAYS", (1.0,))
+    unanswered_mdns(monkeypatch)
+    _media, peers, hub = station
+    await connect(hub, peers, HiddenOnce("gone"), audio=False)
+    for _ in range(300):  # bounded: 15 s for the failure
+        if "gone" not in peers:
+            break
+        await asyncio.sleep(0.05)
+    assert "gone" not in peers
+    await peers.close("gone")  # the viewer left the call
+    await asyncio.sleep(2)
+    assert [s for p, _, s in hub.offers if p == "gone"] == [hub.offers[0][2]]

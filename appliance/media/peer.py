@@ -77,6 +77,11 @@ Send = Callable[[str, Description, int], Awaitable[None]]
 OnClosed = Callable[[str], Awaitable[None] | None]
 
 MAX_PENDING_CANDIDATES = 64
+REOFFER_DELAYS = (1.0, 2.0, 4.0)
+"""Seconds before each new offer the station makes when a connection to a viewer failed
+by itself (ICE found no working pair), one per failure in a row; after the last the
+station waits for the browser's own restart request. A call is never left with a
+viewer who gets nothing and no retry (issue #27)."""
 """Candidates a browser may send before its answer (a real browser sends a handful)."""
 
 # Constrained baseline first (what every browser decodes in hardware), then
@@ -244,6 +249,10 @@ class StationPeers:
         """Bumped by :meth:`close_all`: an :meth:`open` that began before it gives up."""
         self._unreachable: set[str] = set()
         """Viewers whose connection was logged as failing, until one of theirs connects."""
+        self._failures: dict[str, int] = {}
+        """Failed connections in a row per viewer, until one of theirs connects."""
+        self._reoffers: dict[str, asyncio.Task[None]] = {}
+        """The new offer waiting for its delay, per viewer (:data:`REOFFER_DELAYS`)."""
         self._loading: asyncio.Future[None] | None = None
 
     def ice_servers(self) -> list[IceServer]:
@@ -428,10 +437,11 @@ class StationPeers:
         peer.log.info("connection %s", state)
         if state == "connected":
             self._unreachable.discard(peer.peer_id)
+            self._failures.pop(peer.peer_id, None)
         elif state == "failed":
             self._log_unreachable(peer)
         if state in ("failed", "closed") and self._peers.get(peer.peer_id) is peer:
-            task = asyncio.ensure_future(self._lost(peer))
+            task = asyncio.ensure_future(self._lost(peer, failed=state == "failed"))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -445,14 +455,51 @@ class StationPeers:
             "could not connect: %s", why_unreachable(peer.ice_servers, relay_gathered(peer.pc))
         )
 
-    async def _lost(self, peer: _Peer) -> None:
+    async def _lost(self, peer: _Peer, *, failed: bool = False) -> None:
         if self._peers.get(peer.peer_id) is not peer:
             return
         await self._discard(peer)
+        if failed:
+            self._reoffer_later(peer)
         for subscriber in list(self._lost_subscribers):
             result = subscriber(peer.peer_id)
             if result is not None:
                 await result
+
+    def _reoffer_later(self, peer: _Peer) -> None:
+        """A new offer to a viewer whose connection failed, after the next of
+        :data:`REOFFER_DELAYS`: unless the call ends, the viewer is closed, or a new
+        connection (the browser's restart request) is opened meanwhile."""
+        failures = self._failures.get(peer.peer_id, 0)
+        if failures >= len(REOFFER_DELAYS):
+            peer.log.warning("connection failed %d times in a row: no new offer", failures)
+            return
+        self._failures[peer.peer_id] = failures + 1
+        delay, epoch = REOFFER_DELAYS[failures], self._epoch
+
+        async def reoffer() -> None:
+            await asyncio.sleep(delay)
+            if epoch != self._epoch or peer.peer_id in self._peers:
+                return  # the call ended, or a connection was opened meanwhile
+            peer.log.info("a new offer %.0f s after the connection failed", delay)
+            await self.open(peer.peer_id, audio=peer.audio, video=peer.video)
+
+        self._cancel_reoffer(peer.peer_id)
+        task = self._reoffers[peer.peer_id] = asyncio.ensure_future(reoffer())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._reoffer_done(peer.peer_id, done))
+
+    def _reoffer_done(self, peer_id: str, task: asyncio.Task[None]) -> None:
+        if self._reoffers.get(peer_id) is task:
+            del self._reoffers[peer_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            with_ids(self._log, peer_id=peer_id).warning("the new offer failed: %s", exc)
+
+    def _cancel_reoffer(self, peer_id: str) -> None:
+        task = self._reoffers.pop(peer_id, None)
+        if task is not None:
+            task.cancel()
 
     async def handle_signal(self, peer_id: str, payload: SignalPayload) -> None:
         """A ``signal`` from the browser: its answer, a candidate (or end-of-candidates),
@@ -537,7 +584,11 @@ class StationPeers:
             peer.log.info("mDNS candidate %s not used: %s", candidate.ip, exc)
 
     async def close(self, peer_id: str) -> None:
-        """End the connection to ``peer_id`` (nothing happens for an unknown id)."""
+        """End the connection to ``peer_id`` (nothing happens for an unknown id), and
+        any new offer it was to get."""
+        if asyncio.current_task() is not self._reoffers.get(peer_id):
+            self._cancel_reoffer(peer_id)
+            self._failures.pop(peer_id, None)
         peer = self._peers.get(peer_id)
         if peer is not None:
             await self._discard(peer)
@@ -557,6 +608,9 @@ class StationPeers:
         """Hang-up: close every connection at once; an :meth:`open` still under way
         closes its own connection instead of registering it."""
         self._epoch += 1
+        for peer_id in list(self._reoffers):
+            self._cancel_reoffer(peer_id)
+        self._failures.clear()
         await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
 
     def stats(self) -> dict[str, Any]:
