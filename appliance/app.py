@@ -262,6 +262,7 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[CALL_MACHINE] = station
     peers.on_lost(lambda peer_id: station.media_changed())  # e.g. ICE failed: tell everyone
+    peers.on_connected(lambda peer_id: station.media_changed())  # live: media goes out now
     # A call that kill -9 or a power cut interrupted resumes, for its own people only,
     # if they come back within a few seconds of this start.
     if config.call.resume_seconds:

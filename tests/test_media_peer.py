@@ -63,6 +63,15 @@ async def connect(
     await hub.settle()
 
 
+async def until_live(peers: StationPeers) -> None:
+    """Until a connection that carries the microphone is connected (bounded: 30 s)."""
+    for _ in range(600):
+        if peers.live:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never live: {peers.stats()['peers']}")
+
+
 async def first_frames(viewer: Viewer, n: int = 3) -> list[Any]:
     # generous: a frame comes in milliseconds on a quiet machine, but per-peer VP8
     # encoding beside two Chromiums (make test's other worker) once missed 10 s
@@ -88,7 +97,7 @@ async def test_three_viewers_decode_one_encoding(station: Any) -> None:
     viewers = [Viewer(f"remote{i}") for i in range(3)]
     for viewer in viewers:
         await connect(hub, peers, viewer)
-    assert peers.live
+    await until_live(peers)
     assert [session for _, _, session in hub.offers] == [1, 2, 3]
     for viewer in viewers:
         frames = await first_frames(viewer)
@@ -410,12 +419,13 @@ async def test_connection_that_ends_is_discarded_and_reported(station: Any) -> N
     await connect(hub, peers, screen, audio=False)
     await first_frames(screen, 2)
     assert media.counters()["audio_listeners"] == 0, "the screen peer gets no audio"
+    assert not peers.live, "the kiosk's own preview is not what LIVE means"
     await peers._peers["screen"].pc.close()  # as when ICE fails
     for _ in range(20):
         await asyncio.sleep(0.05)
-        if not peers.live:
+        if "screen" not in peers:
             break
-    assert not peers.live and hub.closed == ["screen"]
+    assert "screen" not in peers and hub.closed == ["screen"]
     await peers.close("screen")  # closing again is harmless
 
 
@@ -888,3 +898,23 @@ async def test_a_viewer_closed_after_a_failure_gets_no_new_offer(
     await peers.close("gone")  # the viewer left the call
     await asyncio.sleep(2)
     assert [s for p, _, s in hub.offers if p == "gone"] == [hub.offers[0][2]]
+
+
+async def test_live_means_the_callers_connection_carries_the_media(station: Any) -> None:
+    """Issue #27: LIVE (the kiosk's indicator, the live LED) is not "an offer was made":
+    it turns on when a caller's connection connects, and a connection that never
+    connects keeps it off; the kiosk's preview alone is not live either."""
+    _media, peers, hub = station
+    connected: list[str] = []
+    peers.on_connected(connected.append)
+    hub.auto = False  # the offers wait: the connections are being made
+    await peers.open("screen", audio=False)
+    await peers.open("remote", audio=True)
+    assert "remote" in peers and not peers.live
+    hub.auto = True
+    hub.viewers["screen"], hub.viewers["remote"] = Viewer("screen"), Viewer("remote")
+    for peer_id, offer, session in list(hub.offers):
+        await hub.send(peer_id, offer, session)
+    await hub.settle()
+    await until_live(peers)
+    assert connected == ["remote"], connected

@@ -242,6 +242,7 @@ class StationPeers:
         """Called for every new connection (a plain list: the same every time)."""
         self._send = send
         self._lost_subscribers: list[OnClosed] = [on_closed] if on_closed is not None else []
+        self._connected_subscribers: list[Callable[[str], None]] = []
         self._peers: dict[str, _Peer] = {}
         self._sessions = 0
         self._tasks: set[asyncio.Future[None]] = set()
@@ -275,10 +276,18 @@ class StationPeers:
         failed, the browser went away); not for the ones :meth:`close` ends."""
         self._lost_subscribers.append(subscriber)
 
+    def on_connected(self, subscriber: Callable[[str], None]) -> None:
+        """Call ``subscriber(peer_id)`` whenever a connection to a caller (one sent the
+        microphone) connects: :attr:`live` may have turned true."""
+        self._connected_subscribers.append(subscriber)
+
     @property
     def live(self) -> bool:
-        """True while any peer connection exists (camera and microphone are sent)."""
-        return bool(self._peers)
+        """True while the station's camera and microphone reach someone: a connection
+        that carries the microphone (a caller's; not the kiosk's own preview) is
+        connected. Not while it is still being made, nor after it failed: the kiosk's
+        LIVE and the live LED say what goes out, not what was meant to (issue #27)."""
+        return any(p.audio and p.pc.connectionState == "connected" for p in self._peers.values())
 
     def set_muted(self, *, audio: bool, video: bool) -> None:
         """Silence the microphone / black the camera for every viewer (the kiosk's
@@ -438,6 +447,9 @@ class StationPeers:
         if state == "connected":
             self._unreachable.discard(peer.peer_id)
             self._failures.pop(peer.peer_id, None)
+            if peer.audio and self._peers.get(peer.peer_id) is peer:
+                for subscriber in list(self._connected_subscribers):
+                    subscriber(peer.peer_id)
         elif state == "failed":
             self._log_unreachable(peer)
         if state in ("failed", "closed") and self._peers.get(peer.peer_id) is peer:
@@ -458,9 +470,9 @@ class StationPeers:
     async def _lost(self, peer: _Peer, *, failed: bool = False) -> None:
         if self._peers.get(peer.peer_id) is not peer:
             return
-        await self._discard(peer)
-        if failed:
+        if failed:  # before the first await: a close() from now on cancels it
             self._reoffer_later(peer)
+        await self._discard(peer)
         for subscriber in list(self._lost_subscribers):
             result = subscriber(peer.peer_id)
             if result is not None:

@@ -278,9 +278,9 @@ async def test_station_peers_open_cannot_outlive_close_all(station: ServiceHarne
     await peers.close_all()
     await restart
     assert not peers.live and "pX" not in peers
-    # a fresh open after close_all works (the next call)
+    # a fresh open after close_all works (the next call); live once it connects
     await peers.open("pY", audio=False)
-    assert peers.live
+    assert "pY" in peers
     await peers.close_all()
 
 
