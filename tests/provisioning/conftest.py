@@ -8,12 +8,9 @@ Pi-only steps off. It is session-scoped: the role tests (test_ansible.py) and th
 station served from the role's own venv (test_role_station.py) share one root per
 architecture (one xdist group each, so two workers never build it twice).
 
-The amd64 root is this machine's VM packages layer (``tests/vm/vmimage.py``: the
-debootstrap with the packages the role installs already unpacked, as on a Raspberry Pi
-OS image that ships most of them) with every optional piece on (TLS, coturn, a button,
-a rotated screen): the role is applied in full, and its second run must change nothing.
-(From the bare debootstrap the first apply took 5-6 minutes of the run, most of it
-apt unpacking what the VM's layer already holds.) The arm64 root is the arm64 VM image's system stage (``tests/vm/vmimage.py``):
+The amd64 root is the bare debootstrap with every optional piece on (TLS, coturn, a
+button, a rotated screen): the role installs everything and its second run must change
+nothing. The arm64 root is the arm64 VM image's system stage (``tests/vm/vmimage.py``):
 the role applied once under emulation on the VM's packages layer, cached by the role's
 inputs, with this checkout's application installed into it -- the role is applied under
 emulation at most once per run, and not at all when ``ansible/``, ``systemd/``,
@@ -73,11 +70,8 @@ def provisioned(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
 
 
 def _applied_here(arch: str) -> Iterator[dict[str, object]]:
-    from ..vm.vmimage import ARM64, X86_64, packages_layer
-
     started = time.monotonic()
-    layer = packages_layer(next(a for a in (X86_64, ARM64) if a.debian == arch))
-    with debian_root(arch=arch, tarball=layer) as chroot:
+    with debian_root(arch=arch) as chroot:
         root = chroot.root
         copy_checkout(root / "usr/src/videostation")
         (root / "usr/src/test-vars.yml").write_text(yaml.safe_dump(CHROOT_VARS))
