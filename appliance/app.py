@@ -141,7 +141,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = Store(state_dir / "station.db", clock=app[CLOCK])
-        store.ensure_station_room(config.station.room_id, config.station.name)
+        store.ensure_station_room(config.station.room_id, config.station.name_or_default)
         closed = store.close_open_calls()
     except (OSError, sqlite3.Error) as exc:
         raise _unusable(state_dir, exc) from exc
@@ -627,7 +627,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     notifier = app[NOTIFIER]
     notifier.ready()
     notifier.status(app[CALL_MACHINE].status_line())
-    log.info("listening on %s (station %r)", config.base_url, config.station.name)
+    log.info("listening on %s (station %r)", config.base_url, config.station.name_or_default)
     if ready is not None:
         ready.set()
     try:

@@ -189,7 +189,7 @@ def _auth(config: Config) -> Any:
     state = config.state_path
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(state / "station.db")
-    store.ensure_station_room(config.station.room_id, config.station.name)
+    store.ensure_station_room(config.station.room_id, config.station.name_or_default)
     return Auth(store, state, station_room=config.station.room_id)
 
 

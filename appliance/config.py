@@ -37,6 +37,10 @@ from .errors import ConfigError
 from .quiet import QuietHours
 
 DEFAULT_CONFIG_PATH = Path("/etc/videostation/config.toml")
+UNNAMED_STATION = "Video Station"
+"""What the service calls a station nobody named, where no language is known (its log,
+its room's row, its peer in the roster). The pages show their own language's default
+("Video Station", "Видеостанция"): the API says ``name: ""``."""
 
 
 def default_state_dir() -> Path:
@@ -49,8 +53,10 @@ def default_state_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class StationConfig:
-    name: str = "Video Station"
-    """Shown on the kiosk screen and to callers."""
+    name: str = ""
+    """Shown on the kiosk screen and to callers. Empty: each screen shows its language's
+    default ("Video Station", "Видеостанция"), as a name the household set is shown as
+    set."""
     public_url: str = ""
     """Base URL of every guest link and QR code, e.g. ``https://door.example.net``.
     Empty: derived from the listening address (fine on a laptop, useless for phones)."""
@@ -59,6 +65,15 @@ class StationConfig:
     language: str = "auto"
     """Language of the kiosk screen: ``en``, ``ru``, or ``auto`` (the browser's). Phones
     and browsers follow their own language."""
+
+    @property
+    def name_or_default(self) -> str:
+        """The name, or :data:`UNNAMED_STATION` for the service's own use (never a page's).
+
+        >>> StationConfig().name_or_default, StationConfig(name="Dacha").name_or_default
+        ('Video Station', 'Dacha')
+        """
+        return self.name or UNNAMED_STATION
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,7 +269,7 @@ class Hub:
                 ice_servers=self.ice_servers(conn.session, admitted=not conn.stun_only),
                 peers=[p.as_object() for p in others],
                 call=self.station.as_object() if is_station else None,
-                station_name=self.config.station.name,
+                station_name=self.config.station.name,  # empty: the page's default
             )
         )
         await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
@@ -315,7 +315,12 @@ class Hub:
             if old is not None:
                 await self.evict(old, "replaced")
             return Peer(
-                new_peer_id(), room_id, self.config.station.name, "kiosk", "screen", conn.send
+                new_peer_id(),
+                room_id,
+                self.config.station.name_or_default,
+                "kiosk",
+                "screen",
+                conn.send,
             )
         for older in list(self.connections):
             if older is not conn and older.peer and older.session.sid == session.sid:

@@ -214,7 +214,7 @@ def ring_and_answer_two(live_station: Any, pages: Pages, kiosk: Page) -> list[Pa
         call_from_phone(pages, live_station.guest_link(label=name), name)
         for name in ("Grandma", "Grandpa")
     ]
-    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Grandma, Grandpa")
+    expect(kiosk.get_by_test_id("caller-name")).to_have_text("Grandma and Grandpa")
     kiosk.get_by_test_id("kiosk-answer").click()
     for guest in guests:
         expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")

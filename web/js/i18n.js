@@ -2,7 +2,8 @@
 // (js/i18n/<lang>.js, the same keys in each), looked up with t('key', {name}) and,
 // for counts, tn('key', n), which picks the plural form with Intl.PluralRules
 // ("1 минута / 2 минуты / 5 минут"). Dates and times are formatted with Intl in the
-// page's language, and <html lang> follows it.
+// page's language, and <html lang> follows it; so are numbers (formatNumber: "1,5" in
+// Russian) and lists of names (formatList). docs/i18n.md has the rules and the terms.
 //
 // Which language: the kiosk follows the station's `station.language` (`auto`: the
 // browser's); everybody else the browser's, unless they chose one with the switch
@@ -115,6 +116,43 @@ export function tn(key, n, params = {}) {
   }
   const form = forms[plurals.select(n)] ?? forms.other;
   return fill(form, { ...params, n: new Intl.NumberFormat(current).format(n) });
+}
+
+/**
+ * What to call the station: the name the household set, as set (never declined or
+ * translated), or this language's default ("Video Station", "Видеостанция") when the
+ * service says `name: ""` (nobody named it).
+ * @param {string} name  `/api/station`'s `name`
+ */
+export function stationName(name) {
+  return name || t('station.defaultName');
+}
+
+/**
+ * A number for people, in the page's language: "1,234.5" / "1 234,5".
+ * @param {number} n
+ * @param {Intl.NumberFormatOptions} [options]
+ */
+export function formatNumber(n, options = {}) {
+  return new Intl.NumberFormat(current, options).format(n);
+}
+
+/**
+ * A share (0..1) as a percentage in the page's language: "1.5%" / "1,5 %".
+ * @param {number} share
+ * @param {number} [digits]  at most this many decimals
+ */
+export function formatPercent(share, digits = 0) {
+  return formatNumber(share, { style: 'percent', maximumFractionDigits: digits });
+}
+
+/**
+ * Names in a list the language's way: "Masha, Petya and Anna" / "Маша, Петя и Анна".
+ * The names stay as typed: no sentence around them declines them.
+ * @param {string[]} names
+ */
+export function formatList(names) {
+  return new Intl.ListFormat(current, { style: 'long', type: 'conjunction' }).format(names);
 }
 
 /** Is there a text for `key`? @param {string} key */

@@ -9,7 +9,7 @@
 //   The kiosk never tells Grandma that *her* connection is weak.
 // DOM here, the judgements in the pure `grade()`, `blame()` and `Lasting`.
 import { h } from '../dom.js';
-import { t } from '../i18n.js';
+import { formatNumber, formatPercent, t } from '../i18n.js';
 
 /** How often (ms) the statistics are read. */
 const POLL_MS = 2000;
@@ -198,9 +198,9 @@ export class QualityMeter {
     this.el.setAttribute('aria-label', label);
     this.el.title = label;
     this.details.textContent = t('quality.details', {
-      rtt: s.rtt === null ? '–' : Math.round(s.rtt * 1000),
-      loss: (s.loss * 100).toFixed(1),
-      kbps: Math.round(s.kbps),
+      rtt: s.rtt === null ? '–' : formatNumber(Math.round(s.rtt * 1000)),
+      loss: formatPercent(s.loss, 1),
+      kbps: formatNumber(Math.round(s.kbps)),
     });
     const weak = this.lasting.push(level === 1);
     if (weak && this.weak.hidden) this.weak.textContent = this.wording(s, weakFrom);

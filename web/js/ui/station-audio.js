@@ -10,7 +10,7 @@
 //   controls.onmute = (audio, video) => client.setStationMedia(audio, video);
 //   controls.showLevel(-18.5, false);
 import { h, icon } from '../dom.js';
-import { t } from '../i18n.js';
+import { formatPercent, t } from '../i18n.js';
 
 /** localStorage: the volume (0..1) of the callers' sound on this screen. */
 export const VOLUME_KEY = 'videostation.kiosk.volume';
@@ -94,7 +94,7 @@ export class StationAudio {
   }
 
   showVolume() {
-    this.value.textContent = `${Math.round(this.volume * 100)}%`;
+    this.value.textContent = formatPercent(this.volume);
     this.down.disabled = this.volume <= 0;
     this.up.disabled = this.volume >= 1;
   }

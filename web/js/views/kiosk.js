@@ -12,7 +12,7 @@
 // as in it: while ringing, after a decline, from a knocker, nothing is heard.
 import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
-import { formatClock, formatDuration, formatLongDate, formatWhen, setLanguage, t, tn } from '../i18n.js';
+import { formatClock, formatDuration, formatList, formatLongDate, formatWhen, setLanguage, stationName, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
 import { QualityMeter } from '../ui/quality.js';
@@ -130,7 +130,7 @@ export async function renderKiosk(ctx) {
   }
   const station = await api.station();
   await setLanguage(station.language); // the station's configured language (`auto`: this browser's)
-  const kiosk = new Kiosk(ctx, station);
+  const kiosk = new Kiosk(ctx, { ...station, name: stationName(station.name) });
   kiosk.start();
   return () => kiosk.destroy();
 }
@@ -392,7 +392,7 @@ class Kiosk {
     if (state !== 'in-call') this.stationAudio.showLevel(null, false);
     if (state === 'ringing' && call) {
       const names = (call.callers || []).map((c) => c.name || t('kiosk.someone'));
-      this.callerName.textContent = names.length ? names.join(', ') : t('kiosk.someone');
+      this.callerName.textContent = names.length ? formatList(names) : t('kiosk.someone');
       this.ringtone.start();
       this.updateCountdown();
     } else {
@@ -440,7 +440,7 @@ class Kiosk {
     if (inCall(now) && now) {
       if (!this.callSince) this.callSince = Date.now();
       const names = (now.in_call || []).map((m) => (typeof m === 'string' ? this.nameOf(m) : m.name || this.nameOf(m.id)));
-      if (names.length) this.callWith = names.join(', ');
+      if (names.length) this.callWith = formatList(names);
       return;
     }
     if (inCall(before) && this.callSince) {

@@ -4,7 +4,7 @@
 // the household.
 import * as api from '../api.js';
 import { h, replace } from '../dom.js';
-import { errorText, t } from '../i18n.js';
+import { errorText, stationName, t } from '../i18n.js';
 import { languageSwitch } from '../ui/language.js';
 
 /**
@@ -55,9 +55,10 @@ export function renderLogin(ctx, stationName) {
 export async function signIn(ctx) {
   // both at once: one round trip less before the page shows
   const [station, first] = await Promise.all([
-    api.station().catch(() => ({ name: t('brand'), room_id: 'station', version: '', language: 'auto' })),
+    api.station().catch(() => ({ name: '', room_id: 'station', version: '', language: 'auto' })),
     api.me(),
   ]);
+  station.name = stationName(station.name); // unnamed: this language's default
   let who = first;
   if (!who) {
     if (!isHousehold()) await askForInvitation(ctx, station.name);
