@@ -150,10 +150,8 @@ export default {
   "kiosk.volumeUp": "Громче",
   "kiosk.stationMic": "Микрофон станции: включён / выключен",
   "kiosk.stationCam": "Камера станции: включена / выключена",
-  "kiosk.mute": "Выкл. звук",
-  "kiosk.micMuted": "Звук выкл.",
-  "kiosk.cameraOff": "Выкл. камеру",
-  "kiosk.camOff": "Камера выкл.",
+  "kiosk.microphone": "Микрофон",
+  "kiosk.camera": "Камера",
   "kiosk.micLevel": "Уровень микрофона",
 
   "room.linkUnusable": "Этой ссылкой-приглашением воспользоваться нельзя",
