@@ -306,8 +306,12 @@ def test_ringing_and_in_call_screens_are_readable_and_the_controls_say_their_sta
             check_sizes(guest, '[data-testid="call-page"]', f"phone ({locale})", PHONES)
         toggle.click()
 
+        # Idle again, no missed calls now (after "Call with …" has gone).
         kiosk.get_by_test_id("kiosk-hangup").click()
         expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
+        expect(kiosk.get_by_test_id("missed-calls")).to_be_hidden()
+        expect(kiosk.get_by_test_id("kiosk-toast")).to_be_hidden(timeout=20_000)
+        check_sizes(kiosk, '[data-testid="kiosk"]', f"idle after a call ({locale})")
     finally:
         assert not phones.errors, phones.errors
         phones.close()

@@ -160,7 +160,7 @@ class Kiosk {
     /** Newest cleared call (see MISSED_CLEARED_KEY), also kept here in case storage fails. */
     this.clearedAt = readClearedAt();
     this.missedRequest = 0;
-    this.onResize = () => { if (this.missed.length) this.showMissed(); };
+    this.onResize = () => this.showMissed();
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
@@ -279,7 +279,7 @@ class Kiosk {
     void this.refreshClockState();
     this.clockTimer = setInterval(() => { void this.refreshClockState(); }, 60_000);
     void this.refreshQr();
-    // Another size (a TV, the panel rotated): as many missed rows as now fit.
+    // Another size (a TV, the panel rotated): what fits of the idle screen's text.
     window.addEventListener('resize', this.onResize);
 
     const client = this.client;
@@ -553,9 +553,9 @@ class Kiosk {
   /**
    * While the idle screen's text does not fit above the do-not-disturb bar: fewer
    * missed rows (those left out join "and N more"), then, one by one, no hint, no
-   * date, no station name, no "and N more" (the household's newest missed call comes
-   * first; the 800x480 panel has room for little more at 1.5 m sizes). The bar itself
-   * never moves (app.css .idle-info).
+   * date, no station name, no "and N more" (the clock and the household's newest
+   * missed call come first; the 800x480 panel has room for little more at 1.5 m
+   * sizes). The bar itself never moves (app.css .idle-info).
    * @param {number} more  callers already left out
    */
   fitMissed(more) {
@@ -570,7 +570,7 @@ class Kiosk {
       this.missedMore.textContent = tn('kiosk.earlier', more);
     }
     for (const el of optional) {
-      if (!rows.length || !overflows()) break;
+      if (!overflows()) break;
       el.classList.add('squeezed');
     }
   }
