@@ -144,12 +144,12 @@ def test_ringtone_volume_mute_camera_and_meter(live_station: Any, pages: Pages) 
     expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "in-call")
     wait_for(lambda: contexts_closed(kiosk), "the ringtone's context to close", 5)
 
-    # The controls: ≥ 48 px targets beside Hang up.
+    # The controls: ≥ 64 px targets beside Hang up.
     controls = kiosk.get_by_test_id("station-audio")
-    expect(controls).to_be_visible()
+    expect(controls).to_be_attached()
     for test_id in ("volume-down", "volume-up", "station-mic", "station-cam", "kiosk-hangup"):
         b = box(kiosk, test_id)
-        assert b["width"] >= 48 and b["height"] >= 48, f"{test_id} is {b}"
+        assert b["width"] >= 64 and b["height"] >= 64, f"{test_id} is {b}"
         assert b["x"] >= 0 and b["x"] + b["width"] <= 800, f"{test_id} is off screen: {b}"
 
     # The meter shows what the station sends: the test tone, about -15 dBFS.
@@ -158,11 +158,13 @@ def test_ringtone_volume_mute_camera_and_meter(live_station: Any, pages: Pages) 
     assert -18 <= int(meter.get_attribute("aria-valuenow") or -99) <= -12
     wait_for(lambda: heard_from_station(guest) > 0.05, "the caller to hear the station", 20)
 
-    # Mute: the caller is told and hears silence; the meter shows muted and empty.
+    # Mute (the "Microphone" toggle pressed): the caller is told and hears silence; the
+    # meter shows muted and empty.
     mic = kiosk.get_by_test_id("station-mic")
-    expect(mic).to_have_attribute("aria-pressed", "true")
-    mic.click()
+    expect(mic).to_have_accessible_name("Microphone")
     expect(mic).to_have_attribute("aria-pressed", "false")
+    mic.click()
+    expect(mic).to_have_attribute("aria-pressed", "true")
     note = guest.get_by_test_id("station-muted")
     expect(note).to_have_text("Station muted")
     expect(meter).to_have_attribute("data-muted", "true")
@@ -176,8 +178,9 @@ def test_ringtone_volume_mute_camera_and_meter(live_station: Any, pages: Pages) 
 
     # Camera off: LIVE says microphone only; the caller is told.
     cam = kiosk.get_by_test_id("station-cam")
+    expect(cam).to_have_accessible_name("Camera")
     cam.click()
-    expect(cam).to_have_attribute("aria-pressed", "false")
+    expect(cam).to_have_attribute("aria-pressed", "true")
     live = kiosk.get_by_test_id("live-indicator")
     expect(live).to_have_attribute("data-mode", "mic-only")
     expect(live).to_have_attribute("title", re.compile("microphone only"))
@@ -206,7 +209,7 @@ def test_ringtone_volume_mute_camera_and_meter(live_station: Any, pages: Pages) 
     kiosk.get_by_test_id("kiosk-hangup").click()
     expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "ended")
     expect(kiosk.get_by_test_id("kiosk-idle")).to_be_visible()
-    expect(mic).to_have_attribute("aria-pressed", "true")
+    expect(mic).to_have_attribute("aria-pressed", "false")
 
 
 def ring_and_answer_two(live_station: Any, pages: Pages, kiosk: Page) -> list[Page]:

@@ -96,6 +96,7 @@ export function icon(name) {
   svg.setAttribute('viewBox', '0 0 24 24');
   svg.setAttribute('aria-hidden', 'true');
   svg.setAttribute('class', 'icon');
+  svg.dataset.icon = name;
   const path = document.createElementNS(ns, 'path');
   path.setAttribute('d', ICONS[name]);
   svg.append(path);

@@ -151,10 +151,8 @@ export default {
   "kiosk.volumeUp": "Louder",
   "kiosk.stationMic": "The station's microphone: on / muted",
   "kiosk.stationCam": "The station's camera: on / off",
-  "kiosk.mute": "Mute",
-  "kiosk.micMuted": "Muted",
-  "kiosk.cameraOff": "Camera off",
-  "kiosk.camOff": "Camera is off",
+  "kiosk.microphone": "Microphone",
+  "kiosk.camera": "Camera",
   "kiosk.micLevel": "Microphone level",
 
   "room.linkUnusable": "This invitation link cannot be used",

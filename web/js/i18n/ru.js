@@ -151,10 +151,8 @@ export default {
   "kiosk.volumeUp": "Громче",
   "kiosk.stationMic": "Микрофон станции: включён / выключен",
   "kiosk.stationCam": "Камера станции: включена / выключена",
-  "kiosk.mute": "Выключить микрофон",
-  "kiosk.micMuted": "Микрофон выключен",
-  "kiosk.cameraOff": "Выключить камеру",
-  "kiosk.camOff": "Камера выключена",
+  "kiosk.microphone": "Микрофон",
+  "kiosk.camera": "Камера",
   "kiosk.micLevel": "Уровень микрофона",
 
   "room.linkUnusable": "Этим приглашением воспользоваться нельзя",

@@ -62,10 +62,17 @@ export class StationAudio {
     this.volumeBox = h('div', { class: 'station-volume', role: 'group', 'aria-label': t('kiosk.volume') },
       icon('volume'), this.down, this.value, this.up);
 
+    // Toggles as the ARIA APG has them: a name that never changes ("Microphone"),
+    // aria-pressed for the state (pressed = muted / camera off), the icon showing the
+    // current state (slashed when off).
+    this.micIcon = h('span', { class: 'station-icon' });
+    this.camIcon = h('span', { class: 'station-icon' });
     this.micButton = h('button', { class: 'station-button wide', type: 'button', 'data-testid': 'station-mic',
-      'aria-pressed': 'true', title: t('kiosk.stationMic') });
+      'aria-pressed': 'false', title: t('kiosk.stationMic') },
+    this.micIcon, h('span', { class: 'station-label', text: t('kiosk.microphone') }));
     this.camButton = h('button', { class: 'station-button wide', type: 'button', 'data-testid': 'station-cam',
-      'aria-pressed': 'true', title: t('kiosk.stationCam') });
+      'aria-pressed': 'false', title: t('kiosk.stationCam') },
+    this.camIcon, h('span', { class: 'station-label', text: t('kiosk.camera') }));
     this.fill = h('span', { class: 'mic-meter-fill' });
     this.meter = h('div', { class: 'mic-meter', role: 'meter', 'data-testid': 'mic-meter', 'data-level': '0',
       'aria-label': t('kiosk.micLevel'), 'aria-valuemin': String(METER_FLOOR_DBFS), 'aria-valuemax': '0',
@@ -100,17 +107,17 @@ export class StationAudio {
   }
 
   /**
-   * What the service says (the call object): pressed = on, as every toggle here.
+   * What the service says (the call object): pressed = muted / camera off.
    * @param {boolean} audioMuted
    * @param {boolean} videoMuted
    */
   showMuted(audioMuted, videoMuted) {
     this.audioMuted = audioMuted;
     this.videoMuted = videoMuted;
-    this.micButton.setAttribute('aria-pressed', String(!audioMuted));
-    this.micButton.replaceChildren(icon(audioMuted ? 'micOff' : 'mic'), t(audioMuted ? 'kiosk.micMuted' : 'kiosk.mute'));
-    this.camButton.setAttribute('aria-pressed', String(!videoMuted));
-    this.camButton.replaceChildren(icon(videoMuted ? 'camOff' : 'cam'), t(videoMuted ? 'kiosk.camOff' : 'kiosk.cameraOff'));
+    this.micButton.setAttribute('aria-pressed', String(audioMuted));
+    this.micIcon.replaceChildren(icon(audioMuted ? 'micOff' : 'mic'));
+    this.camButton.setAttribute('aria-pressed', String(videoMuted));
+    this.camIcon.replaceChildren(icon(videoMuted ? 'camOff' : 'cam'));
     if (audioMuted) this.showLevel(null, true);
   }
 

@@ -160,6 +160,7 @@ class Kiosk {
     /** Newest cleared call (see MISSED_CLEARED_KEY), also kept here in case storage fails. */
     this.clearedAt = readClearedAt();
     this.missedRequest = 0;
+    this.onResize = () => this.showMissed();
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
@@ -190,11 +191,10 @@ class Kiosk {
     this.quietButton = h('button', { class: 'button quiet-toggle', type: 'button', 'aria-pressed': 'false',
       'data-testid': 'quiet-toggle' }, icon('moon'),
     h('span', { class: 'quiet-text' }, h('span', { class: 'quiet-label', text: t('kiosk.dnd') }), this.quietState));
+    this.stationName = h('h1', { class: 'station-name', text: station.name });
+    this.hint = h('p', { class: 'idle-hint' }, t('kiosk.idleHint'));
     this.idleMain = h('div', { class: 'idle-main' },
-      this.clock, this.date,
-      h('h1', { class: 'station-name', text: station.name }),
-      this.missedPanel,
-      h('p', { class: 'idle-hint' }, t('kiosk.idleHint')));
+      this.clock, this.date, this.stationName, this.missedPanel, this.hint);
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' }, this.idleMain, h('div', { class: 'quiet-bar' }, this.quietButton)),
       this.qrBox);
@@ -219,7 +219,8 @@ class Kiosk {
     this.live = h('div', { class: 'live-indicator', 'data-testid': 'live-indicator', role: 'status', hidden: true,
       'aria-label': t('kiosk.live'), title: t('kiosk.live') },
     h('span', { class: 'dot', 'aria-hidden': 'true' }), icon('cam'));
-    this.hangButton = h('button', { class: 'huge decline compact', type: 'button', 'data-testid': 'kiosk-hangup' }, icon('hangup'), t('kiosk.hangUp'));
+    this.hangButton = h('button', { class: 'station-button wide hangup', type: 'button', 'data-testid': 'kiosk-hangup' },
+      h('span', { class: 'station-icon' }, icon('hangup')), h('span', { class: 'station-label', text: t('kiosk.hangUp') }));
     this.knocks = h('div', { class: 'knocks', 'data-testid': 'knocks', 'aria-live': 'assertive' });
     this.quality = new QualityMeter(() => [...this.client.peers.values()].filter((l) => l.id !== STATION_PEER)
       .map((l) => ({ pc: l.pc, name: this.nameOf(l.id) })), { screen: true });
@@ -278,6 +279,8 @@ class Kiosk {
     void this.refreshClockState();
     this.clockTimer = setInterval(() => { void this.refreshClockState(); }, 60_000);
     void this.refreshQr();
+    // Another size (a TV, the panel rotated): what fits of the idle screen's text.
+    window.addEventListener('resize', this.onResize);
 
     const client = this.client;
     client.onstatus = (status) => {
@@ -537,8 +540,9 @@ class Kiosk {
     replace(this.missedList, shown.map((g) => h('li', { class: 'missed-item', 'data-testid': 'missed-item' },
       icon('phone'),
       h('span', { class: 'missed-caller', 'data-testid': 'missed-caller', text: g.caller || t('kiosk.someone') }),
-      g.count > 1 ? h('span', { class: 'missed-count', 'data-testid': 'missed-count', text: tn('kiosk.missedCount', g.count) }) : null,
-      h('span', { class: 'missed-time', text: formatWhen(g.last) }))));
+      h('span', { class: 'missed-meta' },
+        g.count > 1 ? h('span', { class: 'missed-count', 'data-testid': 'missed-count', text: tn('kiosk.missedCount', g.count) }) : null,
+        h('span', { class: 'missed-time', text: formatWhen(g.last) })))));
     this.missedMore.hidden = more <= 0;
     this.missedMore.textContent = more > 0 ? tn('kiosk.earlier', more) : '';
     this.missedPanel.hidden = shown.length === 0;
@@ -548,21 +552,27 @@ class Kiosk {
 
   /**
    * While the idle screen's text does not fit above the do-not-disturb bar: fewer
-   * missed rows (those left out join "and N more"), then no hint (the household's
-   * missed calls come first). The bar itself never moves (app.css .idle-info).
+   * missed rows (those left out join "and N more"), then, one by one, no hint, no
+   * date, no station name, no "and N more" (the clock and the household's newest
+   * missed call come first; the 800x480 panel has room for little more at 1.5 m
+   * sizes). The bar itself never moves (app.css .idle-info).
    * @param {number} more  callers already left out
    */
   fitMissed(more) {
     const rows = this.missedList.children;
     const overflows = () => this.idleMain.scrollHeight > this.idleMain.clientHeight + 1;
-    this.idle.classList.remove('tight');
+    const optional = [this.hint, this.date, this.stationName, this.missedMore];
+    for (const el of optional) el.classList.remove('squeezed');
     while (rows.length > 1 && overflows()) {
       rows[rows.length - 1].remove();
       more += 1;
       this.missedMore.hidden = false;
       this.missedMore.textContent = tn('kiosk.earlier', more);
     }
-    if (rows.length && overflows()) this.idle.classList.add('tight');
+    for (const el of optional) {
+      if (!overflows()) break;
+      el.classList.add('squeezed');
+    }
   }
 
   /** A touch on the list: the calls are seen. */
@@ -642,6 +652,7 @@ class Kiosk {
     if (this.clockTimer) clearInterval(this.clockTimer);
     if (this.qrTimer) clearTimeout(this.qrTimer);
     if (this.toastTimer) clearTimeout(this.toastTimer);
+    window.removeEventListener('resize', this.onResize);
     void this.keepAwake(false);
   }
 }
