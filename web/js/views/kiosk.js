@@ -38,6 +38,8 @@ const PAIR_RETRY_MIN = 1;
 const PAIR_RETRY_MAX = 120;
 /** How long a "<name> joined" notice stays (ms). */
 const TOAST_MS = 6000;
+/** How long "Call with … · 12 minutes" stays on the idle screen (ms): it covers nothing. */
+const LAST_CALL_MS = 60_000;
 
 /**
  * The calls to show as missed, newest first: the unanswered calls of the station's
@@ -190,9 +192,15 @@ class Kiosk {
     this.quietButton = h('button', { class: 'button quiet-toggle', type: 'button', 'aria-pressed': 'false',
       'data-testid': 'quiet-toggle' }, icon('moon'),
     h('span', { class: 'quiet-text' }, h('span', { class: 'quiet-label', text: t('kiosk.dnd') }), this.quietState));
+    // After a call: "Call with … · 12 minutes", a line under the name. Never over the
+    // code (it was a toast there): the next person scans while it shows.
+    this.lastCall = h('p', { class: 'last-call', role: 'status', 'data-testid': 'kiosk-last-call', hidden: true });
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.lastCallTimer = null;
     this.idleMain = h('div', { class: 'idle-main' },
       this.clock, this.date,
       h('h1', { class: 'station-name', text: station.name }),
+      this.lastCall,
       this.missedPanel,
       h('p', { class: 'idle-hint' }, t('kiosk.idleHint')));
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
@@ -445,7 +453,7 @@ class Kiosk {
     }
     if (inCall(before) && this.callSince) {
       const seconds = (Date.now() - this.callSince) / 1000;
-      this.toast(t('kiosk.callWith', { name: this.callWith || t('kiosk.guest'), duration: formatDuration(seconds) }));
+      this.showLastCall(t('kiosk.callWith', { name: this.callWith || t('kiosk.guest'), duration: formatDuration(seconds) }));
     }
     this.callSince = 0;
     this.callWith = '';
@@ -479,7 +487,20 @@ class Kiosk {
     this.toastEl.textContent = text;
     this.toastEl.hidden = false;
     if (this.toastTimer) clearTimeout(this.toastTimer);
+    if (this.lastCallTimer) clearTimeout(this.lastCallTimer);
     this.toastTimer = setTimeout(() => { this.toastEl.hidden = true; }, TOAST_MS);
+  }
+
+  /**
+   * The idle screen's line about the call that just ended.
+   * @param {string} text
+   */
+  showLastCall(text) {
+    this.lastCall.textContent = text;
+    this.lastCall.hidden = false;
+    this.showMissed(); // room for the line: fewer missed rows if need be
+    if (this.lastCallTimer) clearTimeout(this.lastCallTimer);
+    this.lastCallTimer = setTimeout(() => { this.lastCall.hidden = true; this.showMissed(); }, LAST_CALL_MS);
   }
 
   updateCountdown() {
