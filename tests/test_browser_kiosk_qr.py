@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_kit import Page, Pages, expect
+from tests.browser_kit import Page, Pages, expect, shot
 
 pytestmark = pytest.mark.browser
 
@@ -104,6 +104,11 @@ def test_after_a_call_the_code_is_free_and_the_call_still_said(
     expect(last).to_contain_text(caller)
     in_view(kiosk, "kiosk-last-call")
     assert last.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the line overflows"
+    shot(kiosk, f"kiosk-after-call-7in-{locale[:2]}")
+    # It took its room from the column, not a half line of the text under it.
+    clipped = "() => { const m = document.querySelector('.idle-main');"
+    clipped += " return m.scrollHeight - m.clientHeight; }"
+    assert kiosk.evaluate(clipped) <= 1, "the idle column's text is cut off"
     # Still free a moment later (the old notice's timer, a late layout).
     kiosk.wait_for_timeout(1000)
     assert kiosk.evaluate(COVERING) == []

@@ -15,9 +15,9 @@ sensor noise) decodes. The test walks away in steps and reports the farthest dis
 up to which every step scanned (figures in docs/benchmarks.md), in each condition the
 issue names: at rest, slightly blurred (sigma 1.2 px) and turned 20°.
 
-The frame: the iPhone's Camera app and Android's (Google Lens in the camera) scan the
-preview, 1920x1080 or more; a 1280x720 frame (an app on ML Kit's minimum) reads the
-7" code to about two thirds of these distances (docs/benchmarks.md).
+The frame: assumed to be what the phones' own camera apps scan (their 1920x1080
+preview; not measured on a phone). A scanning app that asks for 1280x720 frames reads
+the 7" code to about two thirds of these distances (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -229,14 +229,11 @@ def test_kiosk_qr_is_as_large_as_the_screen_with_its_quiet_zone(
         version = (count - 17) // 4
         box = qr.bounding_box()
         assert box
-        module = png_module * box["height"] / qr.evaluate("i => i.naturalHeight")
+        scale = box["height"] / qr.evaluate("i => i.naturalHeight")  # screen px per image px
+        module = png_module * scale
         shot = np.asarray(Image.open(io.BytesIO(kiosk.screenshot())).convert("L"))
         # The code's own square on the screen (the image has a module of margin).
-        inset = (
-            box["height"]
-            / qr.evaluate("i => i.naturalHeight")
-            * ((qr.evaluate("i => i.naturalHeight") - count * png_module) / 2)
-        )
+        inset = scale * (box["height"] / scale - count * png_module) / 2
         x0, y0 = box["x"] + inset, box["y"] + inset
         x1, y1 = x0 + count * module, y0 + count * module
         mid_x, mid_y = round((x0 + x1) / 2), round((y0 + y1) / 2)

@@ -583,7 +583,7 @@ class Kiosk {
       this.missedMore.hidden = false;
       this.missedMore.textContent = tn('kiosk.earlier', more);
     }
-    if (rows.length && overflows()) this.idle.classList.add('tight');
+    if (overflows()) this.idle.classList.add('tight'); // also for the after-call line
   }
 
   /** A touch on the list: the calls are seen. */
