@@ -1,7 +1,11 @@
 """QR codes for guest links: a PNG data URL for pages, text blocks for the terminal.
 
-Error correction M and a four-module quiet zone, so a phone scans the code from a
-screen at arm's length.
+The smallest version the data fits (larger modules on the same screen: a phone reads
+them from further away), then the strongest error correction that still fits that
+version; a four-module quiet zone unless the page draws its own. The kiosk's code for a
+relay name (``HTTPS://GRANDMA-KITCHEN.RELAY.VIDEOSTATION.EXAMPLE/J/<code>``, 63
+characters) is version 3 with correction L; at M it would be version 4, its modules
+12 % smaller.
 """
 
 from __future__ import annotations
@@ -12,13 +16,26 @@ import io
 import qrcode
 import qrcode.constants
 
+# Strongest first.
+_LEVELS = (
+    qrcode.constants.ERROR_CORRECT_H,
+    qrcode.constants.ERROR_CORRECT_Q,
+    qrcode.constants.ERROR_CORRECT_M,
+    qrcode.constants.ERROR_CORRECT_L,
+)
+
 
 def _code(data: str, *, box_size: int, border: int = 4) -> qrcode.QRCode:
-    code = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size, border=border
-    )
+    def version(level: int) -> int:
+        probe = qrcode.QRCode(error_correction=level)
+        probe.add_data(data)
+        return int(probe.best_fit())  # counts bits only; make() draws (~35 ms)
+
+    smallest = version(qrcode.constants.ERROR_CORRECT_L)
+    level = next(level for level in _LEVELS if version(level) == smallest)
+    code = qrcode.QRCode(version=smallest, error_correction=level, box_size=box_size, border=border)
     code.add_data(data)
-    code.make(fit=True)
+    code.make(fit=False)
     return code
 
 

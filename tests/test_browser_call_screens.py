@@ -260,7 +260,7 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     expect(guest.get_by_test_id("call-status")).to_contain_text(
         re.compile(r"Call with Video Station · \d+ seconds?")
     )
-    expect(kiosk.get_by_test_id("kiosk-toast")).to_have_text(
+    expect(kiosk.get_by_test_id("kiosk-last-call")).to_have_text(
         re.compile(r"^Call with Grandma · \d+ seconds?$")
     )
     expect(live).to_be_hidden()

@@ -169,7 +169,7 @@ def test_every_screen_speaks_the_browsers_language(
         kiosk_shots(kiosk, "in-call", info["lang"])
         kiosk.get_by_test_id("kiosk-hangup").click()
         expect(guest.get_by_test_id("call-page")).to_have_attribute("data-state", "ended")
-        expect(kiosk.get_by_test_id("kiosk-toast")).to_contain_text(info["caller"])
+        expect(kiosk.get_by_test_id("kiosk-last-call")).to_contain_text(info["caller"])
         assert_in_language(guest, locale, "call ended", info["caller"])
         assert_in_language(kiosk, locale, "kiosk after the call", info["caller"])
         assert pages.errors == []

@@ -38,6 +38,8 @@ const PAIR_RETRY_MIN = 1;
 const PAIR_RETRY_MAX = 120;
 /** How long a "<name> joined" notice stays (ms). */
 const TOAST_MS = 6000;
+/** How long "Call with … · 12 minutes" stays on the idle screen (ms): it covers nothing. */
+const LAST_CALL_MS = 60_000;
 
 /**
  * The calls to show as missed, newest first: the unanswered calls of the station's
@@ -193,8 +195,13 @@ class Kiosk {
     h('span', { class: 'quiet-text' }, h('span', { class: 'quiet-label', text: t('kiosk.dnd') }), this.quietState));
     this.stationName = h('h1', { class: 'station-name', text: station.name });
     this.hint = h('p', { class: 'idle-hint' }, t('kiosk.idleHint'));
+    // After a call: "Call with … · 12 minutes", a line under the name. Never over the
+    // code (it was a toast there): the next person scans while it shows.
+    this.lastCall = h('p', { class: 'last-call', role: 'status', 'data-testid': 'kiosk-last-call', hidden: true });
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.lastCallTimer = null;
     this.idleMain = h('div', { class: 'idle-main' },
-      this.clock, this.date, this.stationName, this.missedPanel, this.hint);
+      this.clock, this.date, this.stationName, this.lastCall, this.missedPanel, this.hint);
     this.idle = h('section', { class: 'kiosk-idle', 'data-testid': 'kiosk-idle' },
       h('div', { class: 'idle-info' }, this.idleMain, h('div', { class: 'quiet-bar' }, this.quietButton)),
       this.qrBox);
@@ -448,7 +455,7 @@ class Kiosk {
     }
     if (inCall(before) && this.callSince) {
       const seconds = (Date.now() - this.callSince) / 1000;
-      this.toast(t('kiosk.callWith', { name: this.callWith || t('kiosk.guest'), duration: formatDuration(seconds) }));
+      this.showLastCall(t('kiosk.callWith', { name: this.callWith || t('kiosk.guest'), duration: formatDuration(seconds) }));
     }
     this.callSince = 0;
     this.callWith = '';
@@ -482,7 +489,20 @@ class Kiosk {
     this.toastEl.textContent = text;
     this.toastEl.hidden = false;
     if (this.toastTimer) clearTimeout(this.toastTimer);
+    if (this.lastCallTimer) clearTimeout(this.lastCallTimer);
     this.toastTimer = setTimeout(() => { this.toastEl.hidden = true; }, TOAST_MS);
+  }
+
+  /**
+   * The idle screen's line about the call that just ended.
+   * @param {string} text
+   */
+  showLastCall(text) {
+    this.lastCall.textContent = text;
+    this.lastCall.hidden = false;
+    this.showMissed(); // room for the line: fewer missed rows if need be
+    if (this.lastCallTimer) clearTimeout(this.lastCallTimer);
+    this.lastCallTimer = setTimeout(() => { this.lastCall.hidden = true; this.showMissed(); }, LAST_CALL_MS);
   }
 
   updateCountdown() {
@@ -553,7 +573,7 @@ class Kiosk {
   /**
    * While the idle screen's text does not fit above the do-not-disturb bar: fewer
    * missed rows (those left out join "and N more"), then, one by one, no hint, no
-   * date, no station name, no "and N more" (the clock and the household's newest
+   * date, no station name, no "and N more", no after-call line (the clock and the household's newest
    * missed call come first; the 800x480 panel has room for little more at 1.5 m
    * sizes). The bar itself never moves (app.css .idle-info).
    * @param {number} more  callers already left out
@@ -561,7 +581,7 @@ class Kiosk {
   fitMissed(more) {
     const rows = this.missedList.children;
     const overflows = () => this.idleMain.scrollHeight > this.idleMain.clientHeight + 1;
-    const optional = [this.hint, this.date, this.stationName, this.missedMore];
+    const optional = [this.hint, this.date, this.stationName, this.missedMore, this.lastCall];
     for (const el of optional) el.classList.remove('squeezed');
     while (rows.length > 1 && overflows()) {
       rows[rows.length - 1].remove();
