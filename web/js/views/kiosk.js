@@ -534,7 +534,9 @@ class Kiosk {
       this.clock.textContent = text;
       const date = formatLongDate(now);
       this.date.textContent = this.clockUnset ? `${date} · ${t('kiosk.clockUnset')}` : date;
-      if (this.missed.length) this.showMissed(); // "18:42" becomes "Mon 18:42" at midnight
+      // "18:42" becomes "Mon 18:42" at midnight; a longer date may push the hint off
+      // the idle column: fit it again
+      this.showMissed();
     }
   }
 
