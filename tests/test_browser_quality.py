@@ -107,4 +107,8 @@ def test_a_station_camera_turned_off_is_not_a_weak_connection(
             f"{who} said the connection is weak while the station's camera was off",
             10,
         )
-    assert guest.get_by_test_id("quality").get_attribute("data-level") == "3"
+    # not weak (1): what the page decides about a black picture at a few kbit/s. "Fair"
+    # (2) instead of "good" (3) is a busy machine's: a starved Chromium presents the
+    # pictures late, and its freeze or jitter figure says so (make test, 2026-12-07,
+    # at 98 % of both cores)
+    assert guest.get_by_test_id("quality").get_attribute("data-level") in ("2", "3")
