@@ -428,7 +428,12 @@ FIRST_GROUPS = ("arm64-root", "testbed")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The groups in the order the workers take them (``--no-loadscope-reorder``):
     ``FIRST_GROUPS``, then the longest first by the recorded durations, the order inside
-    a group kept (pytest ordered it by fixture)."""
+    a group kept (pytest ordered it by fixture). Only for xdist's workers: a serial run
+    keeps the order it was given (the VM stage boots x86_64 first, beside the benchmarks,
+    and arm64 after them: sorted by duration, arm64 went first and its kiosk, starved by
+    the benchmarks beside it, missed its start-up grace, make test 2026-12-07)."""
+    if not (config.getoption("numprocesses", None) or hasattr(config, "workerinput")):
+        return
     recorded = _recorded()
     totals: dict[str, float] = {}
     for item in items:

@@ -254,6 +254,10 @@ async def test_bench_a_vp8_viewer_beside_h264_ones() -> None:
     station's CPU with one such viewer <= 1.5 x with H.264 viewers alone. Measured by turns,
     ``PAIRS`` times, the median ratio; VP8 at the camera's size (``vp8_rung = "high"``)
     beside, for the record."""
+    if QUICK:  # keeps it working beside the VMs: one call, the encoders it runs
+        load, fps, running = await with_vp8(("other",))
+        assert sorted(running) == [f"H264 {WIDTH}x{HEIGHT}", "VP8 640x360"], running
+        return
     rows = []
     for _ in range(PAIRS):
         rows.append(
@@ -273,12 +277,11 @@ async def test_bench_a_vp8_viewer_beside_h264_ones() -> None:
         assert h264[2] == [f"H264 {WIDTH}x{HEIGHT}"], h264
         assert sorted(vp8[2]) == [f"H264 {WIDTH}x{HEIGHT}", "VP8 640x360"], vp8
         assert sorted(full[2]) == [f"H264 {WIDTH}x{HEIGHT}", f"VP8 {WIDTH}x{HEIGHT}"], full
-    if not QUICK:
-        # both viewers keep moving (a station that sent less would look cheap): the
-        # viewers' process decodes both, so its share of a busy machine sets their fps;
-        # against the H.264 pair measured just before
-        assert all(vp8[1] >= min(20, 0.7 * h264[1]) for h264, vp8, _ in rows), rows
-        assert low <= 1.5, f"a VP8 viewer costs {low:.2f} x H.264 viewers alone"
+    # both viewers keep moving (a station that sent less would look cheap): the viewers'
+    # process decodes both, so its share of a busy machine sets their fps; against the
+    # H.264 pair measured just before
+    assert all(vp8[1] >= min(20, 0.7 * h264[1]) for h264, vp8, _ in rows), rows
+    assert low <= 1.5, f"a VP8 viewer costs {low:.2f} x H.264 viewers alone"
 
 
 async def per_peer(n: int) -> tuple[float, int]:
