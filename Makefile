@@ -130,7 +130,7 @@ test-fast: venv-test
 
 # The Playwright tests (Debian's Chromium, fake camera) in two workers.
 test-browser: venv-test
-	@$(timed) echo "The browser tests in two workers (about 4 minutes)…"; \
+	@$(timed) echo "The browser tests in two workers (about 13 minutes)…"; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m 'browser and not slow'
 
 # Every tier, the slow system tests included (CI runs this through .ci/run): see
