@@ -41,18 +41,29 @@ CAMERA = CameraConfig(source="test", width=320, height=240, fps=30)
 MICROPHONE = MicrophoneConfig(source="test")
 
 
-@pytest.fixture
-async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, ViewerHub]]:
-    media = StationMedia(CAMERA, MICROPHONE, linger=0.5)
+@contextlib.asynccontextmanager
+async def station_with(
+    camera: CameraConfig,
+) -> AsyncIterator[tuple[StationMedia, StationPeers, ViewerHub]]:
+    """The station's media and peers for ``camera``, viewers in memory; all closed after."""
+    media = StationMedia(camera, MICROPHONE, linger=0.5)
     hub = ViewerHub()
     peers = StationPeers(
         media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
     )
     hub.peers = peers
-    yield media, peers, hub
-    await peers.close_all()
-    await asyncio.gather(*(v.close() for v in hub.viewers.values()))
-    await media.close()
+    try:
+        yield media, peers, hub
+    finally:
+        await peers.close_all()
+        await asyncio.gather(*(v.close() for v in hub.viewers.values()))
+        await media.close()
+
+
+@pytest.fixture
+async def station() -> AsyncIterator[tuple[StationMedia, StationPeers, ViewerHub]]:
+    async with station_with(CAMERA) as parts:
+        yield parts
 
 
 async def connect(
@@ -210,13 +221,7 @@ async def test_a_vp8_viewer_costs_the_low_rungs_encoder(vp8_rung: str) -> None:
         source="test", width=640, height=360, fps=30, low_width=320, low_height=180,
         vp8_rung=vp8_rung,
     )  # fmt: skip
-    media = StationMedia(camera, MICROPHONE, linger=0.5)
-    hub = ViewerHub()
-    peers = StationPeers(
-        media, ice_servers=[], send=hub.send, on_closed=hub.on_closed, room_id="station"
-    )
-    hub.peers = peers
-    try:
+    async with station_with(camera) as (media, peers, hub):
         modern, old = Viewer("modern"), Viewer("old", codecs=["VP8", "rtx"])
         await connect(hub, peers, modern, audio=False)
         await connect(hub, peers, old, audio=False)
@@ -228,10 +233,6 @@ async def test_a_vp8_viewer_costs_the_low_rungs_encoder(vp8_rung: str) -> None:
         running = {(e["codec"], e["rung"], e["width"], e["height"]) for e in media.encoders()}
         assert running == {("H264", "high", 640, 360), ("VP8", vp8_rung, *expected)}, running
         assert {e["implementation"] for e in media.encoders() if e["codec"] == "VP8"} == {"libvpx"}
-    finally:
-        await peers.close_all()
-        await asyncio.gather(*(v.close() for v in hub.viewers.values()))
-        await media.close()
     assert media.encoders() == [], "no capture, no encoder"
 
 
