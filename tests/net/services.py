@@ -29,10 +29,17 @@ def write_turnserver_conf(path: Path, secret: str) -> None:
 
 
 def write_station_conf(
-    path: Path, state: Path, *, secret: str | None, camera: str = "", auto_answer: bool = True
+    path: Path,
+    state: Path,
+    *,
+    secret: str | None,
+    camera: str = "",
+    auto_answer: bool = True,
+    size: tuple[int, int] = (1280, 720),
 ) -> None:
     """``camera``: more lines for the ``[camera]`` section, e.g. ``'adaptive = false'``;
-    ``secret`` None: no TURN, only the STUN server (coturn answers both)."""
+    ``secret`` None: no TURN, only the STUN server (coturn answers both); ``size``: the
+    camera's width and height."""
     turn = (
         f'turn_urls = ["turn:{TURN_ADDR}:3478?transport=udp"]\nturn_secret = "{secret}"\n'
         if secret is not None
@@ -40,7 +47,7 @@ def write_station_conf(
     )
     path.write_text(
         f'[server]\nhost = "0.0.0.0"\nport = 8080\nstate_dir = "{state}"\n'
-        '[camera]\nsource = "test"\nwidth = 1280\nheight = 720\nfps = 30\n'
+        f'[camera]\nsource = "test"\nwidth = {size[0]}\nheight = {size[1]}\nfps = 30\n'
         f"{camera}\n"
         '[microphone]\nsource = "test"\n'
         f"[call]\nauto_answer = {'true' if auto_answer else 'false'}\n"
@@ -58,7 +65,12 @@ def start_turn(tmp_path: Path, secret: str) -> subprocess.Popen[str]:
 
 
 def start_station(
-    tmp_path: Path, *, turn_secret: str | None, camera: str = "", auto_answer: bool = True
+    tmp_path: Path,
+    *,
+    turn_secret: str | None,
+    camera: str = "",
+    auto_answer: bool = True,
+    size: tuple[int, int] = (1280, 720),
 ) -> subprocess.Popen[str]:
     """The station serving in the home namespace, once it answers its health check."""
     state = tmp_path / "state"
@@ -68,7 +80,9 @@ def start_station(
         input=PASSWORD, text=True, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     conf = tmp_path / "station.toml"
-    write_station_conf(conf, state, secret=turn_secret, camera=camera, auto_answer=auto_answer)
+    write_station_conf(
+        conf, state, secret=turn_secret, camera=camera, auto_answer=auto_answer, size=size
+    )
     log = open(tmp_path / "station.log", "w")  # noqa: SIM115
     proc = popen(
         HOME, [str(BIN / "videostation"), "serve", "--config", str(conf)],

@@ -226,7 +226,12 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
         match = re.search(r"^videostation_peers (\S+)$", str(text), re.MULTILINE)
         return bool(match and float(match.group(1)) >= 1)
 
-    wait_for("the kiosk's screen peer (videostation_peers >= 1)", screen_peer, timeout=420, every=5)
+    try:
+        wait_for(
+            "the kiosk's screen peer (videostation_peers >= 1)", screen_peer, timeout=420, every=5
+        )
+    except AssertionError as exc:  # what the screen and the service said meanwhile
+        raise AssertionError(f"{exc}\n{kiosk_story(vm)}") from None
     assert kiosk_screen(vm, cookie) == "connected"
     # The first start, with a fresh profile: the screen joined without any restart
     # (Chromium's network service no longer dies before the first page loads).
@@ -253,6 +258,16 @@ def test_kiosk_compositor_and_chromium_put_the_screen_in_the_station_room(vm: VM
     dark, light = wait_for("the idle screen painted (QR card)", painted, timeout=240, every=10)
     print(f"kiosk painted {time.monotonic() - started:.0f} s after the screen joined: "
           f"dark {dark:.2f}, light {light:.2f}")  # fmt: skip
+
+
+def kiosk_story(vm: VM) -> str:
+    """The kiosk's and the service's last journal lines and the load, for a failure."""
+    result = vm.sh(
+        f"uptime; systemctl show {KIOSK} -p NRestarts -p SubState; "
+        f"journalctl -b --no-pager -n 40 _UID=870; journalctl -b --no-pager -n 30 -u {UNIT}",
+        timeout=60,
+    )
+    return f"{result.stdout}{result.stderr}"
 
 
 def kiosk_screen(vm: VM, cookie: str) -> str:
