@@ -21,6 +21,7 @@ APT_RUN := python3-venv openssl alsa-utils
 # What `make test` adds. Add yours on a line of its own (`APT_TEST += ...`) with a comment.
 APT_TEST := chromium fonts-dejavu-core systemd python3-systemd shellcheck
 APT_TEST += libatomic1                         # Playwright's bundled node driver
+APT_TEST += firefox-esr                        # a Firefox guest through Marionette (tests/test_browser_firefox.py)
 APT_TEST += debootstrap                        # provisioning tests: Debian roots
 APT_TEST += qemu-user-static binfmt-support    # provisioning tests: arm64 roots under emulation
 APT_TEST += git                                # provisioning tests: clone the checkout
