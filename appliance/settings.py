@@ -165,20 +165,24 @@ class StationSettings:
         self._apply(kept)
 
     def _kept(self) -> dict[str, Any]:
+        """The row as kept, checked as strictly as a change; unreadable (spoiled by
+        hand) counts as empty, and the next change replaces it."""
         text = self.store.get_setting(KEY)
         if text is None:
             return {}
-        value = json.loads(text)
-        return value if isinstance(value, dict) else {}
-
-    def _load(self) -> None:
         try:
-            kept = self._kept()
-            parse_patch({k: v for k, v in kept.items() if k in FIELDS} or {"name": self.name})
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError("not an object")
+            if value:
+                parse_patch(value)
         except (ValueError, ValidationError) as exc:
             log.error("the settings kept in the database are unreadable, ignored: %s", exc)
-            return
-        self._apply(kept)
+            return {}
+        return value
+
+    def _load(self) -> None:
+        self._apply(self._kept())
 
     def _apply(self, kept: dict[str, Any]) -> None:
         if "name" in kept:

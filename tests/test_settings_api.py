@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestServer
 from appliance import config as config_mod
 from appliance.app import create_app
 from appliance.appkeys import AUTH, CALL_MACHINE, STORE
+from appliance.settings import KEY, StationSettings, parse_patch
+from appliance.store import Store
 
 from .conftest import PASSWORD, ServiceHarness, make_config
 from .helpers import connect
@@ -260,3 +262,15 @@ async def test_auto_answer_is_per_guest_link_and_off_by_default(station: Service
     await ws.send(type="join", version=1, room="station", name="x", ring=True)
     while (await kiosk.expect("call-state"))["call"]["state"] != "in-call":
         pass
+
+
+@pytest.mark.parametrize("row", ['{"name": 5}', "not json", '{"language": "xx"}', "[1]"])
+def test_a_settings_row_spoiled_by_hand_is_ignored_not_fatal(tmp_path: Path, row: str) -> None:
+    config = make_config(tmp_path / "state", station={"name": "From file"})
+    store = Store(tmp_path / "station.db")
+    store.set_setting(KEY, row)
+    settings = StationSettings(config, store)
+    assert (settings.name, settings.language) == ("From file", "auto")
+    settings.update(parse_patch({"language": "en"}))  # and a change still works
+    assert StationSettings(config, store).language == "en"
+    store.close()
