@@ -37,6 +37,7 @@ TEXT = {
     },
 }
 NEW_PASSWORD = "spring garden 2027"
+MEMBER = "Alexandra Konstantinopolskaya-Ivanova"
 
 # Every text box of the page: its content wider than itself, or reaching past the
 # viewport's right edge, is an overflow (a cut or hidden label).
@@ -99,6 +100,7 @@ def test_name_and_quiet_hours_set_in_settings_show_on_the_kiosk_at_once(
     text = TEXT[locale]
     kiosk = _kiosk(pages, live_station, locale)
     expect(kiosk.get_by_test_id("quiet-toggle")).to_have_attribute("aria-pressed", "false")
+    live_station.guest_link(label=MEMBER)  # a family member's invitation, a long label
 
     rooms = pages.open(live_station.base_url + "/", viewport=viewport, locale=locale)
     rooms.get_by_test_id("household-login").click()
@@ -128,10 +130,17 @@ def test_name_and_quiet_hours_set_in_settings_show_on_the_kiosk_at_once(
     name = kiosk.locator(".station-name").bounding_box()
     assert name is not None and name["x"] + name["width"] <= KIOSK["width"], name
 
+    # auto-answer for the member's invitation (off until ticked)
+    auto = page.get_by_test_id("settings-auto").get_by_label(MEMBER)
+    expect(auto).not_to_be_checked()
+    auto.check()
+    expect(page.get_by_test_id("settings-auto-status")).to_have_text(text["saved"])
+
     # kept: the Settings screen opened again shows what was saved
     page.reload()
     expect(page.get_by_test_id("settings-name")).to_have_value(text["name"])
     expect(page.get_by_test_id("settings-quiet-start")).to_have_value("00:00")
+    expect(page.get_by_test_id("settings-auto").get_by_label(MEMBER)).to_be_checked()
 
 
 @pytest.mark.parametrize(

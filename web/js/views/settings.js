@@ -98,7 +98,7 @@ function stationCard(settings) {
 
 /** Auto-answer, per invitation (its label is the family member). @param {Settings} settings */
 function membersCard(settings) {
-  const status = h('p', { class: 'form-error', role: 'status' });
+  const status = h('p', { class: 'form-error', role: 'status', 'data-testid': 'settings-auto-status' });
   const list = h('ul', { class: 'settings-members', 'data-testid': 'settings-members' });
   const chosen = new Set(settings.auto_answer);
   for (const member of settings.members) {
