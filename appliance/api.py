@@ -24,6 +24,7 @@ from .appkeys import (
     PASSWORDS,
     ROOMS,
     SCREEN,
+    SETTINGS,
     STORE,
 )
 from .auth import KIOSK_SESSION_TTL, IssuedLink, Session
@@ -159,12 +160,13 @@ async def kiosk(request: web.Request) -> web.Response:
 @routes.get("/api/station")
 async def station_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
+    settings = request.app[SETTINGS]  # the config's, or what the household set in the app
     return web.json_response(
         {
-            "name": config.station.name,
+            "name": settings.name,
             "room_id": config.station.room_id,
             "version": __version__,
-            "language": config.station.language,
+            "language": settings.language,
         }
     )
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import api, quiet
+from . import api, quiet, settings_api
 from .appkeys import (
     AUTH,
     CALL_MACHINE,
@@ -42,6 +42,7 @@ from .appkeys import (
     PIN_FACTORY,
     ROOMS,
     SCREEN,
+    SETTINGS,
     STORE,
 )
 from .auth import Auth
@@ -61,6 +62,7 @@ from .metrics import CALL_STATES, DEVICE_STATES, Labels, Metrics, build_info, on
 from .protocol import CallObject, Description, Relayed
 from .quiet import QuietHours, QuietMode
 from .rooms import STATION_PEER_ID, Rooms
+from .settings import StationSettings
 from .signaling import Hub
 from .static import StaticSite, static_handler, web_root
 from .store import Store
@@ -94,6 +96,7 @@ def create_app(
         [
             _store_ctx,  # STORE
             _auth_ctx,  # AUTH
+            _settings_ctx,  # SETTINGS
             _passwords_ctx,  # PASSWORDS
             _rooms_ctx,  # ROOMS
             _media_ctx,  # MEDIA
@@ -108,6 +111,7 @@ def create_app(
     )
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(send_settled_cookie)
+    app.router.add_routes(settings_api.routes)  # before api.routes' catch-all /api/…
     app.router.add_routes(api.routes)
     app.router.add_get("/ws/", _ws)
     app.router.add_get("/ws", _ws)
@@ -168,6 +172,13 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     except (OSError, sqlite3.Error) as exc:
         raise _unusable(config.state_path, exc) from exc
+    yield
+
+
+async def _settings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SETTINGS: the config file's everyday settings, overlaid by what the household
+    changed in the app (kept in the database; docs/settings.md)."""
+    app[SETTINGS] = StationSettings(app[CONFIG], app[STORE])
     yield
 
 
@@ -253,8 +264,9 @@ async def _call_ctx(app: web.Application) -> AsyncIterator[None]:
         ring_timeout=config.call.ring_timeout_seconds,
         auto_answer=config.call.auto_answer,
         auto_answer_delay=config.call.auto_answer_delay_seconds,
+        auto_answer_links=app[SETTINGS].auto_answer,
         quiet=QuietMode(
-            QuietHours.parse(config.call.quiet_hours), clock=app[CLOCK], settings=app[STORE]
+            QuietHours.parse(app[SETTINGS].quiet_text), clock=app[CLOCK], settings=app[STORE]
         ),
         clock=app[CLOCK],
         ring_cooldown=config.call.ring_cooldown_seconds,
@@ -294,6 +306,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         station=app[CALL_MACHINE],
         metrics=app[METRICS],
         auth=app[AUTH],
+        settings=app[SETTINGS],
     )
     app[HUB] = hub
     app[CALL_MACHINE].on_evict(hub.evict)  # a knocker refused: bye, and the socket closes

@@ -15,6 +15,7 @@ from .hashing import PasswordWorker
 from .logs import Coalesced
 from .metrics import Metrics
 from .rooms import Rooms
+from .settings import StationSettings
 from .store import Store
 from .systemd import Notifier
 
@@ -34,6 +35,7 @@ NOISE = web.AppKey("noise", Coalesced)  # create_app: lines strangers cause, one
 PIN_FACTORY = web.AppKey("pin_factory", object)  # create_app: a gpiozero pin factory, in tests
 STORE = web.AppKey("store", Store)  # _store_ctx
 AUTH = web.AppKey("auth", Auth)  # _auth_ctx
+SETTINGS = web.AppKey("settings", StationSettings)  # _settings_ctx: set in the app
 PASSWORDS = web.AppKey("passwords", PasswordWorker)  # _passwords_ctx: the scrypt worker
 ROOMS = web.AppKey("rooms", Rooms)  # _rooms_ctx
 MEDIA: web.AppKey[StationMedia] = web.AppKey("media")  # _media_ctx

@@ -91,6 +91,18 @@ def write_secret_file(path: Path, nbytes: int = 32) -> str:
     return value
 
 
+MIN_PASSWORD = 8
+"""Characters in a master password, at least (set at first boot or in Settings)."""
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` may not be the master password, or None: the one rule for
+    ``videostation set-password`` and the app's Settings."""
+    if len(password) < MIN_PASSWORD:
+        return f"The master password must have at least {MIN_PASSWORD} characters."
+    return None
+
+
 def hash_password(password: str) -> str:
     salt = os.urandom(16)
     digest = hashlib.scrypt(
@@ -257,12 +269,17 @@ class Auth:
 
     # -- password ---------------------------------------------------------------------
 
-    def set_password(self, password: str) -> None:
-        if len(password) < 8:
-            raise ValueError("The master password must have at least 8 characters.")
-        self.store.set_setting("password_hash", hash_password(password))
+    def set_password(self, password: str, *, hashed: str | None = None) -> None:
+        """Set the master password (the first time, or again) and log every household
+        session out: the hash and the new session epoch are written in one
+        transaction. ``hashed``: its scrypt hash, already computed off the event loop."""
+        problem = password_problem(password)
+        if problem is not None:
+            raise ValueError(problem)
         epoch = int(self.store.get_setting("session_epoch") or 0) + 1
-        self.store.set_setting("session_epoch", str(epoch))
+        self.store.set_settings(
+            {"password_hash": hashed or hash_password(password), "session_epoch": str(epoch)}
+        )
 
     @property
     def password_set(self) -> bool:

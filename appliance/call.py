@@ -79,6 +79,7 @@ class CallMachine:
         ring_timeout: float = 45,
         auto_answer: bool = False,
         auto_answer_delay: float = 5,
+        auto_answer_links: tuple[str, ...] = (),
         quiet: QuietMode | None = None,
         clock: Clock = SYSTEM_CLOCK,
         ring_cooldown: float = RING_COOLDOWN,
@@ -98,6 +99,9 @@ class CallMachine:
         self.ring_timeout = ring_timeout
         self.auto_answer = auto_answer
         self.auto_answer_delay = auto_answer_delay
+        self.auto_answer_links = frozenset(auto_answer_links)
+        """Guest links (jti) answered like the household, after the countdown: the
+        household chose them in Settings (one per family member)."""
         self.quiet = quiet or QuietMode(QuietHours())
         """Do not disturb (quiet hours or the kiosk's toggle): a ring is logged missed
         and the caller told until when."""
@@ -525,10 +529,17 @@ class CallMachine:
                 await self._end("quiet", outcome="missed")
                 return
             self.media.prepare()
-        if self.auto_answer and peer.role == "user" and self._auto is None:
+        if self._answers_itself(peer) and self._auto is None:
             self.auto_answer_at = self.clock.now() + self.auto_answer_delay
             self._auto = asyncio.create_task(self._auto_answer(), name="auto-answer")
         await self._changed()
+
+    def _answers_itself(self, peer: Peer) -> bool:
+        """A call from the household (``call.auto_answer``) or from a guest link the
+        household chose in Settings is answered after the countdown."""
+        if peer.role == "user":
+            return self.auto_answer
+        return peer.role == "guest" and bool(peer.link) and peer.link in self.auto_answer_links
 
     async def _ring_timeout(self) -> None:
         await asyncio.sleep(self.ring_timeout)

@@ -164,7 +164,8 @@ class CallConfig:
     ring_timeout_seconds: int = 45
     """An unanswered ring becomes a missed call after this long."""
     auto_answer: bool = False
-    """Answer calls from logged-in users (never guests) without a touch."""
+    """Answer calls from logged-in users without a touch. (Guests: only from the guest
+    links the household ticks in the app's Settings, docs/settings.md.)"""
     auto_answer_delay_seconds: int = 5
     """Countdown shown on the kiosk before an auto-answer."""
     max_remote_participants: int = 4

@@ -213,6 +213,13 @@ class WrongPassword(AuthError):
     code: ErrorCode = "wrong_password"
 
 
+class WrongCurrentPassword(WrongPassword):
+    """The current password given to change it is wrong (403: the session holds, the
+    page must not take it for a logout)."""
+
+    status = 403
+
+
 class PasswordNotSet(AuthError):
     """No master password is set yet: run `videostation set-password`."""
 

@@ -58,6 +58,42 @@ _INT = {"type": "integer"}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _ROOM = {"$ref": "#/components/schemas/Room"}
+_HOURS = {
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "required": ["start", "end"],
+            "additionalProperties": False,
+            "properties": {
+                "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+            },
+        },
+    ]
+}
+_SETTINGS_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "language": {"enum": ["auto", "en", "ru"]},
+        "quiet_hours": _HOURS,
+        "auto_answer": {"type": "array", "items": _STR, "maxItems": 50},
+    },
+}
+_SETTINGS = _obj(
+    ["name", "language", "quiet_hours", "auto_answer", "members"],
+    name=_STR,
+    language={"enum": ["auto", "en", "ru"]},
+    quiet_hours=_HOURS,
+    auto_answer={"type": "array", "items": _STR},
+    members={
+        "type": "array",
+        "items": _obj(jti=_STR, label=_STR, expires_at=_NUM, auto_answer=_BOOL),
+    },
+)
 _LINK = {"$ref": "#/components/schemas/GuestLink"}
 _NEW_LINK = {"$ref": "#/components/schemas/NewGuestLink"}
 _LINK_BODY = _obj(
@@ -263,6 +299,52 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "403": {"description": "Error", **_json(_ERROR)},
                 },
             }
+        },
+        "/api/settings": {
+            "get": _op(
+                "The household's settings (docs/settings.md)",
+                _SETTINGS,
+                errors=(401, 403),
+                auth="user",
+            ),
+            "patch": _op(
+                "Change settings: any of name, language, quiet_hours, auto_answer; checked "
+                "whole (400 and nothing changed on a bad or unknown field), kept in the "
+                "database, in force at once",
+                _SETTINGS,
+                body=_SETTINGS_PATCH,
+                errors=(400, 401, 403),
+                auth="user",
+            ),
+        },
+        "/api/settings/password": {
+            "post": _op(
+                "Change the master password (the current one required, rate-limited like "
+                "login); every other household session is logged out, this one gets a new "
+                "cookie",
+                _obj(ok=_BOOL, sockets_closed=_INT),
+                body=_obj(
+                    ["current_password", "new_password"],
+                    current_password=_STR,
+                    new_password={"type": "string", "minLength": 8, "maxLength": 1024},
+                ),
+                errors=(400, 401, 403, 429, 503),
+                auth="user",
+            )
+        },
+        "/api/settings/health": {
+            "get": _op(
+                "The health card: /api/health's details, free disk space, how phones reach "
+                "the station",
+                _obj(
+                    status={"enum": ["ok", "degraded"]},
+                    reasons={"type": "array", "items": _STR},
+                    disk=_obj(free_bytes={"type": ["integer", "null"]}, ok=_BOOL),
+                    reachability=_obj(url=_STR, public=_BOOL, tls=_BOOL),
+                ),
+                errors=(401, 403, 503),
+                auth="user",
+            )
         },
         "/api/openapi.json": {"get": _op("This document")},
     }

@@ -299,6 +299,18 @@ class IceServers:
     ice_servers: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Station:
+    """``station`` (to everyone in the station room): the household changed the
+    station's name or the kiosk's language in the app (docs/settings.md); the kiosk
+    shows them without a reload."""
+
+    name: str
+    """``""``: the page's own language's default name."""
+    language: str
+    """``auto``, ``en`` or ``ru``: the kiosk's language (``auto``: its browser's)."""
+
+
 ServerMessage = (
     Welcome
     | PeerJoined
@@ -313,6 +325,7 @@ ServerMessage = (
     | Pong
     | MicLevel
     | IceServers
+    | Station
 )
 
 
@@ -539,6 +552,8 @@ def to_wire(message: ServerMessage) -> dict[str, Any]:
             return {"type": "mic-level", "dbfs": level, "muted": muted}
         case IceServers(servers):
             return {"type": "ice-servers", "ice_servers": servers}
+        case Station(name, language):
+            return {"type": "station", "name": name, "language": language}
     assert_never(message)
 
 

@@ -53,6 +53,8 @@ class Peer:
     """It asked, on joining, to resume the call it was in before the service restarted."""
     address: str = ""
     """Where it connected from (an IPv6 address as its /64): ring budgets are per address."""
+    link: str = ""
+    """A guest's link (its jti): the household may have it answered without a touch."""
 
     def __post_init__(self) -> None:
         if not self.participant:

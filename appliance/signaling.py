@@ -25,6 +25,7 @@ from .config import Config
 from .logs import IdsAdapter, with_ids
 from .metrics import Metrics
 from .rooms import STATION_PEER_ID, Peer, Rooms, new_peer_id
+from .settings import StationSettings
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -124,9 +125,12 @@ class Hub:
         station: CallMachine,
         metrics: Metrics,
         auth: Auth | None = None,
+        settings: StationSettings | None = None,
     ) -> None:
         self.auth = auth
         self.config = config
+        self.settings = settings or StationSettings(config, store)
+        """The station's name as the household set it in the app (else the config's)."""
         self.store = store
         self.rooms = rooms
         self.station = station
@@ -269,7 +273,7 @@ class Hub:
                 ice_servers=self.ice_servers(conn.session, admitted=not conn.stun_only),
                 peers=[p.as_object() for p in others],
                 call=self.station.as_object() if is_station else None,
-                station_name=self.config.station.name,  # empty: the page's default
+                station_name=self.settings.name,  # empty: the page's default
             )
         )
         await self.rooms.broadcast(room.id, protocol.PeerJoined(peer.as_object()), exclude=[peer])
@@ -317,7 +321,7 @@ class Hub:
             return Peer(
                 new_peer_id(),
                 room_id,
-                self.config.station.name_or_default,
+                self.settings.name_or_default,
                 "kiosk",
                 "screen",
                 conn.send,
@@ -325,7 +329,10 @@ class Hub:
         for older in list(self.connections):
             if older is not conn and older.peer and older.session.sid == session.sid:
                 await self.evict(older.peer, "replaced")
-        name = join.name or session.label or ("Guest" if session.role == "guest" else "User")
+        # A guest link made for someone names its caller: the kiosk shows the label the
+        # household gave it, not what was typed (a link without one keeps the typed name).
+        typed = join.name or ("Guest" if session.role == "guest" else "User")
+        name = (session.label or typed) if session.role == "guest" else typed
         return Peer(
             new_peer_id(),
             room_id,
@@ -336,6 +343,7 @@ class Hub:
             sid=session.sid,
             resume=join.resume,
             address=conn.address,
+            link=session.subject if session.role == "guest" else "",
         )
 
     async def _signal(self, peer: Peer, signal: protocol.Signal) -> None:

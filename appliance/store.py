@@ -8,6 +8,8 @@ This module is the only one that speaks SQL.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -249,6 +251,11 @@ class Store:
         """Wall time for the rows' timestamps."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if str(path) != ":memory:":
+            # it holds the master password's hash: the owner's alone (its -wal and -shm
+            # files take the same mode); another user's file is left as it is
+            with contextlib.suppress(OSError):
+                os.chmod(path, 0o600)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -714,6 +721,15 @@ class Store:
                 "INSERT INTO settings(key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
+            )
+
+    def set_settings(self, values: dict[str, str]) -> None:
+        """Several settings in one transaction: all are written, or none."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO settings(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
             )
 
     def delete_setting(self, key: str) -> None:

@@ -27,6 +27,7 @@ MODULES = [
     "appliance.quiet",
     "appliance.rooms",
     "appliance.scrape",
+    "appliance.settings",
     "appliance.signaling",
     "appliance.static",
     "appliance.turn",

@@ -28,6 +28,7 @@ from appliance.protocol import (
     Pong,
     Relayed,
     ServerMessage,
+    Station,
     Welcome,
 )
 
@@ -80,6 +81,7 @@ SAMPLES: list[ServerMessage] = [
     Pong(),
     MicLevel(-20.0, muted=False),
     IceServers([{"urls": ["stun:stun.example.net"]}]),
+    Station("Dacha", "ru"),
 ]
 
 

@@ -2,6 +2,7 @@
 //   #/                      login, then the rooms list (users); guests go to their room
 //   #/room/<id>[?guest_token=<jwt>]   the call page
 //   #/kiosk[?key=<key>]     the station's own screen
+//   #/settings              the household's settings
 // Each view renders into #app and returns a cleanup function for when the route changes.
 
 import * as api from './api.js';
@@ -67,6 +68,9 @@ async function render() {
     } else if (route.path === '/kiosk') {
       const { renderKiosk } = await import('./views/kiosk.js');
       c = await renderKiosk(ctx);
+    } else if (route.path === '/settings') {
+      const { renderSettings } = await import('./views/settings.js');
+      c = await renderSettings(ctx);
     } else if (route.path === '/') {
       const { renderHome } = await import('./views/rooms.js');
       c = await renderHome(ctx);

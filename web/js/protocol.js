@@ -329,6 +329,8 @@ export class PeerLink {
  * - `onpeerclosed(peerId, participantId)`: the connection to a peer was closed.
  * - `onmiclevel(dbfs, muted)` (the kiosk only): the level of what the station's
  *   microphone sends, about 8 times a second in a call; `dbfs` is null while muted.
+ * - `onstation(name, language)`: the household changed the station's name or the
+ *   kiosk's language in the app (`station`).
  * - `onpeerstate(peerId, connectionState)`: RTCPeerConnection.connectionState changed.
  * - `onpeerunreachable(peerId, why)`: a connection is not up after `unreachableAfter`
  *   ms (10 s) or failed; `why` is an Unreachable (see diagnoseUnreachable). Once per
@@ -407,6 +409,7 @@ export class SignalingClient {
     /** @type {((peerId: string, participantId: string, stream: MediaStream) => void)|null} */ this.ontrack = null;
     /** @type {((peerId: string, participantId: string) => void)|null} */ this.onpeerclosed = null;
     /** @type {((dbfs: number|null, muted: boolean) => void)|null} */ this.onmiclevel = null;
+    /** @type {((name: string, language: string) => void)|null} */ this.onstation = null;
     /** @type {((peerId: string, state: string) => void)|null} */ this.onpeerstate = null;
     /** @type {((peerId: string, why: Unreachable) => void)|null} */ this.onpeerunreachable = null;
     /** @type {((code: string, message: string, ref: string|null) => void)|null} */ this.onerror = null;
@@ -792,6 +795,9 @@ export class SignalingClient {
         break;
       case 'mic-level':
         this.onmiclevel?.(typeof msg.dbfs === 'number' ? msg.dbfs : null, !!msg.muted);
+        break;
+      case 'station':
+        this.onstation?.(String(msg.name ?? ''), String(msg.language ?? 'auto'));
         break;
       case 'pong':
         break;

@@ -157,6 +157,8 @@ class Kiosk {
     /** @type {WakeLockSentinel|null} */
     this.wakeLock = null;
     this.destroyed = false;
+    /** The household chose another language in Settings: redraw once idle. */
+    this.languageDue = false;
     /** @type {api.CallRecord[]} the missed calls on screen, newest first */
     this.missed = [];
     /** Newest cleared call (see MISSED_CLEARED_KEY), also kept here in case storage fails. */
@@ -303,7 +305,19 @@ class Kiosk {
         this.showLive();
       }
     };
-    client.oncallstate = (call) => this.gotCallState(call);
+    client.oncallstate = (call) => {
+      this.gotCallState(call);
+      if (this.languageDue && call?.state === 'idle') this.ctx.navigate(location.hash || '#/kiosk');
+    };
+    // Settings changed in the household's app: the name at once; another language
+    // draws the screen again (now if idle, else when the call is over).
+    client.onstation = (name, language) => {
+      this.station = { ...this.station, name: stationName(name) };
+      this.stationName.textContent = this.station.name;
+      document.title = this.station.name;
+      this.languageDue = language !== this.station.language;
+      if (this.languageDue && (!this.call || this.call.state === 'idle')) this.ctx.navigate(location.hash || '#/kiosk');
+    };
     client.ontrack = (peerId, participant, stream) => {
       if (peerId === STATION_PEER) {
         this.preview.srcObject = stream;
