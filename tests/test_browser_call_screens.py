@@ -246,13 +246,13 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     shown = timer.inner_text()
     expect(timer).not_to_have_text(shown, timeout=5_000)
 
-    # Toggles: pressed = on; icon-only buttons have tooltips.
+    # Toggles: pressed = muted / camera off (as the kiosk's); icon-only buttons have tooltips.
     for button in ("toggle-mic", "toggle-cam", "toggle-fullscreen", "hangup"):
         assert guest.get_by_test_id(button).get_attribute("title"), f"{button} has no tooltip"
     mic = guest.get_by_test_id("toggle-mic")
-    expect(mic).to_have_attribute("aria-pressed", "true")
-    mic.click()
     expect(mic).to_have_attribute("aria-pressed", "false")
+    mic.click()
+    expect(mic).to_have_attribute("aria-pressed", "true")
 
     kiosk.wait_for_timeout(1200)
     kiosk.get_by_test_id("kiosk-hangup").click()

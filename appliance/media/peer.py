@@ -289,6 +289,13 @@ class StationPeers:
         LIVE and the live LED say what goes out, not what was meant to (issue #27)."""
         return any(p.audio and p.pc.connectionState == "connected" for p in self._peers.values())
 
+    @property
+    def unreached(self) -> frozenset[str]:
+        """The viewers whose connection failed and none of whose has connected since
+        (the new offers of :data:`REOFFER_DELAYS` may be under way): nothing of the
+        station reaches them. The kiosk names them, their pages say so (issue #27)."""
+        return frozenset(self._unreachable)
+
     def set_muted(self, *, audio: bool, video: bool) -> None:
         """Silence the microphone / black the camera for every viewer (the kiosk's
         controls); opens nothing."""
@@ -601,6 +608,7 @@ class StationPeers:
         if asyncio.current_task() is not self._reoffers.get(peer_id):
             self._cancel_reoffer(peer_id)
             self._failures.pop(peer_id, None)
+            self._unreachable.discard(peer_id)
         peer = self._peers.get(peer_id)
         if peer is not None:
             await self._discard(peer)
@@ -623,6 +631,7 @@ class StationPeers:
         for peer_id in list(self._reoffers):
             self._cancel_reoffer(peer_id)
         self._failures.clear()
+        self._unreachable.clear()
         await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
 
     def stats(self) -> dict[str, Any]:
