@@ -162,6 +162,10 @@ def test_a_failed_station_connection_is_named_on_both_screens_one_notice_at_a_ti
     expect(guest_notice).to_contain_text(words["could_not"], timeout=30_000)
     expect(guest_notice).to_have_attribute("data-why", "direct")
     assert "TURN" not in guest_notice.inner_text()
+    # Nor does the station's log: the page's answers named no address at all.
+    log = live_station.log_path.read_text()
+    assert "could not connect: the browser named no address" in log, log[-3000:]
+    assert "no TURN server is configured" not in log
 
     # Kiosk: a passing word (and a weak connection, until the meter's next poll finds
     # none) at the same time: the failure alone shows, above the control row, clear of
