@@ -120,6 +120,10 @@ def clear_of(page: Page, notice: str, others: list[str]) -> None:
     (note,) = box(page, f"[data-testid={notice}]")
     for selector in others:
         for other in box(page, selector):
+            top, bottom = note["y"], note["y"] + note["height"]
+            gap = max(other["y"] - bottom, top - other["y"] - other["height"])
+            print(f"{notice} y {top:.0f}-{bottom:.0f}, {selector} y {other['y']:.0f}-"
+                  f"{other['y'] + other['height']:.0f}: {gap:.0f} px apart")  # fmt: skip
             assert not overlap(note, other), f"{notice} {note} is drawn over {selector} {other}"
 
 
