@@ -58,6 +58,9 @@ class MediaPeers(Protocol):
     @property
     def live(self) -> bool: ...
 
+    @property
+    def unreached(self) -> frozenset[str]: ...
+
 
 class CallMachine:
     """The station's call state machine: one call at a time, in the room ``room``.
@@ -165,12 +168,14 @@ class CallMachine:
     def as_object(self) -> CallObject:
         """The call as the wire's ``CallObject`` (``call-state``, ``welcome``, the API)."""
         quiet, quiet_until = self.quiet.state()
+        unreached = self.media.unreached
         return {
             "state": self.state,
             "callers": [{"id": p.id, "name": p.name} for p in self.callers],
             "in_call": [{"id": p.id, "name": p.name} for p in self.in_call],
             "knocking": [{"id": p.id, "name": p.name} for p in self.knocking],
             "live": self.live,
+            "unreached": [p.id for p in self.in_call if p.id in unreached],
             "since": self.since,
             "ring_timeout_at": self.ring_timeout_at,
             "auto_answer_at": self.auto_answer_at,

@@ -188,6 +188,9 @@ class CallObject(TypedDict):
     in_call: list[Person]
     knocking: list[Person]
     live: bool
+    unreached: list[str]
+    """The ids of the callers in the call whose connection from the station failed
+    (retried, not up again): nothing of the station reaches them."""
     since: float
     ring_timeout_at: float | None
     auto_answer_at: float | None

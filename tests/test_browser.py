@@ -349,10 +349,10 @@ def test_two_browsers_in_a_plain_room_see_each_other(live_station: Any, pages: P
     expect(user.locator(".tile")).to_have_count(1)
 
     # Camera off on the guest side reaches the user as peer-updated.
-    # aria-pressed says the camera is on; off after the press.
-    expect(guest.get_by_test_id("toggle-cam")).to_have_attribute("aria-pressed", "true")
-    guest.get_by_test_id("toggle-cam").click()
+    # aria-pressed says the camera is off (the kiosk's meaning): not pressed, then pressed.
     expect(guest.get_by_test_id("toggle-cam")).to_have_attribute("aria-pressed", "false")
+    guest.get_by_test_id("toggle-cam").click()
+    expect(guest.get_by_test_id("toggle-cam")).to_have_attribute("aria-pressed", "true")
     expect(user.locator(".tile.video-muted")).to_have_count(1)
 
     guest.get_by_test_id("hangup").click()

@@ -200,39 +200,42 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     )
     assert again["x"] + again["width"] >= 390 - 12, f"not in the right corner: {again}"
 
-    # "Your connection is weak" and the reconnecting banner appear: the preview moves
-    # out of their way by itself, and goes back up once they are gone. (The meter
-    # would hide the notice again at its next poll on this perfect link, so the test
-    # holds it shown.)
+    # "Your connection is weak" and the reconnecting banner want to show at once: the
+    # notice area shows the banner alone (ui/notices.js), and the preview moves out of
+    # its way by itself; then the weak notice, once the banner is gone; and it goes back
+    # up once both are gone. (The meter would hide the notice again at its next poll on
+    # this perfect link, so the test holds it shown.)
     guest.evaluate(
         """() => {
           const weak = document.querySelector('[data-testid=weak-connection]');
           Object.defineProperty(weak, 'hidden',
                                 { configurable: true, get: () => false, set: () => {} });
           weak.removeAttribute('hidden');
-          const banner = document.querySelector('.call-top .banner:not(.offline-banner)');
+          const banner = document.querySelector('[data-notice=reconnecting]');
           banner.textContent = 'Connection lost — reconnecting…';
           banner.hidden = false;
         }"""
     )
     moved = settled(pip)
-    for what in ("weak-connection",):
-        note = guest.get_by_test_id(what).bounding_box()
-        assert note and moved["y"] >= note["y"] + note["height"], (
-            f"the preview {moved} covers {what} {note}"
-        )
-    banner_box = guest.locator(".call-top .banner:not(.offline-banner)").bounding_box()
+    expect(guest.get_by_test_id("weak-connection")).to_be_hidden()  # outranked
+    banner_box = guest.locator("[data-notice=reconnecting]").bounding_box()
     assert banner_box and (
         moved["y"] >= banner_box["y"] + banner_box["height"]
         or moved["x"] >= banner_box["x"] + banner_box["width"]
     ), f"the preview {moved} covers the banner {banner_box}"
     assert moved["x"] + moved["width"] >= 390 - 12, f"it left its corner: {moved}"
+    guest.evaluate("() => { document.querySelector('[data-notice=reconnecting]').hidden = true; }")
+    expect(guest.get_by_test_id("weak-connection")).to_be_visible()
+    moved = settled(pip)
+    note = guest.get_by_test_id("weak-connection").bounding_box()
+    assert note and moved["y"] >= note["y"] + note["height"], (
+        f"the preview {moved} covers the weak notice {note}"
+    )
     guest.evaluate(
         """() => {
           const weak = document.querySelector('[data-testid=weak-connection]');
           delete weak.hidden;
           weak.hidden = true;
-          document.querySelector('.call-top .banner:not(.offline-banner)').hidden = true;
         }"""
     )
     back = settled(pip)
@@ -246,13 +249,13 @@ def test_a_call_from_a_portrait_phone_to_the_7_inch_kiosk(live_station: Any, pag
     shown = timer.inner_text()
     expect(timer).not_to_have_text(shown, timeout=5_000)
 
-    # Toggles: pressed = on; icon-only buttons have tooltips.
+    # Toggles: pressed = muted / camera off (as the kiosk's); icon-only buttons have tooltips.
     for button in ("toggle-mic", "toggle-cam", "toggle-fullscreen", "hangup"):
         assert guest.get_by_test_id(button).get_attribute("title"), f"{button} has no tooltip"
     mic = guest.get_by_test_id("toggle-mic")
-    expect(mic).to_have_attribute("aria-pressed", "true")
-    mic.click()
     expect(mic).to_have_attribute("aria-pressed", "false")
+    mic.click()
+    expect(mic).to_have_attribute("aria-pressed", "true")
 
     kiosk.wait_for_timeout(1200)
     kiosk.get_by_test_id("kiosk-hangup").click()

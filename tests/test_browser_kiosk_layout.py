@@ -291,8 +291,8 @@ def test_ringing_and_in_call_screens_are_readable_and_the_controls_say_their_sta
         # The phone's own call screen: its controls whole at phone sizes, toggles working.
         controls = ["toggle-mic", "toggle-cam", "toggle-fullscreen", "hangup"]
         toggle = guest.get_by_test_id("toggle-mic")
-        for pressed in ("true", "false"):  # the phone's toggles: pressed = on
-            if pressed == "false":
+        for pressed in ("false", "true"):  # the phone's toggles: pressed = muted, as the kiosk's
+            if pressed == "true":
                 toggle.click()
             expect(toggle).to_have_attribute("aria-pressed", pressed)
             for width, height in PHONES:

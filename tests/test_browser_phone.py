@@ -120,7 +120,8 @@ def test_prejoin_toggles_meter_and_joining_with_the_camera_off(station: Any, pag
     mic, cam = guest.get_by_test_id("lobby-mic"), guest.get_by_test_id("lobby-cam")
     meter = guest.get_by_test_id("mic-level")
     expect(mic).to_be_enabled()
-    expect(mic).to_have_attribute("aria-pressed", "true")
+    # pressed = muted / camera off, as the kiosk's toggles (issue 24)
+    expect(mic).to_have_attribute("aria-pressed", "false")
     expect(mic).to_have_attribute("aria-label", "Microphone")
     expect(meter).to_have_attribute("aria-label", "Microphone level")
 
@@ -130,7 +131,7 @@ def test_prejoin_toggles_meter_and_joining_with_the_camera_off(station: Any, pag
     # The fake microphone beeps: the meter moves. Muted, it stays at zero.
     wait_for(lambda: level() > 20, "the level meter to move", timeout=10)
     mic.click()
-    expect(mic).to_have_attribute("aria-pressed", "false")
+    expect(mic).to_have_attribute("aria-pressed", "true")
     guest.wait_for_timeout(300)
     holds(lambda: level() == 0, "the meter moves with the microphone off", seconds=2)
     mic.click()
@@ -138,14 +139,14 @@ def test_prejoin_toggles_meter_and_joining_with_the_camera_off(station: Any, pag
 
     # Camera off before joining: the preview says so, and the call starts that way.
     cam.click()
-    expect(cam).to_have_attribute("aria-pressed", "false")
+    expect(cam).to_have_attribute("aria-pressed", "true")
     expect(guest.get_by_test_id("lobby-preview")).to_be_hidden()
     guest.locator("#name").fill("Ann")
     guest.get_by_test_id("start-call").click()
     answer(kiosk, guest)
     in_call = guest.get_by_test_id("toggle-cam")
-    expect(in_call).to_have_attribute("aria-pressed", "false")
-    expect(guest.get_by_test_id("toggle-mic")).to_have_attribute("aria-pressed", "true")
+    expect(in_call).to_have_attribute("aria-pressed", "true")
+    expect(guest.get_by_test_id("toggle-mic")).to_have_attribute("aria-pressed", "false")
     # One camera: no switch button.
     expect(guest.get_by_test_id("switch-camera")).to_be_hidden()
     assert_video_flows(guest, lambda pid, s: pid == "station", "on the phone from the station")
@@ -154,7 +155,7 @@ def test_prejoin_toggles_meter_and_joining_with_the_camera_off(station: Any, pag
     holds(lambda: video_sent(guest) == 0, "video is sent with the camera off", seconds=2)
 
     in_call.click()
-    expect(in_call).to_have_attribute("aria-pressed", "true")
+    expect(in_call).to_have_attribute("aria-pressed", "false")
     wait_for(lambda: video_sent(guest) > 10, "video to be sent once the camera is on")
     assert_video_flows(kiosk, lambda pid, s: pid != "station", "on the kiosk from the phone")
     hang_up(kiosk, guest)

@@ -14,14 +14,27 @@ pytestmark = pytest.mark.browser
 
 DIAGNOSE = """async () => {
   const app = document.querySelector('script[type=module]').src;
-  const { diagnoseUnreachable } = await import(new URL('protocol.js', app).href);
+  const { diagnoseUnreachable, oneNetwork } = await import(new URL('protocol.js', app).href);
   const turn = [{ urls: ['stun:turn.example.net:3478', 'turn:turn.example.net:3478'],
                   username: 'u', credential: 'p' }];
   const stunOnly = [{ urls: 'stun:turn.example.net:3478' }];
   const turnUrl = 'turn:turn.example.net:3478?transport=udp';
+  // What ICE saw (protocol.js IceEvidence): a relay was needed only when nothing got
+  // through, no relay existed and the ends share no network.
+  const blocked = { remote: true, answered: false, relay: false, oneNetwork: false };
   return {
     nothingConfigured: diagnoseUnreachable([], []),
-    stunOnly: diagnoseUnreachable(stunOnly, [{ url: 'stun:turn.example.net:3478', code: 701 }]),
+    nothingConfiguredBlocked: diagnoseUnreachable([], [], blocked),
+    nothingConfiguredOneNetwork: diagnoseUnreachable([], [], { ...blocked, oneNetwork: true }),
+    nothingConfiguredAnswered: diagnoseUnreachable([], [], { ...blocked, answered: true }),
+    nothingConfiguredNoCandidates: diagnoseUnreachable([], [], { ...blocked, remote: false }),
+    nothingConfiguredRelayThere: diagnoseUnreachable([], [], { ...blocked, relay: true }),
+    stunOnly: diagnoseUnreachable(stunOnly, [{ url: 'stun:turn.example.net:3478', code: 701 }],
+      blocked),
+    oneNetwork: [oneNetwork('192.168.1.20', '192.168.1.7'),
+      oneNetwork('192.168.1.20', '192.168.2.7'), oneNetwork('10.0.0.5', '10.0.0.5'),
+      oneNetwork('203.0.113.4', '203.0.113.9'),
+      oneNetwork('x.local', 'x.local'), oneNetwork('fd00::2', 'fd00::2')],
     refused: diagnoseUnreachable(turn, [{ url: turnUrl, code: 701 }, { url: turnUrl, code: 401 }]),
     silent: diagnoseUnreachable(turn, [{ url: turnUrl, code: 701 }]),
     stunErrorOnly: diagnoseUnreachable(turn, [{ url: 'stun:turn.example.net:3478', code: 701 }]),
@@ -54,8 +67,16 @@ def test_the_diagnosis_names_who_can_fix_it(live_station: Any, pages: Pages) -> 
     page = pages.open(live_station.base_url + "/")
     expect(page.get_by_test_id("ask-invitation")).to_be_visible()
     assert page.evaluate(DIAGNOSE) == {
-        "nothingConfigured": "no-relay",
+        # no TURN server: blamed only when the candidates show one was needed (issue 27)
+        "nothingConfigured": "direct",
+        "nothingConfiguredBlocked": "no-relay",
+        "nothingConfiguredOneNetwork": "direct",
+        "nothingConfiguredAnswered": "direct",
+        "nothingConfiguredNoCandidates": "direct",
+        "nothingConfiguredRelayThere": "direct",
         "stunOnly": "no-relay",
+        # private /24 or the same address; not public neighbours, mDNS names, IPv6
+        "oneNetwork": [True, False, True, False, False, True],
         "refused": "relay-refused",
         "silent": "relay-unreachable",
         "stunErrorOnly": "network",

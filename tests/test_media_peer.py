@@ -932,3 +932,37 @@ async def test_live_means_the_callers_connection_carries_the_media(station: Any)
     await hub.settle()
     await until_live(peers)
     assert connected == ["remote"], connected
+
+
+async def test_unreached_names_a_viewer_from_its_failure_until_it_connects(
+    station: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call object's ``unreached`` (the kiosk's "no picture from the station"): a
+    viewer is in it from the failure of its connection, while the new offer is made,
+    and out of it once that connects; a viewer closed by the call is out at once."""
+    import appliance.media.ice
+    import appliance.media.peer
+
+    monkeypatch.setattr(appliance.media.ice, "PRFLX_WAIT", 1.0)
+    unanswered_mdns(monkeypatch)
+    _media, peers, hub = station
+    await connect(hub, peers, HiddenOnce("hidden"))
+    assert peers.unreached == frozenset()
+    seen = False
+    for _ in range(600):  # bounded: 30 s for the failure and the new connection
+        seen = seen or "hidden" in peers.unreached
+        if seen and peers.stats()["peers"].get("hidden", {}).get("state") == "connected":
+            break
+        await asyncio.sleep(0.05)
+    assert seen, "the failed viewer was never unreached"
+    assert peers.unreached == frozenset(), peers.unreached
+
+    monkeypatch.setattr(appliance.media.peer, "REOFFER_DELAYS", (30.0,))
+    await connect(hub, peers, HiddenOnce("gone"), audio=False)
+    for _ in range(300):  # bounded: 15 s for the failure
+        if "gone" in peers.unreached:
+            break
+        await asyncio.sleep(0.05)
+    assert "gone" in peers.unreached
+    await peers.close("gone")  # the viewer left the call
+    assert "gone" not in peers.unreached

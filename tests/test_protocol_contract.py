@@ -57,6 +57,7 @@ CALL: protocol.CallObject = {
     "in_call": [],
     "knocking": [],
     "live": False,
+    "unreached": [],
     "since": 0.0,
     "ring_timeout_at": None,
     "auto_answer_at": None,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -192,12 +193,60 @@ def relay_gathered(pc: RTCPeerConnection) -> bool:
     return False
 
 
-def why_unreachable(ice_servers: list[IceServer], relayed: bool) -> str:
+def one_network(a: str, b: str) -> bool:
+    """The same address, or private IPv4 addresses in one /24 (a home network).
+
+    >>> one_network("192.168.1.20", "192.168.1.7"), one_network("93.184.216.4", "93.184.216.9")
+    (True, False)
+    """
+    if a == b:
+        return True
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return False  # an mDNS name tells nothing
+    if x.version != 4 or y.version != 4 or not x.is_private:
+        return False
+    return ipaddress.ip_network(f"{a}/24", strict=False) == ipaddress.ip_network(
+        f"{b}/24", strict=False
+    )
+
+
+@dataclass(frozen=True)
+class IceSeen:
+    """What a failed connection's ICE had (the page's IceEvidence, web/js/protocol.js)."""
+
+    remote: bool
+    """The browser named an address of its own (or one was learned from its checks)."""
+    one_network: bool
+    """A host address of each end is the same, or in one private /24."""
+
+
+def ice_seen(pc: RTCPeerConnection) -> IceSeen:
+    """The candidates of ``pc``'s ICE transports, as :class:`IceSeen`."""
+    local: list[str] = []
+    remote: list[Any] = []
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        local += [c.ip for c in dtls.transport.iceGatherer.getLocalCandidates() if c.type == "host"]
+        remote += dtls.transport.getRemoteCandidates()
+    hosts = [c.ip for c in remote if c.type == "host"]
+    return IceSeen(bool(remote), any(one_network(a, b) for a in local for b in hosts))
+
+
+def why_unreachable(
+    ice_servers: list[IceServer], relayed: bool, seen: IceSeen | None = None
+) -> str:
     """The operator's words for a connection that failed (the pages say the same in
-    theirs: web/js/ui/unreachable.js).
+    theirs: web/js/ui/unreachable.js). A missing TURN server is blamed only when the
+    candidates leave it possible: not when the browser named no address at all (its
+    answer went astray: nothing to connect to), nor when both ends are on one network
+    (issue 27: a guest on the station's own machine was told to set one up).
 
     >>> why_unreachable([], relayed=False).split(":")[0]
     'no TURN server is configured (ice.turn_urls)'
+    >>> why_unreachable([], relayed=False, seen=IceSeen(True, True)).split(":")[0]
+    'no path although both ends are on one network (a TURN server would not help)'
     >>> turn = {"urls": ["turn:turn.example.net:3478"], "username": "u", "credential": "p"}
     >>> why_unreachable([turn], relayed=False).split(":")[0]
     'the TURN server gave no relay address'
@@ -208,6 +257,16 @@ def why_unreachable(ice_servers: list[IceServer], relayed: bool) -> str:
         for url in ([server["urls"]] if isinstance(server["urls"], str) else server["urls"])
     ]
     if not any(url.startswith(("turn:", "turns:")) for url in urls):
+        if seen is not None and not seen.remote:
+            return (
+                "the browser named no address of its own and none of its checks arrived "
+                "(its answer lost its candidates?): not a missing TURN server"
+            )
+        if seen is not None and seen.one_network:
+            return (
+                "no path although both ends are on one network (a TURN server would not "
+                "help): a firewall between them, or the browser's checks did not arrive"
+            )
         return (
             "no TURN server is configured (ice.turn_urls): callers behind a symmetric "
             "NAT (most mobile networks) cannot reach the station without one"
@@ -288,6 +347,13 @@ class StationPeers:
         connected. Not while it is still being made, nor after it failed: the kiosk's
         LIVE and the live LED say what goes out, not what was meant to (issue #27)."""
         return any(p.audio and p.pc.connectionState == "connected" for p in self._peers.values())
+
+    @property
+    def unreached(self) -> frozenset[str]:
+        """The viewers whose connection failed and none of whose has connected since
+        (the new offers of :data:`REOFFER_DELAYS` may be under way): nothing of the
+        station reaches them. The kiosk names them, their pages say so (issue #27)."""
+        return frozenset(self._unreachable)
 
     def set_muted(self, *, audio: bool, video: bool) -> None:
         """Silence the microphone / black the camera for every viewer (the kiosk's
@@ -464,7 +530,8 @@ class StationPeers:
             return
         self._unreachable.add(peer.peer_id)
         peer.log.warning(
-            "could not connect: %s", why_unreachable(peer.ice_servers, relay_gathered(peer.pc))
+            "could not connect: %s",
+            why_unreachable(peer.ice_servers, relay_gathered(peer.pc), ice_seen(peer.pc)),
         )
 
     async def _lost(self, peer: _Peer, *, failed: bool = False) -> None:
@@ -601,6 +668,7 @@ class StationPeers:
         if asyncio.current_task() is not self._reoffers.get(peer_id):
             self._cancel_reoffer(peer_id)
             self._failures.pop(peer_id, None)
+            self._unreachable.discard(peer_id)
         peer = self._peers.get(peer_id)
         if peer is not None:
             await self._discard(peer)
@@ -623,6 +691,7 @@ class StationPeers:
         for peer_id in list(self._reoffers):
             self._cancel_reoffer(peer_id)
         self._failures.clear()
+        self._unreachable.clear()
         await asyncio.gather(*(self._discard(p) for p in list(self._peers.values())))
 
     def stats(self) -> dict[str, Any]:

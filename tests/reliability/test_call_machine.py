@@ -75,6 +75,10 @@ class FakeMedia:
     def live(self) -> bool:
         return bool(self.open_peers)
 
+    @property
+    def unreached(self) -> frozenset[str]:
+        return frozenset()
+
 
 class RecordingStation(CallMachine):
     """The real CallMachine; records whom the household let in, at the moment it does

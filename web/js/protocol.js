@@ -28,7 +28,7 @@ const OPEN = 1;
  * @typedef {{id: string, name?: string}} CallMember
  * @typedef {{
  *   state: 'idle'|'ringing'|'in-call', callers: CallMember[], in_call: (CallMember|string)[],
- *   knocking?: CallMember[], live: boolean, since?: number|null, ring_timeout_at?: number|null,
+ *   knocking?: CallMember[], live: boolean, unreached?: string[], since?: number|null, ring_timeout_at?: number|null,
  *   auto_answer_at?: number|null, ended?: 'hangup'|'declined'|'missed'|'cancelled'|'quiet'|null,
  *   quiet?: boolean, quiet_until?: number|null, audio_muted?: boolean, video_muted?: boolean
  * }} CallInfo
@@ -50,7 +50,7 @@ const OPEN = 1;
  *   pingInterval?: number, backoffMin?: number, backoffMax?: number,
  *   stationAnswerTimeout?: number, unreachableAfter?: number
  * }} ClientOptions
- * @typedef {'no-relay'|'relay-unreachable'|'relay-refused'|'network'} Unreachable
+ * @typedef {'no-relay'|'direct'|'relay-unreachable'|'relay-refused'|'network'} Unreachable
  */
 
 /** Join errors after which reconnecting cannot help. */
@@ -77,24 +77,105 @@ const UNREACHABLE_AFTER_MS = 10000;
 const REFUSED_CODES = new Set([401, 403, 431, 437, 438, 441]);
 
 /**
+ * What a connection's ICE saw, for the diagnosis (from getStats; see iceEvidence).
+ * - remote: the other side's candidates were known (its offer or answer carried some);
+ * - answered: a connectivity check got through, either way (a request came in, or a
+ *   response to ours): some direct path exists;
+ * - relay: either side had a relay (TURN) candidate;
+ * - oneNetwork: a host address of each side is the same, or in one private IPv4 /24
+ *   (both ends at home, or on one machine).
+ * @typedef {{remote: boolean, answered: boolean, relay: boolean, oneNetwork: boolean}} IceEvidence
+ */
+
+/**
  * Why a connection did not come up, from what the browser saw (pure: no DOM).
- * - 'no-relay': no TURN server is configured, so only direct paths were tried;
+ * - 'no-relay': no TURN server is configured and the candidates show one was needed;
+ * - 'direct': no TURN server is configured, and nothing shows one would have helped
+ *   (only a direct connection was tried; the page says so, and blames no one);
  * - 'relay-refused': the TURN server answered with an error (wrong credentials);
  * - 'relay-unreachable': the TURN server never answered (701: no response);
  * - 'network': the relay worked here; the other side or the network is the problem.
  *
+ * A missing TURN server is blamed only on evidence (issue 27: a guest on the
+ * station's own machine was told it had none): the other side's candidates were
+ * known, yet no check got through in either direction, no relay candidate existed on
+ * either side, and the two ends share no network. A check that got through means a
+ * direct path exists (a relay is not what is missing); one network needs no relay;
+ * without candidates from the other side, its offer or answer went astray, not a path.
+ *
  * @param {RTCIceServer[]} iceServers  what the page was given
  * @param {{url: string, code: number}[]} errors  its `icecandidateerror`s
+ * @param {IceEvidence|null} [evidence]  what its ICE saw (null: unknown, never blamed on TURN)
  * @returns {Unreachable}
  */
-export function diagnoseUnreachable(iceServers, errors) {
+export function diagnoseUnreachable(iceServers, errors, evidence = null) {
   const isTurn = (/** @type {string} */ url) => /^turns?:/i.test(url);
   const turnUrls = iceServers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])).filter(isTurn);
-  if (!turnUrls.length) return 'no-relay';
+  if (!turnUrls.length) {
+    const needed = !!evidence && evidence.remote && !evidence.answered && !evidence.relay && !evidence.oneNetwork;
+    return needed ? 'no-relay' : 'direct';
+  }
   const turnErrors = errors.filter((e) => isTurn(e.url));
   if (turnErrors.some((e) => REFUSED_CODES.has(e.code))) return 'relay-refused';
   if (turnErrors.length) return 'relay-unreachable';
   return 'network';
+}
+
+/**
+ * Do two candidate addresses say "one network"? The same address, or private IPv4
+ * addresses in one /24 (a home network). mDNS names (`.local`) tell nothing.
+ * @param {string} a
+ * @param {string} b
+ */
+export function oneNetwork(a, b) {
+  if (!a || !b || a.endsWith('.local') || b.endsWith('.local')) return false;
+  if (a === b) return true;
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.\d+$/;
+  const ma = v4.exec(a);
+  const mb = v4.exec(b);
+  if (!ma || !mb) return false;
+  const [, x, y] = ma;
+  const privateNet = x === '10' || x === '127' || (x === '192' && y === '168') || (x === '172' && Number(y) >= 16 && Number(y) < 32);
+  return privateNet && ma.slice(1, 4).join('.') === mb.slice(1, 4).join('.');
+}
+
+/**
+ * What `pc`'s ICE saw so far (IceEvidence), from its statistics.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<IceEvidence>}
+ */
+export async function iceEvidence(pc) {
+  /** @type {IceEvidence} */
+  const e = { remote: false, answered: false, relay: false, oneNetwork: false };
+  let report;
+  try {
+    report = await pc.getStats();
+  } catch {
+    return e; // closed meanwhile: nothing known
+  }
+  /** @type {string[]} */ const localHosts = [];
+  /** @type {string[]} */ const remoteHosts = [];
+  report.forEach((r) => {
+    const address = r.address || r.ip || '';
+    if (r.type === 'local-candidate' || r.type === 'remote-candidate') {
+      if (r.candidateType === 'relay') e.relay = true;
+      if (r.type === 'remote-candidate') e.remote = true;
+      if (r.candidateType === 'host') (r.type === 'local-candidate' ? localHosts : remoteHosts).push(address);
+    } else if (r.type === 'candidate-pair') {
+      if (r.state === 'succeeded' || (r.requestsReceived || 0) > 0 || (r.responsesReceived || 0) > 0) e.answered = true;
+    }
+  });
+  // The remote description's candidates count too (getStats lists only paired ones).
+  const sdp = pc.remoteDescription?.sdp || '';
+  for (const line of sdp.split(/\r?\n/)) {
+    const m = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ (\S+)/.exec(line);
+    if (!m) continue;
+    e.remote = true;
+    if (m[2] === 'relay') e.relay = true;
+    if (m[2] === 'host') remoteHosts.push(m[1]);
+  }
+  e.oneNetwork = localHosts.some((a) => remoteHosts.some((b) => oneNetwork(a, b)));
+  return e;
 }
 
 /**
@@ -148,7 +229,7 @@ export class PeerLink {
       client.onpeerstate?.(this.id, state);
       if (state === 'connected') this.reported = false;
       if (state === 'failed') {
-        this.reportUnreachable();
+        void this.reportUnreachable();
         this.restart();
       }
     };
@@ -163,7 +244,7 @@ export class PeerLink {
     // A connection that is not up after a while gets a diagnosis even before the
     // browser gives up (Chromium says 'failed' only after about 30 s).
     this.unreachableTimer = setTimeout(() => {
-      if (!this.closed && this.pc.connectionState !== 'connected') this.reportUnreachable();
+      if (!this.closed && this.pc.connectionState !== 'connected') void this.reportUnreachable();
     }, client.options.unreachableAfter ?? UNREACHABLE_AFTER_MS);
     /** @type {Map<string, RTCRtpSender>} our senders, by track kind */
     this.senders = new Map();
@@ -296,10 +377,16 @@ export class PeerLink {
   }
 
   /** Tells the page once, until the connection comes up, why it does not. */
-  reportUnreachable() {
+  async reportUnreachable() {
     if (this.closed || this.reported) return;
     this.reported = true;
-    this.client.onpeerunreachable?.(this.id, diagnoseUnreachable(this.client.iceServers, this.iceErrors));
+    const why = await this.diagnose();
+    if (!this.closed && this.reported) this.client.onpeerunreachable?.(this.id, why);
+  }
+
+  /** @returns {Promise<Unreachable>} why this connection is not up, on the evidence so far */
+  async diagnose() {
+    return diagnoseUnreachable(this.client.iceServers, this.iceErrors, await iceEvidence(this.pc));
   }
 
   close() {
@@ -481,6 +568,17 @@ export class SignalingClient {
     if (this.ws && this.ws.readyState === OPEN && this.peerId) this.sendRaw({ type: 'leave' });
     this.teardown();
     this.setStatus('closed', 'left');
+  }
+
+  /**
+   * Why the connection to `peerId` is not up, on what its ICE saw (the station's
+   * `call-state` may say so before this page's own connection gives up).
+   * @param {string} peerId
+   * @returns {Promise<Unreachable>}
+   */
+  async diagnose(peerId) {
+    const link = this.peers.get(peerId);
+    return link ? link.diagnose() : diagnoseUnreachable(this.iceServers, [], null);
   }
 
   /**

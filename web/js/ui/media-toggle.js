@@ -1,6 +1,7 @@
-// The round microphone and camera toggles of the lobby and the call: pressed = on
-// (the microphone is heard, the camera is seen). Icon-only, so each carries its name
-// as a tooltip too.
+// The round microphone and camera toggles of the lobby and the call, as the kiosk's
+// (ui/station-audio.js) and the ARIA APG have them: a name that never changes
+// ("Microphone", "Camera"), pressed = muted / camera off, the icon showing the current
+// state (slashed when off). Icon-only, so each carries its name as a tooltip too.
 import { h, icon } from '../dom.js';
 import { t } from '../i18n.js';
 
@@ -24,7 +25,7 @@ function toggleIcon(kind, muted) {
  */
 export function mediaToggle(kind, testid, muted, toggle) {
   const label = t(kind === 'audio' ? 'room.microphone' : 'room.camera');
-  const button = h('button', { class: 'round', type: 'button', 'aria-pressed': String(!muted[kind]), 'aria-label': label, title: label, 'data-testid': testid },
+  const button = h('button', { class: 'round', type: 'button', 'aria-pressed': String(muted[kind]), 'aria-label': label, title: label, 'data-testid': testid },
     toggleIcon(kind, muted));
   button.addEventListener('click', toggle);
   return button;
@@ -37,6 +38,6 @@ export function mediaToggle(kind, testid, muted, toggle) {
  * @param {Muted} muted
  */
 export function showToggle(button, kind, muted) {
-  button.setAttribute('aria-pressed', String(!muted[kind]));
+  button.setAttribute('aria-pressed', String(muted[kind]));
   button.replaceChildren(toggleIcon(kind, muted));
 }

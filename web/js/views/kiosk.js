@@ -15,6 +15,7 @@ import { h, icon, replace } from '../dom.js';
 import { formatClock, formatDuration, formatList, formatLongDate, formatWhen, setLanguage, stationName, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
 import { STATION_PEER, SignalingClient } from '../protocol.js';
+import { NoticeArea } from '../ui/notices.js';
 import { QualityMeter } from '../ui/quality.js';
 import { Ringtone } from '../ui/ringtone.js';
 import { StationAudio } from '../ui/station-audio.js';
@@ -164,7 +165,7 @@ class Kiosk {
     /** Newest cleared call (see MISSED_CLEARED_KEY), also kept here in case storage fails. */
     this.clearedAt = readClearedAt();
     this.missedRequest = 0;
-    this.onResize = () => this.showMissed();
+    this.onResize = () => { this.showMissed(); this.placeNotices(); };
 
     this.clock = h('div', { class: 'clock', 'data-testid': 'kiosk-clock' });
     this.date = h('div', { class: 'date muted' });
@@ -239,14 +240,29 @@ class Kiosk {
     /** Says why a caller's connection does not come up (e.g. the TURN server refused). */
     this.unreachable = new UnreachableNotice('kiosk');
     this.incall = h('section', { class: 'kiosk-call', 'data-testid': 'kiosk-call' },
-      grid, this.previewBox, this.unreachable.el, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.quality.weak, this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
+      grid, this.previewBox, h('div', { class: 'kiosk-status' }, this.live, this.quality.el), this.knocks, h('div', { class: 'kiosk-call-controls' }, this.audioSlot, this.hangButton));
 
     this.banner = h('div', { class: 'banner kiosk-banner', hidden: true, role: 'status' });
     this.toastEl = h('div', { class: 'kiosk-toast', hidden: true, role: 'status', 'data-testid': 'kiosk-toast' });
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.toastTimer = null;
+    // Every notice in one place, the most important alone (ui/notices.js's PRIORITY):
+    // in a call just above the control row (the callers' names are at the top).
+    this.notices = new NoticeArea();
+    this.notices.add('reconnecting', this.banner);
+    this.notices.add('unreached', this.unreachable.el);
+    this.notices.add('weak', this.quality.weak);
+    this.notices.add('toast', this.toastEl);
     this.root = h('div', { class: 'kiosk', 'data-state': 'idle', 'data-testid': 'kiosk' },
-      this.idle, this.ringing, this.incall, this.banner, this.toastEl);
+      this.idle, this.ringing, this.incall, this.notices.el);
+    const controls = /** @type {HTMLElement} */ (this.incall.querySelector('.kiosk-call-controls'));
+    /** Keeps the notice area 12 px above the control row, whatever its height. */
+    this.placeNotices = () => {
+      const top = controls.getBoundingClientRect().top;
+      if (top > 0) this.root.style.setProperty('--notices-bottom', `${Math.round(window.innerHeight - top + 12)}px`);
+    };
+    this.controlsWatch = new ResizeObserver(this.placeNotices);
+    this.controlsWatch.observe(controls);
     /** Is the socket to the service up? While it is not, nothing here claims LIVE. */
     this.connected = false;
     /**
@@ -301,6 +317,7 @@ class Kiosk {
       // The call object is stale too: the next one comes with `welcome`.
       if (!this.connected) {
         this.call = null;
+        this.unreachable.unreached([]);
         this.showKnocks([]);
         this.showLive();
       }
@@ -431,11 +448,26 @@ class Kiosk {
     if (state === 'in-call' && call && before && before.state === 'in-call') this.announceJoins(before, call);
     this.noteCallLength(before, call);
     this.showKnocks(state === 'in-call' && call ? call.knocking || [] : []);
+    this.showUnreached(state === 'in-call' ? call : null);
     if (state === 'in-call') this.quality.start();
     else this.quality.stop();
     this.showRemotes();
     this.showLive();
     void this.keepAwake(state !== 'idle');
+  }
+
+  /**
+   * "Maria: no picture from the station" for each caller the station's connection
+   * failed to reach (the call object's `unreached`; the station offers anew meanwhile).
+   * @param {CallInfo|null} call
+   */
+  showUnreached(call) {
+    const ids = new Set(call?.unreached || []);
+    const names = (call?.in_call || [])
+      .map((m) => (typeof m === 'string' ? { id: m, name: '' } : m))
+      .filter((m) => ids.has(m.id))
+      .map((m) => m.name || this.nameOf(m.id));
+    this.unreachable.unreached(names);
   }
 
   /**
@@ -684,6 +716,8 @@ class Kiosk {
     this.client.close();
     this.ringtone.stop();
     this.quality.stop();
+    this.notices.stop();
+    this.controlsWatch.disconnect();
     if (this.tick) clearInterval(this.tick);
     if (this.clockTimer) clearInterval(this.clockTimer);
     if (this.qrTimer) clearTimeout(this.qrTimer);

@@ -42,7 +42,7 @@ export class Lobby {
     this.nameInput = nameInput;
     const go = h('button', { class: 'button primary wide big', type: 'submit', 'data-testid': 'start-call' },
       icon('phone'), info.isStation ? t('room.callStation', { name: info.roomName }) : t('room.join'));
-    // Before joining: microphone and camera on or off (pressed = on), and a level meter
+    // Before joining: microphone and camera on or off (pressed = off), and a level meter
     // that shows the microphone is heard. The choices carry into the call.
     this.meter = h('div', { class: 'lobby-meter', role: 'meter', 'aria-label': t('room.micLevel'), 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'data-testid': 'mic-level' }, h('span'));
     this.micToggle = mediaToggle('audio', 'lobby-mic', muted, () => this.ontoggle?.('audio'));

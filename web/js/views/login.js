@@ -23,7 +23,9 @@ export function renderLogin(ctx, stationName) {
     const button = h('button', { class: 'button primary wide', type: 'submit', text: t('login.signIn') });
     const form = h('form', { class: 'card login-card', 'data-testid': 'login-form' },
       h('div', { class: 'brand' }, h('img', { src: 'icons/icon-192.png', alt: '', width: 56, height: 56 }),
-        h('div', {}, h('h1', { text: stationName }), h('p', { class: 'muted', text: t('brand') }))),
+        // An unnamed station is called by the brand ("Видеостанция"): said once, not twice.
+        h('div', {}, h('h1', { text: stationName }),
+          stationName === t('brand') ? null : h('p', { class: 'muted', 'data-testid': 'login-brand', text: t('brand') }))),
       h('label', { for: 'password', text: t('login.password') }), input, error, button);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();

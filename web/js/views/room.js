@@ -14,9 +14,10 @@ import * as api from '../api.js';
 import { h, icon, replace } from '../dom.js';
 import { errorText, formatClock, formatDuration, formatTimer, t, tn } from '../i18n.js';
 import { exposeClient } from '../debug.js';
-import { SignalingClient } from '../protocol.js';
+import { STATION_PEER, SignalingClient } from '../protocol.js';
 import { isFullscreen, toggleFullscreen } from '../ui/fullscreen.js';
 import { mediaToggle, showToggle } from '../ui/media-toggle.js';
+import { NoticeArea } from '../ui/notices.js';
 import { makeFloating } from '../ui/pip.js';
 import { QualityMeter } from '../ui/quality.js';
 import { RINGBACK, Ringtone } from '../ui/ringtone.js';
@@ -145,6 +146,10 @@ class CallPage {
     this.swapped = false;
     /** @type {HTMLElement|null} "station muted" / "station camera off" */
     this.stationNote = null;
+    /** Does the station say its connection to us failed (call object `unreached`)? */
+    this.stationUnreached = false;
+    /** @type {NoticeArea|null} every notice, the most important shown */
+    this.notices = null;
     /** @type {PageState|null} the card "Call again" / "Knock again" was pressed on: a ring the station makes wait goes back to it */
     this.againFrom = null;
     /** Was the station still in a call when we cancelled our knock ("Knock again", else "Call again")? */
@@ -270,8 +275,8 @@ class CallPage {
     this.pip = h('div', { class: 'pip', tabindex: 0, 'aria-label': t('room.yourVideo'), 'data-testid': 'local-video' },
       localVideo, h('div', { class: 'pip-off', text: t('room.cameraOff') }), handle);
 
-    // Toggles: pressed = on (the microphone is heard, the camera is seen). Icon-only
-    // buttons carry their name as a tooltip too.
+    // Toggles: pressed = muted / camera off, as on the kiosk (ui/media-toggle.js).
+    // Icon-only buttons carry their name as a tooltip too.
     this.micButton = mediaToggle('audio', 'toggle-mic', this.muted, () => this.toggle('audio'));
     this.camButton = mediaToggle('video', 'toggle-cam', this.muted, () => this.toggle('video'));
     // Front/back camera: shown once the device turns out to have more than one.
@@ -292,11 +297,20 @@ class CallPage {
 
     // The station's microphone muted / camera off at the kiosk: said in words.
     this.stationNote = h('div', { class: 'station-note', role: 'status', 'data-testid': 'station-muted', hidden: true });
+    // Every notice in one place, the most important alone (ui/notices.js's PRIORITY).
+    const notices = new NoticeArea();
+    this.notices = notices;
+    notices.add('offline', this.offline.el);
+    notices.add('reconnecting', this.banner);
+    notices.add('unreached', this.unreachable.el);
+    notices.add('weak', this.quality.weak);
+    notices.add('station-muted', this.stationNote);
+    notices.add('toast', this.toastEl);
+    this.disposers.push(() => notices.stop());
     this.controls = h('div', { class: 'controls' }, this.micButton, this.camButton, this.flipButton, this.fsButton, this.hangButton);
     this.stage = h('section', { class: 'call-stage', 'data-testid': 'call-page', 'data-state': 'connecting' },
-      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el, this.banner, this.offline.el),
-      this.quality.weak, this.aloneEl,
-      grid, mainLocal, this.statusCard, this.unreachable.el, this.stationNote, this.pip, this.controls, this.toastEl);
+      h('header', { class: 'call-top' }, h('span', { class: 'call-title', 'data-testid': 'call-title', text: this.info.roomName }), this.timerEl, this.quality.el),
+      this.aloneEl, grid, mainLocal, this.statusCard, notices.el, this.pip, this.controls);
     replace(this.ctx.root, this.stage);
     // In landscape the controls fade after a few seconds in a call; a tap brings them back.
     const wake = () => this.showControls();
@@ -305,16 +319,15 @@ class CallPage {
     this.lobbyView?.clearPreview(); // gone with the lobby
     const controls = this.controls;
     const top = /** @type {HTMLElement} */ (this.stage.querySelector('.call-top'));
-    const weak = this.quality.weak;
     const stage = this.stage;
     this.disposers.push(makeFloating(this.pip, this.stage, {
       handle,
       reserveBottom: () => controls.getBoundingClientRect().height + 16,
-      // Below the top bar (the banner lives in it) and the weak-connection notice.
-      reserveTop: () => Math.max(top.getBoundingClientRect().bottom, weak.hidden ? 0 : weak.getBoundingClientRect().bottom)
+      // Below the top bar and the notice under it.
+      reserveTop: () => Math.max(top.getBoundingClientRect().bottom, notices.el.hidden ? 0 : notices.el.getBoundingClientRect().bottom)
         - stage.getBoundingClientRect().top + 4,
       avoid: () => [...grid.querySelectorAll('.tile-label')].map((el) => el.getBoundingClientRect()),
-      watch: [top, weak, grid],
+      watch: [top, notices.el, grid],
       onTap: () => this.swap(),
     }));
     this.showState('connecting');
@@ -408,7 +421,8 @@ class CallPage {
    */
   gotPeerClosed(client, peerId, participant) {
     this.unswap();
-    this.unreachable?.settled(peerId);
+    // The station replaces a failed connection with a new offer: still not up.
+    if (!(peerId === STATION_PEER && this.stationUnreached)) this.unreachable?.settled(peerId);
     this.tiles?.dropStream(participant, peerId);
     const still = [...client.peers.values()].some((l) => l.participant === participant);
     if (!still) this.tiles?.remove(participant);
@@ -472,6 +486,26 @@ class CallPage {
     note.hidden = parts.length === 0;
   }
 
+  /**
+   * The station says its connection to us failed (the call object's `unreached`; it
+   * offers anew meanwhile): "Could not connect to the station", with what was tried,
+   * on what our side's ICE saw (protocol.js diagnoseUnreachable), often before our
+   * own connection gives up.
+   * @param {SignalingClient} client
+   * @param {boolean} unreached
+   */
+  showUnreached(client, unreached) {
+    const was = this.stationUnreached;
+    this.stationUnreached = unreached;
+    if (!unreached) {
+      if (was) this.unreachable?.settled(STATION_PEER);
+      return;
+    }
+    void client.diagnose(STATION_PEER).then((why) => {
+      if (this.stationUnreached && this.client === client) this.unreachable?.unreachable(STATION_PEER, why);
+    });
+  }
+
   /** @param {CallInfo|null} call */
   gotCallState(call) {
     const client = this.client;
@@ -486,6 +520,7 @@ class CallPage {
     const calling = call.state === 'ringing' && (call.callers || []).some((m) => memberId(m) === me);
     const knocking = call.state === 'in-call' && (call.knocking || []).some((m) => memberId(m) === me);
     this.showStationMuted(inCall && !!call.audio_muted, inCall && !!call.video_muted);
+    this.showUnreached(client, inCall && !!me && (call.unreached || []).includes(me));
     if (inCall || calling || knocking) this.againFrom = null; // the station took the ring
     if (inCall) {
       this.active = true;
