@@ -177,7 +177,7 @@ def test_a_failed_station_connection_is_named_on_both_screens_one_notice_at_a_ti
     label = kiosk.locator(".tile-label", has_text="Maria")
     expect(label).to_be_visible()
     want(kiosk, "kiosk-toast", "Maria joined")
-    want(kiosk, "weak-connection", "Maria's connection is weak")
+    want(kiosk, "weak-connection", "The connection to Maria is weak")
     kiosk.wait_for_timeout(300)
     assert visible_notices(kiosk) == ["net-notice"], visible_notices(kiosk)
     clear_of(kiosk, "net-notice", [".tile-label", ".kiosk-call-controls", ".kiosk-status"])

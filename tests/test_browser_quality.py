@@ -63,7 +63,7 @@ def test_the_judgement_ignores_the_bitrate_and_waits_for_a_lasting_fault(
     ("locale", "mine", "link", "named"),
     [
         ("en-US", "Your connection is weak", "The connection is weak: the picture may stutter",
-         "Maria's connection is weak"),
+         "The connection to Maria is weak"),
         ("ru-RU", "У вас слабая связь", "Связь слабая: изображение может прерываться",  # noqa: RUF001
          "Maria: слабая связь"),
     ],

@@ -271,7 +271,7 @@ export default {
   "quality.details": "round trip {rtt} ms · loss {loss} · {kbps} kbit/s",
   "quality.weak": "Your connection is weak",
   "quality.weakLink": "The connection is weak: the picture may stutter",
-  "quality.weakFrom": "{name}'s connection is weak",
+  "quality.weakFrom": "The connection to {name} is weak",
 
   "tiles.micOff": "Microphone off",
   "tiles.micOffShort": "mic off",
