@@ -30,6 +30,7 @@ APT_TEST += coturn nftables iproute2             # network test bed (tests/net);
 APT_TEST += pipewire pipewire-bin wireplumber dbus-daemon espeak-ng sox  # echo cancelling on real PipeWire (tests/test_echo_cancel.py)
 APT_TEST += faketime                           # a wall-clock jump against a real process (tests/reliability/test_faketime.py)
 APT_TEST += prometheus                         # promtool and a real Prometheus against the rules, the dashboard and two stations (tests/test_monitoring.py)
+APT_TEST += wireguard-go wireguard-tools nginx-light libnginx-mod-stream  # the relay role run in namespaces (tests/provisioning/test_relay.py)
 NODE_PACKAGES := nodejs npm                    # the JS type check (only if npx is missing)
 
 # One line per step; a step's output is kept in a log and shown only if it fails,

@@ -140,11 +140,19 @@ SYSTEM_DIRS = ("ansible", "systemd", "image")
 APP_DIRS = ("appliance", "web")
 
 
+# Not part of a station's system: the relay's role and playbook (docs/relay.md).
+NOT_THE_STATION = (REPO / "ansible/relay.yml", REPO / "ansible/roles/videostation_relay")
+
+
 def _files(*tops: str) -> list[Path]:
     files: list[Path] = []
     for top in tops:
         files += sorted(
-            p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            p
+            for p in (REPO / top).rglob("*")
+            if p.is_file()
+            and "__pycache__" not in p.parts
+            and not any(p == other or other in p.parents for other in NOT_THE_STATION)
         )
     return files
 
