@@ -31,6 +31,7 @@ from tests.browser_kit import (
     Browser,
     Pages,
     assert_video_flows,
+    call_from_phone,
     expect,
     wait_for,
 )
@@ -72,10 +73,7 @@ def test_a_guest_that_offers_only_mdns_names_sees_the_station(
 ) -> None:
     kiosk = pages.kiosk(live_station.kiosk_url)
     expect(kiosk.get_by_test_id("kiosk-qr")).to_be_visible()
-    guest = hiding_pages.phone(live_station.guest_link(label="Lena"))
-    expect(guest.get_by_test_id("lobby")).to_be_visible()
-    guest.locator("#name").fill("Lena")
-    guest.get_by_test_id("start-call").click()
+    guest = call_from_phone(hiding_pages, live_station.guest_link(label="Lena"), "Lena")
     expect(kiosk.get_by_test_id("kiosk-ringing")).to_be_visible()
     # the devices were refused: nothing of the guest's is captured
     assert guest.evaluate(

@@ -49,6 +49,7 @@ from appliance.turn import turn_credentials
 
 from ..helpers import skip_or_fail
 from .rootfs import REPO, Chroot, ansible_core_spec, copy_checkout, debian_root
+from .test_ansible import _env, _tool
 
 ANSIBLE_DIR = REPO / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "videostation_relay"
@@ -65,25 +66,6 @@ NAMESPACES = ("rlyrel", "rlysta", "rlyph")
 RECAP = re.compile(
     r"^localhost\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s.*failed=(?P<failed>\d+)", re.M
 )
-
-
-def _tool(name: str) -> str:
-    found = BIN / name
-    if found.exists():
-        return str(found)
-    path = shutil.which(name)
-    if path is None:
-        skip_or_fail(f"{name} is not installed (pip install ansible-core ansible-lint)")
-    assert path is not None
-    return path
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-    env["ANSIBLE_CONFIG"] = str(ANSIBLE_DIR / "ansible.cfg")
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return env
 
 
 # --- fast checks ------------------------------------------------------------------
