@@ -126,13 +126,13 @@ check: venv-test
 # On commit: lint, mypy, then every in-process test (no Chromium, no roots, no VMs) in two
 # workers; the TypeScript check of web/ is one of those tests.
 test-fast: venv-test
-	@$(timed) echo "Linting, then the in-process tests in two workers (about 3 minutes)…"; \
+	@$(timed) echo "Linting, then the in-process tests in two workers (about 4 minutes)…"; \
 	$(BIN)/ruff check appliance tests && $(BIN)/ruff format --check appliance tests && $(BIN)/mypy && \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m '$(IN_PROCESS)'
 
 # The Playwright tests (Debian's Chromium, fake camera) in two workers.
 test-browser: venv-test
-	@$(timed) echo "The browser tests in two workers (about 13 minutes)…"; \
+	@$(timed) echo "The browser tests in two workers (15–19 minutes)…"; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m 'browser and not slow'
 
 # Every tier, the slow system tests included (CI runs this through .ci/run): see
