@@ -466,6 +466,20 @@ def _device(status: str, source: str) -> str:
 async def health(request: web.Request) -> web.Response:
     """Anonymous callers learn only ``status`` and ``version`` (not whether someone is
     calling); users and the kiosk get the details and the reasons for ``degraded``."""
+    body, code, _free = health_report(request)
+    try:
+        session: Session | None = session_of(request)
+    except errors.AuthError:
+        session = None
+    if session is None or session.role == "guest":
+        return web.json_response({"status": body["status"], "version": __version__}, status=code)
+    return web.json_response(body, status=code)
+
+
+def health_report(request: web.Request) -> tuple[dict[str, Any], int, int | None]:
+    """The station's health with its details, the HTTP status it is served with, and
+    the state directory's free bytes (None: unknown); the Settings screen's health card
+    adds to it (settings_api.py)."""
     app = request.app
     media = app[MEDIA].status()
     store = app[STORE]
@@ -491,12 +505,6 @@ async def health(request: web.Request) -> web.Response:
         )
     status = "degraded" if reasons else "ok"
     code = 503 if reasons and reasons[0].startswith("database") else 200
-    try:
-        session: Session | None = session_of(request)
-    except errors.AuthError:
-        session = None
-    if session is None or session.role == "guest":
-        return web.json_response({"status": status, "version": __version__}, status=code)
     body: dict[str, Any] = {
         "status": status,
         "reasons": reasons,
@@ -518,7 +526,7 @@ async def health(request: web.Request) -> web.Response:
         # jumps this run saw (durations and credentials run on the monotonic clock)
         "clock": app[CLOCK].status(),
     }
-    return web.json_response(body, status=code)
+    return body, code, free
 
 
 @routes.get("/api/metrics/")

@@ -6,7 +6,6 @@ and the Origin check (http/security.py) refuses another site's page."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
@@ -151,11 +150,8 @@ async def settings_health(request: web.Request) -> web.Response:
     screen, database, clock), with the free disk space and how phones reach the station
     (what ``videostation doctor`` checks of them). Read-only."""
     require(request, "user")
-    answer = await api.health(request)
-    assert isinstance(answer, web.Response) and answer.text is not None
-    body: dict[str, Any] = json.loads(answer.text)
+    body, _code, free = api.health_report(request)
     config = request.app[CONFIG]
-    free = api._free_bytes(config.state_path)
     body["disk"] = {
         "free_bytes": free,
         "ok": free is None or free >= api.LOW_DISK_BYTES,
