@@ -93,11 +93,13 @@ async def main(password: str, kiosk_key: str, base: str) -> dict[str, Any]:
         out["video_mean"] = float(last.mean())
         out["audio"] = {"sample_rate": audio.sample_rate, "samples": audio.samples}
         # What the station captures while in the call (camera and microphone sources):
-        # the microphone may stand in with the test tone while PipeWire is still starting.
+        # the microphone may stand in with the test tone while PipeWire is still starting,
+        # and a starved arm64 VM can stall pw-record for 2 s ("unavailable: pulse ...",
+        # re-opened in the background): wait for the source to be capturing, not named.
         while True:
             resp = await user.get("/api/health/")
             out["health_in_call"] = await resp.json()
-            if "pulse" in str(out["health_in_call"].get("microphone")):
+            if str(out["health_in_call"].get("microphone")).startswith("pulse "):
                 break
             if time.monotonic() - started > 150:
                 break
